@@ -1,0 +1,354 @@
+//! The admin configuration: one TOML file (serde) with a compiled-in default.
+//! Only parsing, validation and path expansion live here; nothing is started from it.
+
+use semver::VersionReq;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The configuration used when no file is given.
+pub const DEFAULT_CONFIG: &str = include_str!("../default-config.toml");
+
+/// A configuration that could not be used. Nothing starts half-configured.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has a bad key or value (the message names line and key).
+    #[error("configuration file {path}: {message}")]
+    Parse {
+        /// The file (or `<built-in default>`).
+        path: String,
+        /// The TOML parser's message with line, column and key.
+        message: String,
+    },
+    /// The values parse but contradict each other or are out of range.
+    #[error("configuration file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong and at which key.
+        message: String,
+    },
+}
+
+/// The whole admin file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Host-wide settings.
+    #[serde(default)]
+    pub host: HostSection,
+    /// Plugin directories, policy and settings.
+    #[serde(default)]
+    pub plugins: PluginsSection,
+    /// The agents this host serves.
+    #[serde(default)]
+    pub agents: Vec<AgentConfig>,
+}
+
+/// `[host]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostSection {
+    /// Where durable data lives (plugins get `data_dir/plugins/<id>`).
+    pub data_dir: String,
+}
+
+impl Default for HostSection {
+    fn default() -> Self {
+        HostSection {
+            data_dir: "@data".into(),
+        }
+    }
+}
+
+/// `[plugins]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsSection {
+    /// Directories searched for `*.plugin.toml` manifests.
+    pub directories: Vec<String>,
+    /// Deadline for one `handle` call, in milliseconds.
+    pub call_deadline_ms: u64,
+    /// Deadline for `start`, in milliseconds.
+    pub start_deadline_ms: u64,
+    /// Deadline for `stop` at shutdown, in milliseconds.
+    pub stop_deadline_ms: u64,
+    /// Capacity of each plugin's event queue.
+    pub event_queue: usize,
+    /// The allowlist: only these plugin ids are ever loaded.
+    pub allow: BTreeMap<String, AllowRule>,
+    /// Each plugin's own settings, handed to its `create` as JSON.
+    pub settings: BTreeMap<String, toml::Table>,
+}
+
+impl Default for PluginsSection {
+    fn default() -> Self {
+        PluginsSection {
+            directories: vec!["@exe/plugins".into()],
+            call_deadline_ms: 2000,
+            start_deadline_ms: 10_000,
+            stop_deadline_ms: 5000,
+            event_queue: 1024,
+            allow: BTreeMap::new(),
+            settings: BTreeMap::new(),
+        }
+    }
+}
+
+/// `[plugins.allow."<id>"]`: one allowed plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowRule {
+    /// Which plugin versions may load, as a semver requirement (`"*"`, `"^1.2"`).
+    #[serde(default = "any_version")]
+    pub version: VersionReq,
+    /// If set, the library's sha256 must be exactly this (hex).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+fn any_version() -> VersionReq {
+    VersionReq::STAR
+}
+
+/// `[[agents]]`: one agent and their channels.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// A stable id (login name).
+    pub id: String,
+    /// The name shown to customers and colleagues.
+    pub name: String,
+    /// `"all"`, or a list of channel kinds.
+    pub channels: ChannelAssignment,
+}
+
+/// Which channels an agent has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelAssignment {
+    /// Every channel any loaded plugin serves.
+    All,
+    /// Exactly these channel kinds.
+    Some(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for ChannelAssignment {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            List(Vec<String>),
+        }
+        match Raw::deserialize(d) {
+            Ok(Raw::Word(w)) if w == "all" => Ok(ChannelAssignment::All),
+            Ok(Raw::Word(w)) => Err(serde::de::Error::custom(format!(
+                "channels must be \"all\" or a list such as [\"chat\", \"email\"], not \"{w}\""
+            ))),
+            Ok(Raw::List(list)) => Ok(ChannelAssignment::Some(list)),
+            Err(_) => Err(serde::de::Error::custom(
+                "channels must be \"all\" or a list such as [\"chat\", \"email\"]",
+            )),
+        }
+    }
+}
+
+impl ChannelAssignment {
+    /// Whether this assignment includes the channel kind.
+    pub fn includes(&self, channel: &str) -> bool {
+        match self {
+            ChannelAssignment::All => true,
+            ChannelAssignment::Some(list) => list.iter().any(|c| c == channel),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// The compiled-in default.
+    pub fn builtin() -> Result<Self, ConfigError> {
+        Self::parse(DEFAULT_CONFIG, "<built-in default>")
+    }
+
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates TOML text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: AdminConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: origin.into(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.plugins.call_deadline_ms == 0 || self.plugins.start_deadline_ms == 0 {
+            return Err(
+                "plugins.call_deadline_ms and plugins.start_deadline_ms must be > 0".into(),
+            );
+        }
+        if self.plugins.event_queue == 0 {
+            return Err("plugins.event_queue must be > 0".into());
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, agent) in self.agents.iter().enumerate() {
+            if agent.id.trim().is_empty() {
+                return Err(format!("agents[{i}].id is empty"));
+            }
+            if !seen.insert(agent.id.as_str()) {
+                return Err(format!(
+                    "agents[{i}].id: agent `{}` is defined twice",
+                    agent.id
+                ));
+            }
+        }
+        for (id, rule) in &self.plugins.allow {
+            if let Some(pin) = &rule.sha256
+                && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
+            {
+                return Err(format!(
+                    "plugins.allow.\"{id}\".sha256 must be 64 hexadecimal digits"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Plugin directories with `@exe` expanded.
+    pub fn plugin_directories(&self) -> Vec<PathBuf> {
+        self.plugins.directories.iter().map(|d| expand(d)).collect()
+    }
+
+    /// The data directory with `@data`/`@exe` expanded.
+    pub fn data_dir(&self) -> PathBuf {
+        expand(&self.host.data_dir)
+    }
+
+    /// Whether some agent served by this host has the channel.
+    pub fn channel_assigned(&self, channel: &str) -> bool {
+        self.agents.iter().any(|a| a.channels.includes(channel))
+    }
+
+    /// A plugin's settings as JSON (an empty object when it has none).
+    pub fn plugin_settings(&self, plugin_id: &str) -> serde_json::Value {
+        match self.plugins.settings.get(plugin_id) {
+            Some(table) => serde_json::to_value(table).unwrap_or_default(),
+            None => serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+/// Expands `@exe` (the executable's directory) and `@data` (the default data directory).
+pub fn expand(path: &str) -> PathBuf {
+    if let Some(rest) = path.strip_prefix("@exe") {
+        let exe_dir = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from("."));
+        return exe_dir.join(rest.trim_start_matches('/'));
+    }
+    if let Some(rest) = path.strip_prefix("@data") {
+        return default_data_dir().join(rest.trim_start_matches('/'));
+    }
+    PathBuf::from(path)
+}
+
+fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("AGENTDESK_DATA_DIR") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(dir).join("agentdesk");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/share/agentdesk"),
+        None => PathBuf::from("agentdesk-data"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_default_parses_and_assigns_all_channels() {
+        let config = AdminConfig::builtin().expect("default config");
+        assert!(config.channel_assigned("chat"));
+        assert!(config.plugins.allow.contains_key("agentdesk.template"));
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = "[plugins]\ndirectories = []\ncall_deadline = 5\n";
+        let err = AdminConfig::parse(text, "admin.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("admin.toml"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("call_deadline"), "{err}");
+    }
+
+    #[test]
+    fn bad_channel_assignment_is_explained() {
+        let text = "[[agents]]\nid = \"a\"\nname = \"A\"\nchannels = \"some\"\n";
+        let err = AdminConfig::parse(text, "admin.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4") && err.contains("\"all\""), "{err}");
+    }
+
+    #[test]
+    fn one_or_some_channels_are_assigned_and_others_not() {
+        let text = "[[agents]]\nid = \"a\"\nname = \"A\"\nchannels = [\"chat\"]\n\
+                    [[agents]]\nid = \"b\"\nname = \"B\"\nchannels = [\"email\", \"voice\"]\n";
+        let config = AdminConfig::parse(text, "t").expect("valid");
+        assert!(config.channel_assigned("chat") && config.channel_assigned("voice"));
+        assert!(!config.channel_assigned("workitem"));
+    }
+
+    #[test]
+    fn duplicate_agent_and_bad_pin_are_refused() {
+        let dup = "[[agents]]\nid = \"a\"\nname = \"A\"\nchannels = \"all\"\n\
+                   [[agents]]\nid = \"a\"\nname = \"A2\"\nchannels = \"all\"\n";
+        assert!(
+            AdminConfig::parse(dup, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("twice")
+        );
+        let pin = "[plugins.allow.\"x\"]\nsha256 = \"abc\"\n";
+        assert!(
+            AdminConfig::parse(pin, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("64 hexadecimal")
+        );
+    }
+
+    #[test]
+    fn plugin_settings_become_json() {
+        let text = "[plugins.settings.\"acme.sms\"]\nport = 8080\ngreeting = \"hi\"\n";
+        let config = AdminConfig::parse(text, "t").expect("valid");
+        let json = config.plugin_settings("acme.sms");
+        assert_eq!(json["port"], 8080);
+        assert_eq!(config.plugin_settings("other"), serde_json::json!({}));
+    }
+}

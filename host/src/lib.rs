@@ -1,0 +1,10 @@
+//! # agentdesk-host: the core of agentdesk
+//!
+//! Headless and usable without the shell: the admin configuration ([`config`]) and the plugin
+//! runtime ([`plugins`]) that discovers, verifies, loads and supervises channel plugins.
+
+pub mod config;
+pub mod plugins;
+
+pub use config::AdminConfig;
+pub use plugins::{PluginHost, PluginReport, PluginStatus, StartMode};

@@ -1,0 +1,96 @@
+//! The host's side of the `HostServices` trait handed to each plugin instance: a non-blocking
+//! event queue, logging into the host's log, and the plugin's data directory.
+
+use abi_stable::std_types::{RErr, ROk, RResult, RStr, RString};
+use plugin_api::{Envelope, ErrorCode, HostServices, LogLevel, PluginError};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counters of one plugin's traffic, readable while it runs.
+#[derive(Debug, Default)]
+pub struct PluginMetrics {
+    /// Events accepted into the queue.
+    pub events_emitted: AtomicU64,
+    /// Events refused because the queue was full.
+    pub events_dropped: AtomicU64,
+    /// Events that could not be decoded.
+    pub events_malformed: AtomicU64,
+    /// Events of a kind this host does not know.
+    pub events_unknown: AtomicU64,
+    /// Commands handled successfully.
+    pub calls_ok: AtomicU64,
+    /// Commands answered with an error.
+    pub calls_failed: AtomicU64,
+}
+
+/// One event as it left a plugin, before decoding.
+#[derive(Debug)]
+pub struct RawEvent {
+    /// The plugin that emitted it.
+    pub plugin_id: Arc<str>,
+    /// The envelope.
+    pub envelope: Envelope,
+}
+
+/// `HostServices` for one plugin instance.
+pub struct HostSide {
+    pub(crate) plugin_id: Arc<str>,
+    pub(crate) events: crossbeam_channel::Sender<RawEvent>,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) metrics: Arc<PluginMetrics>,
+}
+
+// Host code called from plugin threads must not unwind into the plugin either: each method is
+// guarded, and a panic here becomes an error value (emit) or is swallowed (log).
+impl HostServices for HostSide {
+    fn emit(&self, event: Envelope) -> RResult<(), PluginError> {
+        let sent = catch_unwind(AssertUnwindSafe(|| {
+            self.events.try_send(RawEvent {
+                plugin_id: self.plugin_id.clone(),
+                envelope: event,
+            })
+        }));
+        match sent {
+            Ok(Ok(())) => {
+                self.metrics.events_emitted.fetch_add(1, Ordering::Relaxed);
+                ROk(())
+            }
+            Ok(Err(crossbeam_channel::TrySendError::Full(_))) => {
+                self.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
+                RErr(PluginError::new(
+                    ErrorCode::QUEUE_FULL,
+                    "the host's event queue is full",
+                ))
+            }
+            Ok(Err(crossbeam_channel::TrySendError::Disconnected(_))) => RErr(PluginError::new(
+                ErrorCode::UNAVAILABLE,
+                "the host no longer takes events from this plugin",
+            )),
+            Err(_) => RErr(PluginError::failed("the host failed to take the event")),
+        }
+    }
+
+    fn log(&self, level: LogLevel, message: RStr<'_>) {
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            let plugin = &*self.plugin_id;
+            let message = message.as_str();
+            match level {
+                LogLevel::TRACE => tracing::trace!(target: "plugin", plugin, "{message}"),
+                LogLevel::DEBUG => tracing::debug!(target: "plugin", plugin, "{message}"),
+                LogLevel::WARN => tracing::warn!(target: "plugin", plugin, "{message}"),
+                LogLevel::ERROR => tracing::error!(target: "plugin", plugin, "{message}"),
+                _ => tracing::info!(target: "plugin", plugin, "{message}"),
+            }
+        }));
+    }
+
+    fn data_dir(&self) -> RString {
+        RString::from(self.data_dir.to_string_lossy().into_owned())
+    }
+
+    fn request(&self, request: Envelope) -> RResult<Envelope, PluginError> {
+        RErr(PluginError::unsupported(request.kind.as_str()))
+    }
+}

@@ -1,0 +1,13 @@
+//! The plugin runtime: finding, verifying, opening and supervising channel plugins.
+//! No contact-centre rules here; the core decides what to send and what events mean.
+
+pub mod actor;
+pub mod discovery;
+pub mod host_services;
+pub mod loader;
+pub mod manifest;
+pub mod package;
+pub mod policy;
+pub mod supervisor;
+
+pub use supervisor::{PluginEvent, PluginHost, PluginReport, PluginStatus, SendError, StartMode};

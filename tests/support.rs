@@ -1,0 +1,64 @@
+//! Set-up shared by the test modules: a temporary plugin directory, data directory and config.
+
+use agentdesk_host::{AdminConfig, PluginHost, StartMode};
+use agentdesk_tests::config_text;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A temporary installation: a plugin directory, a data directory and a config file.
+pub struct Install {
+    pub dir: tempfile::TempDir,
+    pub plugins: PathBuf,
+    pub data: PathBuf,
+}
+
+impl Install {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let plugins = dir.path().join("plugins");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&plugins).expect("plugin dir");
+        Install { dir, plugins, data }
+    }
+
+    /// Writes the config (see `config_text`) and returns its path.
+    pub fn write_config(&self, allow: &[&str], extra: &str) -> PathBuf {
+        let path = self.dir.path().join("agentdesk.toml");
+        std::fs::write(&path, config_text(&self.plugins, &self.data, allow, extra))
+            .expect("config");
+        path
+    }
+
+    /// Writes the config and starts a host on it.
+    pub fn start(&self, allow: &[&str], extra: &str) -> PluginHost {
+        let config = AdminConfig::load(&self.write_config(allow, extra)).expect("valid config");
+        PluginHost::start(&config, StartMode::Run)
+    }
+}
+
+/// The status word and reason of a plugin id.
+pub fn status(host: &PluginHost, id: &str) -> (String, String) {
+    let report = host
+        .report(id)
+        .unwrap_or_else(|| panic!("no report for {id}: {:#?}", host.reports()));
+    (
+        report.status.word().to_string(),
+        report.status.reason().unwrap_or_default().to_string(),
+    )
+}
+
+/// Whether a library file is mapped into this process (i.e. was dlopen'ed).
+pub fn is_mapped(path: &std::path::Path) -> bool {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
+    let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    maps.lines().any(|l| l.ends_with(&*path.to_string_lossy()))
+}
+
+/// Collects events for a little while.
+pub fn drain(host: &PluginHost, wait: Duration) -> Vec<agentdesk_host::plugins::PluginEvent> {
+    let mut events = Vec::new();
+    while let Some(event) = host.recv_event(wait) {
+        events.push(event);
+    }
+    events
+}

@@ -1,0 +1,7 @@
+//! One integration-test binary for the workspace (fast to link); modules by area.
+
+mod cli;
+mod compat;
+mod loading;
+mod support;
+mod vendor;
