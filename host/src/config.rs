@@ -292,7 +292,7 @@ mod tests {
     fn builtin_default_parses_and_assigns_all_channels() {
         let config = AdminConfig::builtin().expect("default config");
         assert!(config.channel_assigned("chat"));
-        assert!(config.plugins.allow.contains_key("agentdesk.template"));
+        assert!(config.plugins.allow.contains_key("agentdesk.demo"));
     }
 
     #[test]

@@ -1,0 +1,128 @@
+//! A template channel plugin for agentdesk: an "SMS" channel whose messages arrive through a
+//! spool folder. Replace the spool with your real protocol; keep the shape:
+//! `descriptor` → `create` (read settings, no I/O) → `start` (I/O on your own thread, declare
+//! what you support) → `handle` (quick, never block) → `stop` (join your threads).
+
+use plugin_api::{
+    Address, ChannelKind, ChannelPlugin, Command, Contact, Host, HostHello, InteractionId, Media,
+    Offer, PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply, Route, unsupported,
+};
+use serde::Deserialize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The plugin's settings: `[plugins.settings."acme.sms"]` in the admin file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Settings {
+    /// The queue new conversations are offered to.
+    queue: String,
+    /// A folder where each `*.txt` file is one inbound SMS: first line the sender, then the text.
+    spool: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { queue: "sms".into(), spool: None }
+    }
+}
+
+/// One instance per host.
+pub struct Sms {
+    host: Host,
+    settings: Settings,
+    running: Arc<AtomicBool>,
+    watcher: Option<JoinHandle<()>>,
+}
+
+impl ChannelPlugin for Sms {
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            id: "acme.sms".into(),
+            name: "Acme SMS".into(),
+            vendor: "Acme".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: String::new(), // filled in by export_plugin!
+            channels: vec![ChannelKind::new("sms")],
+            description: "Text messages from a spool folder".into(),
+        }
+    }
+
+    fn create(host: Host, config: PluginConfig) -> Result<Self, PluginError> {
+        let settings: Settings = config.parse()?;
+        Ok(Sms { host, settings, running: Arc::new(AtomicBool::new(false)), watcher: None })
+    }
+
+    fn start(&mut self, _hello: &HostHello) -> Result<PluginHello, PluginError> {
+        self.running.store(true, Ordering::SeqCst);
+        if let Some(spool) = self.settings.spool.clone() {
+            let (host, running, queue) = (self.host.clone(), self.running.clone(), self.settings.queue.clone());
+            let thread = std::thread::Builder::new()
+                .name("acme-sms-spool".into())
+                .spawn(move || watch_spool(&host, &running, &spool, &queue))
+                .map_err(|e| PluginError::failed(format!("cannot start the spool watcher: {e}")))?;
+            self.watcher = Some(thread);
+        }
+        Ok(PluginHello {
+            commands: vec!["accept".into(), "reject".into(), "end".into(), "mark-done".into()],
+            events: vec!["offer".into()],
+            media: vec![Media::Conversation],
+            actions: vec![],
+        })
+    }
+
+    fn handle(&mut self, command: Command) -> Result<Reply, PluginError> {
+        match command {
+            Command::Accept(_) | Command::Reject(_) | Command::End(_) | Command::MarkDone(_) => {
+                Ok(Reply::done())
+            }
+            other => unsupported(&other),
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), PluginError> {
+        self.running.store(false, Ordering::SeqCst);
+        if let Some(thread) = self.watcher.take() {
+            let _ = thread.join();
+        }
+        Ok(())
+    }
+}
+
+fn watch_spool(host: &Host, running: &AtomicBool, spool: &std::path::Path, queue: &str) {
+    while running.load(Ordering::SeqCst) {
+        for entry in std::fs::read_dir(spool).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "txt") {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let (sender, _body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let offer = Offer {
+                interaction: InteractionId::new(format!("sms-{id}")),
+                external_id: id,
+                channel: ChannelKind::new("sms"),
+                media: Media::Conversation,
+                route: Route::Queue { queue: queue.to_string() },
+                contact: Contact { display_name: None, addresses: vec![Address::phone(sender.trim())] },
+                subject: None,
+                case_data: vec![],
+                actions: vec![],
+                priority: 0,
+            };
+            match host.emit(offer) {
+                Ok(()) => {
+                    let _ = std::fs::rename(&path, path.with_extension("offered"));
+                }
+                Err(e) => host.warn(&format!("offer not accepted, will retry: {e}")),
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+plugin_api::export_plugin!(Sms);

@@ -1,0 +1,88 @@
+//! The `agentdesk` command: the desktop (default), `plugins` (headless report) and `package`.
+
+use agentdesk_host::plugins::package::package;
+use agentdesk_host::{AdminConfig, PluginHost, StartMode};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "agentdesk",
+    version,
+    about = "The agentdesk contact-centre agent desktop"
+)]
+struct Cli {
+    /// The admin configuration file (TOML). Without it the built-in default is used.
+    #[arg(long, global = true, env = "AGENTDESK_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Action>,
+}
+
+#[derive(Subcommand)]
+enum Action {
+    /// Open the desktop (the default).
+    Run,
+    /// List every plugin found in the plugin directories with its status, without a window.
+    Plugins {
+        /// Only verify and open the libraries; do not create or start instances.
+        #[arg(long)]
+        verify_only: bool,
+    },
+    /// Write the manifest for a built plugin library and copy it into a plugin directory.
+    Package {
+        /// The plugin's shared library (e.g. target/release/libacme_sms.so).
+        library: PathBuf,
+        /// The directory to install into.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // The headless commands print their own report; their log shows only errors unless asked.
+    let default_level = if matches!(cli.command, None | Some(Action::Run)) {
+        "warn"
+    } else {
+        "error"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("AGENTDESK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command.unwrap_or(Action::Run) {
+        Action::Package { library, out } => {
+            let manifest = package(&library, &out)?;
+            println!("packaged {} -> {}", library.display(), manifest.display());
+            Ok(())
+        }
+        Action::Plugins { verify_only } => {
+            let config = load_config(cli.config.as_deref())?;
+            let mode = if verify_only {
+                StartMode::VerifyOnly
+            } else {
+                StartMode::Run
+            };
+            let mut host = PluginHost::start(&config, mode);
+            print!("{}", agentdesk_ui::plugin_table::render(&host.reports()));
+            host.shutdown();
+            Ok(())
+        }
+        Action::Run => {
+            let config = load_config(cli.config.as_deref())?;
+            agentdesk_ui::shell::run(config).map_err(|e| anyhow::anyhow!("the desktop failed: {e}"))
+        }
+    }
+}
+
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<AdminConfig> {
+    match path {
+        Some(path) => Ok(AdminConfig::load(path)?),
+        None => AdminConfig::builtin().context("the built-in default configuration is invalid"),
+    }
+}

@@ -1,0 +1,80 @@
+//! The plugin report as text, for `agentdesk plugins`: one block per plugin, reasons in full.
+//! Formatting only; the statuses come from the host.
+
+use agentdesk_host::PluginReport;
+use std::fmt::Write;
+
+/// Renders the reports as an aligned table followed by the reasons.
+pub fn render(reports: &[PluginReport]) -> String {
+    if reports.is_empty() {
+        return "No plugins found in the plugin directories.\n".into();
+    }
+    let header = [
+        "ID", "NAME", "VENDOR", "VERSION", "API", "CHANNELS", "STATUS",
+    ];
+    let rows: Vec<[String; 7]> = reports
+        .iter()
+        .map(|r| {
+            [
+                r.id.clone(),
+                dash(&r.name),
+                dash(&r.vendor),
+                r.version.as_ref().map_or("-".into(), ToString::to_string),
+                r.api_version
+                    .as_ref()
+                    .map_or("-".into(), ToString::to_string),
+                if r.channels.is_empty() {
+                    "-".into()
+                } else {
+                    r.channels.join(",")
+                },
+                r.status.word().to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String]| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(&mut out, &header.map(String::from));
+    for row in &rows {
+        line(&mut out, row);
+    }
+    let with_reasons: Vec<&PluginReport> = reports
+        .iter()
+        .filter(|r| r.status.reason().is_some())
+        .collect();
+    if !with_reasons.is_empty() {
+        let _ = writeln!(out);
+        for r in with_reasons {
+            let _ = writeln!(
+                out,
+                "{} ({}): {}\n    {}",
+                r.id,
+                r.status.word(),
+                r.status.reason().unwrap_or_default(),
+                r.path.display()
+            );
+        }
+    }
+    out
+}
+
+fn dash(s: &str) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        s.to_string()
+    }
+}
