@@ -259,6 +259,20 @@ impl FixtureSpec {
 /// Builds a fixture plugin and returns the path of a copy of its library that belongs to this
 /// spec alone (`target/fixtures/out/...`).
 pub fn build_fixture(spec: FixtureSpec) -> PathBuf {
+    build_fixture_in(spec, Profile::Debug)
+}
+
+/// Which cargo profile to build with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `dev` (tests).
+    Debug,
+    /// `release` (benchmarks).
+    Release,
+}
+
+/// Like [`build_fixture`], with a choice of profile.
+pub fn build_fixture_in(spec: FixtureSpec, profile: Profile) -> PathBuf {
     let key = spec.key();
     let dir = target_dir().join("fixture-src").join(&key);
     // A package of its own per spec: cargo does not refresh the copy of a library it finds up to
@@ -281,16 +295,9 @@ pub fn build_fixture(spec: FixtureSpec) -> PathBuf {
     if spec.api == Api::NextMinor {
         features.push("next");
     }
-    let built = cargo_build(
-        &dir,
-        &features,
-        &[
-            ("FIXTURE_ID", &spec.id()),
-            ("FIXTURE_CHANNEL", spec.channel),
-        ],
-    )
-    .join(format!("lib{lib_name}.so"));
-    let out = target_dir().join("fixtures/out").join(&key);
+    let env = [("FIXTURE_ID", spec.id()), ("FIXTURE_CHANNEL", spec.channel.to_string())];
+    let built = cargo_build(&dir, &features, &env, profile).join(format!("lib{lib_name}.so"));
+    let out = target_dir().join("fixtures/out").join(format!("{key}-{profile:?}"));
     std::fs::create_dir_all(&out).expect("fixture output dir");
     let copy = out.join(format!("lib{lib_name}.so"));
     std::fs::copy(&built, &copy).expect("copy fixture library");
@@ -308,7 +315,7 @@ pub fn build_not_abi_stable() -> PathBuf {
             .display()
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
-    cargo_build(&dir, &[], &[]).join("libnot_abi_stable.so")
+    cargo_build(&dir, &[], &[], Profile::Debug).join("libnot_abi_stable.so")
 }
 
 /// Builds the real host crate against the plugin-api 1.1 copy, plus a small binary that drives
@@ -341,11 +348,11 @@ pub fn build_next_minor_host() -> PathBuf {
         api = api.display(),
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
-    cargo_build(&dir, &[], &[]).join("compat-host")
+    cargo_build(&dir, &[], &[], Profile::Debug).join("compat-host")
 }
 
 /// Runs `cargo build` for a generated crate into `target/fixtures`; returns its output directory.
-fn cargo_build(dir: &Path, features: &[&str], env: &[(&str, &str)]) -> PathBuf {
+fn cargo_build(dir: &Path, features: &[&str], env: &[(&str, String)], profile: Profile) -> PathBuf {
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     // The workspace lock file pins the same dependency versions the host was built with.
     let lock = dir.join("Cargo.lock");
@@ -366,6 +373,9 @@ fn cargo_build(dir: &Path, features: &[&str], env: &[(&str, &str)]) -> PathBuf {
     if !features.is_empty() {
         cargo.arg("--features").arg(features.join(","));
     }
+    if profile == Profile::Release {
+        cargo.arg("--release");
+    }
     for (k, v) in env {
         cargo.env(k, v);
     }
@@ -376,7 +386,22 @@ fn cargo_build(dir: &Path, features: &[&str], env: &[(&str, &str)]) -> PathBuf {
         dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    fixtures_target.join("debug")
+    fixtures_target.join(if profile == Profile::Release { "release" } else { "debug" })
+}
+
+/// Builds a first-party plugin of the workspace in release (into `target/fixtures`, so it never
+/// waits for the lock of the workspace's own build) and returns its library.
+pub fn build_workspace_plugin_release(package: &str, lib_name: &str) -> PathBuf {
+    let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let fixtures_target = target_dir().join("fixtures");
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--quiet", "--release", "--package", package, "--target-dir"])
+        .arg(&fixtures_target)
+        .current_dir(repo_root())
+        .output()
+        .expect("cargo runs");
+    assert!(output.status.success(), "building {package} failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    fixtures_target.join("release").join(format!("lib{lib_name}.so"))
 }
 
 /// Writes a manifest for `library` (copied into `plugin_dir`) with the given facts, as a vendor's

@@ -115,6 +115,12 @@ impl<P> Drop for Guarded<P> {
 }
 
 impl<P: ChannelPlugin> Guarded<P> {
+    /// Wraps an instance (used by [`crate::export_plugin!`], and by benchmarks that compare the
+    /// same calls without the library boundary).
+    pub fn new(inner: P) -> Self {
+        Guarded { inner: Some(inner), poisoned: None }
+    }
+
     fn call<T>(
         &mut self,
         what: &str,

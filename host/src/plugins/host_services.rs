@@ -36,10 +36,31 @@ pub struct RawEvent {
 
 /// `HostServices` for one plugin instance.
 pub struct HostSide {
-    pub(crate) plugin_id: Arc<str>,
-    pub(crate) events: crossbeam_channel::Sender<RawEvent>,
-    pub(crate) data_dir: PathBuf,
-    pub(crate) metrics: Arc<PluginMetrics>,
+    plugin_id: Arc<str>,
+    events: crossbeam_channel::Sender<RawEvent>,
+    data_dir: PathBuf,
+    metrics: Arc<PluginMetrics>,
+}
+
+impl HostSide {
+    /// Services for `plugin_id`: events go to `events` (bounded: a full queue is refused), the
+    /// data directory is `data_dir`, traffic is counted in `metrics`.
+    pub fn new(
+        plugin_id: Arc<str>,
+        events: crossbeam_channel::Sender<RawEvent>,
+        data_dir: PathBuf,
+        metrics: Arc<PluginMetrics>,
+    ) -> Self {
+        HostSide { plugin_id, events, data_dir, metrics }
+    }
+
+    /// As the ABI object handed to a plugin's `create`.
+    pub fn into_abi(self) -> plugin_api::HostServicesBox {
+        plugin_api::HostServices_TO::from_ptr(
+            abi_stable::std_types::RArc::new(self),
+            abi_stable::sabi_trait::TD_Opaque,
+        )
+    }
 }
 
 // Host code called from plugin threads must not unwind into the plugin either: each method is

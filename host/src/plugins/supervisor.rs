@@ -7,10 +7,8 @@ use super::host_services::{HostSide, PluginMetrics, RawEvent};
 use super::manifest::Manifest;
 use super::{loader, policy};
 use crate::config::AdminConfig;
-use abi_stable::sabi_trait::TD_Opaque;
-use abi_stable::std_types::RArc;
 use plugin_api::{
-    Command, Event, HostHello, HostServices_TO, Message, PluginConfig, PluginDescriptor,
+    Command, Event, HostHello, Message, PluginConfig, PluginDescriptor,
     PluginError, PluginHello, Reply,
 };
 use std::collections::BTreeMap;
@@ -353,13 +351,8 @@ impl PluginHost {
         let plugin_id: Arc<str> = Arc::from(manifest.id.as_str());
         let metrics = Arc::new(PluginMetrics::default());
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.limits.event_queue);
-        let services = HostSide {
-            plugin_id: plugin_id.clone(),
-            events: events_tx,
-            data_dir,
-            metrics: metrics.clone(),
-        };
-        let services = HostServices_TO::from_ptr(RArc::new(services), TD_Opaque);
+        let services =
+            HostSide::new(plugin_id.clone(), events_tx, data_dir, metrics.clone()).into_abi();
         let plugin_config = PluginConfig {
             plugin_id: manifest.id.clone(),
             settings: config.plugin_settings(&manifest.id),
