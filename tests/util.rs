@@ -295,9 +295,14 @@ pub fn build_fixture_in(spec: FixtureSpec, profile: Profile) -> PathBuf {
     if spec.api == Api::NextMinor {
         features.push("next");
     }
-    let env = [("FIXTURE_ID", spec.id()), ("FIXTURE_CHANNEL", spec.channel.to_string())];
+    let env = [
+        ("FIXTURE_ID", spec.id()),
+        ("FIXTURE_CHANNEL", spec.channel.to_string()),
+    ];
     let built = cargo_build(&dir, &features, &env, profile).join(format!("lib{lib_name}.so"));
-    let out = target_dir().join("fixtures/out").join(format!("{key}-{profile:?}"));
+    let out = target_dir()
+        .join("fixtures/out")
+        .join(format!("{key}-{profile:?}"));
     std::fs::create_dir_all(&out).expect("fixture output dir");
     let copy = out.join(format!("lib{lib_name}.so"));
     std::fs::copy(&built, &copy).expect("copy fixture library");
@@ -386,7 +391,11 @@ fn cargo_build(dir: &Path, features: &[&str], env: &[(&str, String)], profile: P
         dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    fixtures_target.join(if profile == Profile::Release { "release" } else { "debug" })
+    fixtures_target.join(if profile == Profile::Release {
+        "release"
+    } else {
+        "debug"
+    })
 }
 
 /// Builds a first-party plugin of the workspace in release (into `target/fixtures`, so it never
@@ -395,13 +404,26 @@ pub fn build_workspace_plugin_release(package: &str, lib_name: &str) -> PathBuf 
     let _guard = BUILD_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let fixtures_target = target_dir().join("fixtures");
     let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--quiet", "--release", "--package", package, "--target-dir"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "--package",
+            package,
+            "--target-dir",
+        ])
         .arg(&fixtures_target)
         .current_dir(repo_root())
         .output()
         .expect("cargo runs");
-    assert!(output.status.success(), "building {package} failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    fixtures_target.join("release").join(format!("lib{lib_name}.so"))
+    assert!(
+        output.status.success(),
+        "building {package} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    fixtures_target
+        .join("release")
+        .join(format!("lib{lib_name}.so"))
 }
 
 /// Writes a manifest for `library` (copied into `plugin_dir`) with the given facts, as a vendor's

@@ -118,7 +118,10 @@ impl<P: ChannelPlugin> Guarded<P> {
     /// Wraps an instance (used by [`crate::export_plugin!`], and by benchmarks that compare the
     /// same calls without the library boundary).
     pub fn new(inner: P) -> Self {
-        Guarded { inner: Some(inner), poisoned: None }
+        Guarded {
+            inner: Some(inner),
+            poisoned: None,
+        }
     }
 
     fn call<T>(

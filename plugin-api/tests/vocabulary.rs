@@ -145,9 +145,7 @@ fn every_event() -> Vec<Event> {
             external_id: "x-1".into(),
             channel: ChannelKind::new(ChannelKind::CHAT),
             media: Media::Conversation,
-            route: Route::Queue {
-                queue: "default".into(),
-            },
+            route: Route::queue("default"),
             contact: Contact {
                 display_name: Some("Jo".into()),
                 addresses: vec![Address::email("jo@example.com")],
@@ -253,7 +251,7 @@ fn a_1_0_decoder_reads_a_message_from_a_newer_writer() {
     // A 1.x writer added fields, an enum value and a route field this version does not know.
     let newer = br#"{
         "interaction": "i-9", "external_id": "x", "channel": "sms", "media": "hologram",
-        "route": {"to": "queue", "queue": "vip", "skills": ["fr"]},
+        "route": {"to": "skill", "name": "french", "fallback": "vip"},
         "contact": {"display_name": "Jo", "addresses": [{"kind": "whatsapp", "value": "+1"}], "vip": true},
         "sentiment": -0.4, "priority": 2
     }"#;
@@ -269,8 +267,9 @@ fn a_1_0_decoder_reads_a_message_from_a_newer_writer() {
     assert_eq!(offer.media, Media::Other);
     assert_eq!(
         offer.route,
-        Route::Queue {
-            queue: "vip".into()
+        Route {
+            to: "skill".into(),
+            name: "french".into()
         }
     );
     assert_eq!(offer.contact.addresses[0].kind, "whatsapp");

@@ -40,8 +40,18 @@ enum Action {
     },
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The error chain only: an admin needs the file, line and key, not a backtrace.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     // The headless commands print their own report; their log shows only errors unless asked.
     let default_level = if matches!(cli.command, None | Some(Action::Run)) {
         "warn"

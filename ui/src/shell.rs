@@ -130,7 +130,7 @@ fn describe(event: &Event) -> String {
         Event::MessageReceived(m) => format!("{} says: {}", m.from.display_name, m.message.text),
         Event::Ended(e) => format!("{} ended ({:?})", e.interaction, e.reason),
         Event::Unknown(u) => format!("event of unknown kind `{}`", u.kind),
-        other => format!("{}", other.kind()),
+        other => other.kind().to_string(),
     }
 }
 

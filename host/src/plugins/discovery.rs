@@ -13,7 +13,7 @@ pub enum Found {
         /// Where it is.
         path: PathBuf,
         /// What it says.
-        manifest: Result<Manifest, ManifestError>,
+        manifest: Result<Box<Manifest>, ManifestError>,
     },
     /// A shared library that no manifest names.
     OrphanLibrary {
@@ -55,7 +55,7 @@ pub fn discover(directories: &[PathBuf]) -> Vec<Found> {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default();
             if name.ends_with(MANIFEST_SUFFIX) {
-                let manifest = Manifest::read(&path);
+                let manifest = Manifest::read(&path).map(Box::new);
                 if let Ok(m) = &manifest {
                     named_libraries.insert(m.library_path(&path));
                 }

@@ -51,7 +51,12 @@ impl HostSide {
         data_dir: PathBuf,
         metrics: Arc<PluginMetrics>,
     ) -> Self {
-        HostSide { plugin_id, events, data_dir, metrics }
+        HostSide {
+            plugin_id,
+            events,
+            data_dir,
+            metrics,
+        }
     }
 
     /// As the ABI object handed to a plugin's `create`.

@@ -8,8 +8,8 @@ use super::manifest::Manifest;
 use super::{loader, policy};
 use crate::config::AdminConfig;
 use plugin_api::{
-    Command, Event, HostHello, Message, PluginConfig, PluginDescriptor,
-    PluginError, PluginHello, Reply,
+    Command, Event, HostHello, Message, PluginConfig, PluginDescriptor, PluginError, PluginHello,
+    Reply,
 };
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -212,7 +212,7 @@ impl PluginHost {
                         Ok(()) => admitted
                             .entry(manifest.id.clone())
                             .or_default()
-                            .push((index, manifest)),
+                            .push((index, *manifest)),
                         Err(reason) => host.set_status(index, PluginStatus::Refused(reason)),
                     }
                 }

@@ -145,25 +145,46 @@ pub struct AgentRef {
     pub display_name: String,
 }
 
-/// Where an offered interaction should go. The host's core decides which agent gets it.
+/// Where an offered interaction should go: a queue, an agent or an extension. The host's core
+/// decides which agent gets it. `to` is an open set (see the constants), so a route kind added by a
+/// later 1.x decodes everywhere and an older core can refuse it by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "to", rename_all = "kebab-case")]
-pub enum Route {
+pub struct Route {
+    /// What `name` names: [`Route::QUEUE`], [`Route::AGENT`] or [`Route::EXTENSION`].
+    pub to: String,
+    /// The queue name, agent id or extension.
+    pub name: String,
+}
+
+impl Route {
     /// A named queue from the admin configuration.
-    Queue {
-        /// The queue name.
-        queue: String,
-    },
+    pub const QUEUE: &'static str = "queue";
     /// One agent, by id.
-    Agent {
-        /// The agent id.
-        agent: String,
-    },
+    pub const AGENT: &'static str = "agent";
     /// An agent's extension (voice).
-    Extension {
-        /// The extension.
-        extension: String,
-    },
+    pub const EXTENSION: &'static str = "extension";
+
+    /// To a queue.
+    pub fn queue(name: impl Into<String>) -> Self {
+        Route {
+            to: Self::QUEUE.into(),
+            name: name.into(),
+        }
+    }
+    /// To one agent.
+    pub fn agent(id: impl Into<String>) -> Self {
+        Route {
+            to: Self::AGENT.into(),
+            name: id.into(),
+        }
+    }
+    /// To an extension.
+    pub fn extension(extension: impl Into<String>) -> Self {
+        Route {
+            to: Self::EXTENSION.into(),
+            name: extension.into(),
+        }
+    }
 }
 
 /// Someone to transfer to, consult or conference in.

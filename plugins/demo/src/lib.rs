@@ -1,6 +1,5 @@
 //! The demo channel: a simulated customer on a conversation channel, for trying the desktop and
 //! testing the host without any outside system. It answers every agent message with an echo.
-#![allow(unsafe_code)] // `export_plugin!` expands to abi_stable's export attribute
 
 use plugin_api::{
     Address, CaseField, ChannelKind, ChannelPlugin, Command, Contact, CustomAction, EndReason,
@@ -75,9 +74,7 @@ impl Demo {
             external_id: format!("demo-{n}"),
             channel: ChannelKind::new(CHANNEL),
             media: Media::Conversation,
-            route: Route::Queue {
-                queue: self.settings.queue.clone(),
-            },
+            route: Route::queue(self.settings.queue.clone()),
             contact: Contact {
                 display_name: Some("Demo Customer".into()),
                 addresses: vec![

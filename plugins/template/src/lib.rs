@@ -26,7 +26,10 @@ struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { queue: "sms".into(), spool: None }
+        Settings {
+            queue: "sms".into(),
+            spool: None,
+        }
     }
 }
 
@@ -53,13 +56,22 @@ impl ChannelPlugin for Sms {
 
     fn create(host: Host, config: PluginConfig) -> Result<Self, PluginError> {
         let settings: Settings = config.parse()?;
-        Ok(Sms { host, settings, running: Arc::new(AtomicBool::new(false)), watcher: None })
+        Ok(Sms {
+            host,
+            settings,
+            running: Arc::new(AtomicBool::new(false)),
+            watcher: None,
+        })
     }
 
     fn start(&mut self, _hello: &HostHello) -> Result<PluginHello, PluginError> {
         self.running.store(true, Ordering::SeqCst);
         if let Some(spool) = self.settings.spool.clone() {
-            let (host, running, queue) = (self.host.clone(), self.running.clone(), self.settings.queue.clone());
+            let (host, running, queue) = (
+                self.host.clone(),
+                self.running.clone(),
+                self.settings.queue.clone(),
+            );
             let thread = std::thread::Builder::new()
                 .name("acme-sms-spool".into())
                 .spawn(move || watch_spool(&host, &running, &spool, &queue))
@@ -67,7 +79,12 @@ impl ChannelPlugin for Sms {
             self.watcher = Some(thread);
         }
         Ok(PluginHello {
-            commands: vec!["accept".into(), "reject".into(), "end".into(), "mark-done".into()],
+            commands: vec![
+                "accept".into(),
+                "reject".into(),
+                "end".into(),
+                "mark-done".into(),
+            ],
             events: vec!["offer".into()],
             media: vec![Media::Conversation],
             actions: vec![],
@@ -99,16 +116,24 @@ fn watch_spool(host: &Host, running: &AtomicBool, spool: &std::path::Path, queue
             if path.extension().is_none_or(|e| e != "txt") {
                 continue;
             }
-            let Ok(text) = std::fs::read_to_string(&path) else { continue };
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
             let (sender, _body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
-            let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let id = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let offer = Offer {
                 interaction: InteractionId::new(format!("sms-{id}")),
                 external_id: id,
                 channel: ChannelKind::new("sms"),
                 media: Media::Conversation,
-                route: Route::Queue { queue: queue.to_string() },
-                contact: Contact { display_name: None, addresses: vec![Address::phone(sender.trim())] },
+                route: Route::queue(queue.to_string()),
+                contact: Contact {
+                    display_name: None,
+                    addresses: vec![Address::phone(sender.trim())],
+                },
                 subject: None,
                 case_data: vec![],
                 actions: vec![],
