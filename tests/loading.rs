@@ -20,6 +20,17 @@ fn install_demo(install: &Install) {
     package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
 }
 
+/// The error code a plugin answered with, when the call reached it and failed.
+fn answered_code(result: &Result<Reply, SendError>) -> Option<ErrorCode> {
+    match result {
+        Err(SendError::Call {
+            error: CallError::Plugin(e),
+            ..
+        }) => Some(e.code),
+        _ => None,
+    }
+}
+
 fn invoke(action: &str) -> Command {
     Command::InvokeAction(InvokeAction {
         interaction: None,
@@ -93,8 +104,9 @@ fn undeclared_unknown_and_malformed_commands_get_errors_and_the_plugin_keeps_wor
     ));
     // Forced through anyway: the plugin answers "unsupported" itself.
     let forced = host.send_envelope(DEMO, hold.to_envelope());
-    assert!(
-        matches!(&forced, Err(SendError::Call { error: CallError::Plugin(e), .. }) if e.code == ErrorCode::UNSUPPORTED),
+    assert_eq!(
+        answered_code(&forced),
+        Some(ErrorCode::UNSUPPORTED),
         "{forced:?}"
     );
     // A kind from the future.
@@ -104,8 +116,9 @@ fn undeclared_unknown_and_malformed_commands_get_errors_and_the_plugin_keeps_wor
         bytes: b"{}".to_vec().into(),
     };
     let answer = host.send_envelope(DEMO, teleport);
-    assert!(
-        matches!(&answer, Err(SendError::Call { error: CallError::Plugin(e), .. }) if e.code == ErrorCode::UNSUPPORTED),
+    assert_eq!(
+        answered_code(&answer),
+        Some(ErrorCode::UNSUPPORTED),
         "{answer:?}"
     );
     // A known kind with bytes that are not valid JSON.
@@ -115,8 +128,9 @@ fn undeclared_unknown_and_malformed_commands_get_errors_and_the_plugin_keeps_wor
         bytes: b"{not json".to_vec().into(),
     };
     let answer = host.send_envelope(DEMO, garbage);
-    assert!(
-        matches!(&answer, Err(SendError::Call { error: CallError::Plugin(e), .. }) if e.code == ErrorCode::INVALID),
+    assert_eq!(
+        answered_code(&answer),
+        Some(ErrorCode::INVALID),
         "{answer:?}"
     );
     assert_eq!(status(&host, DEMO).0, "loaded");
@@ -331,8 +345,9 @@ fn panic_in_a_later_call_quarantines_that_plugin_and_the_others_keep_working() {
     );
     assert_eq!(status(&host, &spec.id()).0, "loaded");
     let first = host.send(&spec.id(), &invoke("offer"));
-    assert!(
-        matches!(&first, Err(SendError::Call { error: CallError::Plugin(e), .. }) if e.code == ErrorCode::PANICKED),
+    assert_eq!(
+        answered_code(&first),
+        Some(ErrorCode::PANICKED),
         "{first:?}"
     );
     let (word, reason) = status(&host, &spec.id());
@@ -518,8 +533,9 @@ fn a_full_event_queue_is_an_error_value_and_a_metric_not_a_stall() {
     host.send(&spec.id(), &invoke("offer"))
         .expect("first offer fits in the queue");
     let second = host.send(&spec.id(), &invoke("offer"));
-    assert!(
-        matches!(&second, Err(SendError::Call { error: CallError::Plugin(e), .. }) if e.code == ErrorCode::QUEUE_FULL),
+    assert_eq!(
+        answered_code(&second),
+        Some(ErrorCode::QUEUE_FULL),
         "{second:?}"
     );
     let metrics = host.metrics(&spec.id()).expect("metrics");

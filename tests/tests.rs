@@ -3,5 +3,6 @@
 mod cli;
 mod compat;
 mod loading;
+mod runtime;
 mod support;
 mod vendor;

@@ -21,6 +21,8 @@
 //! - Every call has a deadline: never block in `handle`; do I/O on your own threads.
 //! - A plugin cannot draw UI: it describes media, actions and case data, and the host renders.
 
+#![deny(missing_docs)]
+
 pub mod abi;
 pub mod codec;
 pub mod plugin;

@@ -64,6 +64,23 @@ fn offer() -> Event {
     })
 }
 
+fn chat_message() -> Event {
+    Event::MessageReceived(MessageReceived {
+        interaction: InteractionId::new("chat-42"),
+        from: Party {
+            id: "customer".into(),
+            role: Party::CUSTOMER.into(),
+            display_name: "Jo Bloggs".into(),
+            address: None,
+        },
+        message: MessageContent {
+            id: "m-17".into(),
+            text: "Hello, my parcel has not arrived yet.".into(),
+            attachments: vec![],
+        },
+    })
+}
+
 fn abi_calls(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tmp");
     let library = build_workspace_plugin_release("agentdesk-plugin-demo", "agentdesk_demo");
@@ -98,43 +115,20 @@ fn abi_calls(c: &mut Criterion) {
             black_box(Reply::from_envelope(&reply).expect("decodes"))
         })
     });
-    group.bench_function("typed event (chat message): encode + emit + decode", |b| {
-        let (host_services, rx) = services(dir.path());
-        let event = Event::MessageReceived(MessageReceived {
-            interaction: InteractionId::new("chat-42"),
-            from: Party {
-                id: "customer".into(),
-                role: Party::CUSTOMER.into(),
-                display_name: "Jo Bloggs".into(),
-                address: None,
+    for (name, event) in [("chat message", chat_message()), ("offer", offer())] {
+        group.bench_function(
+            format!("typed event ({name}): encode + emit + decode"),
+            |b| {
+                let (host_services, rx) = services(dir.path());
+                b.iter(|| {
+                    let envelope = black_box(&event).to_envelope();
+                    host_services.emit(envelope).into_result().expect("emit");
+                    let raw = rx.try_recv().expect("queued");
+                    black_box(Event::from_envelope(&raw.envelope).expect("decodes"))
+                })
             },
-            message: MessageContent {
-                id: "m-17".into(),
-                text: "Hello, my parcel has not arrived yet.".into(),
-                attachments: vec![],
-            },
-        });
-        b.iter(|| {
-            host_services
-                .emit(black_box(&event).to_envelope())
-                .into_result()
-                .expect("emit");
-            let raw = rx.try_recv().expect("queued");
-            black_box(Event::from_envelope(&raw.envelope).expect("decodes"))
-        })
-    });
-    group.bench_function("typed event (offer): encode + emit + decode", |b| {
-        let (host_services, rx) = services(dir.path());
-        let event = offer();
-        b.iter(|| {
-            host_services
-                .emit(black_box(&event).to_envelope())
-                .into_result()
-                .expect("emit");
-            let raw = rx.try_recv().expect("queued");
-            black_box(Event::from_envelope(&raw.envelope).expect("decodes"))
-        })
-    });
+        );
+    }
     group.bench_function("offer breakdown: encode only", |b| {
         let event = offer();
         b.iter(|| black_box(black_box(&event).to_envelope()))
