@@ -51,6 +51,135 @@ pub struct AdminConfig {
     /// The agents this host serves.
     #[serde(default)]
     pub agents: Vec<AgentConfig>,
+    /// Contact-centre rules: Not Ready reasons, wrap-up codes, Pending, cross-channel rules.
+    #[serde(default)]
+    pub core: CoreSection,
+    /// Per-channel rules: capacity, answer timeout, after-call work.
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelPolicy>,
+}
+
+/// `[core]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoreSection {
+    /// Not Ready reasons agents may choose.
+    pub not_ready_reasons: Vec<String>,
+    /// Wrap-up codes for Mark Done.
+    pub wrap_up_codes: Vec<WrapUpCodeConfig>,
+    /// Whether Mark Done needs a wrap-up code.
+    pub wrap_up_required: bool,
+    /// Whether Not Ready chosen while handling work becomes Pending (deferred until the work ends).
+    pub pending: bool,
+    /// Cross-channel rules: while busy on one channel, no new offers on others.
+    pub exclusive: Vec<ExclusiveRule>,
+}
+
+impl Default for CoreSection {
+    fn default() -> Self {
+        CoreSection {
+            not_ready_reasons: vec![
+                "break".into(),
+                "lunch".into(),
+                "meeting".into(),
+                "training".into(),
+            ],
+            wrap_up_codes: Vec::new(),
+            wrap_up_required: false,
+            pending: true,
+            exclusive: Vec::new(),
+        }
+    }
+}
+
+/// `[[core.wrap_up_codes]]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct WrapUpCodeConfig {
+    /// The code.
+    pub code: String,
+    /// Its label.
+    pub label: String,
+}
+
+/// `[[core.exclusive]]`: while an agent has work on `busy_on`, they get no offers on `blocks`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusiveRule {
+    /// The channel whose work blocks.
+    pub busy_on: String,
+    /// The channels that get no new offers meanwhile.
+    pub blocks: Vec<String>,
+}
+
+/// `[channels.<kind>]`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelPolicy {
+    /// Interactions at once per agent (defaults: voice 1, chat 2, email 3, others 1).
+    pub capacity: Option<u32>,
+    /// Seconds an offer rings before it goes to the next agent.
+    pub answer_timeout_secs: u64,
+    /// After-call work.
+    pub acw: AcwPolicy,
+    /// The state after ACW (or after the last interaction when there is no ACW).
+    pub after_acw: AfterAcw,
+}
+
+impl Default for ChannelPolicy {
+    fn default() -> Self {
+        ChannelPolicy {
+            capacity: None,
+            answer_timeout_secs: 20,
+            acw: AcwPolicy::None,
+            after_acw: AfterAcw::Ready,
+        }
+    }
+}
+
+impl ChannelPolicy {
+    /// The capacity, with the defaults per channel kind.
+    pub fn capacity_for(&self, channel: &str) -> u32 {
+        self.capacity.unwrap_or(match channel {
+            "chat" | "facebook" | "twitter" => 2,
+            "email" | "workitem" => 3,
+            _ => 1,
+        })
+    }
+}
+
+/// After-call work policy of one channel.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(tag = "mode", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum AcwPolicy {
+    /// No ACW: the channel returns to its next state when the work ends.
+    None,
+    /// ACW for `secs`; Mark Done ends it early.
+    Timed {
+        /// Seconds.
+        secs: u64,
+    },
+    /// ACW for `secs`; the agent may extend it indefinitely; Mark Done ends it.
+    Extendable {
+        /// Seconds before it ends on its own.
+        secs: u64,
+    },
+    /// ACW of at least `secs` that cannot be left early; it ends at Mark Done or when the
+    /// minimum has passed, whichever is later.
+    Minimum {
+        /// Seconds.
+        secs: u64,
+    },
+}
+
+/// Where a channel goes after ACW.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum AfterAcw {
+    /// Ready for the next interaction.
+    Ready,
+    /// Not Ready (system reason "after-call-work").
+    NotReady,
 }
 
 /// `[host]`.
@@ -129,6 +258,12 @@ pub struct AgentConfig {
     pub name: String,
     /// `"all"`, or a list of channel kinds.
     pub channels: ChannelAssignment,
+    /// The agent's phone extension, for calls routed by extension.
+    #[serde(default)]
+    pub extension: Option<String>,
+    /// Channels on which offers are answered automatically.
+    #[serde(default)]
+    pub auto_answer: Vec<String>,
 }
 
 /// Which channels an agent has.
@@ -218,6 +353,19 @@ impl AdminConfig {
                     "agents[{i}].id: agent `{}` is defined twice",
                     agent.id
                 ));
+            }
+        }
+        for reason in &self.core.not_ready_reasons {
+            if reason.trim().is_empty() {
+                return Err("core.not_ready_reasons has an empty reason".into());
+            }
+        }
+        if self.core.wrap_up_required && self.core.wrap_up_codes.is_empty() {
+            return Err("core.wrap_up_required is true but core.wrap_up_codes is empty".into());
+        }
+        for (channel, policy) in &self.channels {
+            if policy.capacity == Some(0) {
+                return Err(format!("channels.{channel}.capacity must be at least 1"));
             }
         }
         for (id, rule) in &self.plugins.allow {

@@ -4,6 +4,7 @@
 //! runtime ([`plugins`]) that discovers, verifies, loads and supervises channel plugins.
 
 pub mod config;
+pub mod core;
 pub mod plugins;
 
 pub use config::AdminConfig;

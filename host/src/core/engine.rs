@@ -1,0 +1,1256 @@
+//! The core's rules: commands and plugin events are checked against the agent and interaction
+//! state machines, accepted ones become journal events, and `apply` is the only place state
+//! changes. Routing, answer timeouts and ACW run here too, on time passed in by the caller.
+
+use super::commands::{AgentCommand, CoreError};
+use super::events::{CoreEvent, Stamped};
+use super::model::{
+    Agent, AgentChannel, ChannelState, Interaction, InteractionKey, InteractionState, Millis,
+    NextState,
+};
+use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
+use super::stats::TimeInState;
+use crate::config::AcwPolicy;
+use plugin_api::{EndReason, Event, InteractionId, Route};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Queue order: priority (higher first), then arrival.
+type QueueEntry = (Reverse<i32>, u64, InteractionKey);
+
+/// The contact-centre core of one host.
+#[derive(Debug, Clone)]
+pub struct Core {
+    policy: Policy,
+    agents: BTreeMap<String, Agent>,
+    interactions: BTreeMap<InteractionKey, Interaction>,
+    queues: BTreeMap<String, BTreeSet<QueueEntry>>,
+    by_external: HashMap<(String, String), InteractionKey>,
+    by_plugin_id: HashMap<(String, InteractionId), InteractionKey>,
+    next_key: InteractionKey,
+    seq: u64,
+    stats: TimeInState,
+}
+
+impl Core {
+    /// A core with the given rules; every agent starts logged out with all channels logged off.
+    pub fn new(policy: Policy, now: Millis) -> Self {
+        let agents = policy
+            .agents
+            .iter()
+            .map(|spec| {
+                let channels = spec
+                    .channels
+                    .iter()
+                    .map(|c| {
+                        let channel = AgentChannel {
+                            state: ChannelState::LoggedOff,
+                            since: now,
+                            load: 0,
+                            idle_key: (now, 0),
+                        };
+                        (c.clone(), channel)
+                    })
+                    .collect();
+                let agent = Agent {
+                    id: spec.id.clone(),
+                    name: spec.name.clone(),
+                    extension: spec.extension.clone(),
+                    channels,
+                    logged_in: false,
+                    dnd: false,
+                    forward_to: None,
+                    auto_answer: spec.auto_answer.iter().cloned().collect(),
+                };
+                (spec.id.clone(), agent)
+            })
+            .collect();
+        Core {
+            policy,
+            agents,
+            interactions: BTreeMap::new(),
+            queues: BTreeMap::new(),
+            by_external: HashMap::new(),
+            by_plugin_id: HashMap::new(),
+            next_key: 1,
+            seq: 0,
+            stats: TimeInState::default(),
+        }
+    }
+
+    /// The rules.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// An agent.
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agents.get(id)
+    }
+
+    /// All agents.
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    /// An interaction.
+    pub fn interaction(&self, key: InteractionKey) -> Option<&Interaction> {
+        self.interactions.get(&key)
+    }
+
+    /// All interactions the core knows (including closed ones).
+    pub fn interactions(&self) -> impl Iterator<Item = &Interaction> {
+        self.interactions.values()
+    }
+
+    /// The interaction a plugin knows by its own id.
+    pub fn interaction_by_plugin_id(
+        &self,
+        plugin: &str,
+        id: &InteractionId,
+    ) -> Option<&Interaction> {
+        self.by_plugin_id
+            .get(&(plugin.to_string(), id.clone()))
+            .and_then(|k| self.interactions.get(k))
+    }
+
+    /// Waiting interactions of a channel, in the order they will be offered.
+    pub fn queue(&self, channel: &str) -> Vec<InteractionKey> {
+        self.queues
+            .get(channel)
+            .map(|q| q.iter().map(|e| e.2).collect())
+            .unwrap_or_default()
+    }
+
+    /// Time-in-state and handling time, up to `now`.
+    pub fn stats(&self) -> &TimeInState {
+        &self.stats
+    }
+
+    /// The sequence number of the last journal event.
+    pub fn last_seq(&self) -> u64 {
+        self.seq
+    }
+
+    // ----- entry points ---------------------------------------------------------------------
+
+    /// Carries out an agent's command at `now`. On refusal nothing changes.
+    pub fn execute(
+        &mut self,
+        now: Millis,
+        agent_id: &str,
+        command: AgentCommand,
+    ) -> Result<Vec<Stamped>, CoreError> {
+        let mut out = Vec::new();
+        self.decide(now, agent_id, command, &mut out)?;
+        self.route(now, &mut out);
+        Ok(out)
+    }
+
+    /// Takes one event from a plugin. Events about unknown interactions are dropped (and logged).
+    pub fn on_plugin_event(&mut self, now: Millis, plugin: &str, event: &Event) -> Vec<Stamped> {
+        let mut out = Vec::new();
+        match event {
+            Event::Offer(offer) => self.arrive(now, plugin, offer, &mut out),
+            Event::Ended(ended) => {
+                let Some(key) = self
+                    .by_plugin_id
+                    .get(&(plugin.to_string(), ended.interaction.clone()))
+                    .copied()
+                else {
+                    tracing::debug!(plugin, interaction = %ended.interaction, "`ended` for an unknown interaction dropped");
+                    return out;
+                };
+                self.contact_ended(now, key, ended.reason, &mut out);
+            }
+            _ => {}
+        }
+        self.route(now, &mut out);
+        out
+    }
+
+    /// Runs what is due at `now`: offer timeouts and the end of after-call work.
+    pub fn tick(&mut self, now: Millis) -> Vec<Stamped> {
+        let mut out = Vec::new();
+        let missed: Vec<(InteractionKey, String, String)> = self
+            .interactions
+            .values()
+            .filter_map(|i| match &i.state {
+                InteractionState::Offered { agent, deadline } if *deadline <= now => {
+                    Some((i.key, agent.clone(), i.channel.clone()))
+                }
+                _ => None,
+            })
+            .collect();
+        for (key, agent, channel) in missed {
+            self.emit(
+                now,
+                CoreEvent::OfferMissed {
+                    key,
+                    agent: agent.clone(),
+                },
+                &mut out,
+            );
+            let state = ChannelState::NotReady {
+                reason: MISSED_OFFER.into(),
+            };
+            self.emit(
+                now,
+                CoreEvent::ChannelStateChanged {
+                    agent,
+                    channel,
+                    state,
+                },
+                &mut out,
+            );
+        }
+        let acw_over: Vec<(String, String, NextState)> = self
+            .agents
+            .values()
+            .flat_map(|a| {
+                a.channels
+                    .iter()
+                    .filter_map(move |(c, ch)| match &ch.state {
+                        ChannelState::AfterCallWork {
+                            ends_at: Some(end),
+                            then,
+                            ..
+                        } if *end <= now => Some((a.id.clone(), c.clone(), then.clone())),
+                        _ => None,
+                    })
+            })
+            .collect();
+        for (agent, channel, then) in acw_over {
+            let state = then.into_state();
+            self.emit(
+                now,
+                CoreEvent::ChannelStateChanged {
+                    agent,
+                    channel,
+                    state,
+                },
+                &mut out,
+            );
+        }
+        self.route(now, &mut out);
+        out
+    }
+
+    /// Re-applies a journaled event (replay at start-up). Events must come in sequence.
+    pub fn replay(&mut self, stamped: &Stamped) {
+        self.apply(stamped);
+    }
+
+    // ----- commands -------------------------------------------------------------------------
+
+    fn decide(
+        &mut self,
+        now: Millis,
+        agent_id: &str,
+        command: AgentCommand,
+        out: &mut Vec<Stamped>,
+    ) -> Result<(), CoreError> {
+        let agent = self
+            .agents
+            .get(agent_id)
+            .ok_or_else(|| CoreError::UnknownAgent {
+                agent: agent_id.into(),
+            })?;
+        let a = agent_id.to_string();
+        if !agent.logged_in && command != AgentCommand::LogIn {
+            return Err(CoreError::NotLoggedIn { agent: a });
+        }
+        match command {
+            AgentCommand::LogIn => {
+                if !agent.logged_in {
+                    self.emit(now, CoreEvent::AgentLoggedIn { agent: a }, out);
+                }
+            }
+            AgentCommand::LogOut => {
+                if let Some((channel, ch)) = agent.channels.iter().find(|(_, ch)| ch.load > 0) {
+                    return Err(CoreError::OpenWork {
+                        channel: channel.clone(),
+                        open: ch.load,
+                    });
+                }
+                let on: Vec<String> = agent
+                    .channels
+                    .iter()
+                    .filter(|(_, ch)| ch.state != ChannelState::LoggedOff)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                for channel in on {
+                    let state = ChannelState::LoggedOff;
+                    self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent: a.clone(),
+                            channel,
+                            state,
+                        },
+                        out,
+                    );
+                }
+                self.emit(now, CoreEvent::AgentLoggedOut { agent: a }, out);
+            }
+            AgentCommand::LogOnChannel { channel } => {
+                let ch = self.channel_of(agent_id, &channel)?;
+                if ch.state == ChannelState::LoggedOff {
+                    let state = ChannelState::NotReady {
+                        reason: LOGGED_ON.into(),
+                    };
+                    self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent: a,
+                            channel,
+                            state,
+                        },
+                        out,
+                    );
+                }
+            }
+            AgentCommand::LogOffChannel { channel } => {
+                let ch = self.channel_of(agent_id, &channel)?;
+                let open = ch.load + self.parked(agent_id, &channel);
+                if open > 0 {
+                    return Err(CoreError::OpenWork { channel, open });
+                }
+                if ch.state != ChannelState::LoggedOff {
+                    self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent: a,
+                            channel,
+                            state: ChannelState::LoggedOff,
+                        },
+                        out,
+                    );
+                }
+            }
+            AgentCommand::SetReady { channel } => {
+                let ch = self.channel_of(agent_id, &channel)?;
+                match &ch.state {
+                    ChannelState::LoggedOff => return Err(CoreError::ChannelLoggedOff { channel }),
+                    ChannelState::Ready => {}
+                    ChannelState::AfterCallWork {
+                        min_until: Some(min),
+                        ..
+                    } if now < *min => {
+                        return Err(CoreError::AcwRule {
+                            channel,
+                            rule: format!(
+                                "after-call work has a minimum; it can end in {} s",
+                                (min - now).div_ceil(1000)
+                            ),
+                        });
+                    }
+                    _ => self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent: a,
+                            channel,
+                            state: ChannelState::Ready,
+                        },
+                        out,
+                    ),
+                }
+            }
+            AgentCommand::SetNotReady { channel, reason } => {
+                if !self.policy.not_ready_reasons.contains(&reason) {
+                    return Err(CoreError::UnknownReason { reason });
+                }
+                let working = self.active_work(agent_id, &channel) > 0;
+                let ch = self.channel_of(agent_id, &channel)?;
+                let state = match &ch.state {
+                    ChannelState::LoggedOff => return Err(CoreError::ChannelLoggedOff { channel }),
+                    ChannelState::AfterCallWork {
+                        ends_at, min_until, ..
+                    } if self.policy.pending => ChannelState::AfterCallWork {
+                        ends_at: *ends_at,
+                        min_until: *min_until,
+                        then: NextState::NotReady { reason },
+                    },
+                    _ if working && self.policy.pending => ChannelState::Pending { reason },
+                    _ => ChannelState::NotReady { reason },
+                };
+                if state != ch.state {
+                    self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent: a,
+                            channel,
+                            state,
+                        },
+                        out,
+                    );
+                }
+            }
+            AgentCommand::SetDnd { on } => {
+                if agent.dnd != on {
+                    self.emit(now, CoreEvent::DndChanged { agent: a, on }, out);
+                }
+            }
+            AgentCommand::SetForwarding { to } => {
+                if agent.forward_to != to {
+                    self.emit(now, CoreEvent::ForwardingChanged { agent: a, to }, out);
+                }
+            }
+            AgentCommand::Accept { key } => {
+                let i = self.owned(key, agent_id)?;
+                if !matches!(i.state, InteractionState::Offered { .. }) {
+                    return Err(wrong_state(
+                        i,
+                        "only an offered interaction can be accepted",
+                    ));
+                }
+                self.emit(now, CoreEvent::InteractionAccepted { key, agent: a }, out);
+            }
+            AgentCommand::Decline { key } => {
+                let i = self.owned(key, agent_id)?;
+                if !matches!(i.state, InteractionState::Offered { .. }) {
+                    return Err(wrong_state(
+                        i,
+                        "only an offered interaction can be declined",
+                    ));
+                }
+                self.emit(now, CoreEvent::InteractionDeclined { key, agent: a }, out);
+            }
+            AgentCommand::Hold { key } | AgentCommand::Resume { key } => {
+                let hold = matches!(command, AgentCommand::Hold { .. });
+                let i = self.owned(key, agent_id)?;
+                if i.state != InteractionState::Active || !i.is_live() {
+                    return Err(wrong_state(
+                        i,
+                        "only an active call, chat or co-browse can be held or resumed",
+                    ));
+                }
+                match (hold, i.held) {
+                    (true, false) => self.emit(now, CoreEvent::InteractionHeld { key }, out),
+                    (false, true) => self.emit(now, CoreEvent::InteractionResumed { key }, out),
+                    (true, true) => return Err(wrong_state(i, "it is already on hold")),
+                    (false, false) => return Err(wrong_state(i, "it is not on hold")),
+                }
+            }
+            AgentCommand::End { key } => {
+                let i = self.owned(key, agent_id)?;
+                if i.state != InteractionState::Active {
+                    return Err(wrong_state(i, "only an active interaction can be ended"));
+                }
+                let channel = i.channel.clone();
+                self.emit(
+                    now,
+                    CoreEvent::InteractionEnded {
+                        key,
+                        reason: EndReason::AgentEnded,
+                    },
+                    out,
+                );
+                self.after_work(now, agent_id, &channel, out);
+            }
+            AgentCommand::Transfer { key, to } => {
+                let i = self.owned(key, agent_id)?;
+                if i.state != InteractionState::Active {
+                    return Err(wrong_state(
+                        i,
+                        "only an active interaction can be transferred",
+                    ));
+                }
+                let channel = i.channel.clone();
+                self.emit(
+                    now,
+                    CoreEvent::InteractionTransferred { key, from: a, to },
+                    out,
+                );
+                self.after_work(now, agent_id, &channel, out);
+            }
+            AgentCommand::MarkDone { key, wrap_up, next } => {
+                let i = self.owned(key, agent_id)?;
+                let closable = i.state == InteractionState::Ended
+                    || (i.state == InteractionState::Active && !i.is_live());
+                if !closable {
+                    return Err(wrong_state(
+                        i,
+                        "a live interaction must end before it is marked done",
+                    ));
+                }
+                let wrap_up = match wrap_up {
+                    Some(code) => Some(
+                        self.policy
+                            .wrap_up_codes
+                            .iter()
+                            .find(|c| c.code == code)
+                            .cloned()
+                            .ok_or(CoreError::UnknownWrapUp { code })?,
+                    ),
+                    None if self.policy.wrap_up_required => return Err(CoreError::WrapUpRequired),
+                    None => None,
+                };
+                if let Some(NextState::NotReady { reason }) = &next
+                    && !self.policy.not_ready_reasons.contains(reason)
+                {
+                    return Err(CoreError::UnknownReason {
+                        reason: reason.clone(),
+                    });
+                }
+                let (channel, was_active) =
+                    (i.channel.clone(), i.state == InteractionState::Active);
+                self.emit(
+                    now,
+                    CoreEvent::InteractionDone {
+                        key,
+                        agent: a.clone(),
+                        wrap_up,
+                    },
+                    out,
+                );
+                if was_active {
+                    self.after_work(now, agent_id, &channel, out);
+                }
+                self.leave_acw_on_done(now, agent_id, &channel, next, out);
+            }
+            AgentCommand::ExtendAcw { channel, secs } => {
+                let ch = self.channel_of(agent_id, &channel)?;
+                let ChannelState::AfterCallWork {
+                    ends_at,
+                    min_until,
+                    then,
+                } = &ch.state
+                else {
+                    return Err(CoreError::AcwRule {
+                        channel,
+                        rule: "the channel is not in after-call work".into(),
+                    });
+                };
+                if !matches!(self.policy.acw(&channel), AcwPolicy::Extendable { .. }) {
+                    return Err(CoreError::AcwRule {
+                        channel,
+                        rule: "the policy does not allow extending after-call work".into(),
+                    });
+                }
+                let ends_at = match (secs, ends_at) {
+                    (None, _) | (_, None) => None,
+                    (Some(s), Some(end)) => Some(end.max(&now) + s * 1000),
+                };
+                let state = ChannelState::AfterCallWork {
+                    ends_at,
+                    min_until: *min_until,
+                    then: then.clone(),
+                };
+                self.emit(
+                    now,
+                    CoreEvent::ChannelStateChanged {
+                        agent: a,
+                        channel,
+                        state,
+                    },
+                    out,
+                );
+            }
+            AgentCommand::Park { key, workbin } => {
+                let i = self.owned(key, agent_id)?;
+                if i.state != InteractionState::Active || i.is_live() {
+                    return Err(wrong_state(
+                        i,
+                        "only an active email or workitem can go to a workbin",
+                    ));
+                }
+                let channel = i.channel.clone();
+                self.emit(now, CoreEvent::InteractionParked { key, workbin }, out);
+                self.after_work(now, agent_id, &channel, out);
+            }
+            AgentCommand::Unpark { key } => {
+                let i = self.owned(key, agent_id)?;
+                if !matches!(i.state, InteractionState::InWorkbin { .. }) {
+                    return Err(wrong_state(i, "it is not in a workbin"));
+                }
+                let channel = i.channel.clone();
+                let ch = self.channel_of(agent_id, &channel)?;
+                let capacity = self.policy.capacity(&channel);
+                if ch.load >= capacity {
+                    return Err(CoreError::AtCapacity { channel, capacity });
+                }
+                self.emit(now, CoreEvent::InteractionUnparked { key }, out);
+            }
+        }
+        Ok(())
+    }
+
+    fn channel_of(&self, agent: &str, channel: &str) -> Result<&AgentChannel, CoreError> {
+        self.agents
+            .get(agent)
+            .and_then(|a| a.channels.get(channel))
+            .ok_or_else(|| CoreError::ChannelNotAssigned {
+                agent: agent.into(),
+                channel: channel.into(),
+            })
+    }
+
+    fn owned(&self, key: InteractionKey, agent: &str) -> Result<&Interaction, CoreError> {
+        let i = self
+            .interactions
+            .get(&key)
+            .ok_or(CoreError::UnknownInteraction { key })?;
+        if i.owner.as_deref() != Some(agent) {
+            return Err(CoreError::NotYours {
+                key,
+                agent: agent.into(),
+            });
+        }
+        Ok(i)
+    }
+
+    /// Offered or active interactions of an agent on a channel.
+    fn active_work(&self, agent: &str, channel: &str) -> usize {
+        self.interactions
+            .values()
+            .filter(|i| {
+                i.owner.as_deref() == Some(agent)
+                    && i.channel == channel
+                    && matches!(
+                        i.state,
+                        InteractionState::Active | InteractionState::Offered { .. }
+                    )
+            })
+            .count()
+    }
+
+    fn parked(&self, agent: &str, channel: &str) -> u32 {
+        self.interactions
+            .values()
+            .filter(|i| {
+                i.owner.as_deref() == Some(agent)
+                    && i.channel == channel
+                    && matches!(i.state, InteractionState::InWorkbin { .. })
+            })
+            .count() as u32
+    }
+
+    /// After an agent's active work on a channel stops (end, transfer, park): when none is left,
+    /// the channel enters ACW (per policy), and a Pending Not Ready takes effect.
+    fn after_work(&mut self, now: Millis, agent: &str, channel: &str, out: &mut Vec<Stamped>) {
+        if self.active_work(agent, channel) > 0 {
+            return;
+        }
+        let Ok(ch) = self.channel_of(agent, channel) else {
+            return;
+        };
+        let then = match &ch.state {
+            ChannelState::Pending { reason } => NextState::NotReady {
+                reason: reason.clone(),
+            },
+            ChannelState::Ready => self.policy.after_acw(channel),
+            // Not Ready chosen without Pending (already counting), ACW, logged off: unchanged.
+            _ => return,
+        };
+        let state = match self.policy.acw(channel) {
+            AcwPolicy::None => then.into_state(),
+            AcwPolicy::Timed { secs } | AcwPolicy::Extendable { secs } => {
+                ChannelState::AfterCallWork {
+                    ends_at: Some(now + secs * 1000),
+                    min_until: None,
+                    then,
+                }
+            }
+            AcwPolicy::Minimum { secs } => ChannelState::AfterCallWork {
+                ends_at: None,
+                min_until: Some(now + secs * 1000),
+                then,
+            },
+        };
+        if state != ch.state {
+            let event = CoreEvent::ChannelStateChanged {
+                agent: agent.into(),
+                channel: channel.into(),
+                state,
+            };
+            self.emit(now, event, out);
+        }
+    }
+
+    /// Mark Done during ACW: once nothing on the channel awaits Mark Done, ACW ends now (or, under
+    /// a minimum, when the minimum has passed), to the agent's chosen next state if given.
+    fn leave_acw_on_done(
+        &mut self,
+        now: Millis,
+        agent: &str,
+        channel: &str,
+        next: Option<NextState>,
+        out: &mut Vec<Stamped>,
+    ) {
+        let awaiting = self.interactions.values().any(|i| {
+            i.owner.as_deref() == Some(agent)
+                && i.channel == channel
+                && i.state == InteractionState::Ended
+        });
+        let Ok(ch) = self.channel_of(agent, channel) else {
+            return;
+        };
+        let ChannelState::AfterCallWork {
+            min_until, then, ..
+        } = &ch.state
+        else {
+            return;
+        };
+        if awaiting {
+            return;
+        }
+        let then = next.unwrap_or_else(|| then.clone());
+        let state = match min_until {
+            Some(min) if now < *min => ChannelState::AfterCallWork {
+                ends_at: Some(*min),
+                min_until: Some(*min),
+                then,
+            },
+            _ => then.into_state(),
+        };
+        let event = CoreEvent::ChannelStateChanged {
+            agent: agent.into(),
+            channel: channel.into(),
+            state,
+        };
+        self.emit(now, event, out);
+    }
+
+    // ----- plugin events --------------------------------------------------------------------
+
+    fn arrive(
+        &mut self,
+        now: Millis,
+        plugin: &str,
+        offer: &plugin_api::Offer,
+        out: &mut Vec<Stamped>,
+    ) {
+        if self
+            .by_external
+            .contains_key(&(plugin.to_string(), offer.external_id.clone()))
+        {
+            tracing::debug!(plugin, external_id = %offer.external_id, "duplicate offer ignored");
+            return;
+        }
+        let key = self.next_key;
+        let channel = offer.channel.0.clone();
+        self.emit(
+            now,
+            CoreEvent::InteractionArrived {
+                key,
+                plugin: plugin.into(),
+                interaction: offer.interaction.clone(),
+                external_id: offer.external_id.clone(),
+                channel: channel.clone(),
+                media: offer.media,
+                route: offer.route.clone(),
+                contact: offer.contact.clone(),
+                subject: offer.subject.clone(),
+                priority: offer.priority,
+            },
+            out,
+        );
+        let reason = if !self
+            .agents
+            .values()
+            .any(|a| a.channels.contains_key(&channel))
+        {
+            Some(format!("no agent on this host has channel `{channel}`"))
+        } else {
+            match offer.route.to.as_str() {
+                Route::QUEUE => None,
+                Route::AGENT if self.agents.contains_key(&offer.route.name) => None,
+                Route::EXTENSION if self.agent_by_extension(&offer.route.name).is_some() => None,
+                Route::AGENT | Route::EXTENSION => Some(format!(
+                    "no {} `{}` on this host",
+                    offer.route.to, offer.route.name
+                )),
+                other => Some(format!("route kind `{other}` is not supported")),
+            }
+        };
+        if let Some(reason) = reason {
+            self.emit(now, CoreEvent::InteractionRejected { key, reason }, out);
+        }
+    }
+
+    fn contact_ended(
+        &mut self,
+        now: Millis,
+        key: InteractionKey,
+        reason: EndReason,
+        out: &mut Vec<Stamped>,
+    ) {
+        let Some(i) = self.interactions.get(&key) else {
+            return;
+        };
+        match &i.state {
+            InteractionState::Queued | InteractionState::Offered { .. } => {
+                self.emit(now, CoreEvent::InteractionAbandoned { key }, out);
+            }
+            InteractionState::Active => {
+                let (owner, channel) = (i.owner.clone(), i.channel.clone());
+                self.emit(now, CoreEvent::InteractionEnded { key, reason }, out);
+                if let Some(owner) = owner {
+                    self.after_work(now, &owner, &channel, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn agent_by_extension(&self, extension: &str) -> Option<&Agent> {
+        self.agents
+            .values()
+            .find(|a| a.extension.as_deref() == Some(extension))
+    }
+
+    // ----- routing --------------------------------------------------------------------------
+
+    /// Whether an agent may get a new offer on a channel now.
+    pub fn eligible(&self, agent: &Agent, channel: &str) -> bool {
+        let Some(ch) = agent.channels.get(channel) else {
+            return false;
+        };
+        agent.logged_in
+            && !agent.dnd
+            && ch.state == ChannelState::Ready
+            && ch.load < self.policy.capacity(channel)
+            && !agent
+                .channels
+                .iter()
+                .any(|(busy, c)| c.load > 0 && self.policy.blocked_by(busy).any(|b| b == channel))
+    }
+
+    fn route(&mut self, now: Millis, out: &mut Vec<Stamped>) {
+        let channels: Vec<String> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(c, _)| c.clone())
+            .collect();
+        for channel in channels {
+            let waiting: Vec<InteractionKey> = self.queue(&channel);
+            let mut pool_exhausted = false;
+            for key in waiting {
+                let Some(i) = self.interactions.get(&key) else {
+                    continue;
+                };
+                let target = match i.route.to.as_str() {
+                    Route::AGENT => Some(i.route.name.clone()),
+                    Route::EXTENSION => {
+                        self.agent_by_extension(&i.route.name).map(|a| a.id.clone())
+                    }
+                    _ => None,
+                };
+                if let Some(target) = target {
+                    let Some(agent) = self.agents.get(&target) else {
+                        continue;
+                    };
+                    if let Some(to) = agent.forward_to.clone() {
+                        self.emit(
+                            now,
+                            CoreEvent::InteractionForwarded {
+                                key,
+                                agent: target,
+                                to,
+                            },
+                            out,
+                        );
+                    } else if self.eligible(agent, &channel) && !i.declined_by.contains(&target) {
+                        self.offer(now, key, &target, &channel, out);
+                    }
+                    continue;
+                }
+                if pool_exhausted {
+                    continue;
+                }
+                let best = self
+                    .agents
+                    .values()
+                    .filter(|a| !i.declined_by.contains(&a.id) && self.eligible(a, &channel))
+                    .min_by_key(|a| (a.channels.get(&channel).map(|c| c.idle_key), a.id.clone()))
+                    .map(|a| a.id.clone());
+                match best {
+                    Some(agent) => self.offer(now, key, &agent, &channel, out),
+                    None if i.declined_by.is_empty() => pool_exhausted = true,
+                    None => {}
+                }
+            }
+        }
+    }
+
+    fn offer(
+        &mut self,
+        now: Millis,
+        key: InteractionKey,
+        agent: &str,
+        channel: &str,
+        out: &mut Vec<Stamped>,
+    ) {
+        let deadline = now + self.policy.answer_timeout_ms(channel);
+        self.emit(
+            now,
+            CoreEvent::InteractionOffered {
+                key,
+                agent: agent.into(),
+                deadline,
+            },
+            out,
+        );
+        if self
+            .agents
+            .get(agent)
+            .is_some_and(|a| a.auto_answer.contains(channel))
+        {
+            self.emit(
+                now,
+                CoreEvent::InteractionAccepted {
+                    key,
+                    agent: agent.into(),
+                },
+                out,
+            );
+        }
+    }
+
+    // ----- the one place state changes ------------------------------------------------------
+
+    fn emit(&mut self, at: Millis, event: CoreEvent, out: &mut Vec<Stamped>) {
+        let stamped = Stamped {
+            seq: self.seq + 1,
+            at,
+            event,
+        };
+        self.apply(&stamped);
+        out.push(stamped);
+    }
+
+    fn apply(&mut self, stamped: &Stamped) {
+        let at = stamped.at;
+        self.seq = stamped.seq;
+        match &stamped.event {
+            CoreEvent::AgentLoggedIn { agent } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.logged_in = true;
+                }
+            }
+            CoreEvent::AgentLoggedOut { agent } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.logged_in = false;
+                }
+            }
+            CoreEvent::ChannelStateChanged {
+                agent,
+                channel,
+                state,
+            } => {
+                if let Some(ch) = self
+                    .agents
+                    .get_mut(agent)
+                    .and_then(|a| a.channels.get_mut(channel))
+                {
+                    if let Some(label) = ch.state.label() {
+                        self.stats
+                            .add_state(agent, channel, &label, at.saturating_sub(ch.since));
+                    }
+                    if *state == ChannelState::Ready && ch.state != ChannelState::Ready {
+                        ch.idle_key = (at, 0);
+                    }
+                    ch.state = state.clone();
+                    ch.since = at;
+                }
+            }
+            CoreEvent::DndChanged { agent, on } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.dnd = *on;
+                }
+            }
+            CoreEvent::ForwardingChanged { agent, to } => {
+                if let Some(a) = self.agents.get_mut(agent) {
+                    a.forward_to = to.clone();
+                }
+            }
+            CoreEvent::InteractionArrived {
+                key,
+                plugin,
+                interaction,
+                external_id,
+                channel,
+                media,
+                route,
+                contact,
+                subject,
+                priority,
+            } => {
+                let i = Interaction {
+                    key: *key,
+                    plugin: plugin.clone(),
+                    plugin_interaction: interaction.clone(),
+                    external_id: external_id.clone(),
+                    channel: channel.clone(),
+                    media: *media,
+                    route: route.clone(),
+                    contact: contact.clone(),
+                    subject: subject.clone(),
+                    priority: *priority,
+                    queue_seq: *key,
+                    state: InteractionState::Queued,
+                    owner: None,
+                    declined_by: BTreeSet::new(),
+                    held: false,
+                    arrived_at: at,
+                    accepted_at: None,
+                    ended_at: None,
+                    wrap_up: None,
+                };
+                self.next_key = self.next_key.max(key + 1);
+                self.by_external
+                    .insert((plugin.clone(), external_id.clone()), *key);
+                self.by_plugin_id
+                    .insert((plugin.clone(), interaction.clone()), *key);
+                self.enqueue(&i);
+                self.interactions.insert(*key, i);
+            }
+            CoreEvent::InteractionOffered {
+                key,
+                agent,
+                deadline,
+            } => {
+                self.dequeue(*key);
+                self.set_owner(*key, Some(agent), at);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Offered {
+                        agent: agent.clone(),
+                        deadline: *deadline,
+                    };
+                }
+            }
+            CoreEvent::InteractionAccepted { key, .. } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Active;
+                    i.accepted_at = Some(at);
+                }
+            }
+            CoreEvent::InteractionDeclined { key, agent }
+            | CoreEvent::OfferMissed { key, agent } => {
+                self.set_owner(*key, None, at);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Queued;
+                    i.declined_by.insert(agent.clone());
+                }
+                self.requeue(*key);
+            }
+            CoreEvent::InteractionRejected { key, reason } => {
+                self.dequeue(*key);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Rejected {
+                        reason: reason.clone(),
+                    };
+                }
+            }
+            CoreEvent::InteractionForwarded { key, .. } => {
+                self.dequeue(*key);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Forwarded;
+                }
+            }
+            CoreEvent::InteractionHeld { key } | CoreEvent::InteractionResumed { key } => {
+                let held = matches!(stamped.event, CoreEvent::InteractionHeld { .. });
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.held = held;
+                }
+            }
+            CoreEvent::InteractionTransferred { key, from, to } => {
+                self.stop_handling(*key, at);
+                self.set_owner(*key, None, at);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Queued;
+                    i.route = to.clone();
+                    i.held = false;
+                    // Never offered straight back to the agent who transferred it.
+                    i.declined_by = BTreeSet::from([from.clone()]);
+                }
+                self.requeue(*key);
+            }
+            CoreEvent::InteractionEnded { key, .. } => {
+                self.stop_handling(*key, at);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Ended;
+                    i.ended_at = Some(at);
+                    i.held = false;
+                }
+            }
+            CoreEvent::InteractionAbandoned { key } => {
+                self.dequeue(*key);
+                self.set_owner(*key, None, at);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Abandoned;
+                    i.ended_at = Some(at);
+                }
+            }
+            CoreEvent::InteractionDone { key, wrap_up, .. } => {
+                self.stop_handling(*key, at);
+                self.release(*key);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Done;
+                    i.wrap_up = wrap_up.clone();
+                    i.ended_at.get_or_insert(at);
+                }
+            }
+            CoreEvent::InteractionParked { key, workbin } => {
+                self.stop_handling(*key, at);
+                self.release(*key);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::InWorkbin {
+                        workbin: workbin.clone(),
+                    };
+                }
+            }
+            CoreEvent::InteractionUnparked { key } => {
+                if let Some((owner, channel)) = self
+                    .interactions
+                    .get(key)
+                    .and_then(|i| Some((i.owner.clone()?, i.channel.clone())))
+                {
+                    if let Some(ch) = self
+                        .agents
+                        .get_mut(&owner)
+                        .and_then(|a| a.channels.get_mut(&channel))
+                    {
+                        ch.load += 1;
+                    }
+                }
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Active;
+                    i.accepted_at = Some(at);
+                }
+            }
+        }
+    }
+
+    /// Moves capacity: the old owner's load drops, the new owner's rises (and its idle key moves,
+    /// so the next offer goes to someone who has waited longer).
+    fn set_owner(&mut self, key: InteractionKey, owner: Option<&String>, at: Millis) {
+        self.release(key);
+        let Some(i) = self.interactions.get_mut(&key) else {
+            return;
+        };
+        i.owner = owner.cloned();
+        if let Some(owner) = owner
+            && let Some(ch) = self
+                .agents
+                .get_mut(owner)
+                .and_then(|a| a.channels.get_mut(&i.channel))
+        {
+            ch.load += 1;
+            ch.idle_key = if ch.idle_key.0 == at {
+                (at, ch.idle_key.1 + 1)
+            } else {
+                (at, 1)
+            };
+        }
+    }
+
+    /// Frees the capacity an interaction occupies (keeping its owner for the record).
+    fn release(&mut self, key: InteractionKey) {
+        let Some(i) = self.interactions.get(&key) else {
+            return;
+        };
+        if !i.state.occupies() {
+            return;
+        }
+        if let Some(owner) = &i.owner
+            && let Some(ch) = self
+                .agents
+                .get_mut(owner)
+                .and_then(|a| a.channels.get_mut(&i.channel))
+        {
+            ch.load = ch.load.saturating_sub(1);
+        }
+        if let Some(i) = self.interactions.get_mut(&key) {
+            // The state is updated by the caller right after; mark it as not occupying meanwhile.
+            if i.state.occupies() {
+                i.state = InteractionState::Queued;
+            }
+        }
+    }
+
+    fn stop_handling(&mut self, key: InteractionKey, at: Millis) {
+        if let Some(i) = self.interactions.get_mut(&key)
+            && let Some(since) = i.accepted_at.take()
+        {
+            self.stats.add_handling(key, at.saturating_sub(since));
+        }
+    }
+
+    fn enqueue(&mut self, i: &Interaction) {
+        self.queues.entry(i.channel.clone()).or_default().insert((
+            Reverse(i.priority),
+            i.queue_seq,
+            i.key,
+        ));
+    }
+
+    fn requeue(&mut self, key: InteractionKey) {
+        if let Some(i) = self.interactions.get(&key).cloned() {
+            self.enqueue(&i);
+        }
+    }
+
+    fn dequeue(&mut self, key: InteractionKey) {
+        if let Some(i) = self.interactions.get(&key)
+            && let Some(q) = self.queues.get_mut(&i.channel)
+        {
+            q.remove(&(Reverse(i.priority), i.queue_seq, key));
+        }
+    }
+
+    /// Recomputes every derived fact from scratch and compares (for tests): loads, queues.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for agent in self.agents.values() {
+            for (channel, ch) in &agent.channels {
+                let load = self
+                    .interactions
+                    .values()
+                    .filter(|i| {
+                        i.owner.as_deref() == Some(&agent.id)
+                            && &i.channel == channel
+                            && i.state.occupies()
+                    })
+                    .count() as u32;
+                if load != ch.load {
+                    return Err(format!(
+                        "{}/{channel}: load {} but {load} occupying",
+                        agent.id, ch.load
+                    ));
+                }
+                if load > self.policy.capacity(channel) {
+                    return Err(format!("{}/{channel}: load {load} over capacity", agent.id));
+                }
+            }
+        }
+        for i in self.interactions.values() {
+            let queued = self
+                .queues
+                .get(&i.channel)
+                .is_some_and(|q| q.contains(&(Reverse(i.priority), i.queue_seq, i.key)));
+            if queued != (i.state == InteractionState::Queued) {
+                return Err(format!(
+                    "interaction {} is {:?} but queued={queued}",
+                    i.key, i.state
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn wrong_state(i: &Interaction, rule: &str) -> CoreError {
+    let state = match &i.state {
+        InteractionState::Offered { .. } => "offered".to_string(),
+        InteractionState::InWorkbin { .. } => "in a workbin".to_string(),
+        InteractionState::Rejected { .. } => "rejected".to_string(),
+        other => format!("{other:?}").to_lowercase(),
+    };
+    CoreError::WrongState {
+        key: i.key,
+        state,
+        rule: rule.into(),
+    }
+}

@@ -1,0 +1,177 @@
+//! The core's journal entries: every accepted change is one of these, stamped with a sequence
+//! number and the time. Current state, time-in-state and history are projections of them.
+
+use super::model::{ChannelState, InteractionKey, Millis};
+use plugin_api::{Address, Contact, EndReason, InteractionId, Media, Route, WrapUpCode};
+use serde::{Deserialize, Serialize};
+
+/// One journaled change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// Position in the journal, from 1, without gaps.
+    pub seq: u64,
+    /// When it happened on the core's clock.
+    pub at: Millis,
+    /// What happened.
+    pub event: CoreEvent,
+}
+
+/// What can happen in the core.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum CoreEvent {
+    /// A desktop logged in for the agent.
+    AgentLoggedIn {
+        /// The agent.
+        agent: String,
+    },
+    /// The agent's desktop logged out (all channels go logged off first).
+    AgentLoggedOut {
+        /// The agent.
+        agent: String,
+    },
+    /// An agent's channel changed state.
+    ChannelStateChanged {
+        /// The agent.
+        agent: String,
+        /// The channel.
+        channel: String,
+        /// The new state.
+        state: ChannelState,
+    },
+    /// Do Not Disturb on or off.
+    DndChanged {
+        /// The agent.
+        agent: String,
+        /// On?
+        on: bool,
+    },
+    /// Call forwarding set or cleared.
+    ForwardingChanged {
+        /// The agent.
+        agent: String,
+        /// Where to, or `None` for off.
+        to: Option<Address>,
+    },
+    /// An interaction was offered by a plugin and queued.
+    InteractionArrived {
+        /// The core's key.
+        key: InteractionKey,
+        /// The plugin.
+        plugin: String,
+        /// The plugin's id.
+        interaction: InteractionId,
+        /// The outside id (de-duplication).
+        external_id: String,
+        /// Channel kind.
+        channel: String,
+        /// Medium.
+        media: Media,
+        /// Route.
+        route: Route,
+        /// Contact.
+        contact: Contact,
+        /// Subject.
+        subject: Option<String>,
+        /// Priority.
+        priority: i32,
+    },
+    /// Offered to an agent until `deadline`.
+    InteractionOffered {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent.
+        agent: String,
+        /// When the offer times out.
+        deadline: Millis,
+    },
+    /// The agent accepted (or it was answered automatically).
+    InteractionAccepted {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent.
+        agent: String,
+    },
+    /// The agent declined the offer; it goes back to the head of its queue.
+    InteractionDeclined {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent.
+        agent: String,
+    },
+    /// The offer timed out; it goes back to the head of its queue.
+    OfferMissed {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent who did not answer.
+        agent: String,
+    },
+    /// The core refused the interaction.
+    InteractionRejected {
+        /// The interaction.
+        key: InteractionKey,
+        /// Why.
+        reason: String,
+    },
+    /// Sent to the target agent's forwarding address instead.
+    InteractionForwarded {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent whose forwarding applied.
+        agent: String,
+        /// Where to.
+        to: Address,
+    },
+    /// Put on hold.
+    InteractionHeld {
+        /// The interaction.
+        key: InteractionKey,
+    },
+    /// Taken off hold.
+    InteractionResumed {
+        /// The interaction.
+        key: InteractionKey,
+    },
+    /// Transferred blind to a queue or agent: it leaves its owner and is routed again.
+    InteractionTransferred {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent who transferred it.
+        from: String,
+        /// The new route.
+        to: Route,
+    },
+    /// Ended (by the contact, the agent or the channel).
+    InteractionEnded {
+        /// The interaction.
+        key: InteractionKey,
+        /// Why.
+        reason: EndReason,
+    },
+    /// The contact left while it was waiting.
+    InteractionAbandoned {
+        /// The interaction.
+        key: InteractionKey,
+    },
+    /// Marked done by its owner.
+    InteractionDone {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent.
+        agent: String,
+        /// The wrap-up code.
+        wrap_up: Option<WrapUpCode>,
+    },
+    /// Put in the owner's workbin.
+    InteractionParked {
+        /// The interaction.
+        key: InteractionKey,
+        /// The workbin.
+        workbin: String,
+    },
+    /// Taken back from the workbin.
+    InteractionUnparked {
+        /// The interaction.
+        key: InteractionKey,
+    },
+}

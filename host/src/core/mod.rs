@@ -1,0 +1,22 @@
+//! The contact-centre core: agents with a state per channel, interactions, routing, after-call
+//! work, time-in-state. Pure and synchronous — no I/O, no clock, no plugin calls: callers pass the
+//! time in and carry out the journal events it returns.
+
+pub mod commands;
+pub mod engine;
+pub mod events;
+pub mod model;
+pub mod policy;
+#[cfg(test)]
+mod proptests;
+pub mod stats;
+#[cfg(test)]
+mod testkit;
+#[cfg(test)]
+mod tests;
+
+pub use commands::{AgentCommand, CoreError};
+pub use engine::Core;
+pub use events::{CoreEvent, Stamped};
+pub use model::{ChannelState, InteractionKey, InteractionState, Millis, NextState};
+pub use policy::Policy;

@@ -1,0 +1,126 @@
+//! The rules the core applies, taken from the admin configuration: agents and their channels,
+//! capacities, answer timeouts, ACW, Not Ready reasons, wrap-up codes, cross-channel rules.
+
+use crate::config::{AcwPolicy, AdminConfig, AfterAcw, ChannelPolicy, ExclusiveRule};
+use plugin_api::WrapUpCode;
+use std::collections::BTreeMap;
+
+/// The system reason set when an agent misses an offer.
+pub const MISSED_OFFER: &str = "missed-offer";
+/// The system reason after ACW when the channel's policy is "not-ready".
+pub const AFTER_ACW: &str = "after-call-work";
+/// The system reason of a channel that has just been logged on.
+pub const LOGGED_ON: &str = "logged-on";
+
+/// One agent as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentSpec {
+    /// Login id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Assigned channels (resolved: "all" becomes the channels this host serves).
+    pub channels: Vec<String>,
+    /// Extension.
+    pub extension: Option<String>,
+    /// Auto-answer channels.
+    pub auto_answer: Vec<String>,
+}
+
+/// The core's rules.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The agents.
+    pub agents: Vec<AgentSpec>,
+    /// Per-channel rules; channels without an entry use the defaults.
+    pub channels: BTreeMap<String, ChannelPolicy>,
+    /// Allowed Not Ready reasons.
+    pub not_ready_reasons: Vec<String>,
+    /// Wrap-up codes.
+    pub wrap_up_codes: Vec<WrapUpCode>,
+    /// Whether Mark Done needs a code.
+    pub wrap_up_required: bool,
+    /// Whether Not Ready during work becomes Pending.
+    pub pending: bool,
+    /// Cross-channel rules.
+    pub exclusive: Vec<ExclusiveRule>,
+}
+
+impl Policy {
+    /// The policy of `config` for a host that serves `channels` (the channel kinds of its
+    /// running plugins; "all" in an agent's assignment means these).
+    pub fn from_config(config: &AdminConfig, channels: &[String]) -> Self {
+        let agents = config
+            .agents
+            .iter()
+            .map(|a| AgentSpec {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                channels: match &a.channels {
+                    crate::config::ChannelAssignment::All => channels.to_vec(),
+                    crate::config::ChannelAssignment::Some(list) => list.clone(),
+                },
+                extension: a.extension.clone(),
+                auto_answer: a.auto_answer.clone(),
+            })
+            .collect();
+        Policy {
+            agents,
+            channels: config.channels.clone(),
+            not_ready_reasons: config.core.not_ready_reasons.clone(),
+            wrap_up_codes: config
+                .core
+                .wrap_up_codes
+                .iter()
+                .map(|c| WrapUpCode {
+                    code: c.code.clone(),
+                    label: c.label.clone(),
+                })
+                .collect(),
+            wrap_up_required: config.core.wrap_up_required,
+            pending: config.core.pending,
+            exclusive: config.core.exclusive.clone(),
+        }
+    }
+
+    /// The rules of one channel.
+    pub fn channel(&self, channel: &str) -> ChannelPolicy {
+        self.channels.get(channel).cloned().unwrap_or_default()
+    }
+
+    /// Capacity of one channel.
+    pub fn capacity(&self, channel: &str) -> u32 {
+        self.channel(channel).capacity_for(channel)
+    }
+
+    /// Answer timeout of one channel, in ms.
+    pub fn answer_timeout_ms(&self, channel: &str) -> u64 {
+        self.channel(channel).answer_timeout_secs * 1000
+    }
+
+    /// ACW policy of one channel.
+    pub fn acw(&self, channel: &str) -> AcwPolicy {
+        self.channel(channel).acw
+    }
+
+    /// The state after ACW on one channel.
+    pub fn after_acw(&self, channel: &str) -> super::model::NextState {
+        match self.channel(channel).after_acw {
+            AfterAcw::Ready => super::model::NextState::Ready,
+            AfterAcw::NotReady => super::model::NextState::NotReady {
+                reason: AFTER_ACW.into(),
+            },
+        }
+    }
+
+    /// Channels on which new offers are blocked while the agent has work on `busy_channel`.
+    pub fn blocked_by<'a>(
+        &'a self,
+        busy_channel: &'a str,
+    ) -> impl Iterator<Item = &'a String> + 'a {
+        self.exclusive
+            .iter()
+            .filter(move |r| r.busy_on == busy_channel)
+            .flat_map(|r| r.blocks.iter())
+    }
+}

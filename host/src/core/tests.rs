@@ -1,0 +1,652 @@
+//! The core's rules, one test each, named as the rule.
+
+use super::testkit::*;
+use super::*;
+use plugin_api::{Address, Route};
+
+#[test]
+fn offers_go_to_the_longest_idle_ready_agent_and_ties_by_agent_id() {
+    let mut day = Day::new();
+    day.ready("bob", &["chat"]);
+    day.ready("ann", &["chat"]);
+    // Both became Ready at the same instant: the tie goes to "ann".
+    let first = day.offer("chat");
+    assert!(day.offered_to(first, "ann"));
+    // Ann just got an offer; Bob has now waited longest.
+    let second = day.offer("chat");
+    assert!(day.offered_to(second, "bob"));
+}
+
+#[test]
+fn waiting_interactions_are_offered_in_arrival_order() {
+    let mut day = Day::new();
+    let a = day.offer("email");
+    let b = day.offer("email");
+    assert_eq!(day.core.queue("email"), vec![a, b]);
+    day.ready("bob", &["email"]);
+    assert!(day.offered_to(a, "bob") && day.offered_to(b, "bob"));
+}
+
+#[test]
+fn a_missed_offer_returns_to_the_head_of_its_queue_and_sets_the_agent_not_ready() {
+    let mut day = Day::new();
+    day.ready("ann", &["chat"]);
+    let first = day.offer("chat");
+    day.ok("ann", cmd_not_ready("chat", "break")); // Ann stays offered but will not answer
+    let second = day.offer("chat");
+    assert!(day.offered_to(first, "ann"));
+    day.advance(21); // chat answer timeout: 20 s by default
+    assert_eq!(day.state(first), InteractionState::Queued);
+    assert_eq!(day.channel("ann", "chat"), not_ready(policy::MISSED_OFFER));
+    assert_eq!(
+        day.core.queue("chat"),
+        vec![first, second],
+        "the missed one is back at the head"
+    );
+    day.ready("bob", &["chat"]);
+    assert!(day.offered_to(first, "bob"));
+}
+
+#[test]
+fn a_contact_who_leaves_while_queued_is_abandoned() {
+    let mut day = Day::new();
+    let key = day.offer("chat");
+    day.contact_leaves(key);
+    assert_eq!(day.state(key), InteractionState::Abandoned);
+    assert!(day.core.queue("chat").is_empty());
+}
+
+#[test]
+fn auto_answer_accepts_offers_on_that_channel() {
+    let mut day = Day::with_config("");
+    let config = crate::config::AdminConfig::parse(
+        &format!("{CONFIG}\n[[agents]]\nid = \"cy\"\nname = \"Cy\"\nchannels = [\"email\"]\nauto_answer = [\"email\"]\n"),
+        "t",
+    )
+    .expect("config");
+    let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+    day.core = Core::new(Policy::from_config(&config, &channels), day.now);
+    day.ready("cy", &["email"]);
+    let key = day.offer("email");
+    assert_eq!(day.state(key), InteractionState::Active);
+    assert_eq!(day.owner(key).as_deref(), Some("cy"));
+}
+
+#[test]
+fn logging_off_one_channel_leaves_the_others_untouched() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice", "chat", "email"]);
+    day.ok(
+        "ann",
+        AgentCommand::LogOffChannel {
+            channel: "chat".into(),
+        },
+    );
+    assert_eq!(day.channel("ann", "chat"), ChannelState::LoggedOff);
+    assert_eq!(day.channel("ann", "voice"), ChannelState::Ready);
+    assert_eq!(day.channel("ann", "email"), ChannelState::Ready);
+}
+
+#[test]
+fn do_not_disturb_stops_offers_on_every_channel_until_it_is_off() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice", "chat", "email"]);
+    day.ok("ann", AgentCommand::SetDnd { on: true });
+    let keys: Vec<_> = ["voice", "chat", "email"]
+        .iter()
+        .map(|c| day.offer(c))
+        .collect();
+    assert!(
+        keys.iter()
+            .all(|k| day.state(*k) == InteractionState::Queued)
+    );
+    day.ok("ann", AgentCommand::SetDnd { on: false });
+    assert!(
+        day.offered_to(keys[0], "ann"),
+        "the call is offered once DND is off"
+    );
+}
+
+#[test]
+fn not_ready_while_handling_without_pending_counts_as_not_ready_from_that_moment() {
+    let mut day = Day::with_config("");
+    day.core = {
+        let mut config = crate::config::AdminConfig::parse(CONFIG, "t").expect("config");
+        config.core.pending = false;
+        let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+        Core::new(Policy::from_config(&config, &channels), day.now)
+    };
+    day.ready("bob", &["chat"]);
+    let key = day.offer("chat");
+    day.ok("bob", AgentCommand::Accept { key });
+    day.advance(10);
+    day.ok("bob", cmd_not_ready("chat", "lunch"));
+    assert_eq!(day.channel("bob", "chat"), not_ready("lunch"));
+    day.advance(60);
+    day.ok("bob", AgentCommand::End { key });
+    day.advance(5);
+    assert_eq!(
+        day.core
+            .time_in_state("bob", "chat", "not-ready:lunch", day.now),
+        65_000
+    );
+    assert_eq!(day.core.handling_time(key, day.now), 70_000);
+}
+
+#[test]
+fn pending_not_ready_starts_when_the_last_chat_ends() {
+    let mut day = Day::new();
+    day.ready("bob", &["chat"]);
+    let one = day.offer("chat");
+    let two = day.offer("chat");
+    day.ok("bob", AgentCommand::Accept { key: one });
+    day.ok("bob", AgentCommand::Accept { key: two });
+    day.ok("bob", cmd_not_ready("chat", "lunch"));
+    assert_eq!(
+        day.channel("bob", "chat"),
+        ChannelState::Pending {
+            reason: "lunch".into()
+        }
+    );
+    let third = day.offer("chat");
+    day.ok("bob", AgentCommand::End { key: one });
+    assert!(!day.offered_to(third, "bob"), "Pending takes no offers");
+    day.advance(30);
+    day.contact_leaves(two);
+    assert_eq!(day.channel("bob", "chat"), not_ready("lunch"));
+    day.advance(10);
+    // No Not Ready time accrued while Bob was still working.
+    assert_eq!(
+        day.core
+            .time_in_state("bob", "chat", "pending:lunch", day.now),
+        30_000
+    );
+    assert_eq!(
+        day.core
+            .time_in_state("bob", "chat", "not-ready:lunch", day.now),
+        10_000
+    );
+}
+
+#[test]
+fn pending_with_acw_runs_the_acw_and_then_goes_not_ready() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice"]);
+    let call = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: call });
+    day.ok("ann", cmd_not_ready("voice", "break"));
+    day.contact_leaves(call);
+    assert!(matches!(
+        day.channel("ann", "voice"),
+        ChannelState::AfterCallWork { .. }
+    ));
+    day.advance(31);
+    assert_eq!(day.channel("ann", "voice"), not_ready("break"));
+}
+
+#[test]
+fn timed_acw_ends_by_itself_and_mark_done_ends_it_early_with_the_chosen_state() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice"]);
+    let call = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: call });
+    day.ok("ann", AgentCommand::End { key: call });
+    assert!(matches!(
+        day.channel("ann", "voice"),
+        ChannelState::AfterCallWork {
+            ends_at: Some(_),
+            ..
+        }
+    ));
+    day.advance(31);
+    assert_eq!(day.channel("ann", "voice"), ChannelState::Ready);
+    day.ok(
+        "ann",
+        AgentCommand::MarkDone {
+            key: call,
+            wrap_up: Some("sale".into()),
+            next: None,
+        },
+    );
+
+    let second = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: second });
+    day.contact_leaves(second);
+    day.advance(5);
+    let next = Some(NextState::NotReady {
+        reason: "break".into(),
+    });
+    day.ok(
+        "ann",
+        AgentCommand::MarkDone {
+            key: second,
+            wrap_up: None,
+            next,
+        },
+    );
+    assert_eq!(day.channel("ann", "voice"), not_ready("break"));
+    assert_eq!(
+        day.core
+            .time_in_state("ann", "voice", "after-call-work", day.now),
+        36_000
+    );
+}
+
+#[test]
+fn extendable_acw_can_be_extended_indefinitely_and_ends_at_mark_done() {
+    let mut day =
+        Day::with_config("[channels.email]\nacw = { mode = \"extendable\", secs = 10 }\n");
+    day.ready("bob", &["email"]);
+    let mail = day.offer("email");
+    day.ok("bob", AgentCommand::Accept { key: mail });
+    day.ok("bob", AgentCommand::End { key: mail });
+    day.ok(
+        "bob",
+        AgentCommand::ExtendAcw {
+            channel: "email".into(),
+            secs: None,
+        },
+    );
+    day.advance(3600);
+    assert!(matches!(
+        day.channel("bob", "email"),
+        ChannelState::AfterCallWork { ends_at: None, .. }
+    ));
+    day.ok(
+        "bob",
+        AgentCommand::MarkDone {
+            key: mail,
+            wrap_up: None,
+            next: None,
+        },
+    );
+    assert_eq!(day.channel("bob", "email"), ChannelState::Ready);
+}
+
+#[test]
+fn timed_acw_cannot_be_extended() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice"]);
+    let call = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: call });
+    day.ok("ann", AgentCommand::End { key: call });
+    let refused = day.run(
+        "ann",
+        AgentCommand::ExtendAcw {
+            channel: "voice".into(),
+            secs: Some(30),
+        },
+    );
+    assert!(
+        matches!(refused, Err(CoreError::AcwRule { .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn minimum_acw_cannot_be_left_early_even_after_mark_done() {
+    let mut day = Day::with_config("[channels.chat]\nacw = { mode = \"minimum\", secs = 60 }\n");
+    day.ready("bob", &["chat"]);
+    let chat = day.offer("chat");
+    day.ok("bob", AgentCommand::Accept { key: chat });
+    day.ok("bob", AgentCommand::End { key: chat });
+    day.advance(10);
+    day.ok(
+        "bob",
+        AgentCommand::MarkDone {
+            key: chat,
+            wrap_up: None,
+            next: None,
+        },
+    );
+    assert_eq!(
+        day.state(chat),
+        InteractionState::Done,
+        "Mark Done closes the interaction"
+    );
+    assert!(
+        matches!(
+            day.channel("bob", "chat"),
+            ChannelState::AfterCallWork { .. }
+        ),
+        "but ACW stays"
+    );
+    let refused = day.run("bob", cmd_ready("chat"));
+    assert!(
+        matches!(refused, Err(CoreError::AcwRule { .. })),
+        "{refused:?}"
+    );
+    day.advance(51);
+    assert_eq!(day.channel("bob", "chat"), ChannelState::Ready);
+}
+
+#[test]
+fn three_emails_two_chats_and_a_call_at_once_fit_the_default_capacities() {
+    let mut day = Day::new();
+    day.core = {
+        let config = crate::config::AdminConfig::parse(
+            "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n",
+            "t",
+        )
+        .expect("config");
+        let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+        Core::new(Policy::from_config(&config, &channels), day.now)
+    };
+    day.ready("ann", &["voice", "chat", "email"]);
+    let mut keys = Vec::new();
+    for channel in [
+        "email", "email", "email", "email", "chat", "chat", "chat", "voice", "voice",
+    ] {
+        keys.push(day.offer(channel));
+    }
+    for key in &keys {
+        if day.offered_to(*key, "ann") {
+            day.ok("ann", AgentCommand::Accept { key: *key });
+        }
+    }
+    let active = |channel: &str| {
+        day.core
+            .interactions()
+            .filter(|i| i.channel == channel && i.state == InteractionState::Active)
+            .count()
+    };
+    assert_eq!(
+        (active("email"), active("chat"), active("voice")),
+        (3, 2, 1)
+    );
+    assert_eq!(
+        day.core.queue("email").len()
+            + day.core.queue("chat").len()
+            + day.core.queue("voice").len(),
+        3
+    );
+}
+
+#[test]
+fn no_new_chat_is_offered_while_on_a_call_when_the_admin_says_so() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice", "chat"]);
+    let call = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: call });
+    let chat = day.offer("chat");
+    assert_eq!(day.state(chat), InteractionState::Queued);
+    day.ok("ann", AgentCommand::End { key: call });
+    day.ok(
+        "ann",
+        AgentCommand::MarkDone {
+            key: call,
+            wrap_up: None,
+            next: None,
+        },
+    );
+    assert!(day.offered_to(chat, "ann"), "offered once the call is done");
+}
+
+#[test]
+fn forbidden_commands_name_the_rule_and_change_nothing() {
+    let mut day = Day::new();
+    day.ok("ann", AgentCommand::LogIn);
+    assert!(matches!(
+        day.run("ann", cmd_ready("chat")),
+        Err(CoreError::ChannelLoggedOff { .. })
+    ));
+    day.ready("ann", &["voice"]);
+    assert!(matches!(
+        day.run("ann", cmd_not_ready("voice", "nap")),
+        Err(CoreError::UnknownReason { .. })
+    ));
+    let call = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: call });
+    let before = (day.core.last_seq(), day.state(call));
+    let refused = day.run(
+        "ann",
+        AgentCommand::MarkDone {
+            key: call,
+            wrap_up: None,
+            next: None,
+        },
+    );
+    let Err(error) = refused else {
+        panic!("mark done on an active call was accepted")
+    };
+    assert!(
+        error
+            .to_string()
+            .contains("must end before it is marked done"),
+        "{error}"
+    );
+    assert_eq!(
+        (day.core.last_seq(), day.state(call)),
+        before,
+        "state unchanged"
+    );
+    assert!(matches!(
+        day.run("bob", AgentCommand::End { key: call }),
+        Err(CoreError::NotLoggedIn { .. })
+    ));
+    day.ok("bob", AgentCommand::LogIn);
+    assert!(matches!(
+        day.run("bob", AgentCommand::End { key: call }),
+        Err(CoreError::NotYours { .. })
+    ));
+    assert!(matches!(
+        day.run(
+            "ann",
+            AgentCommand::LogOffChannel {
+                channel: "voice".into()
+            }
+        ),
+        Err(CoreError::OpenWork { .. })
+    ));
+    assert!(matches!(
+        day.run(
+            "ann",
+            AgentCommand::MarkDone {
+                key: call,
+                wrap_up: Some("x".into()),
+                next: None
+            }
+        ),
+        Err(CoreError::WrongState { .. })
+    ));
+}
+
+#[test]
+fn a_mandatory_wrap_up_code_is_enforced() {
+    let mut day = Day::with_config("");
+    day.core = {
+        let mut config = crate::config::AdminConfig::parse(CONFIG, "t").expect("config");
+        config.core.wrap_up_required = true;
+        let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+        Core::new(Policy::from_config(&config, &channels), day.now)
+    };
+    day.ready("bob", &["email"]);
+    let mail = day.offer("email");
+    day.ok("bob", AgentCommand::Accept { key: mail });
+    let refused = day.run(
+        "bob",
+        AgentCommand::MarkDone {
+            key: mail,
+            wrap_up: None,
+            next: None,
+        },
+    );
+    assert_eq!(refused.unwrap_err(), CoreError::WrapUpRequired);
+    let refused = day.run(
+        "bob",
+        AgentCommand::MarkDone {
+            key: mail,
+            wrap_up: Some("nope".into()),
+            next: None,
+        },
+    );
+    assert!(matches!(refused, Err(CoreError::UnknownWrapUp { .. })));
+    day.ok(
+        "bob",
+        AgentCommand::MarkDone {
+            key: mail,
+            wrap_up: Some("info".into()),
+            next: None,
+        },
+    );
+    assert_eq!(
+        day.core
+            .interaction(mail)
+            .and_then(|i| i.wrap_up.clone())
+            .map(|w| w.label),
+        Some("Information".into())
+    );
+}
+
+#[test]
+fn a_workbin_frees_capacity_until_the_email_is_taken_back() {
+    let mut day = Day::with_config("[channels.email]\ncapacity = 1\n");
+    day.ready("bob", &["email"]);
+    let first = day.offer("email");
+    day.ok("bob", AgentCommand::Accept { key: first });
+    let second = day.offer("email");
+    assert_eq!(day.state(second), InteractionState::Queued);
+    day.ok(
+        "bob",
+        AgentCommand::Park {
+            key: first,
+            workbin: "later".into(),
+        },
+    );
+    assert!(day.offered_to(second, "bob"), "parking freed the capacity");
+    day.ok("bob", AgentCommand::Accept { key: second });
+    let refused = day.run("bob", AgentCommand::Unpark { key: first });
+    assert!(
+        matches!(refused, Err(CoreError::AtCapacity { .. })),
+        "{refused:?}"
+    );
+    day.ok(
+        "bob",
+        AgentCommand::MarkDone {
+            key: second,
+            wrap_up: None,
+            next: None,
+        },
+    );
+    day.ok("bob", AgentCommand::Unpark { key: first });
+    assert_eq!(day.state(first), InteractionState::Active);
+}
+
+#[test]
+fn a_re_sent_offer_with_the_same_external_id_never_creates_a_second_interaction() {
+    let mut day = Day::new();
+    let key = day.offer("email");
+    let again = day.core.interaction(key).cloned().expect("known");
+    let events = day.plugin(plugin_api::Event::Offer(plugin_api::Offer {
+        interaction: plugin_api::InteractionId::new("another-id"),
+        external_id: again.external_id.clone(),
+        channel: plugin_api::ChannelKind::new("email"),
+        media: plugin_api::Media::Email,
+        route: Route::queue("default"),
+        contact: Default::default(),
+        subject: None,
+        case_data: vec![],
+        actions: vec![],
+        priority: 0,
+    }));
+    assert!(events.is_empty());
+    assert_eq!(day.core.interactions().count(), 1);
+}
+
+#[test]
+fn a_call_to_a_forwarding_agents_extension_is_forwarded() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice"]);
+    let to = Address::phone("+15550199");
+    day.ok(
+        "ann",
+        AgentCommand::SetForwarding {
+            to: Some(to.clone()),
+        },
+    );
+    let call = day.offer_routed("voice", Route::extension("101"));
+    assert_eq!(day.state(call), InteractionState::Forwarded);
+    assert!(day.journal.iter().any(|s| s.event
+        == CoreEvent::InteractionForwarded {
+            key: call,
+            agent: "ann".into(),
+            to: to.clone()
+        }));
+    day.ok("ann", AgentCommand::SetForwarding { to: None });
+    let next = day.offer_routed("voice", Route::extension("101"));
+    assert!(day.offered_to(next, "ann"));
+}
+
+#[test]
+fn offers_nobody_here_can_take_are_rejected_with_the_reason() {
+    let mut day = Day::new();
+    let fax = day.offer("fax");
+    assert!(
+        matches!(&day.state(fax), InteractionState::Rejected { reason } if reason.contains("channel `fax`"))
+    );
+    let lost = day.offer_routed("chat", Route::agent("zoe"));
+    assert!(
+        matches!(&day.state(lost), InteractionState::Rejected { reason } if reason.contains("zoe"))
+    );
+}
+
+#[test]
+fn a_blind_transfer_to_a_queue_reaches_another_agent_and_starts_the_senders_acw() {
+    let mut day = Day::new();
+    day.ready("ann", &["chat"]);
+    let chat = day.offer("chat");
+    day.ok("ann", AgentCommand::Accept { key: chat });
+    day.ready("bob", &["chat"]);
+    day.ok(
+        "ann",
+        AgentCommand::Transfer {
+            key: chat,
+            to: Route::queue("billing"),
+        },
+    );
+    assert!(day.offered_to(chat, "bob"));
+    assert_eq!(
+        day.core.agent("ann").map(|a| a.channels["chat"].load),
+        Some(0)
+    );
+}
+
+#[test]
+fn an_ended_event_for_an_unknown_interaction_is_dropped() {
+    let mut day = Day::new();
+    let events = day.plugin(plugin_api::Event::Ended(plugin_api::Ended {
+        interaction: plugin_api::InteractionId::new("never-offered"),
+        reason: plugin_api::EndReason::ContactLeft,
+        detail: String::new(),
+    }));
+    assert!(events.is_empty());
+}
+
+#[test]
+fn replaying_the_journal_rebuilds_the_same_state() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice", "chat"]);
+    day.ready("bob", &["chat", "email"]);
+    let keys: Vec<_> = ["chat", "chat", "voice", "email", "chat"]
+        .iter()
+        .map(|c| day.offer(c))
+        .collect();
+    day.ok("ann", AgentCommand::Accept { key: keys[0] });
+    day.advance(25);
+    day.ok("bob", cmd_not_ready("email", "break"));
+    day.contact_leaves(keys[0]);
+    let mut replayed = Day::new();
+    for stamped in &day.journal {
+        replayed.core.replay(stamped);
+    }
+    assert_eq!(
+        replayed.core.agents().collect::<Vec<_>>(),
+        day.core.agents().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        replayed.core.interactions().collect::<Vec<_>>(),
+        day.core.interactions().collect::<Vec<_>>()
+    );
+    assert_eq!(replayed.core.stats(), day.core.stats());
+    day.core.check_invariants().expect("invariants");
+}
