@@ -1,1 +1,262 @@
+//! Property tests: random working days (agent commands, plugin offers, contacts leaving, time
+//! passing) must keep every rule: capacity is never exceeded, nobody in DND or not Ready gets an
+//! offer, a refused command changes nothing, and replaying the journal rebuilds the same state.
 
+use super::testkit::*;
+use super::*;
+use plugin_api::Route;
+use proptest::prelude::*;
+use std::collections::BTreeMap;
+
+const AGENTS: [&str; 3] = ["ann", "bob", "cy"];
+const EXTRA: &str = "[[agents]]\nid = \"cy\"\nname = \"Cy\"\nchannels = [\"voice\", \"chat\"]\nauto_answer = [\"chat\"]\n\
+                     [channels.email]\nacw = { mode = \"minimum\", secs = 20 }\n\
+                     [channels.chat]\nacw = { mode = \"extendable\", secs = 15 }\n";
+
+#[derive(Debug, Clone)]
+enum Op {
+    Command(usize, Cmd),
+    Offer {
+        channel: usize,
+        to_agent: Option<usize>,
+    },
+    ContactLeaves(usize),
+    Advance(u64),
+}
+
+#[derive(Debug, Clone)]
+enum Cmd {
+    LogIn,
+    LogOut,
+    LogOn(usize),
+    LogOff(usize),
+    Ready(usize),
+    NotReady(usize),
+    Dnd(bool),
+    Accept(usize),
+    Decline(usize),
+    Hold(usize),
+    Resume(usize),
+    End(usize),
+    Transfer(usize),
+    MarkDone(usize, bool),
+    Extend(usize),
+    Park(usize),
+    Unpark(usize),
+}
+
+fn cmd() -> impl Strategy<Value = Cmd> {
+    let ch = 0..CHANNELS.len();
+    let pick = 0..64usize;
+    prop_oneof![
+        1 => Just(Cmd::LogIn),
+        1 => Just(Cmd::LogOut),
+        3 => ch.clone().prop_map(Cmd::LogOn),
+        1 => ch.clone().prop_map(Cmd::LogOff),
+        5 => ch.clone().prop_map(Cmd::Ready),
+        2 => ch.clone().prop_map(Cmd::NotReady),
+        1 => any::<bool>().prop_map(Cmd::Dnd),
+        6 => pick.clone().prop_map(Cmd::Accept),
+        1 => pick.clone().prop_map(Cmd::Decline),
+        1 => pick.clone().prop_map(Cmd::Hold),
+        1 => pick.clone().prop_map(Cmd::Resume),
+        3 => pick.clone().prop_map(Cmd::End),
+        1 => pick.clone().prop_map(Cmd::Transfer),
+        3 => (pick.clone(), any::<bool>()).prop_map(|(p, w)| Cmd::MarkDone(p, w)),
+        1 => ch.prop_map(Cmd::Extend),
+        1 => pick.clone().prop_map(Cmd::Park),
+        1 => pick.prop_map(Cmd::Unpark),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        10 => (0..AGENTS.len(), cmd()).prop_map(|(a, c)| Op::Command(a, c)),
+        4 => (0..CHANNELS.len(), proptest::option::weighted(0.2, 0..AGENTS.len()))
+            .prop_map(|(channel, to_agent)| Op::Offer { channel, to_agent }),
+        1 => (0..64usize).prop_map(Op::ContactLeaves),
+        2 => (1..40u64).prop_map(Op::Advance),
+    ]
+}
+
+/// The command for agent `a`. Interaction picks prefer the interactions the command makes sense
+/// for (offered to / owned by the agent); with none, any interaction (or an unknown key) is used,
+/// which exercises the refusals.
+fn to_command(day: &Day, a: &str, c: &Cmd) -> AgentCommand {
+    let mine = |wanted: fn(&InteractionState) -> bool| -> Vec<InteractionKey> {
+        let own: Vec<_> = day
+            .core
+            .interactions()
+            .filter(|i| i.owner.as_deref() == Some(a) && wanted(&i.state))
+            .map(|i| i.key)
+            .collect();
+        if own.is_empty() {
+            day.core.interactions().map(|i| i.key).collect()
+        } else {
+            own
+        }
+    };
+    let pick = |keys: Vec<InteractionKey>, p: usize| {
+        if keys.is_empty() {
+            999
+        } else {
+            keys[p % keys.len()]
+        }
+    };
+    let offered = |p: usize| pick(mine(|s| matches!(s, InteractionState::Offered { .. })), p);
+    let active = |p: usize| pick(mine(|s| *s == InteractionState::Active), p);
+    let closable = |p: usize| {
+        pick(
+            mine(|s| matches!(s, InteractionState::Ended | InteractionState::Active)),
+            p,
+        )
+    };
+    let parked = |p: usize| pick(mine(|s| matches!(s, InteractionState::InWorkbin { .. })), p);
+    let channel = |i: usize| CHANNELS[i].to_string();
+    match c {
+        Cmd::LogIn => AgentCommand::LogIn,
+        Cmd::LogOut => AgentCommand::LogOut,
+        Cmd::LogOn(c) => AgentCommand::LogOnChannel {
+            channel: channel(*c),
+        },
+        Cmd::LogOff(c) => AgentCommand::LogOffChannel {
+            channel: channel(*c),
+        },
+        Cmd::Ready(c) => AgentCommand::SetReady {
+            channel: channel(*c),
+        },
+        Cmd::NotReady(c) => AgentCommand::SetNotReady {
+            channel: channel(*c),
+            reason: "break".into(),
+        },
+        Cmd::Dnd(on) => AgentCommand::SetDnd { on: *on },
+        Cmd::Accept(p) => AgentCommand::Accept { key: offered(*p) },
+        Cmd::Decline(p) => AgentCommand::Decline { key: offered(*p) },
+        Cmd::Hold(p) => AgentCommand::Hold { key: active(*p) },
+        Cmd::Resume(p) => AgentCommand::Resume { key: active(*p) },
+        Cmd::End(p) => AgentCommand::End { key: active(*p) },
+        Cmd::Transfer(p) => AgentCommand::Transfer {
+            key: active(*p),
+            to: Route::queue("default"),
+        },
+        Cmd::MarkDone(p, w) => AgentCommand::MarkDone {
+            key: closable(*p),
+            wrap_up: w.then(|| "sale".to_string()),
+            next: None,
+        },
+        Cmd::Extend(c) => AgentCommand::ExtendAcw {
+            channel: channel(*c),
+            secs: None,
+        },
+        Cmd::Park(p) => AgentCommand::Park {
+            key: active(*p),
+            workbin: "later".into(),
+        },
+        Cmd::Unpark(p) => AgentCommand::Unpark { key: parked(*p) },
+    }
+}
+
+/// Follows the journal and checks, for every offer, the agent's DND and channel state at that
+/// moment as the journal itself tells them.
+#[derive(Default)]
+struct Watcher {
+    dnd: BTreeMap<String, bool>,
+    states: BTreeMap<(String, String), ChannelState>,
+    offers: usize,
+}
+
+impl Watcher {
+    fn follow(&mut self, day: &Day, events: &[Stamped]) -> Result<(), String> {
+        for stamped in events {
+            match &stamped.event {
+                CoreEvent::DndChanged { agent, on } => {
+                    self.dnd.insert(agent.clone(), *on);
+                }
+                CoreEvent::ChannelStateChanged {
+                    agent,
+                    channel,
+                    state,
+                } => {
+                    self.states
+                        .insert((agent.clone(), channel.clone()), state.clone());
+                }
+                CoreEvent::InteractionOffered { key, agent, .. } => {
+                    self.offers += 1;
+                    if self.dnd.get(agent).copied().unwrap_or(false) {
+                        return Err(format!("interaction {key} offered to {agent} in DND"));
+                    }
+                    let channel = day
+                        .core
+                        .interaction(*key)
+                        .map(|i| i.channel.clone())
+                        .unwrap_or_default();
+                    let state = self.states.get(&(agent.clone(), channel.clone()));
+                    if state != Some(&ChannelState::Ready) {
+                        return Err(format!(
+                            "interaction {key} offered to {agent} whose {channel} is {state:?}"
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_days_keep_every_rule(ops in proptest::collection::vec(op(), 1..150)) {
+        let mut day = Day::with_config(EXTRA);
+        let mut watcher = Watcher::default();
+        // The start of a working day: everyone logged in and Ready on their channels.
+        day.ready("ann", &CHANNELS);
+        day.ready("bob", &["chat", "email"]);
+        day.ready("cy", &["voice", "chat"]);
+        let start = day.journal.clone();
+        watcher.follow(&day, &start).map_err(TestCaseError::fail)?;
+        for op in &ops {
+            let before = day.core.last_seq();
+            let events = match op {
+                Op::Command(a, c) => {
+                    let command = to_command(&day, AGENTS[*a], c);
+                    match day.run(AGENTS[*a], command) {
+                        Ok(events) => events,
+                        Err(_) => {
+                            prop_assert_eq!(day.core.last_seq(), before, "a refused command changed state");
+                            Vec::new()
+                        }
+                    }
+                }
+                Op::Offer { channel, to_agent } => {
+                    let route = match to_agent {
+                        Some(a) => Route::agent(AGENTS[*a]),
+                        None => Route::queue("default"),
+                    };
+                    let from = day.journal.len();
+                    day.offer_routed(CHANNELS[*channel], route);
+                    day.journal[from..].to_vec()
+                }
+                Op::ContactLeaves(p) => {
+                    let keys: Vec<_> = day.core.interactions().map(|i| i.key).collect();
+                    if keys.is_empty() { continue; }
+                    let from = day.journal.len();
+                    day.contact_leaves(keys[p % keys.len()]);
+                    day.journal[from..].to_vec()
+                }
+                Op::Advance(secs) => day.advance(*secs),
+            };
+            watcher.follow(&day, &events).map_err(TestCaseError::fail)?;
+            day.core.check_invariants().map_err(TestCaseError::fail)?;
+        }
+        let mut replayed = Day::with_config(EXTRA);
+        for stamped in &day.journal {
+            replayed.core.replay(stamped);
+        }
+        prop_assert_eq!(replayed.core.agents().collect::<Vec<_>>(), day.core.agents().collect::<Vec<_>>());
+        prop_assert_eq!(replayed.core.interactions().collect::<Vec<_>>(), day.core.interactions().collect::<Vec<_>>());
+        prop_assert_eq!(replayed.core.stats(), day.core.stats());
+    }
+}
