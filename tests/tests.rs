@@ -2,6 +2,7 @@
 
 mod cli;
 mod compat;
+mod core_service;
 mod loading;
 mod runtime;
 mod support;

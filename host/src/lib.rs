@@ -6,6 +6,7 @@
 pub mod config;
 pub mod core;
 pub mod plugins;
+pub mod service;
 pub mod storage;
 
 pub use config::AdminConfig;

@@ -236,6 +236,21 @@ impl Core {
         out
     }
 
+    /// When the next timer (offer timeout, end of ACW) is due, if any.
+    pub fn next_timer(&self) -> Option<Millis> {
+        let offers = self.interactions.values().filter_map(|i| match i.state {
+            InteractionState::Offered { deadline, .. } => Some(deadline),
+            _ => None,
+        });
+        let acw = self.agents.values().flat_map(|a| {
+            a.channels.values().filter_map(|ch| match ch.state {
+                ChannelState::AfterCallWork { ends_at, .. } => ends_at,
+                _ => None,
+            })
+        });
+        offers.chain(acw).min()
+    }
+
     /// Re-applies a journaled event (replay at start-up). Events must come in sequence.
     pub fn replay(&mut self, stamped: &Stamped) {
         self.apply(stamped);

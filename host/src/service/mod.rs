@@ -1,0 +1,458 @@
+//! The core as a running service: one thread owns the core and the journal; clients (the desktop,
+//! tests, the headless driver) reach it only through `CoreHandle` — commands in, snapshots out.
+//! Plugin events are pumped in from the plugin host; plugin commands go out on their own thread,
+//! so a slow plugin never holds up routing.
+
+pub mod clock;
+pub mod effects;
+pub mod snapshot;
+
+use crate::core::{AgentCommand, Core, CoreError, CoreEvent, Millis, Policy, Stamped};
+use crate::plugins::PluginHost;
+use crate::storage::{Journal, StorageError};
+use clock::Clock;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use plugin_api::{Command, Event};
+pub use snapshot::AgentSnapshot;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// Why a client request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The core refused the command (the rule is named).
+    #[error(transparent)]
+    Refused(#[from] CoreError),
+    /// The command was accepted but could not be journaled; it is not acknowledged.
+    #[error("the journal failed: {0}")]
+    Journal(String),
+    /// The service has stopped.
+    #[error("the core service has stopped")]
+    Stopped,
+}
+
+enum Request {
+    Execute {
+        agent: String,
+        command: AgentCommand,
+        reply: Sender<Result<(), ClientError>>,
+    },
+    Plugin {
+        plugin: Arc<str>,
+        event: Event,
+    },
+    Snapshot {
+        agent: String,
+        reply: Sender<Option<AgentSnapshot>>,
+    },
+    Watch {
+        agent: String,
+        updates: Sender<AgentSnapshot>,
+    },
+    Tick {
+        reply: Sender<()>,
+    },
+    TimeInState {
+        agent: String,
+        channel: String,
+        label: String,
+        reply: Sender<Millis>,
+    },
+    Stop,
+}
+
+/// A client's handle on the core. Cheap to clone; usable from any thread.
+#[derive(Clone)]
+pub struct CoreHandle {
+    requests: Sender<Request>,
+}
+
+impl std::fmt::Debug for CoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CoreHandle")
+    }
+}
+
+impl CoreHandle {
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Request) -> Result<T, ClientError> {
+        let (reply, answer) = bounded(1);
+        self.requests
+            .send(make(reply))
+            .map_err(|_| ClientError::Stopped)?;
+        answer.recv().map_err(|_| ClientError::Stopped)
+    }
+
+    /// Carries out an agent's command; returns once it is journaled (or refused).
+    pub fn execute(&self, agent: &str, command: AgentCommand) -> Result<(), ClientError> {
+        self.ask(|reply| Request::Execute {
+            agent: agent.into(),
+            command,
+            reply,
+        })?
+    }
+
+    /// Logs an agent's desktop in and returns its session.
+    pub fn login(&self, agent: &str) -> Result<AgentSession, ClientError> {
+        self.execute(agent, AgentCommand::LogIn)?;
+        Ok(AgentSession {
+            handle: self.clone(),
+            agent: agent.into(),
+        })
+    }
+
+    /// The current snapshot of an agent.
+    pub fn snapshot(&self, agent: &str) -> Result<Option<AgentSnapshot>, ClientError> {
+        self.ask(|reply| Request::Snapshot {
+            agent: agent.into(),
+            reply,
+        })
+    }
+
+    /// A stream of snapshots of an agent: one now, then one after every change that concerns it.
+    pub fn watch(&self, agent: &str) -> Result<Receiver<AgentSnapshot>, ClientError> {
+        let (updates, stream) = unbounded();
+        self.requests
+            .send(Request::Watch {
+                agent: agent.into(),
+                updates,
+            })
+            .map_err(|_| ClientError::Stopped)?;
+        Ok(stream)
+    }
+
+    /// Runs the timers now (tests with a manual clock call this after advancing it).
+    pub fn tick(&self) -> Result<(), ClientError> {
+        self.ask(|reply| Request::Tick { reply })
+    }
+
+    /// Time an agent's channel spent in a state label, up to now.
+    pub fn time_in_state(
+        &self,
+        agent: &str,
+        channel: &str,
+        label: &str,
+    ) -> Result<Millis, ClientError> {
+        self.ask(|reply| Request::TimeInState {
+            agent: agent.into(),
+            channel: channel.into(),
+            label: label.into(),
+            reply,
+        })
+    }
+
+    /// Feeds a plugin event as if the plugin had emitted it (the headless driver and tests).
+    pub fn plugin_event(&self, plugin: &str, event: Event) -> Result<(), ClientError> {
+        self.requests
+            .send(Request::Plugin {
+                plugin: Arc::from(plugin),
+                event,
+            })
+            .map_err(|_| ClientError::Stopped)
+    }
+}
+
+/// One logged-in agent's desktop session.
+#[derive(Debug, Clone)]
+pub struct AgentSession {
+    handle: CoreHandle,
+    agent: String,
+}
+
+impl AgentSession {
+    /// The agent.
+    pub fn agent(&self) -> &str {
+        &self.agent
+    }
+    /// Sends a command as this agent.
+    pub fn send(&self, command: AgentCommand) -> Result<(), ClientError> {
+        self.handle.execute(&self.agent, command)
+    }
+    /// This agent's snapshot.
+    pub fn snapshot(&self) -> Result<AgentSnapshot, ClientError> {
+        self.handle
+            .snapshot(&self.agent)?
+            .ok_or(ClientError::Stopped)
+    }
+    /// This agent's snapshot stream.
+    pub fn watch(&self) -> Result<Receiver<AgentSnapshot>, ClientError> {
+        self.handle.watch(&self.agent)
+    }
+}
+
+/// The running service.
+pub struct CoreService {
+    handle: CoreHandle,
+    core_thread: Option<JoinHandle<()>>,
+    helpers: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for CoreService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CoreService")
+    }
+}
+
+impl CoreService {
+    /// Starts the core with `policy`, replaying `journal` first (if any), taking events from and
+    /// sending commands to `plugins` (if any).
+    pub fn start(
+        policy: Policy,
+        journal: Option<Journal>,
+        plugins: Option<Arc<PluginHost>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StorageError> {
+        let mut core = Core::new(policy, clock.now());
+        if let Some(journal) = &journal {
+            for stamped in journal.load()? {
+                core.replay(&stamped);
+            }
+        }
+        let (requests, inbox) = unbounded::<Request>();
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut helpers = Vec::new();
+        let (dispatch, outbox) = unbounded::<(String, Command)>();
+        let mut voice_plugins = Vec::new();
+        if let Some(plugins) = plugins {
+            voice_plugins = plugins
+                .running_ids()
+                .into_iter()
+                .filter(|id| {
+                    plugins
+                        .descriptor(id)
+                        .is_some_and(|d| d.channels.iter().any(|c| c.0 == "voice"))
+                })
+                .collect();
+            helpers.push(spawn("core-plugin-events", {
+                let (plugins, requests, stop) = (plugins.clone(), requests.clone(), stop.clone());
+                move || pump_plugin_events(&plugins, &requests, &stop)
+            }));
+            helpers.push(spawn("core-plugin-commands", move || {
+                dispatch_commands(&plugins, &outbox)
+            }));
+        }
+        let core_thread = spawn("core", move || {
+            let mut worker = Worker {
+                core,
+                journal,
+                clock,
+                dispatch,
+                voice_plugins,
+                watchers: BTreeMap::new(),
+            };
+            worker.run(&inbox);
+        });
+        Ok(CoreService {
+            handle: CoreHandle { requests },
+            core_thread: Some(core_thread),
+            helpers,
+            stop,
+        })
+    }
+
+    /// A client handle.
+    pub fn handle(&self) -> CoreHandle {
+        self.handle.clone()
+    }
+
+    /// Stops the service; everything acknowledged is in the journal.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        let _ = self.handle.requests.send(Request::Stop);
+        if let Some(thread) = self.core_thread.take() {
+            let _ = thread.join();
+        }
+        self.stop.store(true, Ordering::SeqCst);
+        for helper in self.helpers.drain(..) {
+            let _ = helper.join();
+        }
+    }
+}
+
+impl Drop for CoreService {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
+    // A thread that cannot be created leaves the service without it; the OS is out of resources
+    // and the panic says so at start-up.
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("cannot start thread {name}: {e}"))
+}
+
+fn pump_plugin_events(plugins: &PluginHost, requests: &Sender<Request>, stop: &AtomicBool) {
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(event) = plugins.recv_event(Duration::from_millis(50))
+            && requests
+                .send(Request::Plugin {
+                    plugin: event.plugin_id,
+                    event: event.event,
+                })
+                .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn dispatch_commands(plugins: &PluginHost, outbox: &Receiver<(String, Command)>) {
+    while let Ok((plugin, command)) = outbox.recv() {
+        if let Err(e) = plugins.send(&plugin, &command) {
+            tracing::warn!(
+                plugin,
+                command = command.kind(),
+                "plugin command failed: {e}"
+            );
+        }
+    }
+}
+
+struct Worker {
+    core: Core,
+    journal: Option<Journal>,
+    clock: Arc<dyn Clock>,
+    dispatch: Sender<(String, Command)>,
+    voice_plugins: Vec<String>,
+    watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
+}
+
+impl Worker {
+    fn run(&mut self, inbox: &Receiver<Request>) {
+        loop {
+            let request = match inbox.recv_timeout(self.until_next_timer()) {
+                Ok(request) => request,
+                Err(RecvTimeoutError::Timeout) => {
+                    let events = self.core.tick(self.clock.now());
+                    let _ = self.commit(&events);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let now = self.clock.now();
+            match request {
+                Request::Execute {
+                    agent,
+                    command,
+                    reply,
+                } => {
+                    let result = match self.core.execute(now, &agent, command) {
+                        Ok(events) => self.commit(&events),
+                        Err(refused) => Err(ClientError::Refused(refused)),
+                    };
+                    let _ = reply.send(result);
+                }
+                Request::Plugin { plugin, event } => {
+                    let events = self.core.on_plugin_event(now, &plugin, &event);
+                    let _ = self.commit(&events);
+                }
+                Request::Snapshot { agent, reply } => {
+                    let _ = reply.send(snapshot::of_agent(&self.core, &agent, now));
+                }
+                Request::Watch { agent, updates } => {
+                    if let Some(first) = snapshot::of_agent(&self.core, &agent, now)
+                        && updates.send(first).is_ok()
+                    {
+                        self.watchers.entry(agent).or_default().push(updates);
+                    }
+                }
+                Request::Tick { reply } => {
+                    let events = self.core.tick(now);
+                    let _ = self.commit(&events);
+                    let _ = reply.send(());
+                }
+                Request::TimeInState {
+                    agent,
+                    channel,
+                    label,
+                    reply,
+                } => {
+                    let _ = reply.send(self.core.time_in_state(&agent, &channel, &label, now));
+                }
+                Request::Stop => return,
+            }
+        }
+    }
+
+    /// Journals a batch (the acknowledgement), then tells plugins and watchers.
+    fn commit(&mut self, events: &[Stamped]) -> Result<(), ClientError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let Some(journal) = &mut self.journal
+            && let Err(e) = journal.append(events)
+        {
+            tracing::error!("journal append failed: {e}");
+            return Err(ClientError::Journal(e.to_string()));
+        }
+        for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
+            let _ = self.dispatch.send(command);
+        }
+        let now = self.clock.now();
+        for agent in affected_agents(&self.core, events) {
+            let Some(watchers) = self.watchers.get_mut(&agent) else {
+                continue;
+            };
+            let Some(snapshot) = snapshot::of_agent(&self.core, &agent, now) else {
+                continue;
+            };
+            watchers.retain(|w| w.send(snapshot.clone()).is_ok());
+        }
+        Ok(())
+    }
+
+    fn until_next_timer(&self) -> Duration {
+        let now = self.clock.now();
+        let next = self
+            .core
+            .next_timer()
+            .map_or(500, |due| due.saturating_sub(now));
+        Duration::from_millis(next.clamp(1, 500))
+    }
+}
+
+/// The agents whose snapshot a batch changes.
+fn affected_agents(core: &Core, events: &[Stamped]) -> BTreeSet<String> {
+    let mut agents = BTreeSet::new();
+    for stamped in events {
+        match &stamped.event {
+            CoreEvent::AgentLoggedIn { agent }
+            | CoreEvent::AgentLoggedOut { agent }
+            | CoreEvent::ChannelStateChanged { agent, .. }
+            | CoreEvent::DndChanged { agent, .. }
+            | CoreEvent::ForwardingChanged { agent, .. }
+            | CoreEvent::InteractionOffered { agent, .. }
+            | CoreEvent::InteractionAccepted { agent, .. }
+            | CoreEvent::InteractionDeclined { agent, .. }
+            | CoreEvent::OfferMissed { agent, .. }
+            | CoreEvent::InteractionForwarded { agent, .. }
+            | CoreEvent::InteractionDone { agent, .. } => {
+                agents.insert(agent.clone());
+            }
+            CoreEvent::InteractionTransferred { from, .. } => {
+                agents.insert(from.clone());
+            }
+            CoreEvent::InteractionArrived { .. } | CoreEvent::InteractionRejected { .. } => {}
+            CoreEvent::InteractionHeld { key }
+            | CoreEvent::InteractionResumed { key }
+            | CoreEvent::InteractionEnded { key, .. }
+            | CoreEvent::InteractionAbandoned { key }
+            | CoreEvent::InteractionParked { key, .. }
+            | CoreEvent::InteractionUnparked { key } => {
+                if let Some(owner) = core.interaction(*key).and_then(|i| i.owner.clone()) {
+                    agents.insert(owner);
+                }
+            }
+        }
+    }
+    agents
+}

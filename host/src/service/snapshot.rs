@@ -1,0 +1,110 @@
+//! What a client sees of one agent: channel states with their times, DND, forwarding, and the
+//! agent's interactions. Plain serde data, so a networked client can receive the same thing.
+
+use crate::core::{ChannelState, Core, InteractionKey, InteractionState, Millis};
+use plugin_api::{Address, Contact, Media};
+use serde::{Deserialize, Serialize};
+
+/// One agent's view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentSnapshot {
+    /// The agent id.
+    pub agent: String,
+    /// Display name.
+    pub name: String,
+    /// Whether a desktop is logged in.
+    pub logged_in: bool,
+    /// Do Not Disturb.
+    pub dnd: bool,
+    /// Call forwarding target.
+    pub forward_to: Option<Address>,
+    /// Each assigned channel.
+    pub channels: Vec<ChannelView>,
+    /// The agent's open interactions (offered, active, ended awaiting Mark Done, in a workbin).
+    pub interactions: Vec<InteractionView>,
+    /// The journal position this snapshot reflects.
+    pub seq: u64,
+    /// The core's clock when it was taken.
+    pub at: Millis,
+}
+
+/// One channel of the agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelView {
+    /// Channel kind.
+    pub channel: String,
+    /// Its state.
+    pub state: ChannelState,
+    /// Since when.
+    pub since: Millis,
+    /// Interactions occupying it.
+    pub load: u32,
+    /// Its capacity.
+    pub capacity: u32,
+}
+
+/// One interaction as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractionView {
+    /// The core's key.
+    pub key: InteractionKey,
+    /// The plugin.
+    pub plugin: String,
+    /// Channel kind.
+    pub channel: String,
+    /// Medium.
+    pub media: Media,
+    /// Where it is.
+    pub state: InteractionState,
+    /// Who it is from.
+    pub contact: Contact,
+    /// Subject.
+    pub subject: Option<String>,
+    /// On hold.
+    pub held: bool,
+}
+
+/// The snapshot of `agent`, or `None` for an unknown agent.
+pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> {
+    let a = core.agent(agent)?;
+    let channels = a
+        .channels
+        .iter()
+        .map(|(channel, ch)| ChannelView {
+            channel: channel.clone(),
+            state: ch.state.clone(),
+            since: ch.since,
+            load: ch.load,
+            capacity: core.policy().capacity(channel),
+        })
+        .collect();
+    let interactions = core
+        .interactions()
+        .filter(|i| {
+            i.owner.as_deref() == Some(agent)
+                && !i.state.is_closed()
+                && i.state != InteractionState::Queued
+        })
+        .map(|i| InteractionView {
+            key: i.key,
+            plugin: i.plugin.clone(),
+            channel: i.channel.clone(),
+            media: i.media,
+            state: i.state.clone(),
+            contact: i.contact.clone(),
+            subject: i.subject.clone(),
+            held: i.held,
+        })
+        .collect();
+    Some(AgentSnapshot {
+        agent: a.id.clone(),
+        name: a.name.clone(),
+        logged_in: a.logged_in,
+        dnd: a.dnd,
+        forward_to: a.forward_to.clone(),
+        channels,
+        interactions,
+        seq: core.last_seq(),
+        at: now,
+    })
+}
