@@ -14,9 +14,29 @@ use crate::config::AcwPolicy;
 use plugin_api::{EndReason, Event, InteractionId, Route};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 
 /// Queue order: priority (higher first), then arrival.
 type QueueEntry = (Reverse<i32>, u64, InteractionKey);
+
+/// Order of available agents on a channel: longest idle first, then agent id.
+type Availability = ((Millis, u32), String);
+
+/// Something due at a time.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    /// An offer's answer timeout.
+    Offer(InteractionKey),
+    /// The end of an agent channel's ACW.
+    Acw(String, String),
+}
+
+/// The waiting interactions of one channel: those for anyone, and those for one agent.
+#[derive(Debug, Clone, Default)]
+struct ChannelQueue {
+    pool: BTreeSet<QueueEntry>,
+    targeted: BTreeSet<QueueEntry>,
+}
 
 /// The contact-centre core of one host.
 #[derive(Debug, Clone)]
@@ -24,12 +44,23 @@ pub struct Core {
     policy: Policy,
     agents: BTreeMap<String, Agent>,
     interactions: BTreeMap<InteractionKey, Interaction>,
-    queues: BTreeMap<String, BTreeSet<QueueEntry>>,
+    queues: BTreeMap<String, ChannelQueue>,
     by_external: HashMap<(String, String), InteractionKey>,
     by_plugin_id: HashMap<(String, InteractionId), InteractionKey>,
     next_key: InteractionKey,
     seq: u64,
     stats: TimeInState,
+    // Indexes, maintained by `apply` and checked by `check_invariants`:
+    /// Open (not closed) interactions by owner.
+    open_by_owner: HashMap<String, BTreeSet<InteractionKey>>,
+    /// Agents that may get an offer now, per channel, in offer order.
+    available: HashMap<String, BTreeSet<Availability>>,
+    /// The key under which an (agent, channel) is in `available`.
+    available_as: HashMap<(String, String), (Millis, u32)>,
+    /// Due times.
+    timers: BTreeSet<(Millis, Timer)>,
+    /// Channels whose queue or available agents changed since the last routing.
+    dirty: BTreeSet<String>,
 }
 
 impl Core {
@@ -75,6 +106,11 @@ impl Core {
             next_key: 1,
             seq: 0,
             stats: TimeInState::default(),
+            open_by_owner: HashMap::new(),
+            available: HashMap::new(),
+            available_as: HashMap::new(),
+            timers: BTreeSet::new(),
+            dirty: BTreeSet::new(),
         }
     }
 
@@ -114,12 +150,14 @@ impl Core {
             .and_then(|k| self.interactions.get(k))
     }
 
-    /// Waiting interactions of a channel, in the order they will be offered.
+    /// Waiting interactions of a channel, in queue order (those for one agent and the pool).
     pub fn queue(&self, channel: &str) -> Vec<InteractionKey> {
-        self.queues
-            .get(channel)
-            .map(|q| q.iter().map(|e| e.2).collect())
-            .unwrap_or_default()
+        let Some(q) = self.queues.get(channel) else {
+            return Vec::new();
+        };
+        let mut all: Vec<&QueueEntry> = q.pool.iter().chain(q.targeted.iter()).collect();
+        all.sort();
+        all.into_iter().map(|e| e.2).collect()
     }
 
     /// Time-in-state and handling time, up to `now`.
@@ -172,65 +210,60 @@ impl Core {
     /// Runs what is due at `now`: offer timeouts and the end of after-call work.
     pub fn tick(&mut self, now: Millis) -> Vec<Stamped> {
         let mut out = Vec::new();
-        let missed: Vec<(InteractionKey, String, String)> = self
-            .interactions
-            .values()
-            .filter_map(|i| match &i.state {
-                InteractionState::Offered { agent, deadline } if *deadline <= now => {
-                    Some((i.key, agent.clone(), i.channel.clone()))
+        while let Some((due, timer)) = self.timers.first().cloned() {
+            if due > now {
+                break;
+            }
+            self.timers.remove(&(due, timer.clone()));
+            match timer {
+                Timer::Offer(key) => {
+                    let Some(i) = self.interactions.get(&key) else {
+                        continue;
+                    };
+                    let InteractionState::Offered { agent, .. } = &i.state else {
+                        continue;
+                    };
+                    let (agent, channel) = (agent.clone(), i.channel.clone());
+                    self.emit(
+                        now,
+                        CoreEvent::OfferMissed {
+                            key,
+                            agent: agent.clone(),
+                        },
+                        &mut out,
+                    );
+                    let state = ChannelState::NotReady {
+                        reason: MISSED_OFFER.into(),
+                    };
+                    self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent,
+                            channel,
+                            state,
+                        },
+                        &mut out,
+                    );
                 }
-                _ => None,
-            })
-            .collect();
-        for (key, agent, channel) in missed {
-            self.emit(
-                now,
-                CoreEvent::OfferMissed {
-                    key,
-                    agent: agent.clone(),
-                },
-                &mut out,
-            );
-            let state = ChannelState::NotReady {
-                reason: MISSED_OFFER.into(),
-            };
-            self.emit(
-                now,
-                CoreEvent::ChannelStateChanged {
-                    agent,
-                    channel,
-                    state,
-                },
-                &mut out,
-            );
-        }
-        let acw_over: Vec<(String, String, NextState)> = self
-            .agents
-            .values()
-            .flat_map(|a| {
-                a.channels
-                    .iter()
-                    .filter_map(move |(c, ch)| match &ch.state {
-                        ChannelState::AfterCallWork {
-                            ends_at: Some(end),
-                            then,
-                            ..
-                        } if *end <= now => Some((a.id.clone(), c.clone(), then.clone())),
-                        _ => None,
-                    })
-            })
-            .collect();
-        for (agent, channel, then) in acw_over {
-            let state = then.into_state();
-            self.emit(
-                now,
-                CoreEvent::ChannelStateChanged {
-                    agent,
-                    channel,
-                    state,
-                },
-                &mut out,
-            );
+                Timer::Acw(agent, channel) => {
+                    let Ok(ch) = self.channel_of(&agent, &channel) else {
+                        continue;
+                    };
+                    let ChannelState::AfterCallWork { then, .. } = &ch.state else {
+                        continue;
+                    };
+                    let state = then.clone().into_state();
+                    self.emit(
+                        now,
+                        CoreEvent::ChannelStateChanged {
+                            agent,
+                            channel,
+                            state,
+                        },
+                        &mut out,
+                    );
+                }
+            }
         }
         self.route(now, &mut out);
         out
@@ -238,17 +271,7 @@ impl Core {
 
     /// When the next timer (offer timeout, end of ACW) is due, if any.
     pub fn next_timer(&self) -> Option<Millis> {
-        let offers = self.interactions.values().filter_map(|i| match i.state {
-            InteractionState::Offered { deadline, .. } => Some(deadline),
-            _ => None,
-        });
-        let acw = self.agents.values().flat_map(|a| {
-            a.channels.values().filter_map(|ch| match ch.state {
-                ChannelState::AfterCallWork { ends_at, .. } => ends_at,
-                _ => None,
-            })
-        });
-        offers.chain(acw).min()
+        self.timers.first().map(|(due, _)| *due)
     }
 
     /// Re-applies a journaled event (replay at start-up). Events must come in sequence.
@@ -615,30 +638,36 @@ impl Core {
         Ok(i)
     }
 
+    /// The open interactions of an agent on a channel that satisfy `test`.
+    fn count_open(
+        &self,
+        agent: &str,
+        channel: &str,
+        test: impl Fn(&InteractionState) -> bool,
+    ) -> u32 {
+        self.open_by_owner
+            .get(agent)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.interactions.get(k))
+            .filter(|i| i.channel == channel && test(&i.state))
+            .count() as u32
+    }
+
     /// Offered or active interactions of an agent on a channel.
-    fn active_work(&self, agent: &str, channel: &str) -> usize {
-        self.interactions
-            .values()
-            .filter(|i| {
-                i.owner.as_deref() == Some(agent)
-                    && i.channel == channel
-                    && matches!(
-                        i.state,
-                        InteractionState::Active | InteractionState::Offered { .. }
-                    )
-            })
-            .count()
+    fn active_work(&self, agent: &str, channel: &str) -> u32 {
+        self.count_open(agent, channel, |s| {
+            matches!(
+                s,
+                InteractionState::Active | InteractionState::Offered { .. }
+            )
+        })
     }
 
     fn parked(&self, agent: &str, channel: &str) -> u32 {
-        self.interactions
-            .values()
-            .filter(|i| {
-                i.owner.as_deref() == Some(agent)
-                    && i.channel == channel
-                    && matches!(i.state, InteractionState::InWorkbin { .. })
-            })
-            .count() as u32
+        self.count_open(agent, channel, |s| {
+            matches!(s, InteractionState::InWorkbin { .. })
+        })
     }
 
     /// After an agent's active work on a channel stops (end, transfer, park): when none is left,
@@ -693,11 +722,7 @@ impl Core {
         next: Option<NextState>,
         out: &mut Vec<Stamped>,
     ) {
-        let awaiting = self.interactions.values().any(|i| {
-            i.owner.as_deref() == Some(agent)
-                && i.channel == channel
-                && i.state == InteractionState::Ended
-        });
+        let awaiting = self.count_open(agent, channel, |s| *s == InteractionState::Ended) > 0;
         let Ok(ch) = self.channel_of(agent, channel) else {
             return;
         };
@@ -832,62 +857,79 @@ impl Core {
                 .any(|(busy, c)| c.load > 0 && self.policy.blocked_by(busy).any(|b| b == channel))
     }
 
+    /// Offers waiting interactions to available agents, for the channels where something changed:
+    /// first those waiting for one agent (or extension), then the pool in queue order, longest-idle
+    /// agent first. Stops at the first pool interaction nobody can take.
     fn route(&mut self, now: Millis, out: &mut Vec<Stamped>) {
-        let channels: Vec<String> = self
-            .queues
-            .iter()
-            .filter(|(_, q)| !q.is_empty())
-            .map(|(c, _)| c.clone())
-            .collect();
-        for channel in channels {
-            let waiting: Vec<InteractionKey> = self.queue(&channel);
-            let mut pool_exhausted = false;
-            for key in waiting {
+        for channel in std::mem::take(&mut self.dirty) {
+            let targeted: Vec<QueueEntry> = self
+                .queues
+                .get(&channel)
+                .map(|q| q.targeted.iter().cloned().collect())
+                .unwrap_or_default();
+            for (_, _, key) in targeted {
                 let Some(i) = self.interactions.get(&key) else {
                     continue;
                 };
                 let target = match i.route.to.as_str() {
-                    Route::AGENT => Some(i.route.name.clone()),
                     Route::EXTENSION => {
                         self.agent_by_extension(&i.route.name).map(|a| a.id.clone())
                     }
-                    _ => None,
+                    _ => Some(i.route.name.clone()),
                 };
-                if let Some(target) = target {
-                    let Some(agent) = self.agents.get(&target) else {
-                        continue;
-                    };
-                    if let Some(to) = agent.forward_to.clone() {
-                        self.emit(
-                            now,
-                            CoreEvent::InteractionForwarded {
-                                key,
-                                agent: target,
-                                to,
-                            },
-                            out,
-                        );
-                    } else if self.eligible(agent, &channel) && !i.declined_by.contains(&target) {
-                        self.offer(now, key, &target, &channel, out);
-                    }
+                let Some(target) = target else { continue };
+                let Some(agent) = self.agents.get(&target) else {
                     continue;
+                };
+                if let Some(to) = agent.forward_to.clone() {
+                    self.emit(
+                        now,
+                        CoreEvent::InteractionForwarded {
+                            key,
+                            agent: target,
+                            to,
+                        },
+                        out,
+                    );
+                } else if !i.declined_by.contains(&target) && self.is_available(&target, &channel) {
+                    self.offer(now, key, &target, &channel, out);
                 }
-                if pool_exhausted {
-                    continue;
-                }
+            }
+            let mut after: Option<QueueEntry> = None;
+            loop {
+                let Some(q) = self.queues.get(&channel) else {
+                    break;
+                };
+                let next = match &after {
+                    None => q.pool.iter().next(),
+                    Some(last) => q
+                        .pool
+                        .range((Bound::Excluded(last), Bound::Unbounded))
+                        .next(),
+                };
+                let Some(entry) = next.cloned() else { break };
+                let key = entry.2;
+                let Some(i) = self.interactions.get(&key) else {
+                    break;
+                };
                 let best = self
-                    .agents
-                    .values()
-                    .filter(|a| !i.declined_by.contains(&a.id) && self.eligible(a, &channel))
-                    .min_by_key(|a| (a.channels.get(&channel).map(|c| c.idle_key), a.id.clone()))
-                    .map(|a| a.id.clone());
+                    .available
+                    .get(&channel)
+                    .and_then(|agents| agents.iter().find(|(_, a)| !i.declined_by.contains(a)))
+                    .map(|(_, a)| a.clone());
                 match best {
                     Some(agent) => self.offer(now, key, &agent, &channel, out),
-                    None if i.declined_by.is_empty() => pool_exhausted = true,
-                    None => {}
+                    // Nobody is available at all: nothing further in the pool can be placed.
+                    None if i.declined_by.is_empty() => break,
+                    None => after = Some(entry),
                 }
             }
         }
+    }
+
+    fn is_available(&self, agent: &str, channel: &str) -> bool {
+        self.available_as
+            .contains_key(&(agent.to_string(), channel.to_string()))
     }
 
     fn offer(
@@ -936,7 +978,143 @@ impl Core {
         out.push(stamped);
     }
 
+    /// Applies one event and keeps every index in step with it.
     fn apply(&mut self, stamped: &Stamped) {
+        let (key, named) = touched(&stamped.event);
+        let owner_before = key
+            .and_then(|k| self.interactions.get(&k))
+            .and_then(|i| i.owner.clone());
+        if let Some(k) = key {
+            self.unindex_interaction(k);
+        }
+        if let CoreEvent::ChannelStateChanged { agent, channel, .. } = &stamped.event {
+            self.index_acw(agent, channel, false);
+        }
+        self.apply_change(stamped);
+        if let Some(k) = key {
+            self.index_interaction(k);
+        }
+        match &stamped.event {
+            CoreEvent::ChannelStateChanged { agent, channel, .. } => {
+                self.index_acw(agent, channel, true)
+            }
+            CoreEvent::ForwardingChanged { agent, .. } => {
+                let channels: Vec<String> = self
+                    .agents
+                    .get(agent)
+                    .map(|a| a.channels.keys().cloned().collect())
+                    .unwrap_or_default();
+                self.dirty.extend(channels);
+            }
+            _ => {}
+        }
+        let owner_after = key
+            .and_then(|k| self.interactions.get(&k))
+            .and_then(|i| i.owner.clone());
+        let mut agents: Vec<String> = named
+            .into_iter()
+            .chain(owner_before)
+            .chain(owner_after)
+            .collect();
+        agents.sort();
+        agents.dedup();
+        for agent in agents {
+            self.refresh_availability(&agent);
+        }
+    }
+
+    fn unindex_interaction(&mut self, key: InteractionKey) {
+        let Some(i) = self.interactions.get(&key) else {
+            return;
+        };
+        if let InteractionState::Offered { deadline, .. } = i.state {
+            self.timers.remove(&(deadline, Timer::Offer(key)));
+        }
+        if let Some(owner) = &i.owner
+            && let Some(open) = self.open_by_owner.get_mut(owner)
+        {
+            open.remove(&key);
+        }
+    }
+
+    fn index_interaction(&mut self, key: InteractionKey) {
+        let Some(i) = self.interactions.get(&key) else {
+            return;
+        };
+        if let InteractionState::Offered { deadline, .. } = i.state {
+            self.timers.insert((deadline, Timer::Offer(key)));
+        }
+        if let Some(owner) = &i.owner
+            && !i.state.is_closed()
+            && i.state != InteractionState::Queued
+        {
+            self.open_by_owner
+                .entry(owner.clone())
+                .or_default()
+                .insert(key);
+        }
+    }
+
+    fn index_acw(&mut self, agent: &str, channel: &str, insert: bool) {
+        let Some(ch) = self.agents.get(agent).and_then(|a| a.channels.get(channel)) else {
+            return;
+        };
+        if let ChannelState::AfterCallWork {
+            ends_at: Some(end), ..
+        } = ch.state
+        {
+            let timer = (end, Timer::Acw(agent.into(), channel.into()));
+            if insert {
+                self.timers.insert(timer);
+            } else {
+                self.timers.remove(&timer);
+            }
+        }
+    }
+
+    /// Puts each channel of the agent in (or takes it out of) its channel's available set, and
+    /// marks a channel for routing when the agent has just become available on it.
+    fn refresh_availability(&mut self, agent_id: &str) {
+        let Some(agent) = self.agents.get(agent_id) else {
+            return;
+        };
+        let wanted: Vec<(String, Option<(Millis, u32)>)> = agent
+            .channels
+            .iter()
+            .map(|(channel, ch)| {
+                (
+                    channel.clone(),
+                    self.eligible(agent, channel).then_some(ch.idle_key),
+                )
+            })
+            .collect();
+        for (channel, want) in wanted {
+            let slot = (agent_id.to_string(), channel.clone());
+            let have = self.available_as.get(&slot).copied();
+            if have == want {
+                continue;
+            }
+            if let Some(old) = have {
+                self.available
+                    .entry(channel.clone())
+                    .or_default()
+                    .remove(&(old, agent_id.to_string()));
+                self.available_as.remove(&slot);
+            }
+            if let Some(new) = want {
+                self.available
+                    .entry(channel.clone())
+                    .or_default()
+                    .insert((new, agent_id.to_string()));
+                self.available_as.insert(slot, new);
+                if have.is_none() {
+                    self.dirty.insert(channel);
+                }
+            }
+        }
+    }
+
+    fn apply_change(&mut self, stamped: &Stamped) {
         let at = stamped.at;
         self.seq = stamped.seq;
         match &stamped.event {
@@ -1195,11 +1373,14 @@ impl Core {
     }
 
     fn enqueue(&mut self, i: &Interaction) {
-        self.queues.entry(i.channel.clone()).or_default().insert((
-            Reverse(i.priority),
-            i.queue_seq,
-            i.key,
-        ));
+        let q = self.queues.entry(i.channel.clone()).or_default();
+        let entry = (Reverse(i.priority), i.queue_seq, i.key);
+        if i.route.to == Route::QUEUE {
+            q.pool.insert(entry);
+        } else {
+            q.targeted.insert(entry);
+        }
+        self.dirty.insert(i.channel.clone());
     }
 
     fn requeue(&mut self, key: InteractionKey) {
@@ -1212,7 +1393,9 @@ impl Core {
         if let Some(i) = self.interactions.get(&key)
             && let Some(q) = self.queues.get_mut(&i.channel)
         {
-            q.remove(&(Reverse(i.priority), i.queue_seq, key));
+            let entry = (Reverse(i.priority), i.queue_seq, key);
+            q.pool.remove(&entry);
+            q.targeted.remove(&entry);
         }
     }
 
@@ -1241,10 +1424,11 @@ impl Core {
             }
         }
         for i in self.interactions.values() {
+            let entry = (Reverse(i.priority), i.queue_seq, i.key);
             let queued = self
                 .queues
                 .get(&i.channel)
-                .is_some_and(|q| q.contains(&(Reverse(i.priority), i.queue_seq, i.key)));
+                .is_some_and(|q| q.pool.contains(&entry) || q.targeted.contains(&entry));
             if queued != (i.state == InteractionState::Queued) {
                 return Err(format!(
                     "interaction {} is {:?} but queued={queued}",
@@ -1252,7 +1436,88 @@ impl Core {
                 ));
             }
         }
+        let mut timers = BTreeSet::new();
+        let mut open: HashMap<String, BTreeSet<InteractionKey>> = HashMap::new();
+        for i in self.interactions.values() {
+            if let InteractionState::Offered { deadline, .. } = i.state {
+                timers.insert((deadline, Timer::Offer(i.key)));
+            }
+            if let Some(owner) = &i.owner
+                && !i.state.is_closed()
+                && i.state != InteractionState::Queued
+            {
+                open.entry(owner.clone()).or_default().insert(i.key);
+            }
+        }
+        for agent in self.agents.values() {
+            for (channel, ch) in &agent.channels {
+                if let ChannelState::AfterCallWork {
+                    ends_at: Some(end), ..
+                } = ch.state
+                {
+                    timers.insert((end, Timer::Acw(agent.id.clone(), channel.clone())));
+                }
+                let want = self.eligible(agent, channel).then_some(ch.idle_key);
+                let have = self
+                    .available_as
+                    .get(&(agent.id.clone(), channel.clone()))
+                    .copied();
+                let listed = have.is_some_and(|k| {
+                    self.available
+                        .get(channel)
+                        .is_some_and(|set| set.contains(&(k, agent.id.clone())))
+                });
+                if want != have || have.is_some() != listed {
+                    return Err(format!(
+                        "{}/{channel}: available index {have:?}, eligibility {want:?}",
+                        agent.id
+                    ));
+                }
+            }
+        }
+        if timers != self.timers {
+            return Err(format!(
+                "timers index {:?} but states say {timers:?}",
+                self.timers
+            ));
+        }
+        open.retain(|_, keys| !keys.is_empty());
+        let mut indexed = self.open_by_owner.clone();
+        indexed.retain(|_, keys| !keys.is_empty());
+        if open != indexed {
+            return Err(format!(
+                "open-by-owner index {indexed:?} but interactions say {open:?}"
+            ));
+        }
         Ok(())
+    }
+}
+
+/// The interaction an event is about, and the agents it names.
+fn touched(event: &CoreEvent) -> (Option<InteractionKey>, Vec<String>) {
+    match event {
+        CoreEvent::AgentLoggedIn { agent }
+        | CoreEvent::AgentLoggedOut { agent }
+        | CoreEvent::ChannelStateChanged { agent, .. }
+        | CoreEvent::DndChanged { agent, .. }
+        | CoreEvent::ForwardingChanged { agent, .. } => (None, vec![agent.clone()]),
+        CoreEvent::InteractionOffered { key, agent, .. }
+        | CoreEvent::InteractionAccepted { key, agent }
+        | CoreEvent::InteractionDeclined { key, agent }
+        | CoreEvent::OfferMissed { key, agent }
+        | CoreEvent::InteractionForwarded { key, agent, .. }
+        | CoreEvent::InteractionDone { key, agent, .. }
+        | CoreEvent::InteractionTransferred {
+            key, from: agent, ..
+        } => (Some(*key), vec![agent.clone()]),
+        CoreEvent::InteractionArrived { key, .. }
+        | CoreEvent::InteractionRejected { key, .. }
+        | CoreEvent::InteractionHeld { key }
+        | CoreEvent::InteractionResumed { key }
+        | CoreEvent::InteractionEnded { key, .. }
+        | CoreEvent::InteractionAbandoned { key }
+        | CoreEvent::InteractionParked { key, .. }
+        | CoreEvent::InteractionUnparked { key } => (Some(*key), Vec::new()),
     }
 }
 
