@@ -896,10 +896,7 @@ impl Core {
                 }
             }
             let mut after: Option<QueueEntry> = None;
-            loop {
-                let Some(q) = self.queues.get(&channel) else {
-                    break;
-                };
+            while let Some(q) = self.queues.get(&channel) {
                 let next = match &after {
                     None => q.pool.iter().next(),
                     Some(last) => q
