@@ -61,6 +61,10 @@ pub struct Core {
     timers: BTreeSet<(Millis, Timer)>,
     /// Channels whose queue or available agents changed since the last routing.
     dirty: BTreeSet<String>,
+    /// Channels some agent of this host has.
+    served: BTreeSet<String>,
+    /// Interactions closed since the last `compact`.
+    closed_since_compact: Vec<InteractionKey>,
 }
 
 impl Core {
@@ -96,6 +100,11 @@ impl Core {
                 (spec.id.clone(), agent)
             })
             .collect();
+        let policy_channels = policy
+            .agents
+            .iter()
+            .flat_map(|a| a.channels.iter().cloned())
+            .collect();
         Core {
             policy,
             agents,
@@ -111,6 +120,8 @@ impl Core {
             available_as: HashMap::new(),
             timers: BTreeSet::new(),
             dirty: BTreeSet::new(),
+            served: policy_channels,
+            closed_since_compact: Vec::new(),
         }
     }
 
@@ -272,6 +283,20 @@ impl Core {
     /// When the next timer (offer timeout, end of ACW) is due, if any.
     pub fn next_timer(&self) -> Option<Millis> {
         self.timers.first().map(|(due, _)| *due)
+    }
+
+    /// Forgets the interactions closed since the last call (done, abandoned, rejected, forwarded):
+    /// their record is in the journal. Call it after their effects have been carried out. The
+    /// de-duplication keys are kept, so a re-sent offer is still recognised.
+    pub fn compact(&mut self) {
+        for key in std::mem::take(&mut self.closed_since_compact) {
+            if let Some(i) = self.interactions.get(&key)
+                && i.state.is_closed()
+                && let Some(i) = self.interactions.remove(&key)
+            {
+                self.by_plugin_id.remove(&(i.plugin, i.plugin_interaction));
+            }
+        }
     }
 
     /// Re-applies a journaled event (replay at start-up). Events must come in sequence.
@@ -786,11 +811,7 @@ impl Core {
             },
             out,
         );
-        let reason = if !self
-            .agents
-            .values()
-            .any(|a| a.channels.contains_key(&channel))
-        {
+        let reason = if !self.served.contains(&channel) {
             Some(format!("no agent on this host has channel `{channel}`"))
         } else {
             match offer.route.to.as_str() {
@@ -990,6 +1011,13 @@ impl Core {
         self.apply_change(stamped);
         if let Some(k) = key {
             self.index_interaction(k);
+            if self
+                .interactions
+                .get(&k)
+                .is_some_and(|i| i.state.is_closed())
+            {
+                self.closed_since_compact.push(k);
+            }
         }
         match &stamped.event {
             CoreEvent::ChannelStateChanged { agent, channel, .. } => {

@@ -16,6 +16,34 @@ pub struct Stamped {
     pub event: CoreEvent,
 }
 
+impl CoreEvent {
+    /// The kind tag, as written in the journal's `kind` column.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            CoreEvent::AgentLoggedIn { .. } => "agent-logged-in",
+            CoreEvent::AgentLoggedOut { .. } => "agent-logged-out",
+            CoreEvent::ChannelStateChanged { .. } => "channel-state-changed",
+            CoreEvent::DndChanged { .. } => "dnd-changed",
+            CoreEvent::ForwardingChanged { .. } => "forwarding-changed",
+            CoreEvent::InteractionArrived { .. } => "interaction-arrived",
+            CoreEvent::InteractionOffered { .. } => "interaction-offered",
+            CoreEvent::InteractionAccepted { .. } => "interaction-accepted",
+            CoreEvent::InteractionDeclined { .. } => "interaction-declined",
+            CoreEvent::OfferMissed { .. } => "offer-missed",
+            CoreEvent::InteractionRejected { .. } => "interaction-rejected",
+            CoreEvent::InteractionForwarded { .. } => "interaction-forwarded",
+            CoreEvent::InteractionHeld { .. } => "interaction-held",
+            CoreEvent::InteractionResumed { .. } => "interaction-resumed",
+            CoreEvent::InteractionTransferred { .. } => "interaction-transferred",
+            CoreEvent::InteractionEnded { .. } => "interaction-ended",
+            CoreEvent::InteractionAbandoned { .. } => "interaction-abandoned",
+            CoreEvent::InteractionDone { .. } => "interaction-done",
+            CoreEvent::InteractionParked { .. } => "interaction-parked",
+            CoreEvent::InteractionUnparked { .. } => "interaction-unparked",
+        }
+    }
+}
+
 /// What can happen in the core.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

@@ -650,3 +650,37 @@ fn replaying_the_journal_rebuilds_the_same_state() {
     assert_eq!(replayed.core.stats(), day.core.stats());
     day.core.check_invariants().expect("invariants");
 }
+
+#[test]
+fn compacting_forgets_closed_interactions_but_still_recognises_a_re_sent_offer() {
+    let mut day = Day::new();
+    let key = day.offer("chat");
+    let external = day
+        .core
+        .interaction(key)
+        .map(|i| i.external_id.clone())
+        .expect("known");
+    day.contact_leaves(key);
+    day.core.compact();
+    assert!(
+        day.core.interaction(key).is_none(),
+        "the abandoned chat is forgotten"
+    );
+    let events = day.plugin(plugin_api::Event::Offer(plugin_api::Offer {
+        interaction: plugin_api::InteractionId::new("chat-again"),
+        external_id: external,
+        channel: plugin_api::ChannelKind::new("chat"),
+        media: plugin_api::Media::Conversation,
+        route: Route::queue("default"),
+        contact: Default::default(),
+        subject: None,
+        case_data: vec![],
+        actions: vec![],
+        priority: 0,
+    }));
+    assert!(
+        events.is_empty(),
+        "a re-sent offer is still a duplicate after compaction"
+    );
+    day.core.check_invariants().expect("invariants");
+}

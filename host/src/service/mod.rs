@@ -210,6 +210,7 @@ impl CoreService {
             for stamped in journal.load()? {
                 core.replay(&stamped);
             }
+            core.compact();
         }
         let (requests, inbox) = unbounded::<Request>();
         let stop = Arc::new(AtomicBool::new(false));
@@ -327,9 +328,12 @@ struct Worker {
 }
 
 impl Worker {
+    /// Serves requests. Group commit: up to `BATCH` waiting requests are applied together and
+    /// journaled in one transaction; none is acknowledged (nor answered) before that commit.
     fn run(&mut self, inbox: &Receiver<Request>) {
+        const BATCH: usize = 256;
         loop {
-            let request = match inbox.recv_timeout(self.until_next_timer()) {
+            let first = match inbox.recv_timeout(self.until_next_timer()) {
                 Ok(request) => request,
                 Err(RecvTimeoutError::Timeout) => {
                     let events = self.core.tick(self.clock.now());
@@ -338,48 +342,82 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            let now = self.clock.now();
-            match request {
-                Request::Execute {
-                    agent,
-                    command,
-                    reply,
-                } => {
-                    let result = match self.core.execute(now, &agent, command) {
-                        Ok(events) => self.commit(&events),
-                        Err(refused) => Err(ClientError::Refused(refused)),
-                    };
-                    let _ = reply.send(result);
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match inbox.try_recv() {
+                    Ok(request) => batch.push(request),
+                    Err(_) => break,
                 }
-                Request::Plugin { plugin, event } => {
-                    let events = self.core.on_plugin_event(now, &plugin, &event);
-                    let _ = self.commit(&events);
-                }
-                Request::Snapshot { agent, reply } => {
-                    let _ = reply.send(snapshot::of_agent(&self.core, &agent, now));
-                }
-                Request::Watch { agent, updates } => {
-                    if let Some(first) = snapshot::of_agent(&self.core, &agent, now)
-                        && updates.send(first).is_ok()
-                    {
-                        self.watchers.entry(agent).or_default().push(updates);
-                    }
-                }
-                Request::Tick { reply } => {
-                    let events = self.core.tick(now);
-                    let _ = self.commit(&events);
-                    let _ = reply.send(());
-                }
-                Request::TimeInState {
-                    agent,
-                    channel,
-                    label,
-                    reply,
-                } => {
-                    let _ = reply.send(self.core.time_in_state(&agent, &channel, &label, now));
-                }
-                Request::Stop => return,
             }
+            let now = self.clock.now();
+            let mut events = Vec::new();
+            let mut acks = Vec::new();
+            let mut reads = Vec::new();
+            let mut stop = false;
+            for request in batch {
+                match request {
+                    Request::Execute {
+                        agent,
+                        command,
+                        reply,
+                    } => match self.core.execute(now, &agent, command) {
+                        Ok(done) => {
+                            events.extend(done);
+                            acks.push(reply);
+                        }
+                        Err(refused) => {
+                            let _ = reply.send(Err(ClientError::Refused(refused)));
+                        }
+                    },
+                    Request::Plugin { plugin, event } => {
+                        events.extend(self.core.on_plugin_event(now, &plugin, &event))
+                    }
+                    Request::Tick { reply } => {
+                        events.extend(self.core.tick(now));
+                        reads.push(Request::Tick { reply });
+                    }
+                    Request::Stop => stop = true,
+                    read => reads.push(read),
+                }
+            }
+            let committed = self.commit(&events);
+            for ack in acks {
+                let _ = ack.send(committed.clone());
+            }
+            for read in reads {
+                self.answer(read, now);
+            }
+            if stop {
+                return;
+            }
+        }
+    }
+
+    /// Answers a request that changes nothing (after the batch it came in is committed).
+    fn answer(&mut self, request: Request, now: Millis) {
+        match request {
+            Request::Snapshot { agent, reply } => {
+                let _ = reply.send(snapshot::of_agent(&self.core, &agent, now));
+            }
+            Request::Watch { agent, updates } => {
+                if let Some(first) = snapshot::of_agent(&self.core, &agent, now)
+                    && updates.send(first).is_ok()
+                {
+                    self.watchers.entry(agent).or_default().push(updates);
+                }
+            }
+            Request::Tick { reply } => {
+                let _ = reply.send(());
+            }
+            Request::TimeInState {
+                agent,
+                channel,
+                label,
+                reply,
+            } => {
+                let _ = reply.send(self.core.time_in_state(&agent, &channel, &label, now));
+            }
+            Request::Execute { .. } | Request::Plugin { .. } | Request::Stop => {}
         }
     }
 
@@ -397,6 +435,7 @@ impl Worker {
         for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
             let _ = self.dispatch.send(command);
         }
+        self.core.compact();
         let now = self.clock.now();
         for agent in affected_agents(&self.core, events) {
             let Some(watchers) = self.watchers.get_mut(&agent) else {

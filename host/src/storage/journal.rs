@@ -1,7 +1,9 @@
-//! The journal: every core event, in sequence, in one SQLite file in WAL mode. A batch is one
-//! transaction; once `append` returns, the batch survives the process being killed (kill -9): it
-//! is in the WAL, which the next open replays. (A power cut may lose the last batches:
-//! `synchronous = NORMAL`.)
+//! The journal: every core event, in sequence, in one SQLite file in WAL mode. A batch (one group
+//! commit) is one row holding its events as a JSON array, written in one transaction; once
+//! `append` returns, the batch survives the process being killed (kill -9): it is in the WAL,
+//! which the next open replays. (A power cut may lose the last batches: `synchronous = NORMAL`.)
+//! One row per batch rather than per event: the per-row cost dominated (measured:
+//! docs/performance.md); queries go to history tables, never to the journal.
 
 use crate::core::Stamped;
 use rusqlite::{Connection, params};
@@ -73,17 +75,18 @@ impl Journal {
             .map_err(err)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS journal (
-                seq   INTEGER PRIMARY KEY,
-                at    INTEGER NOT NULL,
-                kind  TEXT NOT NULL,
-                event TEXT NOT NULL
+                first_seq INTEGER PRIMARY KEY,
+                last_seq  INTEGER NOT NULL,
+                events    TEXT NOT NULL
             );",
         )
         .map_err(err)?;
         let last: u64 = conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM journal", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COALESCE(MAX(last_seq), 0) FROM journal",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
             .map_err(err)? as u64;
         Ok(Journal {
             path: path.to_path_buf(),
@@ -112,30 +115,23 @@ impl Journal {
             path: path.clone(),
             source,
         };
-        let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO journal (seq, at, kind, event) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(err)?;
-            let mut last = self.last;
-            for stamped in events {
-                if stamped.seq != last + 1 {
-                    return Err(StorageError::OutOfSequence {
-                        path: path.clone(),
-                        seq: stamped.seq,
-                        last,
-                    });
-                }
-                let json = serde_json::to_string(&stamped.event).unwrap_or_default();
-                let kind = kind_of(&json);
-                insert
-                    .execute(params![stamped.seq as i64, stamped.at as i64, kind, json])
-                    .map_err(err)?;
-                last = stamped.seq;
+        let mut last = self.last;
+        for stamped in events {
+            if stamped.seq != last + 1 {
+                return Err(StorageError::OutOfSequence {
+                    path: path.clone(),
+                    seq: stamped.seq,
+                    last,
+                });
             }
+            last = stamped.seq;
         }
+        let json = serde_json::to_string(events).unwrap_or_default();
+        let first = events[0].seq as i64;
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.prepare_cached("INSERT INTO journal (first_seq, last_seq, events) VALUES (?1, ?2, ?3)")
+            .and_then(|mut insert| insert.execute(params![first, last as i64, json]))
+            .map_err(err)?;
         tx.commit().map_err(err)?;
         self.last = events.last().map_or(self.last, |e| e.seq);
         Ok(())
@@ -149,41 +145,26 @@ impl Journal {
         };
         let mut select = self
             .conn
-            .prepare("SELECT seq, at, event FROM journal ORDER BY seq")
+            .prepare("SELECT first_seq, events FROM journal ORDER BY first_seq")
             .map_err(err)?;
         let rows = select
             .query_map([], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
             })
             .map_err(err)?;
-        let mut events = Vec::new();
+        let mut events: Vec<Stamped> = Vec::new();
         for row in rows {
-            let (seq, at, json) = row.map_err(err)?;
-            let event = serde_json::from_str(&json).map_err(|e| StorageError::Corrupt {
-                path: self.path.clone(),
-                seq: seq as u64,
-                reason: e.to_string(),
-            })?;
-            events.push(Stamped {
-                seq: seq as u64,
-                at: at as u64,
-                event,
-            });
+            let (first, json) = row.map_err(err)?;
+            let batch: Vec<Stamped> =
+                serde_json::from_str(&json).map_err(|e| StorageError::Corrupt {
+                    path: self.path.clone(),
+                    seq: first as u64,
+                    reason: e.to_string(),
+                })?;
+            events.extend(batch);
         }
         Ok(events)
     }
-}
-
-/// The `kind` tag of a serialized event (kept in its own column for queries).
-fn kind_of(json: &str) -> String {
-    serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|v| v.get("kind").and_then(|k| k.as_str()).map(str::to_string))
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
