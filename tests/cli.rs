@@ -99,3 +99,69 @@ fn package_refuses_a_library_that_is_not_a_plugin() {
         "something was installed"
     );
 }
+
+#[test]
+fn scenario_command_replays_a_working_day_and_matches_the_hand_computed_figures() {
+    let file = agentdesk_tests::repo_root().join("tests/fixtures/scenarios/working-day.toml");
+    let out = agentdesk(&["scenario", &file.display().to_string()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row = |first: &str| {
+        text.lines()
+            .find(|l| l.starts_with(first))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+    };
+    assert_eq!(
+        row("bob       chat      pending"),
+        Some(vec!["bob", "chat", "pending:break", "600"])
+    );
+    assert_eq!(row("chat-1"), Some(vec!["chat-1", "1190"]), "{text}");
+    assert!(!text.contains("MISMATCH"), "{text}");
+}
+
+#[test]
+fn scenario_command_fails_when_a_figure_does_not_match() {
+    let install = Install::new();
+    let original = std::fs::read_to_string(
+        agentdesk_tests::repo_root().join("tests/fixtures/scenarios/working-day.toml"),
+    )
+    .expect("scenario");
+    let wrong = original.replace(
+        "state = \"not-ready:break\"\nseconds = 900",
+        "state = \"not-ready:break\"\nseconds = 1500",
+    );
+    assert_ne!(wrong, original, "the expectation to change was not found");
+    let path = install.dir.path().join("wrong.toml");
+    std::fs::write(&path, wrong).expect("write");
+    let out = agentdesk(&["scenario", &path.display().to_string()]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("MISMATCH: bob chat not-ready:break: expected 1500 s, got 900 s"),
+        "{text}"
+    );
+}
+
+#[test]
+fn scenario_steps_the_rules_forbid_are_reported_with_the_rule() {
+    let install = Install::new();
+    let path = install.dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "config = \"[[agents]]\\nid = \\\"ann\\\"\\nname = \\\"Ann\\\"\\nchannels = [\\\"chat\\\"]\\n\"\n\
+         [[step]]\nat = \"09:00:00\"\nagent = \"ann\"\ncommand = \"log-in\"\n\
+         [[step]]\nat = \"09:00:01\"\nagent = \"ann\"\ncommand = \"set-ready\"\nchannel = \"chat\"\n",
+    )
+    .expect("write");
+    let out = agentdesk(&["scenario", &path.display().to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("step 2") && err.contains("logged off"),
+        "{err}"
+    );
+}

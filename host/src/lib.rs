@@ -6,6 +6,7 @@
 pub mod config;
 pub mod core;
 pub mod plugins;
+pub mod scenario;
 pub mod service;
 pub mod storage;
 

@@ -4,7 +4,9 @@
 
 use crate::config::AdminConfig;
 use crate::core::{AgentCommand, Core, InteractionKey, Millis, Policy};
-use plugin_api::{ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, Offer, Route};
+use plugin_api::{
+    ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, Offer, Route,
+};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -95,14 +97,20 @@ impl Report {
 
 /// Parses "HH:MM:SS" (time of day) into ms.
 fn time_of_day(text: &str) -> Option<Millis> {
-    let parts: Vec<u64> = text.split(':').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let parts: Vec<u64> = text
+        .split(':')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     let [h, m, s] = parts[..] else { return None };
     (h < 24 && m < 60 && s < 60).then_some(((h * 60 + m) * 60 + s) * 1000)
 }
 
 /// Runs a scenario given as TOML text; `origin` names it in errors.
 pub fn run(text: &str, origin: &str) -> Result<Report, ScenarioError> {
-    let invalid = |message: String| ScenarioError::Invalid { origin: origin.into(), message };
+    let invalid = |message: String| ScenarioError::Invalid {
+        origin: origin.into(),
+        message,
+    };
     let file: File = toml::from_str(text).map_err(|e| invalid(e.to_string().trim().to_string()))?;
     let config = AdminConfig::parse(&file.config, &format!("{origin} (config)"))?;
     let mut channels: BTreeSet<String> = BTreeSet::new();
@@ -119,15 +127,21 @@ pub fn run(text: &str, origin: &str) -> Result<Report, ScenarioError> {
     for (n, step) in file.steps.iter().enumerate() {
         let number = n + 1;
         let step_error = |message: &str| invalid(format!("step {number}: {message}"));
-        let at = step.get("at").and_then(|v| v.as_str()).ok_or_else(|| step_error("`at = \"HH:MM:SS\"` is missing"))?;
-        let at = time_of_day(at).ok_or_else(|| step_error("`at` must be a time of day \"HH:MM:SS\""))?;
+        let at = step
+            .get("at")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| step_error("`at = \"HH:MM:SS\"` is missing"))?;
+        let at =
+            time_of_day(at).ok_or_else(|| step_error("`at` must be a time of day \"HH:MM:SS\""))?;
         if at < now {
             return Err(step_error("steps must be in time order"));
         }
         now = at;
         journal_events += core.tick(now).len();
         if let Some(offer) = step.get("offer") {
-            let offer = offer.as_table().ok_or_else(|| step_error("`offer` must be a table"))?;
+            let offer = offer
+                .as_table()
+                .ok_or_else(|| step_error("`offer` must be a table"))?;
             let get = |k: &str| offer.get(k).and_then(|v| v.as_str()).map(str::to_string);
             let id = get("id").ok_or_else(|| step_error("`offer.id` is missing"))?;
             let channel = get("channel").ok_or_else(|| step_error("`offer.channel` is missing"))?;
@@ -175,21 +189,29 @@ pub fn run(text: &str, origin: &str) -> Result<Report, ScenarioError> {
             fields.remove("agent");
             if let Some(id) = fields.remove("interaction") {
                 let id = id.as_str().unwrap_or_default().to_string();
-                let key = keys.get(&id).ok_or_else(|| step_error(&format!("no offer `{id}` before this step")))?;
+                let key = keys
+                    .get(&id)
+                    .ok_or_else(|| step_error(&format!("no offer `{id}` before this step")))?;
                 fields.insert("key".into(), toml::Value::Integer(*key as i64));
             }
-            let shown = toml::to_string(&fields).unwrap_or_default().replace('\n', " ");
+            let shown = toml::to_string(&fields)
+                .unwrap_or_default()
+                .replace('\n', " ");
             let command: AgentCommand = toml::Value::Table(fields)
                 .try_into()
                 .map_err(|e| step_error(&format!("not a command: {e}")))?;
-            let events = core.execute(now, agent, command).map_err(|refused| ScenarioError::Refused {
-                step: number,
-                what: format!("{agent}: {}", shown.trim()),
-                reason: refused.to_string(),
-            })?;
+            let events =
+                core.execute(now, agent, command)
+                    .map_err(|refused| ScenarioError::Refused {
+                        step: number,
+                        what: format!("{agent}: {}", shown.trim()),
+                        reason: refused.to_string(),
+                    })?;
             journal_events += events.len();
         } else {
-            return Err(step_error("a step needs `agent` (a command), `offer` or `contact_leaves`"));
+            return Err(step_error(
+                "a step needs `agent` (a command), `offer` or `contact_leaves`",
+            ));
         }
     }
     let end = file
@@ -215,16 +237,34 @@ pub fn run(text: &str, origin: &str) -> Result<Report, ScenarioError> {
             }
         }
     }
-    let handling = keys.iter().map(|(id, key)| (id.clone(), core.handling_time(*key, end))).collect();
+    let handling = keys
+        .iter()
+        .map(|(id, key)| (id.clone(), core.handling_time(*key, end)))
+        .collect();
     let mismatches = file
         .expectations
         .iter()
         .filter_map(|e| {
-            let got = time_in_state.get(&(e.agent.clone(), e.channel.clone(), e.state.clone())).copied().unwrap_or(0);
+            let got = time_in_state
+                .get(&(e.agent.clone(), e.channel.clone(), e.state.clone()))
+                .copied()
+                .unwrap_or(0);
             (got != e.seconds * 1000).then(|| {
-                format!("{} {} {}: expected {} s, got {} s", e.agent, e.channel, e.state, e.seconds, got as f64 / 1000.0)
+                format!(
+                    "{} {} {}: expected {} s, got {} s",
+                    e.agent,
+                    e.channel,
+                    e.state,
+                    e.seconds,
+                    got as f64 / 1000.0
+                )
             })
         })
         .collect();
-    Ok(Report { time_in_state, handling, mismatches, journal_events })
+    Ok(Report {
+        time_in_state,
+        handling,
+        mismatches,
+        journal_events,
+    })
 }

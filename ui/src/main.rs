@@ -30,6 +30,12 @@ enum Action {
         #[arg(long)]
         verify_only: bool,
     },
+    /// Run a working day from a scenario file through the core, without a window, and print the
+    /// time-in-state report; exits 1 if the file's expected figures do not match.
+    Scenario {
+        /// The scenario (TOML).
+        file: PathBuf,
+    },
     /// Write the manifest for a built plugin library and copy it into a plugin directory.
     Package {
         /// The plugin's shared library (e.g. target/release/libacme_sms.so).
@@ -69,6 +75,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Action::Package { library, out } => {
             let manifest = package(&library, &out)?;
             println!("packaged {} -> {}", library.display(), manifest.display());
+            Ok(())
+        }
+        Action::Scenario { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read scenario {}", file.display()))?;
+            let report = agentdesk_host::scenario::run(&text, &file.display().to_string())?;
+            print!("{}", report.render());
+            if !report.mismatches.is_empty() {
+                anyhow::bail!(
+                    "{} expected figure(s) did not match",
+                    report.mismatches.len()
+                );
+            }
             Ok(())
         }
         Action::Plugins { verify_only } => {
