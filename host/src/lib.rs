@@ -4,6 +4,7 @@
 //! runtime ([`plugins`]) that discovers, verifies, loads and supervises channel plugins.
 
 pub mod config;
+pub mod contacts;
 pub mod core;
 pub mod plugins;
 pub mod scenario;

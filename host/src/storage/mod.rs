@@ -1,6 +1,8 @@
-//! Embedded storage: the core's journal in one SQLite file (WAL). Only persistence lives here;
-//! what the events mean is the core's business.
+//! Embedded storage in one SQLite file (WAL): the core's journal, and the history and contact
+//! directory derived from it. Only persistence lives here; the rules are the core's business.
 
+pub mod history;
 pub mod journal;
 
+pub use history::{History, HistoryError};
 pub use journal::{Journal, StorageError};
