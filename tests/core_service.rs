@@ -7,7 +7,7 @@ use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::service::{AgentSnapshot, CoreService};
-use agentdesk_host::storage::Journal;
+use agentdesk_host::storage::{History, Journal};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::first_party_library;
 use plugin_api::{ChannelKind, Command, Contact, InteractionId, InvokeAction, Media, Offer, Route};
@@ -67,6 +67,7 @@ fn two_agents_take_plugin_offers_through_the_core_and_the_journal_survives_a_res
     let service = CoreService::start(
         policy.clone(),
         Some(Journal::open(&journal_path).expect("journal")),
+        Some(History::open(&journal_path).expect("history")),
         Some(plugins.clone()),
         Arc::new(SystemClock),
     )
@@ -137,6 +138,7 @@ fn two_agents_take_plugin_offers_through_the_core_and_the_journal_survives_a_res
     let service = CoreService::start(
         policy,
         Some(Journal::open(&journal_path).expect("journal")),
+        Some(History::open(&journal_path).expect("history")),
         None,
         Arc::new(SystemClock),
     )
@@ -178,5 +180,179 @@ fn two_agents_take_plugin_offers_through_the_core_and_the_journal_survives_a_res
     assert_eq!(
         bob_after.seq, after_bob.seq,
         "the duplicate offer changed nothing"
+    );
+}
+
+fn offer_event(id: &str, channel: &str, contact: Contact) -> plugin_api::Event {
+    plugin_api::Event::Offer(Offer {
+        interaction: InteractionId::new(id),
+        external_id: id.into(),
+        channel: ChannelKind::new(channel),
+        media: Media::Conversation,
+        route: Route::queue("default"),
+        contact,
+        subject: None,
+        case_data: vec![],
+        actions: vec![],
+        priority: 0,
+    })
+}
+
+fn message_event(id: &str, text: &str) -> plugin_api::Event {
+    plugin_api::Event::MessageReceived(plugin_api::MessageReceived {
+        interaction: InteractionId::new(id),
+        from: plugin_api::Party {
+            id: "customer".into(),
+            role: plugin_api::Party::CUSTOMER.into(),
+            display_name: "Jo".into(),
+            address: None,
+        },
+        message: plugin_api::MessageContent {
+            id: format!("{id}-m"),
+            text: text.into(),
+            attachments: vec![],
+        },
+    })
+}
+
+#[test]
+fn chat_transcripts_are_searchable_by_words_and_contact_and_im_text_never_reaches_disk() {
+    use agentdesk_host::service::{Answer, Query};
+    let install = Install::new();
+    let agents = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\", \"im\"]\n";
+    let config = AdminConfig::load(&install.write_config(&[], agents)).expect("config");
+    let policy = Policy::from_config(&config, &[]);
+    std::fs::create_dir_all(&install.data).expect("data dir");
+    let store = install.data.join("agentdesk.sqlite3");
+    let service = CoreService::start(
+        policy,
+        Some(Journal::open(&store).expect("journal")),
+        Some(History::open(&store).expect("history")),
+        None,
+        Arc::new(SystemClock),
+    )
+    .expect("service");
+    let core = service.handle();
+    let ann = core.login("ann").expect("login");
+    for channel in ["chat", "im"] {
+        ann.send(AgentCommand::LogOnChannel {
+            channel: channel.into(),
+        })
+        .expect("log on");
+        ann.send(AgentCommand::SetReady {
+            channel: channel.into(),
+        })
+        .expect("ready");
+    }
+    let jo = Contact {
+        display_name: Some("Jo".into()),
+        addresses: vec![plugin_api::Address::email("jo@example.com")],
+    };
+    core.plugin_event("web", offer_event("c1", "chat", jo))
+        .expect("offer");
+    core.plugin_event("web", offer_event("i1", "im", Contact::default()))
+        .expect("offer");
+    core.tick().expect("tick");
+    let keys: Vec<u64> = ann
+        .snapshot()
+        .expect("snapshot")
+        .interactions
+        .iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(keys.len(), 2, "both offered to Ann");
+    for key in &keys {
+        ann.send(AgentCommand::Accept { key: *key })
+            .expect("accept");
+    }
+    let (chat, im) = (keys[0], keys[1]);
+    core.plugin_event(
+        "web",
+        message_event("c1", "My parcel never arrived, call me on +44 20 7946 0958"),
+    )
+    .expect("msg");
+    core.plugin_event("web", message_event("i1", "the launch code is 0000"))
+        .expect("msg");
+    core.send_message("ann", chat, "Sorry to hear that, checking now")
+        .expect("send");
+    core.send_message("ann", im, "top secret reply")
+        .expect("send");
+    let refused = core.send_message("ann", 999, "nobody");
+    assert!(refused.is_err());
+
+    let Answer::Entries(found) = core
+        .query(Query::Search {
+            contact: None,
+            text: Some("parcel".into()),
+            limit: 10,
+        })
+        .expect("search")
+    else {
+        panic!("entries")
+    };
+    assert_eq!(found.iter().map(|e| e.key).collect::<Vec<_>>(), vec![chat]);
+    let Answer::Lines(lines) = core
+        .query(Query::Transcript {
+            key: chat,
+            offset: 0,
+            limit: 10,
+        })
+        .expect("page")
+    else {
+        panic!("lines")
+    };
+    assert_eq!(
+        lines.iter().map(|l| l.party.as_str()).collect::<Vec<_>>(),
+        vec!["Jo", "Ann"]
+    );
+    let numbers = agentdesk_host::contacts::recognise_addresses(&lines[0].text);
+    assert_eq!(
+        numbers,
+        vec![plugin_api::Address::phone("+44 20 7946 0958")],
+        "a number the desktop can offer to call"
+    );
+    let Answer::ContactId(Some(contact)) = core.query(Query::ContactOf(chat)).expect("contact")
+    else {
+        panic!("linked")
+    };
+    let Answer::Entries(of_jo) = core
+        .query(Query::Search {
+            contact: Some(contact),
+            text: None,
+            limit: 10,
+        })
+        .expect("q")
+    else {
+        panic!("entries")
+    };
+    assert_eq!(of_jo.len(), 1);
+    let Answer::Lines(im_lines) = core
+        .query(Query::Transcript {
+            key: im,
+            offset: 0,
+            limit: 10,
+        })
+        .expect("page")
+    else {
+        panic!("lines")
+    };
+    assert!(im_lines.is_empty(), "IM text is not in the history");
+    service.stop();
+    let mut chat_text_seen = false;
+    for entry in std::fs::read_dir(&install.data).expect("data dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        for secret in [&b"launch code"[..], &b"top secret"[..]] {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret),
+                "IM text found in {}",
+                path.display()
+            );
+        }
+        chat_text_seen |= bytes.windows(6).any(|w| w == b"parcel");
+    }
+    assert!(
+        chat_text_seen,
+        "the scan must find the chat text, or it proves nothing about IM text"
     );
 }

@@ -169,8 +169,8 @@ fn throughput(c: &mut Criterion) {
 fn latency(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tmp");
     let journal = Journal::open(&dir.path().join("journal.sqlite3")).expect("journal");
-    let service =
-        CoreService::start(policy(), Some(journal), None, Arc::new(SystemClock)).expect("service");
+    let service = CoreService::start(policy(), Some(journal), None, None, Arc::new(SystemClock))
+        .expect("service");
     let core = service.handle();
     for n in 0..AGENTS {
         let agent = agent_id(n);

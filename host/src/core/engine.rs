@@ -299,6 +299,24 @@ impl Core {
         }
     }
 
+    /// Checks that an agent may send a message in an interaction now (it is theirs, active, and
+    /// written: a conversation or an email). Sending changes no core state.
+    pub fn check_send(&self, agent: &str, key: InteractionKey) -> Result<&Interaction, CoreError> {
+        let i = self.owned(key, agent)?;
+        if i.state != InteractionState::Active
+            || !matches!(
+                i.media,
+                plugin_api::Media::Conversation | plugin_api::Media::Email
+            )
+        {
+            return Err(wrong_state(
+                i,
+                "messages can be sent only in an active chat, message or email",
+            ));
+        }
+        Ok(i)
+    }
+
     /// Re-applies a journaled event (replay at start-up). Events must come in sequence.
     pub fn replay(&mut self, stamped: &Stamped) {
         self.apply(stamped);

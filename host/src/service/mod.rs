@@ -9,10 +9,11 @@ pub mod snapshot;
 
 use crate::core::{AgentCommand, Core, CoreError, CoreEvent, Millis, Policy, Stamped};
 use crate::plugins::PluginHost;
-use crate::storage::{Journal, StorageError};
+use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
+use crate::storage::{History, Journal, StorageError};
 use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
-use plugin_api::{Command, Event};
+use plugin_api::{Address, Command, Event, MessageContent, SendMessage};
 pub use snapshot::AgentSnapshot;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub enum ClientError {
     /// The service has stopped.
     #[error("the core service has stopped")]
     Stopped,
+    /// The history store failed or is not configured.
+    #[error("history: {0}")]
+    History(String),
 }
 
 enum Request {
@@ -61,7 +65,63 @@ enum Request {
         label: String,
         reply: Sender<Millis>,
     },
+    SendMessage {
+        agent: String,
+        key: u64,
+        text: String,
+        reply: Sender<Result<(), ClientError>>,
+    },
+    Query {
+        query: Query,
+        reply: Sender<Result<Answer, ClientError>>,
+    },
     Stop,
+}
+
+/// A question about history and contacts.
+#[derive(Debug, Clone)]
+pub enum Query {
+    /// Interactions of a contact and/or matching text, newest first.
+    Search {
+        /// The contact.
+        contact: Option<ContactId>,
+        /// Words to find in transcripts or subjects.
+        text: Option<String>,
+        /// At most this many.
+        limit: usize,
+    },
+    /// A page of a transcript.
+    Transcript {
+        /// The interaction.
+        key: u64,
+        /// Lines to skip.
+        offset: usize,
+        /// Lines to return.
+        limit: usize,
+    },
+    /// A contact.
+    Contact(ContactId),
+    /// The contact an interaction is linked to.
+    ContactOf(u64),
+    /// Import contacts from CSV.
+    ImportCsv(String),
+    /// Add an address to a contact.
+    AddAddress(ContactId, Address),
+}
+
+/// The answer to a `Query`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Search results.
+    Entries(Vec<HistoryEntry>),
+    /// Transcript lines.
+    Lines(Vec<TranscriptLine>),
+    /// A contact, if it exists.
+    Contact(Option<ContactRecord>),
+    /// A contact id, if any.
+    ContactId(Option<ContactId>),
+    /// Rows imported and lines skipped.
+    Imported(usize, Vec<String>),
 }
 
 /// A client's handle on the core. Cheap to clone; usable from any thread.
@@ -143,6 +203,22 @@ impl CoreHandle {
         })
     }
 
+    /// Sends a message from an agent in their active chat or email; it goes to the plugin and to
+    /// the transcript (never for IM).
+    pub fn send_message(&self, agent: &str, key: u64, text: &str) -> Result<(), ClientError> {
+        self.ask(|reply| Request::SendMessage {
+            agent: agent.into(),
+            key,
+            text: text.into(),
+            reply,
+        })?
+    }
+
+    /// Asks about history or contacts.
+    pub fn query(&self, query: Query) -> Result<Answer, ClientError> {
+        self.ask(|reply| Request::Query { query, reply })?
+    }
+
     /// Feeds a plugin event as if the plugin had emitted it (the headless driver and tests).
     pub fn plugin_event(&self, plugin: &str, event: Event) -> Result<(), ClientError> {
         self.requests
@@ -202,6 +278,7 @@ impl CoreService {
     pub fn start(
         policy: Policy,
         journal: Option<Journal>,
+        history: Option<History>,
         plugins: Option<Arc<PluginHost>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StorageError> {
@@ -239,6 +316,7 @@ impl CoreService {
             let mut worker = Worker {
                 core,
                 journal,
+                history,
                 clock,
                 dispatch,
                 voice_plugins,
@@ -321,6 +399,7 @@ fn dispatch_commands(plugins: &PluginHost, outbox: &Receiver<(String, Command)>)
 struct Worker {
     core: Core,
     journal: Option<Journal>,
+    history: Option<History>,
     clock: Arc<dyn Clock>,
     dispatch: Sender<(String, Command)>,
     voice_plugins: Vec<String>,
@@ -370,7 +449,16 @@ impl Worker {
                         }
                     },
                     Request::Plugin { plugin, event } => {
-                        events.extend(self.core.on_plugin_event(now, &plugin, &event))
+                        self.transcribe(&plugin, &event, now);
+                        events.extend(self.core.on_plugin_event(now, &plugin, &event));
+                    }
+                    Request::SendMessage {
+                        agent,
+                        key,
+                        text,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.send_message(&agent, key, text, now));
                     }
                     Request::Tick { reply } => {
                         events.extend(self.core.tick(now));
@@ -417,8 +505,107 @@ impl Worker {
             } => {
                 let _ = reply.send(self.core.time_in_state(&agent, &channel, &label, now));
             }
-            Request::Execute { .. } | Request::Plugin { .. } | Request::Stop => {}
+            Request::Query { query, reply } => {
+                let _ = reply.send(self.query(query));
+            }
+            Request::Execute { .. }
+            | Request::Plugin { .. }
+            | Request::SendMessage { .. }
+            | Request::Stop => {}
         }
+    }
+
+    /// Writes a customer's or colleague's message to the transcript (never IM text).
+    fn transcribe(&mut self, plugin: &str, event: &Event, now: Millis) {
+        let Event::MessageReceived(message) = event else {
+            return;
+        };
+        let Some(i) = self
+            .core
+            .interaction_by_plugin_id(plugin, &message.interaction)
+        else {
+            return;
+        };
+        if let Some(history) = &mut self.history
+            && let Err(e) = history.add_message(
+                i.key,
+                &i.channel,
+                now,
+                &message.from.display_name,
+                &message.message.text,
+            )
+        {
+            tracing::error!("transcript not saved: {e}");
+        }
+    }
+
+    fn send_message(
+        &mut self,
+        agent: &str,
+        key: u64,
+        text: String,
+        now: Millis,
+    ) -> Result<(), ClientError> {
+        let i = self.core.check_send(agent, key)?;
+        let (plugin, interaction, channel) = (
+            i.plugin.clone(),
+            i.plugin_interaction.clone(),
+            i.channel.clone(),
+        );
+        let name = self
+            .core
+            .agent(agent)
+            .map_or_else(|| agent.to_string(), |a| a.name.clone());
+        if let Some(history) = &mut self.history {
+            history
+                .add_message(key, &channel, now, &name, &text)
+                .map_err(|e| ClientError::History(e.to_string()))?;
+        }
+        let id = format!("{key}-{now}");
+        let message = MessageContent {
+            id,
+            text,
+            attachments: vec![],
+        };
+        let _ = self.dispatch.send((
+            plugin,
+            Command::SendMessage(SendMessage {
+                interaction,
+                message,
+            }),
+        ));
+        Ok(())
+    }
+
+    fn query(&mut self, query: Query) -> Result<Answer, ClientError> {
+        let history = self
+            .history
+            .as_mut()
+            .ok_or_else(|| ClientError::History("no history store".into()))?;
+        let failed = |e: crate::storage::HistoryError| ClientError::History(e.to_string());
+        Ok(match query {
+            Query::Search {
+                contact,
+                text,
+                limit,
+            } => Answer::Entries(
+                history
+                    .search(contact, text.as_deref(), limit)
+                    .map_err(failed)?,
+            ),
+            Query::Transcript { key, offset, limit } => {
+                Answer::Lines(history.transcript(key, offset, limit).map_err(failed)?)
+            }
+            Query::Contact(id) => Answer::Contact(history.contact(id).map_err(failed)?),
+            Query::ContactOf(key) => Answer::ContactId(history.contact_of(key).map_err(failed)?),
+            Query::ImportCsv(csv) => {
+                let (n, skipped) = history.import_csv(&csv).map_err(failed)?;
+                Answer::Imported(n, skipped)
+            }
+            Query::AddAddress(id, address) => {
+                Answer::ContactId(Some(history.add_address(id, &address).map_err(failed)?))
+            }
+        })
     }
 
     /// Journals a batch (the acknowledgement), then tells plugins and watchers.
@@ -431,6 +618,11 @@ impl Worker {
         {
             tracing::error!("journal append failed: {e}");
             return Err(ClientError::Journal(e.to_string()));
+        }
+        if let Some(history) = &mut self.history
+            && let Err(e) = history.record(events)
+        {
+            tracing::error!("history not recorded: {e}");
         }
         for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
             let _ = self.dispatch.send(command);
