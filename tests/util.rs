@@ -211,6 +211,10 @@ fn standalone_manifest(manifest: &str, replacements: &[(&str, &str)]) -> String 
     }
     doc.remove("lints");
     doc.remove("dev-dependencies");
+    // Only the library is built from a generated manifest.
+    for target in ["bench", "test", "example", "bin"] {
+        doc.remove(target);
+    }
     doc.insert("workspace".into(), toml::Value::Table(toml::Table::new()));
     toml::to_string(&doc).expect("manifest serializes")
 }

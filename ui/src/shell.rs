@@ -1,14 +1,16 @@
 //! The desktop window. For now a diagnostics view: every plugin with its status and reason,
-//! channel-wide plugin actions, and the latest plugin events. Rendering and input only.
+//! channel-wide plugin actions, and each agent's channels and open interactions as the core
+//! reports them. Rendering and input only.
 
+use agentdesk_host::core::{ChannelState, Policy};
+use agentdesk_host::service::clock::SystemClock;
+use agentdesk_host::service::{AgentSnapshot, CoreService};
+use agentdesk_host::storage::{History, Journal};
 use agentdesk_host::{AdminConfig, PluginHost, PluginReport, StartMode};
 use eframe::egui;
-use plugin_api::{Command, CustomAction, Event, InvokeAction};
-use std::collections::VecDeque;
+use plugin_api::{Command, CustomAction, InvokeAction};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-const EVENT_LINES: usize = 200;
 
 /// What the window shows; written by the host worker, read by the window.
 #[derive(Debug, Default, Clone)]
@@ -17,8 +19,8 @@ pub struct Snapshot {
     pub reports: Vec<PluginReport>,
     /// Channel-wide custom actions of running plugins.
     pub actions: Vec<(String, CustomAction)>,
-    /// The latest events, newest last.
-    pub events: VecDeque<String>,
+    /// Every agent as the core sees them.
+    pub agents: Vec<AgentSnapshot>,
     /// The last failed request.
     pub last_error: Option<String>,
 }
@@ -27,7 +29,8 @@ enum Request {
     Invoke { plugin: String, action: String },
 }
 
-/// Owns the plugin host on its own thread, so plugin calls never run on the UI thread.
+/// Owns the plugin host and the core service on its own thread, so plugin calls never run on
+/// the UI thread.
 pub struct HostWorker {
     snapshot: Arc<Mutex<Snapshot>>,
     requests: std::sync::mpsc::Sender<Request>,
@@ -35,7 +38,7 @@ pub struct HostWorker {
 }
 
 impl HostWorker {
-    /// Starts the host with `config` on a worker thread.
+    /// Starts the plugins and the core with `config` on a worker thread.
     pub fn spawn(config: AdminConfig) -> std::io::Result<Self> {
         let snapshot = Arc::new(Mutex::new(Snapshot::default()));
         let repaint: Arc<Mutex<Option<egui::Context>>> = Arc::new(Mutex::new(None));
@@ -44,12 +47,12 @@ impl HostWorker {
         std::thread::Builder::new()
             .name("host".into())
             .spawn(move || {
-                let mut host = PluginHost::start(&config, StartMode::Run);
-                let actions = host
+                let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+                let actions = plugins
                     .running_ids()
                     .into_iter()
                     .flat_map(|id| {
-                        let actions = host
+                        let actions = plugins
                             .hello(&id)
                             .map(|h| h.actions.clone())
                             .unwrap_or_default();
@@ -57,36 +60,43 @@ impl HostWorker {
                     })
                     .collect();
                 update(&shared, &wake, |s| {
-                    s.reports = host.reports();
+                    s.reports = plugins.reports();
                     s.actions = actions;
                 });
+                let service = match start_core(&config, &plugins) {
+                    Ok(service) => service,
+                    Err(e) => {
+                        update(&shared, &wake, |s| s.last_error = Some(e));
+                        return;
+                    }
+                };
+                let core = service.handle();
+                let agent_ids: Vec<String> = config.agents.iter().map(|a| a.id.clone()).collect();
                 loop {
-                    match inbox.try_recv() {
+                    match inbox.recv_timeout(Duration::from_millis(250)) {
                         Ok(Request::Invoke { plugin, action }) => {
                             let command = Command::InvokeAction(InvokeAction {
                                 interaction: None,
                                 action,
                             });
-                            let result = host.send(&plugin, &command);
+                            let result = plugins.send(&plugin, &command);
                             update(&shared, &wake, |s| {
-                                s.last_error = result.err().map(|e| e.to_string());
-                                s.reports = host.reports();
+                                s.last_error = result.err().map(|e| e.to_string())
                             });
                         }
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => break,
-                        Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                     }
-                    if let Some(event) = host.recv_event(Duration::from_millis(50)) {
-                        let line = format!("{}: {}", event.plugin_id, describe(&event.event));
-                        update(&shared, &wake, |s| {
-                            s.events.push_back(line);
-                            while s.events.len() > EVENT_LINES {
-                                s.events.pop_front();
-                            }
-                        });
-                    }
+                    let agents = agent_ids
+                        .iter()
+                        .filter_map(|id| core.snapshot(id).ok().flatten())
+                        .collect();
+                    update(&shared, &wake, |s| {
+                        s.agents = agents;
+                        s.reports = plugins.reports();
+                    });
                 }
-                host.shutdown();
+                service.stop();
             })?;
         Ok(HostWorker {
             snapshot,
@@ -99,6 +109,30 @@ impl HostWorker {
     pub fn snapshot(&self) -> Snapshot {
         self.snapshot.lock().map(|s| s.clone()).unwrap_or_default()
     }
+}
+
+/// The core service over the running plugins, with its journal and history in the data directory.
+fn start_core(config: &AdminConfig, plugins: &Arc<PluginHost>) -> Result<CoreService, String> {
+    let mut channels: Vec<String> = plugins
+        .running_ids()
+        .iter()
+        .filter_map(|id| plugins.descriptor(id))
+        .flat_map(|d| d.channels.iter().map(|c| c.0.clone()))
+        .collect();
+    channels.sort();
+    channels.dedup();
+    let store = config.data_dir().join("agentdesk.sqlite3");
+    let journal = Journal::open(&store).map_err(|e| e.to_string())?;
+    let history = History::open(&store).map_err(|e| e.to_string())?;
+    let policy = Policy::from_config(config, &channels);
+    CoreService::start(
+        policy,
+        Some(journal),
+        Some(history),
+        Some(plugins.clone()),
+        Arc::new(SystemClock),
+    )
+    .map_err(|e| format!("cannot start the core: {e}"))
 }
 
 fn update(
@@ -116,21 +150,13 @@ fn update(
     }
 }
 
-fn describe(event: &Event) -> String {
-    match event {
-        Event::Offer(o) => format!(
-            "offer {} on {} from {}",
-            o.interaction,
-            o.channel,
-            o.contact
-                .display_name
-                .as_deref()
-                .unwrap_or("unknown contact")
-        ),
-        Event::MessageReceived(m) => format!("{} says: {}", m.from.display_name, m.message.text),
-        Event::Ended(e) => format!("{} ended ({:?})", e.interaction, e.reason),
-        Event::Unknown(u) => format!("event of unknown kind `{}`", u.kind),
-        other => other.kind().to_string(),
+fn state_text(state: &ChannelState) -> String {
+    match state {
+        ChannelState::LoggedOff => "logged off".into(),
+        ChannelState::Ready => "Ready".into(),
+        ChannelState::NotReady { reason } => format!("Not Ready ({reason})"),
+        ChannelState::AfterCallWork { .. } => "After Call Work".into(),
+        ChannelState::Pending { reason } => format!("Pending ({reason})"),
     }
 }
 
@@ -182,10 +208,11 @@ impl Shell {
                         let button =
                             ui.add_enabled(action.enabled, egui::Button::new(&action.label));
                         if button.clicked() {
-                            let _ = self.worker.requests.send(Request::Invoke {
+                            let request = Request::Invoke {
                                 plugin: plugin.clone(),
                                 action: action.id.clone(),
-                            });
+                            };
+                            let _ = self.worker.requests.send(request);
                         }
                     }
                 });
@@ -194,14 +221,29 @@ impl Shell {
                 ui.colored_label(egui::Color32::RED, error);
             }
             ui.separator();
-            ui.label(egui::RichText::new("Events").strong());
-            egui::ScrollArea::vertical()
-                .stick_to_bottom(true)
-                .show(ui, |ui| {
-                    for line in &snapshot.events {
-                        ui.label(line);
-                    }
-                });
+            ui.label(egui::RichText::new("Agents").strong());
+            egui::Grid::new("agents").striped(true).show(ui, |ui| {
+                for h in ["Agent", "Desktop", "Channels", "Open interactions"] {
+                    ui.label(egui::RichText::new(h).strong());
+                }
+                ui.end_row();
+                for a in &snapshot.agents {
+                    ui.label(&a.name);
+                    ui.label(if a.logged_in {
+                        "logged in"
+                    } else {
+                        "logged out"
+                    });
+                    let channels: Vec<String> = a
+                        .channels
+                        .iter()
+                        .map(|c| format!("{}: {}", c.channel, state_text(&c.state)))
+                        .collect();
+                    ui.label(channels.join(", "));
+                    ui.label(a.interactions.len().to_string());
+                    ui.end_row();
+                }
+            });
         });
     }
 }
