@@ -105,6 +105,33 @@ pub enum AgentCommand {
         /// The interaction.
         key: InteractionKey,
     },
+    /// Consult a colleague privately about an active interaction (offered to them directly).
+    Consult {
+        /// The interaction.
+        key: InteractionKey,
+        /// The colleague's agent id.
+        colleague: String,
+    },
+    /// Bring the consulted colleague into the interaction (calls and chats).
+    Conference {
+        /// The consultation.
+        consultation: InteractionKey,
+    },
+    /// Hand the interaction to the consulted colleague.
+    TransferAfterConsultation {
+        /// The consultation.
+        consultation: InteractionKey,
+    },
+    /// End a consultation (either side).
+    EndConsultation {
+        /// The consultation.
+        consultation: InteractionKey,
+    },
+    /// Leave an interaction one was conferenced into.
+    LeaveConference {
+        /// The interaction.
+        key: InteractionKey,
+    },
 }
 
 /// A refused command. The message names the rule.
@@ -191,6 +218,14 @@ pub enum CoreError {
     UnknownWrapUp {
         /// The code.
         code: String,
+    },
+    /// The colleague cannot be consulted now.
+    #[error("colleague `{agent}` cannot be consulted: {reason}")]
+    ColleagueUnavailable {
+        /// The colleague.
+        agent: String,
+        /// Why.
+        reason: String,
     },
     /// The channel is not in after-call work, or its policy does not allow this.
     #[error("channel `{channel}`: {rule}")]

@@ -5,8 +5,8 @@
 use super::commands::{AgentCommand, CoreError};
 use super::events::{CoreEvent, Stamped};
 use super::model::{
-    Agent, AgentChannel, ChannelState, Interaction, InteractionKey, InteractionState, Millis,
-    NextState,
+    Agent, AgentChannel, ChannelState, Consultation, Interaction, InteractionKey, InteractionState,
+    Millis, NextState,
 };
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::stats::TimeInState;
@@ -653,6 +653,154 @@ impl Core {
                 }
                 self.emit(now, CoreEvent::InteractionUnparked { key }, out);
             }
+            AgentCommand::Consult { key, colleague } => {
+                let i = self.owned(key, agent_id)?;
+                if i.state != InteractionState::Active || i.consult.is_some() {
+                    return Err(wrong_state(
+                        i,
+                        "only an active interaction (not a consultation) can be consulted about",
+                    ));
+                }
+                let channel = i.channel.clone();
+                let unavailable = |reason: &str| CoreError::ColleagueUnavailable {
+                    agent: colleague.clone(),
+                    reason: reason.into(),
+                };
+                let other = self
+                    .agents
+                    .get(&colleague)
+                    .ok_or_else(|| CoreError::UnknownAgent {
+                        agent: colleague.clone(),
+                    })?;
+                if colleague == agent_id {
+                    return Err(unavailable("an agent cannot consult themselves"));
+                }
+                if !other.logged_in || other.dnd {
+                    return Err(unavailable(if other.dnd {
+                        "Do Not Disturb is on"
+                    } else {
+                        "not logged in"
+                    }));
+                }
+                let ch = other
+                    .channels
+                    .get(&channel)
+                    .ok_or_else(|| unavailable(&format!("no `{channel}` channel")))?;
+                if ch.state == ChannelState::LoggedOff {
+                    return Err(unavailable(&format!("logged off `{channel}`")));
+                }
+                let capacity = self.policy.capacity(&channel);
+                if ch.load >= capacity {
+                    return Err(CoreError::AtCapacity { channel, capacity });
+                }
+                let consultation = self.next_key;
+                let deadline = now + self.policy.answer_timeout_ms(&channel);
+                let event = CoreEvent::ConsultationStarted {
+                    key: consultation,
+                    about: key,
+                    by: a,
+                    colleague,
+                    deadline,
+                };
+                self.emit(now, event, out);
+            }
+            AgentCommand::Conference { consultation }
+            | AgentCommand::TransferAfterConsultation { consultation } => {
+                let conference = matches!(command, AgentCommand::Conference { .. });
+                let c = self
+                    .interactions
+                    .get(&consultation)
+                    .ok_or(CoreError::UnknownInteraction { key: consultation })?;
+                let Some(Consultation { about, by }) = c.consult.clone() else {
+                    return Err(wrong_state(c, "it is not a consultation"));
+                };
+                if by != agent_id {
+                    return Err(CoreError::NotYours {
+                        key: consultation,
+                        agent: a,
+                    });
+                }
+                if c.state != InteractionState::Active {
+                    return Err(wrong_state(
+                        c,
+                        "the colleague has not joined the consultation",
+                    ));
+                }
+                let colleague = c.owner.clone().unwrap_or_default();
+                let i = self.owned(about, agent_id)?;
+                if i.state != InteractionState::Active {
+                    return Err(wrong_state(i, "the interaction is no longer active"));
+                }
+                if conference {
+                    if !matches!(
+                        i.media,
+                        plugin_api::Media::Call | plugin_api::Media::Conversation
+                    ) {
+                        return Err(wrong_state(
+                            i,
+                            "only calls and chats can have a conference; consult or transfer instead",
+                        ));
+                    }
+                    self.emit(
+                        now,
+                        CoreEvent::ConferenceStarted {
+                            about,
+                            consultation,
+                            colleague,
+                        },
+                        out,
+                    );
+                } else {
+                    let channel = i.channel.clone();
+                    let event = CoreEvent::TransferredAfterConsultation {
+                        about,
+                        consultation,
+                        from: a,
+                        to: colleague,
+                    };
+                    self.emit(now, event, out);
+                    self.after_work(now, agent_id, &channel, out);
+                }
+            }
+            AgentCommand::EndConsultation { consultation } => {
+                let c = self
+                    .interactions
+                    .get(&consultation)
+                    .ok_or(CoreError::UnknownInteraction { key: consultation })?;
+                let Some(Consultation { by, .. }) = &c.consult else {
+                    return Err(wrong_state(c, "it is not a consultation"));
+                };
+                if by != agent_id && c.owner.as_deref() != Some(agent_id) {
+                    return Err(CoreError::NotYours {
+                        key: consultation,
+                        agent: a,
+                    });
+                }
+                if !matches!(
+                    c.state,
+                    InteractionState::Offered { .. } | InteractionState::Active
+                ) {
+                    return Err(wrong_state(c, "the consultation is over"));
+                }
+                self.emit(now, CoreEvent::ConsultationEnded { consultation }, out);
+            }
+            AgentCommand::LeaveConference { key } => {
+                let i = self
+                    .interactions
+                    .get(&key)
+                    .ok_or(CoreError::UnknownInteraction { key })?;
+                if !i.conference.contains(agent_id) {
+                    return Err(CoreError::NotYours { key, agent: a });
+                }
+                self.emit(
+                    now,
+                    CoreEvent::ConferenceLeft {
+                        about: key,
+                        agent: a,
+                    },
+                    out,
+                );
+            }
         }
         Ok(())
     }
@@ -1016,26 +1164,25 @@ impl Core {
 
     /// Applies one event and keeps every index in step with it.
     fn apply(&mut self, stamped: &Stamped) {
-        let (key, named) = touched(&stamped.event);
-        let owner_before = key
-            .and_then(|k| self.interactions.get(&k))
-            .and_then(|i| i.owner.clone());
-        if let Some(k) = key {
-            self.unindex_interaction(k);
+        let (keys, mut people) = touched(&stamped.event);
+        for k in &keys {
+            people.extend(self.people_of(*k));
+            self.unindex_interaction(*k);
         }
         if let CoreEvent::ChannelStateChanged { agent, channel, .. } = &stamped.event {
             self.index_acw(agent, channel, false);
         }
         self.apply_change(stamped);
-        if let Some(k) = key {
-            self.index_interaction(k);
+        for k in &keys {
+            self.index_interaction(*k);
             if self
                 .interactions
-                .get(&k)
+                .get(k)
                 .is_some_and(|i| i.state.is_closed())
             {
-                self.closed_since_compact.push(k);
+                self.closed_since_compact.push(*k);
             }
+            people.extend(self.people_of(*k));
         }
         match &stamped.event {
             CoreEvent::ChannelStateChanged { agent, channel, .. } => {
@@ -1051,18 +1198,39 @@ impl Core {
             }
             _ => {}
         }
-        let owner_after = key
-            .and_then(|k| self.interactions.get(&k))
-            .and_then(|i| i.owner.clone());
-        let mut agents: Vec<String> = named
-            .into_iter()
-            .chain(owner_before)
-            .chain(owner_after)
-            .collect();
-        agents.sort();
-        agents.dedup();
-        for agent in agents {
+        people.sort();
+        people.dedup();
+        for agent in people {
             self.refresh_availability(&agent);
+        }
+    }
+
+    /// The owner and the conferenced colleagues of an interaction.
+    fn people_of(&self, key: InteractionKey) -> Vec<String> {
+        let Some(i) = self.interactions.get(&key) else {
+            return Vec::new();
+        };
+        i.owner.iter().chain(i.conference.iter()).cloned().collect()
+    }
+
+    fn adjust_load(&mut self, agent: &str, channel: &str, delta: i32) {
+        if let Some(ch) = self
+            .agents
+            .get_mut(agent)
+            .and_then(|a| a.channels.get_mut(channel))
+        {
+            ch.load = ch.load.saturating_add_signed(delta);
+        }
+    }
+
+    /// Conferenced colleagues leave (their places are freed): the interaction ended or closed.
+    fn clear_conference(&mut self, key: InteractionKey) {
+        let Some(i) = self.interactions.get_mut(&key) else {
+            return;
+        };
+        let (people, channel) = (std::mem::take(&mut i.conference), i.channel.clone());
+        for agent in people {
+            self.adjust_load(&agent, &channel, -1);
         }
     }
 
@@ -1234,6 +1402,8 @@ impl Core {
                     accepted_at: None,
                     ended_at: None,
                     wrap_up: None,
+                    consult: None,
+                    conference: BTreeSet::new(),
                 };
                 self.next_key = self.next_key.max(key + 1);
                 self.by_external
@@ -1261,6 +1431,19 @@ impl Core {
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Active;
                     i.accepted_at = Some(at);
+                }
+            }
+            CoreEvent::InteractionDeclined { key, .. } | CoreEvent::OfferMissed { key, .. }
+                if self
+                    .interactions
+                    .get(key)
+                    .is_some_and(|i| i.consult.is_some()) =>
+            {
+                // A consultation nobody takes is over; it never waits in a queue.
+                self.release(*key);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Done;
+                    i.ended_at = Some(at);
                 }
             }
             CoreEvent::InteractionDeclined { key, agent }
@@ -1306,6 +1489,7 @@ impl Core {
             }
             CoreEvent::InteractionEnded { key, .. } => {
                 self.stop_handling(*key, at);
+                self.clear_conference(*key);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Ended;
                     i.ended_at = Some(at);
@@ -1322,6 +1506,7 @@ impl Core {
             }
             CoreEvent::InteractionDone { key, wrap_up, .. } => {
                 self.stop_handling(*key, at);
+                self.clear_conference(*key);
                 self.release(*key);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Done;
@@ -1336,6 +1521,129 @@ impl Core {
                     i.state = InteractionState::InWorkbin {
                         workbin: workbin.clone(),
                     };
+                }
+            }
+            CoreEvent::ConsultationStarted {
+                key,
+                about,
+                by,
+                colleague,
+                deadline,
+            } => {
+                let Some(a) = self.interactions.get(about).cloned() else {
+                    return;
+                };
+                let id = InteractionId::new(format!("consult:{key}"));
+                let c = Interaction {
+                    key: *key,
+                    plugin: a.plugin.clone(),
+                    plugin_interaction: id.clone(),
+                    external_id: format!("consult:{key}"),
+                    channel: a.channel.clone(),
+                    media: a.media,
+                    route: Route::agent(colleague.clone()),
+                    contact: a.contact.clone(),
+                    subject: a.subject.clone(),
+                    priority: a.priority,
+                    queue_seq: *key,
+                    state: InteractionState::Offered {
+                        agent: colleague.clone(),
+                        deadline: *deadline,
+                    },
+                    owner: Some(colleague.clone()),
+                    declined_by: BTreeSet::new(),
+                    held: false,
+                    arrived_at: at,
+                    accepted_at: None,
+                    ended_at: None,
+                    wrap_up: None,
+                    consult: Some(Consultation {
+                        about: *about,
+                        by: by.clone(),
+                    }),
+                    conference: BTreeSet::new(),
+                };
+                self.next_key = self.next_key.max(key + 1);
+                self.by_plugin_id.insert((a.plugin, id), *key);
+                self.adjust_load(colleague, &a.channel, 1);
+                self.interactions.insert(*key, c);
+            }
+            CoreEvent::ConferenceStarted {
+                about,
+                consultation,
+                colleague,
+            } => {
+                self.stop_handling(*consultation, at);
+                self.release(*consultation);
+                if let Some(c) = self.interactions.get_mut(consultation) {
+                    c.state = InteractionState::Done;
+                    c.ended_at = Some(at);
+                }
+                let channel = self
+                    .interactions
+                    .get(about)
+                    .map(|i| i.channel.clone())
+                    .unwrap_or_default();
+                // Already in the conference (consulted again): no second place.
+                let joined = self
+                    .interactions
+                    .get_mut(about)
+                    .is_some_and(|i| i.conference.insert(colleague.clone()));
+                if joined {
+                    self.adjust_load(colleague, &channel, 1);
+                }
+            }
+            CoreEvent::TransferredAfterConsultation {
+                about,
+                consultation,
+                to,
+                ..
+            } => {
+                self.stop_handling(*consultation, at);
+                self.release(*consultation);
+                if let Some(c) = self.interactions.get_mut(consultation) {
+                    c.state = InteractionState::Done;
+                    c.ended_at = Some(at);
+                }
+                self.stop_handling(*about, at);
+                let was_conferenced = self
+                    .interactions
+                    .get_mut(about)
+                    .is_some_and(|i| i.conference.remove(to));
+                let channel = self
+                    .interactions
+                    .get(about)
+                    .map(|i| i.channel.clone())
+                    .unwrap_or_default();
+                if was_conferenced {
+                    self.adjust_load(to, &channel, -1);
+                }
+                self.set_owner(*about, Some(to), at);
+                if let Some(i) = self.interactions.get_mut(about) {
+                    i.state = InteractionState::Active;
+                    i.accepted_at = Some(at);
+                }
+            }
+            CoreEvent::ConsultationEnded { consultation } => {
+                self.stop_handling(*consultation, at);
+                self.release(*consultation);
+                if let Some(c) = self.interactions.get_mut(consultation) {
+                    c.state = InteractionState::Done;
+                    c.ended_at = Some(at);
+                }
+            }
+            CoreEvent::ConferenceLeft { about, agent } => {
+                let channel = self
+                    .interactions
+                    .get(about)
+                    .map(|i| i.channel.clone())
+                    .unwrap_or_default();
+                if self
+                    .interactions
+                    .get_mut(about)
+                    .is_some_and(|i| i.conference.remove(agent))
+                {
+                    self.adjust_load(agent, &channel, -1);
                 }
             }
             CoreEvent::InteractionUnparked { key } => {
@@ -1446,7 +1754,7 @@ impl Core {
     pub fn check_invariants(&self) -> Result<(), String> {
         for agent in self.agents.values() {
             for (channel, ch) in &agent.channels {
-                let load = self
+                let owned = self
                     .interactions
                     .values()
                     .filter(|i| {
@@ -1454,7 +1762,13 @@ impl Core {
                             && &i.channel == channel
                             && i.state.occupies()
                     })
-                    .count() as u32;
+                    .count();
+                let conferenced = self
+                    .interactions
+                    .values()
+                    .filter(|i| &i.channel == channel && i.conference.contains(&agent.id))
+                    .count();
+                let load = (owned + conferenced) as u32;
                 if load != ch.load {
                     return Err(format!(
                         "{}/{channel}: load {} but {load} occupying",
@@ -1536,14 +1850,14 @@ impl Core {
     }
 }
 
-/// The interaction an event is about, and the agents it names.
-fn touched(event: &CoreEvent) -> (Option<InteractionKey>, Vec<String>) {
+/// The interactions an event is about, and the agents it names.
+fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
     match event {
         CoreEvent::AgentLoggedIn { agent }
         | CoreEvent::AgentLoggedOut { agent }
         | CoreEvent::ChannelStateChanged { agent, .. }
         | CoreEvent::DndChanged { agent, .. }
-        | CoreEvent::ForwardingChanged { agent, .. } => (None, vec![agent.clone()]),
+        | CoreEvent::ForwardingChanged { agent, .. } => (vec![], vec![agent.clone()]),
         CoreEvent::InteractionOffered { key, agent, .. }
         | CoreEvent::InteractionAccepted { key, agent }
         | CoreEvent::InteractionDeclined { key, agent }
@@ -1552,7 +1866,7 @@ fn touched(event: &CoreEvent) -> (Option<InteractionKey>, Vec<String>) {
         | CoreEvent::InteractionDone { key, agent, .. }
         | CoreEvent::InteractionTransferred {
             key, from: agent, ..
-        } => (Some(*key), vec![agent.clone()]),
+        } => (vec![*key], vec![agent.clone()]),
         CoreEvent::InteractionArrived { key, .. }
         | CoreEvent::InteractionRejected { key, .. }
         | CoreEvent::InteractionHeld { key }
@@ -1560,7 +1874,27 @@ fn touched(event: &CoreEvent) -> (Option<InteractionKey>, Vec<String>) {
         | CoreEvent::InteractionEnded { key, .. }
         | CoreEvent::InteractionAbandoned { key }
         | CoreEvent::InteractionParked { key, .. }
-        | CoreEvent::InteractionUnparked { key } => (Some(*key), Vec::new()),
+        | CoreEvent::InteractionUnparked { key }
+        | CoreEvent::ConsultationEnded { consultation: key } => (vec![*key], vec![]),
+        CoreEvent::ConsultationStarted {
+            key,
+            about,
+            by,
+            colleague,
+            ..
+        } => (vec![*key, *about], vec![by.clone(), colleague.clone()]),
+        CoreEvent::ConferenceStarted {
+            about,
+            consultation,
+            colleague,
+        } => (vec![*about, *consultation], vec![colleague.clone()]),
+        CoreEvent::TransferredAfterConsultation {
+            about,
+            consultation,
+            from,
+            to,
+        } => (vec![*about, *consultation], vec![from.clone(), to.clone()]),
+        CoreEvent::ConferenceLeft { about, agent } => (vec![*about], vec![agent.clone()]),
     }
 }
 

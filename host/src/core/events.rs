@@ -40,6 +40,11 @@ impl CoreEvent {
             CoreEvent::InteractionDone { .. } => "interaction-done",
             CoreEvent::InteractionParked { .. } => "interaction-parked",
             CoreEvent::InteractionUnparked { .. } => "interaction-unparked",
+            CoreEvent::ConsultationStarted { .. } => "consultation-started",
+            CoreEvent::ConferenceStarted { .. } => "conference-started",
+            CoreEvent::TransferredAfterConsultation { .. } => "transferred-after-consultation",
+            CoreEvent::ConsultationEnded { .. } => "consultation-ended",
+            CoreEvent::ConferenceLeft { .. } => "conference-left",
         }
     }
 }
@@ -201,5 +206,50 @@ pub enum CoreEvent {
     InteractionUnparked {
         /// The interaction.
         key: InteractionKey,
+    },
+    /// A consultation was started and offered to the colleague.
+    ConsultationStarted {
+        /// The consultation's own key.
+        key: InteractionKey,
+        /// The interaction it is about.
+        about: InteractionKey,
+        /// The agent who asked.
+        by: String,
+        /// The colleague.
+        colleague: String,
+        /// When the offer to the colleague times out.
+        deadline: Millis,
+    },
+    /// The consulted colleague joined the interaction itself (the consultation closes).
+    ConferenceStarted {
+        /// The interaction.
+        about: InteractionKey,
+        /// The consultation.
+        consultation: InteractionKey,
+        /// The colleague.
+        colleague: String,
+    },
+    /// The interaction was handed to the consulted colleague (the consultation closes).
+    TransferredAfterConsultation {
+        /// The interaction.
+        about: InteractionKey,
+        /// The consultation.
+        consultation: InteractionKey,
+        /// The agent who had it.
+        from: String,
+        /// The colleague who has it now.
+        to: String,
+    },
+    /// A consultation ended (declined, missed, or ended by either side).
+    ConsultationEnded {
+        /// The consultation.
+        consultation: InteractionKey,
+    },
+    /// A conferenced colleague left.
+    ConferenceLeft {
+        /// The interaction.
+        about: InteractionKey,
+        /// The colleague.
+        agent: String,
     },
 }

@@ -212,6 +212,19 @@ pub struct Interaction {
     pub ended_at: Option<Millis>,
     /// The wrap-up code given at Mark Done.
     pub wrap_up: Option<WrapUpCode>,
+    /// For a consultation: what it is about and who asked (the owner is the consulted colleague).
+    pub consult: Option<Consultation>,
+    /// Colleagues conferenced in: they take part and it takes a place on their channel.
+    pub conference: BTreeSet<String>,
+}
+
+/// A private exchange with a colleague about an interaction; the contact takes no part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Consultation {
+    /// The interaction consulted about.
+    pub about: InteractionKey,
+    /// The agent who asked.
+    pub by: String,
 }
 
 impl Interaction {

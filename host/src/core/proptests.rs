@@ -22,6 +22,14 @@ enum Op {
     },
     ContactLeaves(usize),
     Advance(u64),
+    /// Agent consults a colleague about one of their active interactions, the colleague accepts,
+    /// then the agent conferences (0), transfers (1) or ends the consultation (2).
+    ConsultFlow {
+        agent: usize,
+        pick: usize,
+        colleague: usize,
+        finish: u8,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -43,6 +51,11 @@ enum Cmd {
     Extend(usize),
     Park(usize),
     Unpark(usize),
+    Consult(usize, usize),
+    Conference(usize),
+    TransferAfter(usize),
+    EndConsult(usize),
+    Leave(usize),
 }
 
 fn cmd() -> impl Strategy<Value = Cmd> {
@@ -65,7 +78,12 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         3 => (pick.clone(), any::<bool>()).prop_map(|(p, w)| Cmd::MarkDone(p, w)),
         1 => ch.prop_map(Cmd::Extend),
         1 => pick.clone().prop_map(Cmd::Park),
-        1 => pick.prop_map(Cmd::Unpark),
+        1 => pick.clone().prop_map(Cmd::Unpark),
+        2 => (pick.clone(), 0..AGENTS.len()).prop_map(|(p, c)| Cmd::Consult(p, c)),
+        2 => pick.clone().prop_map(Cmd::Conference),
+        1 => pick.clone().prop_map(Cmd::TransferAfter),
+        1 => pick.clone().prop_map(Cmd::EndConsult),
+        1 => pick.prop_map(Cmd::Leave),
     ]
 }
 
@@ -76,6 +94,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(channel, to_agent)| Op::Offer { channel, to_agent }),
         1 => (0..64usize).prop_map(Op::ContactLeaves),
         2 => (1..40u64).prop_map(Op::Advance),
+        2 => (0..AGENTS.len(), 0..64usize, 0..AGENTS.len(), 0..3u8)
+            .prop_map(|(agent, pick, colleague, finish)| Op::ConsultFlow { agent, pick, colleague, finish }),
     ]
 }
 
@@ -112,6 +132,28 @@ fn to_command(day: &Day, a: &str, c: &Cmd) -> AgentCommand {
         )
     };
     let parked = |p: usize| pick(mine(|s| matches!(s, InteractionState::InWorkbin { .. })), p);
+    let asked: Vec<InteractionKey> = day
+        .core
+        .interactions()
+        .filter(|i| i.consult.as_ref().is_some_and(|c| c.by == a) && !i.state.is_closed())
+        .map(|i| i.key)
+        .collect();
+    let consultation = |p: usize| {
+        pick(
+            if asked.is_empty() {
+                day.core.interactions().map(|i| i.key).collect()
+            } else {
+                asked.clone()
+            },
+            p,
+        )
+    };
+    let joined: Vec<InteractionKey> = day
+        .core
+        .interactions()
+        .filter(|i| i.conference.contains(a))
+        .map(|i| i.key)
+        .collect();
     let channel = |i: usize| CHANNELS[i].to_string();
     match c {
         Cmd::LogIn => AgentCommand::LogIn,
@@ -153,6 +195,22 @@ fn to_command(day: &Day, a: &str, c: &Cmd) -> AgentCommand {
             workbin: "later".into(),
         },
         Cmd::Unpark(p) => AgentCommand::Unpark { key: parked(*p) },
+        Cmd::Consult(p, c) => AgentCommand::Consult {
+            key: active(*p),
+            colleague: AGENTS[*c].to_string(),
+        },
+        Cmd::Conference(p) => AgentCommand::Conference {
+            consultation: consultation(*p),
+        },
+        Cmd::TransferAfter(p) => AgentCommand::TransferAfterConsultation {
+            consultation: consultation(*p),
+        },
+        Cmd::EndConsult(p) => AgentCommand::EndConsultation {
+            consultation: consultation(*p),
+        },
+        Cmd::Leave(p) => AgentCommand::LeaveConference {
+            key: pick(joined.clone(), *p),
+        },
     }
 }
 
@@ -247,6 +305,36 @@ proptest! {
                     day.journal[from..].to_vec()
                 }
                 Op::Advance(secs) => day.advance(*secs),
+                Op::ConsultFlow { agent, pick, colleague, finish } => {
+                    let (a, c) = (AGENTS[*agent], AGENTS[*colleague]);
+                    let from = day.journal.len();
+                    let mut mine: Vec<InteractionKey> = day
+                        .core
+                        .interactions()
+                        .filter(|i| i.owner.as_deref() == Some(a) && i.state == InteractionState::Active && i.consult.is_none())
+                        .map(|i| i.key)
+                        .collect();
+                    mine.sort();
+                    if let Some(key) = mine.get(pick % mine.len().max(1)).copied() {
+                        let asked = day.run(a, AgentCommand::Consult { key, colleague: c.to_string() }).is_ok();
+                        let consultation = day
+                            .core
+                            .interactions()
+                            .filter(|i| i.consult.as_ref().is_some_and(|x| x.about == key) && !i.state.is_closed())
+                            .map(|i| i.key)
+                            .max();
+                        if let (true, Some(consultation)) = (asked, consultation) {
+                            let _ = day.run(c, AgentCommand::Accept { key: consultation });
+                            let last = match finish {
+                                0 => AgentCommand::Conference { consultation },
+                                1 => AgentCommand::TransferAfterConsultation { consultation },
+                                _ => AgentCommand::EndConsultation { consultation },
+                            };
+                            let _ = day.run(a, last);
+                        }
+                    }
+                    day.journal[from..].to_vec()
+                }
             };
             watcher.follow(&day, &events).map_err(TestCaseError::fail)?;
             day.core.check_invariants().map_err(TestCaseError::fail)?;

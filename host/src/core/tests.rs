@@ -684,3 +684,290 @@ fn compacting_forgets_closed_interactions_but_still_recognises_a_re_sent_offer()
     );
     day.core.check_invariants().expect("invariants");
 }
+
+/// Ann has an active chat; Bob is Ready on chat. Returns the chat's key.
+fn ann_chatting_bob_ready(day: &mut Day) -> InteractionKey {
+    day.ready("ann", &["chat"]);
+    let chat = day.offer("chat");
+    day.ok("ann", AgentCommand::Accept { key: chat });
+    day.ready("bob", &["chat"]);
+    chat
+}
+
+fn consultation_of(day: &Day, about: InteractionKey) -> InteractionKey {
+    day.core
+        .interactions()
+        .find(|i| i.consult.as_ref().is_some_and(|c| c.about == about) && !i.state.is_closed())
+        .map(|i| i.key)
+        .expect("an open consultation")
+}
+
+#[test]
+fn a_consultation_is_offered_privately_to_the_colleague_and_takes_a_place_on_their_channel() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let consult = consultation_of(&day, chat);
+    assert!(day.offered_to(consult, "bob"));
+    day.ok("bob", AgentCommand::Accept { key: consult });
+    assert_eq!(
+        day.owner(chat).as_deref(),
+        Some("ann"),
+        "the chat stays Ann's"
+    );
+    assert!(
+        day.core
+            .interaction(chat)
+            .is_some_and(|i| i.conference.is_empty()),
+        "the contact sees nobody new"
+    );
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(1)
+    );
+    day.ok(
+        "bob",
+        AgentCommand::EndConsultation {
+            consultation: consult,
+        },
+    );
+    assert_eq!(day.state(consult), InteractionState::Done);
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(0)
+    );
+    day.core.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_conference_brings_the_colleague_into_a_chat_until_they_leave_or_it_ends() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let consult = consultation_of(&day, chat);
+    let early = day.run(
+        "ann",
+        AgentCommand::Conference {
+            consultation: consult,
+        },
+    );
+    assert!(
+        matches!(early, Err(CoreError::WrongState { .. })),
+        "Bob has not joined yet: {early:?}"
+    );
+    day.ok("bob", AgentCommand::Accept { key: consult });
+    day.ok(
+        "ann",
+        AgentCommand::Conference {
+            consultation: consult,
+        },
+    );
+    assert!(
+        day.core
+            .interaction(chat)
+            .is_some_and(|i| i.conference.contains("bob"))
+    );
+    assert_eq!(
+        day.state(consult),
+        InteractionState::Done,
+        "the consultation became the conference"
+    );
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(1)
+    );
+    day.contact_leaves(chat);
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(0),
+        "Bob's place is freed"
+    );
+    day.core.check_invariants().expect("invariants");
+}
+
+#[test]
+fn an_email_can_be_consulted_about_but_not_conferenced() {
+    let mut day = Day::new();
+    day.ready("ann", &["email"]);
+    day.ready("bob", &["email"]);
+    let mail = day.offer("email");
+    let owner = day.owner(mail).expect("offered");
+    let colleague = if owner == "ann" { "bob" } else { "ann" };
+    day.ok(&owner, AgentCommand::Accept { key: mail });
+    day.ok(
+        &owner,
+        AgentCommand::Consult {
+            key: mail,
+            colleague: colleague.into(),
+        },
+    );
+    let consult = consultation_of(&day, mail);
+    day.ok(colleague, AgentCommand::Accept { key: consult });
+    let refused = day.run(
+        &owner,
+        AgentCommand::Conference {
+            consultation: consult,
+        },
+    );
+    let Err(error) = refused else {
+        panic!("an email conference was accepted")
+    };
+    assert!(
+        error.to_string().contains("only calls and chats"),
+        "{error}"
+    );
+}
+
+#[test]
+fn a_transfer_after_consultation_hands_the_chat_to_the_colleague() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let consult = consultation_of(&day, chat);
+    day.ok("bob", AgentCommand::Accept { key: consult });
+    day.advance(30);
+    day.ok(
+        "ann",
+        AgentCommand::TransferAfterConsultation {
+            consultation: consult,
+        },
+    );
+    assert_eq!(day.owner(chat).as_deref(), Some("bob"));
+    assert_eq!(day.state(chat), InteractionState::Active);
+    assert_eq!(
+        day.core.agent("ann").map(|a| a.channels["chat"].load),
+        Some(0)
+    );
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(1),
+        "the consultation's place became the chat's"
+    );
+    assert_eq!(
+        day.core.handling_time(chat, day.now),
+        30_000,
+        "Ann's handling time is kept"
+    );
+    day.core.check_invariants().expect("invariants");
+}
+
+#[test]
+fn a_declined_or_unanswered_consultation_ends_instead_of_queueing() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let first = consultation_of(&day, chat);
+    day.ok("bob", AgentCommand::Decline { key: first });
+    assert_eq!(day.state(first), InteractionState::Done);
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let second = consultation_of(&day, chat);
+    day.advance(21);
+    assert_eq!(day.state(second), InteractionState::Done);
+    assert!(day.core.queue("chat").is_empty());
+}
+
+#[test]
+fn a_colleague_who_is_away_or_full_cannot_be_consulted() {
+    let mut day = Day::with_config("[channels.chat]\ncapacity = 1\n");
+    let chat = ann_chatting_bob_ready(&mut day);
+    day.ok("bob", AgentCommand::SetDnd { on: true });
+    let refused = day.run(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    assert!(
+        matches!(refused, Err(CoreError::ColleagueUnavailable { .. })),
+        "{refused:?}"
+    );
+    day.ok("bob", AgentCommand::SetDnd { on: false });
+    let other = day.offer("chat");
+    day.ok("bob", AgentCommand::Accept { key: other });
+    let refused = day.run(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    assert!(
+        matches!(refused, Err(CoreError::AtCapacity { .. })),
+        "{refused:?}"
+    );
+    let refused = day.run(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "ann".into(),
+        },
+    );
+    assert!(
+        matches!(refused, Err(CoreError::ColleagueUnavailable { .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn conferencing_a_colleague_who_is_already_in_the_conference_takes_no_second_place() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    for _ in 0..2 {
+        day.ok(
+            "ann",
+            AgentCommand::Consult {
+                key: chat,
+                colleague: "bob".into(),
+            },
+        );
+        let consult = consultation_of(&day, chat);
+        day.ok("bob", AgentCommand::Accept { key: consult });
+        day.ok(
+            "ann",
+            AgentCommand::Conference {
+                consultation: consult,
+            },
+        );
+    }
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(1)
+    );
+    day.ok("bob", AgentCommand::LeaveConference { key: chat });
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(0)
+    );
+    day.core.check_invariants().expect("invariants");
+}

@@ -2,7 +2,9 @@
 //! Done, workbin, call forwarding. Pure: turns events into (plugin id, command) pairs.
 
 use crate::core::{Core, CoreEvent, Stamped};
-use plugin_api::{AgentRef, Command, EndReason, ForwardCalls, Target, Transfer, TransferMode};
+use plugin_api::{
+    AgentRef, Command, Conference, Consult, EndReason, ForwardCalls, Target, Transfer, TransferMode,
+};
 
 /// The plugin commands that carry out `events` (which `core` has already applied).
 /// `voice_plugins` are the running plugins that serve the voice channel (call forwarding).
@@ -88,6 +90,67 @@ pub fn plugin_commands(
                     }),
                 )
             }),
+            CoreEvent::ConsultationStarted {
+                about: of,
+                colleague,
+                ..
+            } => about(*of).map(|(p, interaction)| {
+                (
+                    p,
+                    Command::Consult(Consult {
+                        interaction,
+                        target: Target::Agent {
+                            agent: agent_ref(colleague),
+                        },
+                    }),
+                )
+            }),
+            CoreEvent::ConferenceStarted {
+                about: of,
+                consultation,
+                ..
+            } => {
+                let consultation = core
+                    .interaction(*consultation)
+                    .map(|c| c.plugin_interaction.clone());
+                about(*of)
+                    .zip(consultation)
+                    .map(|((p, interaction), consultation)| {
+                        (
+                            p,
+                            Command::Conference(Conference {
+                                interaction,
+                                consultation,
+                            }),
+                        )
+                    })
+            }
+            CoreEvent::TransferredAfterConsultation {
+                about: of,
+                consultation,
+                to,
+                ..
+            } => {
+                let consultation = core
+                    .interaction(*consultation)
+                    .map(|c| c.plugin_interaction.clone());
+                about(*of)
+                    .zip(consultation)
+                    .map(|((p, interaction), consultation)| {
+                        let target = Target::Agent {
+                            agent: agent_ref(to),
+                        };
+                        let mode = TransferMode::Consultative { consultation };
+                        (
+                            p,
+                            Command::Transfer(Transfer {
+                                interaction,
+                                target,
+                                mode,
+                            }),
+                        )
+                    })
+            }
             CoreEvent::ForwardingChanged { agent, to } => {
                 let extension = core
                     .agent(agent)

@@ -651,38 +651,73 @@ impl Worker {
     }
 }
 
-/// The agents whose snapshot a batch changes.
+/// The agents whose snapshot a batch changes: those an event names, and the owner, the
+/// conferenced colleagues and the consulting agent of every interaction it is about.
 fn affected_agents(core: &Core, events: &[Stamped]) -> BTreeSet<String> {
     let mut agents = BTreeSet::new();
+    let about = |key: u64, agents: &mut BTreeSet<String>| {
+        if let Some(i) = core.interaction(key) {
+            agents.extend(i.owner.iter().cloned());
+            agents.extend(i.conference.iter().cloned());
+            agents.extend(i.consult.as_ref().map(|c| c.by.clone()));
+        }
+    };
     for stamped in events {
         match &stamped.event {
             CoreEvent::AgentLoggedIn { agent }
             | CoreEvent::AgentLoggedOut { agent }
             | CoreEvent::ChannelStateChanged { agent, .. }
             | CoreEvent::DndChanged { agent, .. }
-            | CoreEvent::ForwardingChanged { agent, .. }
-            | CoreEvent::InteractionOffered { agent, .. }
-            | CoreEvent::InteractionAccepted { agent, .. }
-            | CoreEvent::InteractionDeclined { agent, .. }
-            | CoreEvent::OfferMissed { agent, .. }
-            | CoreEvent::InteractionForwarded { agent, .. }
-            | CoreEvent::InteractionDone { agent, .. } => {
+            | CoreEvent::ForwardingChanged { agent, .. } => {
                 agents.insert(agent.clone());
             }
-            CoreEvent::InteractionTransferred { from, .. } => {
-                agents.insert(from.clone());
+            CoreEvent::InteractionOffered { key, agent, .. }
+            | CoreEvent::InteractionAccepted { key, agent }
+            | CoreEvent::InteractionDeclined { key, agent }
+            | CoreEvent::OfferMissed { key, agent }
+            | CoreEvent::InteractionForwarded { key, agent, .. }
+            | CoreEvent::InteractionDone { key, agent, .. }
+            | CoreEvent::InteractionTransferred {
+                key, from: agent, ..
             }
-            CoreEvent::InteractionArrived { .. } | CoreEvent::InteractionRejected { .. } => {}
-            CoreEvent::InteractionHeld { key }
+            | CoreEvent::ConferenceLeft { about: key, agent } => {
+                agents.insert(agent.clone());
+                about(*key, &mut agents);
+            }
+            CoreEvent::ConsultationStarted {
+                key,
+                about: of,
+                by,
+                colleague,
+                ..
+            } => {
+                agents.insert(by.clone());
+                agents.insert(colleague.clone());
+                about(*key, &mut agents);
+                about(*of, &mut agents);
+            }
+            CoreEvent::ConferenceStarted {
+                about: of,
+                consultation,
+                ..
+            }
+            | CoreEvent::TransferredAfterConsultation {
+                about: of,
+                consultation,
+                ..
+            } => {
+                about(*of, &mut agents);
+                about(*consultation, &mut agents);
+            }
+            CoreEvent::InteractionArrived { key, .. }
+            | CoreEvent::InteractionRejected { key, .. }
+            | CoreEvent::InteractionHeld { key }
             | CoreEvent::InteractionResumed { key }
             | CoreEvent::InteractionEnded { key, .. }
             | CoreEvent::InteractionAbandoned { key }
             | CoreEvent::InteractionParked { key, .. }
-            | CoreEvent::InteractionUnparked { key } => {
-                if let Some(owner) = core.interaction(*key).and_then(|i| i.owner.clone()) {
-                    agents.insert(owner);
-                }
-            }
+            | CoreEvent::InteractionUnparked { key }
+            | CoreEvent::ConsultationEnded { consultation: key } => about(*key, &mut agents),
         }
     }
     agents

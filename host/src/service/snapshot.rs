@@ -62,9 +62,16 @@ pub struct InteractionView {
     pub subject: Option<String>,
     /// On hold.
     pub held: bool,
+    /// The agent it belongs to (for a consultation: the consulted colleague).
+    pub owner: Option<String>,
+    /// For a consultation: the interaction it is about.
+    pub consult_about: Option<InteractionKey>,
+    /// Colleagues conferenced in.
+    pub conference: Vec<String>,
 }
 
-/// The snapshot of `agent`, or `None` for an unknown agent.
+/// The snapshot of `agent`, or `None` for an unknown agent. It lists the agent's own open
+/// interactions, the consultations they asked for, and the interactions they are conferenced into.
 pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> {
     let a = core.agent(agent)?;
     let channels = a
@@ -94,6 +101,9 @@ pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> 
             contact: i.contact.clone(),
             subject: i.subject.clone(),
             held: i.held,
+            owner: i.owner.clone(),
+            consult_about: i.consult.as_ref().map(|c| c.about),
+            conference: i.conference.iter().cloned().collect(),
         })
         .collect();
     Some(AgentSnapshot {
