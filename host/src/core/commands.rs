@@ -132,6 +132,16 @@ pub enum AgentCommand {
         /// The interaction.
         key: InteractionKey,
     },
+    /// Start an outbound interaction on `channel` to `to` (call a number, email an address),
+    /// from an interaction with the same contact (party action) or from nowhere (dial pad).
+    StartOutbound {
+        /// The channel (e.g. "voice", "email").
+        channel: String,
+        /// The address.
+        to: Address,
+        /// The interaction it is started from.
+        from: Option<InteractionKey>,
+    },
 }
 
 /// A refused command. The message names the rule.
@@ -226,6 +236,12 @@ pub enum CoreError {
         agent: String,
         /// Why.
         reason: String,
+    },
+    /// No running plugin serves the channel.
+    #[error("no plugin serves channel `{channel}`")]
+    NoPluginFor {
+        /// The channel.
+        channel: String,
     },
     /// The channel is not in after-call work, or its policy does not allow this.
     #[error("channel `{channel}`: {rule}")]

@@ -317,6 +317,29 @@ impl Core {
         Ok(i)
     }
 
+    /// Records the id a plugin gave an interaction the core started (an outbound interaction or a
+    /// consultation), so that the plugin's events about it arrive. Unknown keys are ignored.
+    pub fn link_plugin_id(
+        &mut self,
+        now: Millis,
+        key: InteractionKey,
+        interaction: InteractionId,
+    ) -> Vec<Stamped> {
+        let mut out = Vec::new();
+        if self
+            .interactions
+            .get(&key)
+            .is_some_and(|i| i.plugin_interaction != interaction)
+        {
+            self.emit(
+                now,
+                CoreEvent::PluginIdLinked { key, interaction },
+                &mut out,
+            );
+        }
+        out
+    }
+
     /// Re-applies a journaled event (replay at start-up). Events must come in sequence.
     pub fn replay(&mut self, stamped: &Stamped) {
         self.apply(stamped);
@@ -783,6 +806,53 @@ impl Core {
                     return Err(wrong_state(c, "the consultation is over"));
                 }
                 self.emit(now, CoreEvent::ConsultationEnded { consultation }, out);
+            }
+            AgentCommand::StartOutbound { channel, to, from } => {
+                let ch = self.channel_of(agent_id, &channel)?;
+                if ch.state == ChannelState::LoggedOff {
+                    return Err(CoreError::ChannelLoggedOff { channel });
+                }
+                let capacity = self.policy.capacity(&channel);
+                if ch.load >= capacity {
+                    return Err(CoreError::AtCapacity { channel, capacity });
+                }
+                let plugin = self
+                    .policy
+                    .channel_plugins
+                    .get(&channel)
+                    .cloned()
+                    .ok_or_else(|| CoreError::NoPluginFor {
+                        channel: channel.clone(),
+                    })?;
+                let mut contact = match from {
+                    Some(key) => self
+                        .interactions
+                        .get(&key)
+                        .ok_or(CoreError::UnknownInteraction { key })?
+                        .contact
+                        .clone(),
+                    None => plugin_api::Contact::default(),
+                };
+                if !contact.addresses.contains(&to) {
+                    contact.addresses.push(to.clone());
+                }
+                let media = match channel.as_str() {
+                    "voice" => plugin_api::Media::Call,
+                    "email" => plugin_api::Media::Email,
+                    _ => plugin_api::Media::Conversation,
+                };
+                let key = self.next_key;
+                let event = CoreEvent::OutboundStarted {
+                    key,
+                    plugin,
+                    channel,
+                    media,
+                    agent: a,
+                    to,
+                    contact,
+                    related: from,
+                };
+                self.emit(now, event, out);
             }
             AgentCommand::LeaveConference { key } => {
                 let i = self
@@ -1404,6 +1474,7 @@ impl Core {
                     wrap_up: None,
                     consult: None,
                     conference: BTreeSet::new(),
+                    linked: BTreeSet::new(),
                 };
                 self.next_key = self.next_key.max(key + 1);
                 self.by_external
@@ -1562,6 +1633,7 @@ impl Core {
                         by: by.clone(),
                     }),
                     conference: BTreeSet::new(),
+                    linked: BTreeSet::new(),
                 };
                 self.next_key = self.next_key.max(key + 1);
                 self.by_plugin_id.insert((a.plugin, id), *key);
@@ -1644,6 +1716,60 @@ impl Core {
                     .is_some_and(|i| i.conference.remove(agent))
                 {
                     self.adjust_load(agent, &channel, -1);
+                }
+            }
+            CoreEvent::OutboundStarted {
+                key,
+                plugin,
+                channel,
+                media,
+                agent,
+                contact,
+                related,
+                ..
+            } => {
+                let id = InteractionId::new(format!("out:{key}"));
+                let i = Interaction {
+                    key: *key,
+                    plugin: plugin.clone(),
+                    plugin_interaction: id.clone(),
+                    external_id: format!("out:{key}"),
+                    channel: channel.clone(),
+                    media: *media,
+                    route: Route::agent(agent.clone()),
+                    contact: contact.clone(),
+                    subject: None,
+                    priority: 0,
+                    queue_seq: *key,
+                    state: InteractionState::Active,
+                    owner: Some(agent.clone()),
+                    declined_by: BTreeSet::new(),
+                    held: false,
+                    arrived_at: at,
+                    accepted_at: Some(at),
+                    ended_at: None,
+                    wrap_up: None,
+                    consult: None,
+                    conference: BTreeSet::new(),
+                    linked: related.iter().copied().collect(),
+                };
+                self.next_key = self.next_key.max(key + 1);
+                self.by_plugin_id.insert((plugin.clone(), id), *key);
+                self.adjust_load(agent, channel, 1);
+                self.interactions.insert(*key, i);
+                if let Some(related) = related
+                    && let Some(r) = self.interactions.get_mut(related)
+                {
+                    r.linked.insert(*key);
+                }
+            }
+            CoreEvent::PluginIdLinked { key, interaction } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    let old = std::mem::replace(&mut i.plugin_interaction, interaction.clone());
+                    let plugin = i.plugin.clone();
+                    self.by_plugin_id.remove(&(plugin.clone(), old));
+                    self.by_plugin_id
+                        .insert((plugin, interaction.clone()), *key);
                 }
             }
             CoreEvent::InteractionUnparked { key } => {
@@ -1895,6 +2021,16 @@ fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
             to,
         } => (vec![*about, *consultation], vec![from.clone(), to.clone()]),
         CoreEvent::ConferenceLeft { about, agent } => (vec![*about], vec![agent.clone()]),
+        CoreEvent::OutboundStarted {
+            key,
+            agent,
+            related,
+            ..
+        } => (
+            std::iter::once(*key).chain(*related).collect(),
+            vec![agent.clone()],
+        ),
+        CoreEvent::PluginIdLinked { key, .. } => (vec![*key], vec![]),
     }
 }
 

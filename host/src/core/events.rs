@@ -45,6 +45,8 @@ impl CoreEvent {
             CoreEvent::TransferredAfterConsultation { .. } => "transferred-after-consultation",
             CoreEvent::ConsultationEnded { .. } => "consultation-ended",
             CoreEvent::ConferenceLeft { .. } => "conference-left",
+            CoreEvent::OutboundStarted { .. } => "outbound-started",
+            CoreEvent::PluginIdLinked { .. } => "plugin-id-linked",
         }
     }
 }
@@ -251,5 +253,32 @@ pub enum CoreEvent {
         about: InteractionKey,
         /// The colleague.
         agent: String,
+    },
+    /// An agent started an outbound interaction (a call, an email) to a contact's address.
+    OutboundStarted {
+        /// Its key.
+        key: InteractionKey,
+        /// The plugin that carries it.
+        plugin: String,
+        /// Channel kind.
+        channel: String,
+        /// Medium.
+        media: Media,
+        /// The agent.
+        agent: String,
+        /// The address.
+        to: Address,
+        /// The contact.
+        contact: Contact,
+        /// The interaction it was started from (party action), linked both ways.
+        related: Option<InteractionKey>,
+    },
+    /// The plugin named an interaction the core started (its `created` reply): events from the
+    /// plugin about that id now reach it.
+    PluginIdLinked {
+        /// The interaction.
+        key: InteractionKey,
+        /// The plugin's id for it.
+        interaction: InteractionId,
     },
 }

@@ -216,6 +216,8 @@ pub struct Interaction {
     pub consult: Option<Consultation>,
     /// Colleagues conferenced in: they take part and it takes a place on their channel.
     pub conference: BTreeSet<String>,
+    /// Interactions started from this one with the same contact, or that it was started from.
+    pub linked: BTreeSet<InteractionKey>,
 }
 
 /// A private exchange with a colleague about an interaction; the contact takes no part.

@@ -44,6 +44,8 @@ pub struct Policy {
     pub pending: bool,
     /// Cross-channel rules.
     pub exclusive: Vec<ExclusiveRule>,
+    /// Which plugin carries outbound interactions of each channel (the running plugins').
+    pub channel_plugins: BTreeMap<String, String>,
 }
 
 impl Policy {
@@ -80,6 +82,7 @@ impl Policy {
             wrap_up_required: config.core.wrap_up_required,
             pending: config.core.pending,
             exclusive: config.core.exclusive.clone(),
+            channel_plugins: BTreeMap::new(),
         }
     }
 

@@ -47,8 +47,14 @@ impl Day {
         let config = AdminConfig::parse(&text, "test").expect("test config");
         let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
         let now = 1_000_000;
+        let mut policy = Policy::from_config(&config, &channels);
+        // A plugin "p" carries every channel, so outbound interactions can be started.
+        policy.channel_plugins = channels
+            .iter()
+            .map(|c| (c.clone(), "p".to_string()))
+            .collect();
         Day {
-            core: Core::new(Policy::from_config(&config, &channels), now),
+            core: Core::new(policy, now),
             now,
             journal: Vec::new(),
             next_external: 0,

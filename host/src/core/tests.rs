@@ -971,3 +971,119 @@ fn conferencing_a_colleague_who_is_already_in_the_conference_takes_no_second_pla
     );
     day.core.check_invariants().expect("invariants");
 }
+
+#[test]
+fn a_party_action_starts_a_call_to_the_chat_contact_and_links_both() {
+    let mut day = Day::new();
+    day.ready("ann", &["chat", "voice"]);
+    let chat = day.offer("chat");
+    day.ok("ann", AgentCommand::Accept { key: chat });
+    let number = Address::phone("+44 20 7946 0958");
+    day.ok(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "voice".into(),
+            to: number.clone(),
+            from: Some(chat),
+        },
+    );
+    let call = day
+        .core
+        .interactions()
+        .find(|i| i.channel == "voice")
+        .map(|i| i.key)
+        .expect("a call");
+    let i = day.core.interaction(call).cloned().expect("call");
+    assert_eq!(
+        (i.state, i.owner.as_deref(), i.media),
+        (
+            InteractionState::Active,
+            Some("ann"),
+            plugin_api::Media::Call
+        )
+    );
+    assert!(i.contact.addresses.contains(&number));
+    assert!(
+        i.linked.contains(&chat)
+            && day
+                .core
+                .interaction(chat)
+                .is_some_and(|c| c.linked.contains(&call))
+    );
+    assert_eq!(
+        day.core.agent("ann").map(|a| a.channels["voice"].load),
+        Some(1)
+    );
+    let again = day.run(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "voice".into(),
+            to: number,
+            from: Some(chat),
+        },
+    );
+    assert!(
+        matches!(again, Err(CoreError::AtCapacity { .. })),
+        "one call at a time: {again:?}"
+    );
+    day.core.check_invariants().expect("invariants");
+}
+
+#[test]
+fn an_outbound_interaction_needs_a_logged_on_channel_and_a_plugin_for_it() {
+    let mut day = Day::new();
+    day.ready("ann", &["chat"]);
+    let refused = day.run(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "voice".into(),
+            to: Address::phone("+1555"),
+            from: None,
+        },
+    );
+    assert!(
+        matches!(refused, Err(CoreError::ChannelLoggedOff { .. })),
+        "{refused:?}"
+    );
+    let refused = day.run(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "fax".into(),
+            to: Address::phone("+1555"),
+            from: None,
+        },
+    );
+    assert!(
+        matches!(refused, Err(CoreError::ChannelNotAssigned { .. })),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn the_plugins_own_id_for_an_outbound_call_routes_its_events_to_it() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice"]);
+    day.ok(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "voice".into(),
+            to: Address::phone("+15550100"),
+            from: None,
+        },
+    );
+    let call = day.core.interactions().map(|i| i.key).max().expect("call");
+    let linked =
+        day.core
+            .link_plugin_id(day.now, call, plugin_api::InteractionId::new("sip-call-77"));
+    day.journal.extend(linked);
+    day.plugin(plugin_api::Event::Ended(plugin_api::Ended {
+        interaction: plugin_api::InteractionId::new("sip-call-77"),
+        reason: plugin_api::EndReason::ContactLeft,
+        detail: String::new(),
+    }));
+    assert_eq!(day.state(call), InteractionState::Ended);
+    assert!(matches!(
+        day.channel("ann", "voice"),
+        ChannelState::AfterCallWork { .. }
+    ));
+}

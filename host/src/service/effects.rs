@@ -3,12 +3,48 @@
 
 use crate::core::{Core, CoreEvent, Stamped};
 use plugin_api::{
-    AgentRef, Command, Conference, Consult, EndReason, ForwardCalls, Target, Transfer, TransferMode,
+    AgentRef, Command, Compose, Conference, Consult, Dial, EndReason, ForwardCalls, Target,
+    Transfer, TransferMode,
 };
+
+/// A command for a plugin; `link` names the interaction whose plugin id is the `created` reply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginCommand {
+    /// The plugin.
+    pub plugin: String,
+    /// The command.
+    pub command: Command,
+    /// The core's interaction the reply's `created` id belongs to.
+    pub link: Option<u64>,
+}
 
 /// The plugin commands that carry out `events` (which `core` has already applied).
 /// `voice_plugins` are the running plugins that serve the voice channel (call forwarding).
 pub fn plugin_commands(
+    core: &Core,
+    events: &[Stamped],
+    voice_plugins: &[String],
+) -> Vec<PluginCommand> {
+    let mut out: Vec<PluginCommand> = Vec::new();
+    for stamped in events {
+        let link = match &stamped.event {
+            CoreEvent::OutboundStarted { key, .. } | CoreEvent::ConsultationStarted { key, .. } => {
+                Some(*key)
+            }
+            _ => None,
+        };
+        for (plugin, command) in commands_for(core, std::slice::from_ref(stamped), voice_plugins) {
+            out.push(PluginCommand {
+                plugin,
+                command,
+                link,
+            });
+        }
+    }
+    out
+}
+
+fn commands_for(
     core: &Core,
     events: &[Stamped],
     voice_plugins: &[String],
@@ -151,6 +187,37 @@ pub fn plugin_commands(
                         )
                     })
             }
+            CoreEvent::OutboundStarted {
+                plugin,
+                channel,
+                agent,
+                to,
+                contact,
+                related,
+                ..
+            } => {
+                let related = related
+                    .and_then(|r| core.interaction(r))
+                    .map(|r| r.plugin_interaction.clone());
+                let command = if channel == "voice" {
+                    Command::Dial(Dial {
+                        to: to.clone(),
+                        agent: agent_ref(agent),
+                        contact: Some(contact.clone()),
+                        related,
+                    })
+                } else {
+                    Command::Compose(Compose {
+                        to: vec![to.clone()],
+                        agent: agent_ref(agent),
+                        subject: String::new(),
+                        body: String::new(),
+                        attachments: vec![],
+                        related,
+                    })
+                };
+                Some((plugin.clone(), command))
+            }
             CoreEvent::ForwardingChanged { agent, to } => {
                 let extension = core
                     .agent(agent)
@@ -171,4 +238,96 @@ pub fn plugin_commands(
         out.extend(command);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AdminConfig;
+    use crate::core::{AgentCommand, Policy};
+    use plugin_api::{Address, ChannelKind, Contact, Event, InteractionId, Media, Offer, Route};
+
+    #[test]
+    fn a_party_action_becomes_a_dial_naming_the_chat_and_asks_for_the_created_id() {
+        let config = AdminConfig::parse(
+            "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\", \"voice\"]\n",
+            "t",
+        )
+        .expect("config");
+        let mut policy = Policy::from_config(&config, &[]);
+        policy.channel_plugins.insert("voice".into(), "sip".into());
+        let mut core = Core::new(policy, 0);
+        for command in [
+            AgentCommand::LogIn,
+            AgentCommand::LogOnChannel {
+                channel: "chat".into(),
+            },
+            AgentCommand::SetReady {
+                channel: "chat".into(),
+            },
+            AgentCommand::LogOnChannel {
+                channel: "voice".into(),
+            },
+        ] {
+            core.execute(0, "ann", command).expect("set-up");
+        }
+        let offer = Event::Offer(Offer {
+            interaction: InteractionId::new("web-1"),
+            external_id: "web-1".into(),
+            channel: ChannelKind::new("chat"),
+            media: Media::Conversation,
+            route: Route::queue("default"),
+            contact: Contact {
+                display_name: Some("Jo".into()),
+                addresses: vec![],
+            },
+            subject: None,
+            case_data: vec![],
+            actions: vec![],
+            priority: 0,
+        });
+        core.on_plugin_event(0, "web", &offer);
+        let chat = core
+            .interaction_by_plugin_id("web", &InteractionId::new("web-1"))
+            .map(|i| i.key)
+            .expect("chat");
+        core.execute(0, "ann", AgentCommand::Accept { key: chat })
+            .expect("accept");
+        let to = Address::phone("+15550100");
+        let events = core
+            .execute(
+                0,
+                "ann",
+                AgentCommand::StartOutbound {
+                    channel: "voice".into(),
+                    to: to.clone(),
+                    from: Some(chat),
+                },
+            )
+            .expect("dial");
+        let commands = plugin_commands(&core, &events, &[]);
+        assert_eq!(commands.len(), 1, "{commands:?}");
+        let PluginCommand {
+            plugin,
+            command: Command::Dial(dial),
+            link,
+        } = &commands[0]
+        else {
+            panic!("{commands:?}")
+        };
+        assert_eq!(plugin, "sip");
+        assert_eq!(dial.to, to);
+        assert_eq!(dial.related, Some(InteractionId::new("web-1")));
+        assert_eq!(
+            dial.contact
+                .as_ref()
+                .and_then(|c| c.display_name.clone())
+                .as_deref(),
+            Some("Jo")
+        );
+        assert!(
+            link.is_some(),
+            "the plugin's created id must be linked back"
+        );
+    }
 }

@@ -48,6 +48,10 @@ enum Request {
         plugin: Arc<str>,
         event: Event,
     },
+    Link {
+        key: u64,
+        interaction: plugin_api::InteractionId,
+    },
     Snapshot {
         agent: String,
         reply: Sender<Option<AgentSnapshot>>,
@@ -276,12 +280,31 @@ impl CoreService {
     /// Starts the core with `policy`, replaying `journal` first (if any), taking events from and
     /// sending commands to `plugins` (if any).
     pub fn start(
-        policy: Policy,
+        mut policy: Policy,
         journal: Option<Journal>,
         history: Option<History>,
         plugins: Option<Arc<PluginHost>>,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StorageError> {
+        if let Some(plugins) = &plugins {
+            // Outbound interactions of a channel go to the running plugin that serves it and
+            // declared `dial` or `compose`.
+            for id in plugins.running_ids() {
+                let outbound = plugins
+                    .hello(&id)
+                    .is_some_and(|h| h.supports("dial") || h.supports("compose"));
+                let channels = plugins
+                    .descriptor(&id)
+                    .map(|d| d.channels.clone())
+                    .unwrap_or_default();
+                for channel in channels.into_iter().filter(|_| outbound) {
+                    policy
+                        .channel_plugins
+                        .entry(channel.0)
+                        .or_insert_with(|| id.clone());
+                }
+            }
+        }
         let mut core = Core::new(policy, clock.now());
         if let Some(journal) = &journal {
             for stamped in journal.load()? {
@@ -292,7 +315,7 @@ impl CoreService {
         let (requests, inbox) = unbounded::<Request>();
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
-        let (dispatch, outbox) = unbounded::<(String, Command)>();
+        let (dispatch, outbox) = unbounded::<effects::PluginCommand>();
         let mut voice_plugins = Vec::new();
         if let Some(plugins) = plugins {
             voice_plugins = plugins
@@ -308,8 +331,9 @@ impl CoreService {
                 let (plugins, requests, stop) = (plugins.clone(), requests.clone(), stop.clone());
                 move || pump_plugin_events(&plugins, &requests, &stop)
             }));
+            let links = requests.clone();
             helpers.push(spawn("core-plugin-commands", move || {
-                dispatch_commands(&plugins, &outbox)
+                dispatch_commands(&plugins, &outbox, &links)
             }));
         }
         let core_thread = spawn("core", move || {
@@ -384,14 +408,32 @@ fn pump_plugin_events(plugins: &PluginHost, requests: &Sender<Request>, stop: &A
     }
 }
 
-fn dispatch_commands(plugins: &PluginHost, outbox: &Receiver<(String, Command)>) {
-    while let Ok((plugin, command)) = outbox.recv() {
-        if let Err(e) = plugins.send(&plugin, &command) {
-            tracing::warn!(
+fn dispatch_commands(
+    plugins: &PluginHost,
+    outbox: &Receiver<effects::PluginCommand>,
+    links: &Sender<Request>,
+) {
+    while let Ok(effects::PluginCommand {
+        plugin,
+        command,
+        link,
+    }) = outbox.recv()
+    {
+        match plugins.send(&plugin, &command) {
+            Ok(plugin_api::Reply::Created(created)) => {
+                if let Some(key) = link {
+                    let _ = links.send(Request::Link {
+                        key,
+                        interaction: created.interaction,
+                    });
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
                 plugin,
                 command = command.kind(),
                 "plugin command failed: {e}"
-            );
+            ),
         }
     }
 }
@@ -401,7 +443,7 @@ struct Worker {
     journal: Option<Journal>,
     history: Option<History>,
     clock: Arc<dyn Clock>,
-    dispatch: Sender<(String, Command)>,
+    dispatch: Sender<effects::PluginCommand>,
     voice_plugins: Vec<String>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
 }
@@ -460,6 +502,9 @@ impl Worker {
                     } => {
                         let _ = reply.send(self.send_message(&agent, key, text, now));
                     }
+                    Request::Link { key, interaction } => {
+                        events.extend(self.core.link_plugin_id(now, key, interaction));
+                    }
                     Request::Tick { reply } => {
                         events.extend(self.core.tick(now));
                         reads.push(Request::Tick { reply });
@@ -511,6 +556,7 @@ impl Worker {
             Request::Execute { .. }
             | Request::Plugin { .. }
             | Request::SendMessage { .. }
+            | Request::Link { .. }
             | Request::Stop => {}
         }
     }
@@ -567,13 +613,15 @@ impl Worker {
             text,
             attachments: vec![],
         };
-        let _ = self.dispatch.send((
+        let command = Command::SendMessage(SendMessage {
+            interaction,
+            message,
+        });
+        let _ = self.dispatch.send(effects::PluginCommand {
             plugin,
-            Command::SendMessage(SendMessage {
-                interaction,
-                message,
-            }),
-        ));
+            command,
+            link: None,
+        });
         Ok(())
     }
 
@@ -696,6 +744,19 @@ fn affected_agents(core: &Core, events: &[Stamped]) -> BTreeSet<String> {
                 about(*key, &mut agents);
                 about(*of, &mut agents);
             }
+            CoreEvent::OutboundStarted {
+                key,
+                agent,
+                related,
+                ..
+            } => {
+                agents.insert(agent.clone());
+                about(*key, &mut agents);
+                if let Some(related) = related {
+                    about(*related, &mut agents);
+                }
+            }
+            CoreEvent::PluginIdLinked { key, .. } => about(*key, &mut agents),
             CoreEvent::ConferenceStarted {
                 about: of,
                 consultation,

@@ -68,6 +68,8 @@ pub struct InteractionView {
     pub consult_about: Option<InteractionKey>,
     /// Colleagues conferenced in.
     pub conference: Vec<String>,
+    /// Interactions started from it with the same contact, or that it was started from.
+    pub linked: Vec<InteractionKey>,
 }
 
 /// The snapshot of `agent`, or `None` for an unknown agent. It lists the agent's own open
@@ -104,6 +106,7 @@ pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> 
             owner: i.owner.clone(),
             consult_about: i.consult.as_ref().map(|c| c.about),
             conference: i.conference.iter().cloned().collect(),
+            linked: i.linked.iter().copied().collect(),
         })
         .collect();
     Some(AgentSnapshot {
