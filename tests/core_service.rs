@@ -356,3 +356,79 @@ fn chat_transcripts_are_searchable_by_words_and_contact_and_im_text_never_reache
         "the scan must find the chat text, or it proves nothing about IM text"
     );
 }
+
+#[test]
+fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_core_call() {
+    let install = Install::new();
+    let spec = agentdesk_tests::FixtureSpec {
+        channel: "voice",
+        ..agentdesk_tests::FixtureSpec::new("dialer")
+    };
+    agentdesk_tests::install_fixture(&install.plugins, spec);
+    let agents = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"voice\"]\n";
+    let config = AdminConfig::load(&install.write_config(&[&spec.id()], agents)).expect("config");
+    let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+    assert_eq!(plugins.running_ids(), vec![spec.id()]);
+    let policy = Policy::from_config(&config, &["voice".to_string()]);
+    let service = CoreService::start(
+        policy,
+        None,
+        None,
+        Some(plugins.clone()),
+        Arc::new(SystemClock),
+    )
+    .expect("service");
+    let core = service.handle();
+    let ann = core.login("ann").expect("login");
+    ann.send(AgentCommand::LogOnChannel {
+        channel: "voice".into(),
+    })
+    .expect("log on");
+    let number = plugin_api::Address::phone("+15550100");
+    ann.send(AgentCommand::StartOutbound {
+        channel: "voice".into(),
+        to: number,
+        from: None,
+    })
+    .expect("dial");
+    let call = ann
+        .snapshot()
+        .expect("snapshot")
+        .interactions
+        .first()
+        .map(|i| i.key)
+        .expect("a call");
+    // The plugin answered `dial` with its own id, "dialed-1"; once linked, its events reach the call.
+    let ended = plugin_api::Event::Ended(plugin_api::Ended {
+        interaction: InteractionId::new("dialed-1"),
+        reason: plugin_api::EndReason::ContactLeft,
+        detail: String::new(),
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        core.plugin_event(&spec.id(), ended.clone()).expect("event");
+        core.tick().expect("tick");
+        let snapshot = ann.snapshot().expect("snapshot");
+        if snapshot
+            .interactions
+            .iter()
+            .any(|i| i.key == call && i.state == InteractionState::Ended)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the plugin's call id was never linked: {snapshot:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        plugins
+            .metrics(&spec.id())
+            .expect("metrics")
+            .calls_ok
+            .load(Ordering::Relaxed)
+            >= 1
+    );
+    service.stop();
+}
