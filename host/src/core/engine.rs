@@ -53,6 +53,8 @@ pub struct Core {
     // Indexes, maintained by `apply` and checked by `check_invariants`:
     /// Open (not closed) interactions by owner.
     open_by_owner: HashMap<String, BTreeSet<InteractionKey>>,
+    /// Open interactions each agent takes part in: owned, conferenced into, or consulting about.
+    involved: HashMap<String, BTreeSet<InteractionKey>>,
     /// Agents that may get an offer now, per channel, in offer order.
     available: HashMap<String, BTreeSet<Availability>>,
     /// The key under which an (agent, channel) is in `available`.
@@ -116,6 +118,7 @@ impl Core {
             seq: 0,
             stats: TimeInState::default(),
             open_by_owner: HashMap::new(),
+            involved: HashMap::new(),
             available: HashMap::new(),
             available_as: HashMap::new(),
             timers: BTreeSet::new(),
@@ -159,6 +162,17 @@ impl Core {
         self.by_plugin_id
             .get(&(plugin.to_string(), id.clone()))
             .and_then(|k| self.interactions.get(k))
+    }
+
+    /// The open interactions an agent takes part in (owned, conferenced into, or a consultation
+    /// they asked for), in key order. Uses an index: no scan of all interactions.
+    pub fn involving(&self, agent: &str) -> Vec<&Interaction> {
+        self.involved
+            .get(agent)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| self.interactions.get(k))
+            .collect()
     }
 
     /// Waiting interactions of a channel, in queue order (those for one agent and the pool).
@@ -1304,10 +1318,23 @@ impl Core {
         }
     }
 
+    /// Everyone taking part in an interaction: owner, conferenced colleagues, consulting agent.
+    fn involved_in(i: &Interaction) -> impl Iterator<Item = &String> {
+        i.owner
+            .iter()
+            .chain(i.conference.iter())
+            .chain(i.consult.iter().map(|c| &c.by))
+    }
+
     fn unindex_interaction(&mut self, key: InteractionKey) {
         let Some(i) = self.interactions.get(&key) else {
             return;
         };
+        for agent in Self::involved_in(i) {
+            if let Some(set) = self.involved.get_mut(agent) {
+                set.remove(&key);
+            }
+        }
         if let InteractionState::Offered { deadline, .. } = i.state {
             self.timers.remove(&(deadline, Timer::Offer(key)));
         }
@@ -1322,6 +1349,11 @@ impl Core {
         let Some(i) = self.interactions.get(&key) else {
             return;
         };
+        if !i.state.is_closed() && i.state != InteractionState::Queued {
+            for agent in Self::involved_in(i) {
+                self.involved.entry(agent.clone()).or_default().insert(key);
+            }
+        }
         if let InteractionState::Offered { deadline, .. } = i.state {
             self.timers.insert((deadline, Timer::Offer(key)));
         }
@@ -1962,6 +1994,21 @@ impl Core {
             return Err(format!(
                 "timers index {:?} but states say {timers:?}",
                 self.timers
+            ));
+        }
+        let mut involved: HashMap<String, BTreeSet<InteractionKey>> = HashMap::new();
+        for i in self.interactions.values() {
+            if !i.state.is_closed() && i.state != InteractionState::Queued {
+                for agent in Self::involved_in(i) {
+                    involved.entry(agent.clone()).or_default().insert(i.key);
+                }
+            }
+        }
+        let mut indexed_involved = self.involved.clone();
+        indexed_involved.retain(|_, keys| !keys.is_empty());
+        if involved != indexed_involved {
+            return Err(format!(
+                "involved index {indexed_involved:?} but interactions say {involved:?}"
             ));
         }
         open.retain(|_, keys| !keys.is_empty());

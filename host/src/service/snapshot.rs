@@ -88,12 +88,8 @@ pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> 
         })
         .collect();
     let interactions = core
-        .interactions()
-        .filter(|i| {
-            i.owner.as_deref() == Some(agent)
-                && !i.state.is_closed()
-                && i.state != InteractionState::Queued
-        })
+        .involving(agent)
+        .into_iter()
         .map(|i| InteractionView {
             key: i.key,
             plugin: i.plugin.clone(),
