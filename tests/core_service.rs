@@ -133,6 +133,14 @@ fn two_agents_take_plugin_offers_through_the_core_and_the_journal_survives_a_res
     .expect("done");
     let before = (ann.snapshot().expect("ann"), bob.snapshot().expect("bob"));
     service.stop();
+    let stored = History::open(&journal_path)
+        .expect("history")
+        .handling(first)
+        .expect("query");
+    assert!(
+        stored.is_some(),
+        "the handling time of a closed chat is kept in the history"
+    );
 
     // Restart from the journal alone.
     let service = CoreService::start(

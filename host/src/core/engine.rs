@@ -299,9 +299,10 @@ impl Core {
         self.timers.first().map(|(due, _)| *due)
     }
 
-    /// Forgets the interactions closed since the last call (done, abandoned, rejected, forwarded):
-    /// their record is in the journal. Call it after their effects have been carried out. The
-    /// de-duplication keys are kept, so a re-sent offer is still recognised.
+    /// Forgets the interactions closed since the last call (done, abandoned, rejected, forwarded)
+    /// and their handling totals: their record is in the journal (and the history). Call it after
+    /// their effects have been carried out and their handling time stored. The de-duplication
+    /// keys are kept, so a re-sent offer is still recognised.
     pub fn compact(&mut self) {
         for key in std::mem::take(&mut self.closed_since_compact) {
             if let Some(i) = self.interactions.get(&key)
@@ -309,6 +310,7 @@ impl Core {
                 && let Some(i) = self.interactions.remove(&key)
             {
                 self.by_plugin_id.remove(&(i.plugin, i.plugin_interaction));
+                self.stats.forget_handling(key);
             }
         }
     }
@@ -329,6 +331,11 @@ impl Core {
             ));
         }
         Ok(i)
+    }
+
+    /// The interactions closed since the last `compact` (their handling time is final).
+    pub fn closed_since_compact(&self) -> &[InteractionKey] {
+        &self.closed_since_compact
     }
 
     /// Records the id a plugin gave an interaction the core started (an outbound interaction or a

@@ -19,6 +19,10 @@ impl TimeInState {
             .or_default() += ms;
     }
 
+    pub(crate) fn forget_handling(&mut self, key: InteractionKey) {
+        self.handling.remove(&key);
+    }
+
     pub(crate) fn add_handling(&mut self, key: InteractionKey, ms: Millis) {
         *self.handling.entry(key).or_default() += ms;
     }

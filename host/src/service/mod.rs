@@ -675,6 +675,18 @@ impl Worker {
         for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
             let _ = self.dispatch.send(command);
         }
+        let now = self.clock.now();
+        if let Some(history) = &mut self.history {
+            let closed: Vec<(u64, Millis)> = self
+                .core
+                .closed_since_compact()
+                .iter()
+                .map(|k| (*k, self.core.handling_time(*k, now)))
+                .collect();
+            if let Err(e) = history.set_handling(&closed) {
+                tracing::error!("handling time not stored: {e}");
+            }
+        }
         self.core.compact();
         let now = self.clock.now();
         for agent in affected_agents(&self.core, events) {

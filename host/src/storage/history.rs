@@ -101,11 +101,19 @@ impl History {
              CREATE TABLE IF NOT EXISTS interactions (
                  key INTEGER PRIMARY KEY, plugin TEXT NOT NULL, channel TEXT NOT NULL,
                  contact_id INTEGER, subject TEXT, arrived_at INTEGER NOT NULL, agent TEXT,
-                 outcome TEXT NOT NULL DEFAULT '', wrap_up TEXT);
+                 outcome TEXT NOT NULL DEFAULT '', wrap_up TEXT, handling_ms INTEGER);
              CREATE INDEX IF NOT EXISTS interactions_by_contact ON interactions (contact_id);
              CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5(key UNINDEXED, at UNINDEXED, party UNINDEXED, text);",
         )
         .map_err(err)?;
+        // Stores created before handling time was kept get the column now.
+        if conn
+            .prepare("SELECT handling_ms FROM interactions LIMIT 0")
+            .is_err()
+        {
+            conn.execute_batch("ALTER TABLE interactions ADD COLUMN handling_ms INTEGER;")
+                .map_err(err)?;
+        }
         Ok(History {
             path: path.to_path_buf(),
             conn,
@@ -181,6 +189,37 @@ impl History {
             }
         }
         tx.commit().map_err(err)
+    }
+
+    /// Stores the final handling time of closed interactions.
+    pub fn set_handling(&mut self, times: &[(InteractionKey, Millis)]) -> Result<(), HistoryError> {
+        let path = self.path.clone();
+        let err = |source| HistoryError {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for (key, ms) in times {
+            tx.execute(
+                "UPDATE interactions SET handling_ms = ?2 WHERE key = ?1",
+                params![*key as i64, *ms as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The stored handling time of an interaction (set when it closed).
+    pub fn handling(&self, key: InteractionKey) -> Result<Option<Millis>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT handling_ms FROM interactions WHERE key = ?1",
+                params![key as i64],
+                |r| r.get::<_, Option<i64>>(0),
+            )
+            .optional()
+            .map(|v| v.flatten().map(|ms| ms as Millis))
+            .map_err(self.err())
     }
 
     /// Adds a transcript line to an interaction. IM text is refused here, whoever asks.
@@ -707,6 +746,32 @@ mod tests {
         let record = h.contact(jo).expect("q").expect("exists");
         assert_eq!(record.name, "Bloggs, Jo");
         assert_eq!(record.addresses.len(), 3);
+    }
+
+    #[test]
+    fn handling_time_is_stored_and_an_older_store_gets_the_column() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("old.sqlite3");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "CREATE TABLE interactions (key INTEGER PRIMARY KEY, plugin TEXT NOT NULL, channel TEXT NOT NULL,
+                 contact_id INTEGER, subject TEXT, arrived_at INTEGER NOT NULL, agent TEXT,
+                 outcome TEXT NOT NULL DEFAULT '', wrap_up TEXT);",
+            )
+            .expect("old schema");
+        }
+        let mut h = History::open(&path).expect("open migrates");
+        h.record(&[arrived(
+            1,
+            7,
+            "chat",
+            contact("Jo", vec![Address::email("jo@example.com")]),
+        )])
+        .expect("record");
+        assert_eq!(h.handling(7).expect("q"), None);
+        h.set_handling(&[(7, 61_000)]).expect("set");
+        assert_eq!(h.handling(7).expect("q"), Some(61_000));
     }
 
     #[test]
