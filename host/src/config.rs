@@ -71,6 +71,9 @@ pub struct CoreSection {
     pub wrap_up_required: bool,
     /// Whether Not Ready chosen while handling work becomes Pending (deferred until the work ends).
     pub pending: bool,
+    /// Days a closed interaction's (plugin id, external id) is remembered to refuse a re-sent
+    /// offer of it.
+    pub dedup_days: u64,
     /// Cross-channel rules: while busy on one channel, no new offers on others.
     pub exclusive: Vec<ExclusiveRule>,
 }
@@ -87,6 +90,7 @@ impl Default for CoreSection {
             wrap_up_codes: Vec::new(),
             wrap_up_required: false,
             pending: true,
+            dedup_days: 30,
             exclusive: Vec::new(),
         }
     }

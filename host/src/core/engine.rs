@@ -45,7 +45,10 @@ pub struct Core {
     agents: BTreeMap<String, Agent>,
     interactions: BTreeMap<InteractionKey, Interaction>,
     queues: BTreeMap<String, ChannelQueue>,
-    by_external: HashMap<(String, String), InteractionKey>,
+    /// (plugin, external id) → (key, arrival): durable de-duplication, pruned by `prune_dedup`.
+    by_external: HashMap<(String, String), (InteractionKey, Millis)>,
+    /// `by_external` is pruned when it reaches this size (amortised: doubles after each prune).
+    prune_at: usize,
     by_plugin_id: HashMap<(String, InteractionId), InteractionKey>,
     next_key: InteractionKey,
     seq: u64,
@@ -113,6 +116,7 @@ impl Core {
             interactions: BTreeMap::new(),
             queues: BTreeMap::new(),
             by_external: HashMap::new(),
+            prune_at: 1024,
             by_plugin_id: HashMap::new(),
             next_key: 1,
             seq: 0,
@@ -331,6 +335,21 @@ impl Core {
             ));
         }
         Ok(i)
+    }
+
+    /// Forgets the de-duplication keys of closed interactions that arrived longer ago than the
+    /// policy's window (`[core] dedup_days`). Keys of open interactions are always kept.
+    pub fn prune_dedup(&mut self, now: Millis) {
+        let window = self.policy.dedup_window_ms;
+        let open = &self.interactions;
+        self.by_external
+            .retain(|_, (key, at)| at.saturating_add(window) > now || open.contains_key(key));
+        self.prune_at = (self.by_external.len() * 2).max(1024);
+    }
+
+    /// How many de-duplication keys are remembered.
+    pub fn dedup_keys(&self) -> usize {
+        self.by_external.len()
     }
 
     /// The interactions closed since the last `compact` (their handling time is final).
@@ -1050,6 +1069,9 @@ impl Core {
             tracing::debug!(plugin, external_id = %offer.external_id, "duplicate offer ignored");
             return;
         }
+        if self.by_external.len() >= self.prune_at {
+            self.prune_dedup(now);
+        }
         let key = self.next_key;
         let channel = offer.channel.0.clone();
         self.emit(
@@ -1517,7 +1539,7 @@ impl Core {
                 };
                 self.next_key = self.next_key.max(key + 1);
                 self.by_external
-                    .insert((plugin.clone(), external_id.clone()), *key);
+                    .insert((plugin.clone(), external_id.clone()), (*key, at));
                 self.by_plugin_id
                     .insert((plugin.clone(), interaction.clone()), *key);
                 self.enqueue(&i);

@@ -42,6 +42,8 @@ pub struct Policy {
     pub wrap_up_required: bool,
     /// Whether Not Ready during work becomes Pending.
     pub pending: bool,
+    /// How long a closed interaction's de-duplication key is kept, in ms.
+    pub dedup_window_ms: u64,
     /// Cross-channel rules.
     pub exclusive: Vec<ExclusiveRule>,
     /// Which plugin carries outbound interactions of each channel (the running plugins').
@@ -82,6 +84,7 @@ impl Policy {
             wrap_up_required: config.core.wrap_up_required,
             pending: config.core.pending,
             exclusive: config.core.exclusive.clone(),
+            dedup_window_ms: config.core.dedup_days.saturating_mul(86_400_000),
             channel_plugins: BTreeMap::new(),
         }
     }

@@ -1087,3 +1087,47 @@ fn the_plugins_own_id_for_an_outbound_call_routes_its_events_to_it() {
         ChannelState::AfterCallWork { .. }
     ));
 }
+
+#[test]
+fn de_duplication_keys_of_closed_interactions_expire_after_the_window_and_open_ones_never_do() {
+    let mut day = Day::new();
+    let old = day.offer("email");
+    let waiting = day.offer("email");
+    day.contact_leaves(old);
+    day.core.compact();
+    day.advance(29 * 86_400);
+    day.core.prune_dedup(day.now);
+    assert_eq!(
+        day.core.dedup_keys(),
+        2,
+        "within 30 days both are remembered"
+    );
+    day.advance(2 * 86_400);
+    day.core.prune_dedup(day.now);
+    assert_eq!(
+        day.core.dedup_keys(),
+        1,
+        "the closed one is forgotten after 30 days"
+    );
+    let external = day
+        .core
+        .interaction(waiting)
+        .map(|i| i.external_id.clone())
+        .expect("still open");
+    let resent = day.plugin(plugin_api::Event::Offer(plugin_api::Offer {
+        interaction: plugin_api::InteractionId::new("again"),
+        external_id: external,
+        channel: plugin_api::ChannelKind::new("email"),
+        media: plugin_api::Media::Email,
+        route: Route::queue("default"),
+        contact: Default::default(),
+        subject: None,
+        case_data: vec![],
+        actions: vec![],
+        priority: 0,
+    }));
+    assert!(
+        resent.is_empty(),
+        "an open interaction is always de-duplicated"
+    );
+}
