@@ -347,6 +347,20 @@ impl Core {
         self.prune_at = (self.by_external.len() * 2).max(1024);
     }
 
+    /// The agents an applied event concerns: those it names, and everyone taking part in the
+    /// interactions it is about (owner, conferenced colleagues, consulting agent), as they are now.
+    pub fn agents_concerned(&self, event: &CoreEvent) -> Vec<String> {
+        let (keys, mut agents) = touched(event);
+        for key in keys {
+            if let Some(i) = self.interactions.get(&key) {
+                agents.extend(Self::involved_in(i).cloned());
+            }
+        }
+        agents.sort();
+        agents.dedup();
+        agents
+    }
+
     /// How many de-duplication keys are remembered.
     pub fn dedup_keys(&self) -> usize {
         self.by_external.len()

@@ -7,7 +7,7 @@ pub mod clock;
 pub mod effects;
 pub mod snapshot;
 
-use crate::core::{AgentCommand, Core, CoreError, CoreEvent, Millis, Policy, Stamped};
+use crate::core::{AgentCommand, Core, CoreError, Millis, Policy, Stamped};
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
 use crate::storage::{History, Journal, StorageError};
@@ -675,6 +675,8 @@ impl Worker {
         for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
             let _ = self.dispatch.send(command);
         }
+        // Who to tell, found before compaction forgets the interactions that just closed.
+        let concerned = affected_agents(&self.core, events);
         let now = self.clock.now();
         if let Some(history) = &mut self.history {
             let closed: Vec<(u64, Millis)> = self
@@ -688,8 +690,7 @@ impl Worker {
             }
         }
         self.core.compact();
-        let now = self.clock.now();
-        for agent in affected_agents(&self.core, events) {
+        for agent in concerned {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
             };
@@ -711,87 +712,10 @@ impl Worker {
     }
 }
 
-/// The agents whose snapshot a batch changes: those an event names, and the owner, the
-/// conferenced colleagues and the consulting agent of every interaction it is about.
+/// The agents whose snapshot a batch changes.
 fn affected_agents(core: &Core, events: &[Stamped]) -> BTreeSet<String> {
-    let mut agents = BTreeSet::new();
-    let about = |key: u64, agents: &mut BTreeSet<String>| {
-        if let Some(i) = core.interaction(key) {
-            agents.extend(i.owner.iter().cloned());
-            agents.extend(i.conference.iter().cloned());
-            agents.extend(i.consult.as_ref().map(|c| c.by.clone()));
-        }
-    };
-    for stamped in events {
-        match &stamped.event {
-            CoreEvent::AgentLoggedIn { agent }
-            | CoreEvent::AgentLoggedOut { agent }
-            | CoreEvent::ChannelStateChanged { agent, .. }
-            | CoreEvent::DndChanged { agent, .. }
-            | CoreEvent::ForwardingChanged { agent, .. } => {
-                agents.insert(agent.clone());
-            }
-            CoreEvent::InteractionOffered { key, agent, .. }
-            | CoreEvent::InteractionAccepted { key, agent }
-            | CoreEvent::InteractionDeclined { key, agent }
-            | CoreEvent::OfferMissed { key, agent }
-            | CoreEvent::InteractionForwarded { key, agent, .. }
-            | CoreEvent::InteractionDone { key, agent, .. }
-            | CoreEvent::InteractionTransferred {
-                key, from: agent, ..
-            }
-            | CoreEvent::ConferenceLeft { about: key, agent } => {
-                agents.insert(agent.clone());
-                about(*key, &mut agents);
-            }
-            CoreEvent::ConsultationStarted {
-                key,
-                about: of,
-                by,
-                colleague,
-                ..
-            } => {
-                agents.insert(by.clone());
-                agents.insert(colleague.clone());
-                about(*key, &mut agents);
-                about(*of, &mut agents);
-            }
-            CoreEvent::OutboundStarted {
-                key,
-                agent,
-                related,
-                ..
-            } => {
-                agents.insert(agent.clone());
-                about(*key, &mut agents);
-                if let Some(related) = related {
-                    about(*related, &mut agents);
-                }
-            }
-            CoreEvent::PluginIdLinked { key, .. } => about(*key, &mut agents),
-            CoreEvent::ConferenceStarted {
-                about: of,
-                consultation,
-                ..
-            }
-            | CoreEvent::TransferredAfterConsultation {
-                about: of,
-                consultation,
-                ..
-            } => {
-                about(*of, &mut agents);
-                about(*consultation, &mut agents);
-            }
-            CoreEvent::InteractionArrived { key, .. }
-            | CoreEvent::InteractionRejected { key, .. }
-            | CoreEvent::InteractionHeld { key }
-            | CoreEvent::InteractionResumed { key }
-            | CoreEvent::InteractionEnded { key, .. }
-            | CoreEvent::InteractionAbandoned { key }
-            | CoreEvent::InteractionParked { key, .. }
-            | CoreEvent::InteractionUnparked { key }
-            | CoreEvent::ConsultationEnded { consultation: key } => about(*key, &mut agents),
-        }
-    }
-    agents
+    events
+        .iter()
+        .flat_map(|stamped| core.agents_concerned(&stamped.event))
+        .collect()
 }
