@@ -4,9 +4,7 @@
 
 use crate::config::AdminConfig;
 use crate::core::{AgentCommand, Core, InteractionKey, Millis, Policy};
-use plugin_api::{
-    ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, Offer, Route,
-};
+use plugin_api::{ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Offer, Route};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -149,12 +147,7 @@ pub fn run(text: &str, origin: &str) -> Result<Report, ScenarioError> {
                 Some(agent) => Route::agent(agent),
                 None => Route::queue(get("queue").unwrap_or_else(|| "default".into())),
             };
-            let media = match channel.as_str() {
-                "voice" => Media::Call,
-                "email" => Media::Email,
-                "workitem" => Media::Document,
-                _ => Media::Conversation,
-            };
+            let media = crate::core::model::default_media(&channel);
             let event = Event::Offer(Offer {
                 interaction: InteractionId::new(id.clone()),
                 external_id: id.clone(),

@@ -890,11 +890,7 @@ impl Core {
                 if !contact.addresses.contains(&to) {
                     contact.addresses.push(to.clone());
                 }
-                let media = match channel.as_str() {
-                    "voice" => plugin_api::Media::Call,
-                    "email" => plugin_api::Media::Email,
-                    _ => plugin_api::Media::Conversation,
-                };
+                let media = super::model::default_media(&channel);
                 let key = self.next_key;
                 let event = CoreEvent::OutboundStarted {
                     key,

@@ -1,7 +1,7 @@
 //! The core's state: agents with a state per channel, interactions, queues. Plain data with the
 //! few derived facts the rules need; every change to it is made by `engine::Core::apply`.
 
-use plugin_api::{Address, Contact, InteractionId, Media, Route, WrapUpCode};
+use plugin_api::{Address, ChannelKind, Contact, InteractionId, Media, Route, WrapUpCode};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -11,6 +11,17 @@ pub type Millis = u64;
 
 /// The core's own id for an interaction (assigned in arrival order, never reused).
 pub type InteractionKey = u64;
+
+/// The medium of an interaction the core (or a scenario) creates on a channel kind without being
+/// told one: calls for voice, emails for email, documents for workitems, conversations otherwise.
+pub fn default_media(channel: &str) -> Media {
+    match channel {
+        ChannelKind::VOICE => Media::Call,
+        ChannelKind::EMAIL => Media::Email,
+        ChannelKind::WORKITEM => Media::Document,
+        _ => Media::Conversation,
+    }
+}
 
 /// What an agent's channel shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,9 +3,7 @@
 
 use super::*;
 use crate::config::AdminConfig;
-use plugin_api::{
-    ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, Offer, Route,
-};
+use plugin_api::{ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Offer, Route};
 
 pub(crate) const CONFIG: &str = r#"
 [core]
@@ -110,11 +108,7 @@ impl Day {
     pub fn offer_routed(&mut self, channel: &str, route: Route) -> InteractionKey {
         self.next_external += 1;
         let id = format!("{channel}-{}", self.next_external);
-        let media = match channel {
-            "voice" => Media::Call,
-            "email" => Media::Email,
-            _ => Media::Conversation,
-        };
+        let media = super::model::default_media(channel);
         self.plugin(Event::Offer(Offer {
             interaction: InteractionId::new(id.clone()),
             external_id: id.clone(),
