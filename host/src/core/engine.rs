@@ -264,15 +264,7 @@ impl Core {
                     let state = ChannelState::NotReady {
                         reason: MISSED_OFFER.into(),
                     };
-                    self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent,
-                            channel,
-                            state,
-                        },
-                        &mut out,
-                    );
+                    self.change_state(now, agent, channel, state, &mut out);
                 }
                 Timer::Acw(agent, channel) => {
                     let Ok(ch) = self.channel_of(&agent, &channel) else {
@@ -282,15 +274,7 @@ impl Core {
                         continue;
                     };
                     let state = then.clone().into_state();
-                    self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent,
-                            channel,
-                            state,
-                        },
-                        &mut out,
-                    );
+                    self.change_state(now, agent, channel, state, &mut out);
                 }
             }
         }
@@ -439,15 +423,7 @@ impl Core {
                     .collect();
                 for channel in on {
                     let state = ChannelState::LoggedOff;
-                    self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent: a.clone(),
-                            channel,
-                            state,
-                        },
-                        out,
-                    );
+                    self.change_state(now, a.clone(), channel, state, out);
                 }
                 self.emit(now, CoreEvent::AgentLoggedOut { agent: a }, out);
             }
@@ -457,15 +433,7 @@ impl Core {
                     let state = ChannelState::NotReady {
                         reason: LOGGED_ON.into(),
                     };
-                    self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent: a,
-                            channel,
-                            state,
-                        },
-                        out,
-                    );
+                    self.change_state(now, a, channel, state, out);
                 }
             }
             AgentCommand::LogOffChannel { channel } => {
@@ -475,15 +443,7 @@ impl Core {
                     return Err(CoreError::OpenWork { channel, open });
                 }
                 if ch.state != ChannelState::LoggedOff {
-                    self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent: a,
-                            channel,
-                            state: ChannelState::LoggedOff,
-                        },
-                        out,
-                    );
+                    self.change_state(now, a, channel, ChannelState::LoggedOff, out);
                 }
             }
             AgentCommand::SetReady { channel } => {
@@ -503,15 +463,7 @@ impl Core {
                             ),
                         });
                     }
-                    _ => self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent: a,
-                            channel,
-                            state: ChannelState::Ready,
-                        },
-                        out,
-                    ),
+                    _ => self.change_state(now, a, channel, ChannelState::Ready, out),
                 }
             }
             AgentCommand::SetNotReady { channel, reason } => {
@@ -533,15 +485,7 @@ impl Core {
                     _ => ChannelState::NotReady { reason },
                 };
                 if state != ch.state {
-                    self.emit(
-                        now,
-                        CoreEvent::ChannelStateChanged {
-                            agent: a,
-                            channel,
-                            state,
-                        },
-                        out,
-                    );
+                    self.change_state(now, a, channel, state, out);
                 }
             }
             AgentCommand::SetDnd { on } => {
@@ -695,15 +639,7 @@ impl Core {
                     min_until: *min_until,
                     then: then.clone(),
                 };
-                self.emit(
-                    now,
-                    CoreEvent::ChannelStateChanged {
-                        agent: a,
-                        channel,
-                        state,
-                    },
-                    out,
-                );
+                self.change_state(now, a, channel, state, out);
             }
             AgentCommand::Park { key, workbin } => {
                 let i = self.owned(key, agent_id)?;
@@ -1014,12 +950,7 @@ impl Core {
             },
         };
         if state != ch.state {
-            let event = CoreEvent::ChannelStateChanged {
-                agent: agent.into(),
-                channel: channel.into(),
-                state,
-            };
-            self.emit(now, event, out);
+            self.change_state(now, agent, channel, state, out);
         }
     }
 
@@ -1055,12 +986,7 @@ impl Core {
             },
             _ => then.into_state(),
         };
-        let event = CoreEvent::ChannelStateChanged {
-            agent: agent.into(),
-            channel: channel.into(),
-            state,
-        };
-        self.emit(now, event, out);
+        self.change_state(now, agent, channel, state, out);
     }
 
     // ----- plugin events --------------------------------------------------------------------
@@ -1271,6 +1197,23 @@ impl Core {
                 out,
             );
         }
+    }
+
+    /// Emits a change of an agent channel's state.
+    fn change_state(
+        &mut self,
+        now: Millis,
+        agent: impl Into<String>,
+        channel: impl Into<String>,
+        state: ChannelState,
+        out: &mut Vec<Stamped>,
+    ) {
+        let event = CoreEvent::ChannelStateChanged {
+            agent: agent.into(),
+            channel: channel.into(),
+            state,
+        };
+        self.emit(now, event, out);
     }
 
     // ----- the one place state changes ------------------------------------------------------
