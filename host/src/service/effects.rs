@@ -33,7 +33,7 @@ pub fn plugin_commands(
             }
             _ => None,
         };
-        for (plugin, command) in commands_for(core, std::slice::from_ref(stamped), voice_plugins) {
+        for (plugin, command) in commands_for(core, stamped, voice_plugins) {
             out.push(PluginCommand {
                 plugin,
                 command,
@@ -44,9 +44,10 @@ pub fn plugin_commands(
     out
 }
 
+/// The commands one event implies (several for call forwarding: one per voice plugin).
 fn commands_for(
     core: &Core,
-    events: &[Stamped],
+    stamped: &Stamped,
     voice_plugins: &[String],
 ) -> Vec<(String, Command)> {
     let mut out = Vec::new();
@@ -56,187 +57,175 @@ fn commands_for(
             .agent(id)
             .map_or_else(|| id.to_string(), |a| a.name.clone()),
     };
-    for stamped in events {
-        let about = |key: u64| {
-            core.interaction(key)
-                .map(|i| (i.plugin.clone(), i.plugin_interaction.clone()))
-        };
-        let command = match &stamped.event {
-            CoreEvent::InteractionAccepted { key, agent } => about(*key).map(|(p, interaction)| {
-                (
-                    p,
-                    Command::Accept(plugin_api::Accept {
-                        interaction,
-                        agent: agent_ref(agent),
-                    }),
-                )
-            }),
-            CoreEvent::InteractionRejected { key, reason } => {
-                about(*key).map(|(p, interaction)| {
+    let about = |key: u64| {
+        core.interaction(key)
+            .map(|i| (i.plugin.clone(), i.plugin_interaction.clone()))
+    };
+    let command = match &stamped.event {
+        CoreEvent::InteractionAccepted { key, agent } => about(*key).map(|(p, interaction)| {
+            (
+                p,
+                Command::Accept(plugin_api::Accept {
+                    interaction,
+                    agent: agent_ref(agent),
+                }),
+            )
+        }),
+        CoreEvent::InteractionRejected { key, reason } => about(*key).map(|(p, interaction)| {
+            (
+                p,
+                Command::Reject(plugin_api::Reject {
+                    interaction,
+                    reason: reason.clone(),
+                }),
+            )
+        }),
+        CoreEvent::InteractionForwarded { key, to, .. } => about(*key).map(|(p, interaction)| {
+            let target = Target::Address {
+                address: to.clone(),
+            };
+            (
+                p,
+                Command::Transfer(Transfer {
+                    interaction,
+                    target,
+                    mode: TransferMode::Blind,
+                }),
+            )
+        }),
+        CoreEvent::InteractionHeld { key } => {
+            about(*key).map(|(p, interaction)| (p, Command::Hold(plugin_api::Hold { interaction })))
+        }
+        CoreEvent::InteractionResumed { key } => about(*key)
+            .map(|(p, interaction)| (p, Command::Resume(plugin_api::Resume { interaction }))),
+        CoreEvent::InteractionEnded {
+            key,
+            reason: EndReason::AgentEnded,
+        } => about(*key).map(|(p, interaction)| (p, Command::End(plugin_api::End { interaction }))),
+        CoreEvent::InteractionDone { key, wrap_up, .. } => about(*key).map(|(p, interaction)| {
+            (
+                p,
+                Command::MarkDone(plugin_api::MarkDone {
+                    interaction,
+                    wrap_up: wrap_up.clone(),
+                }),
+            )
+        }),
+        CoreEvent::InteractionParked { key, workbin } => about(*key).map(|(p, interaction)| {
+            (
+                p,
+                Command::PutInWorkbin(plugin_api::PutInWorkbin {
+                    interaction,
+                    workbin: workbin.clone(),
+                }),
+            )
+        }),
+        CoreEvent::ConsultationStarted {
+            about: of,
+            colleague,
+            ..
+        } => about(*of).map(|(p, interaction)| {
+            (
+                p,
+                Command::Consult(Consult {
+                    interaction,
+                    target: Target::Agent {
+                        agent: agent_ref(colleague),
+                    },
+                }),
+            )
+        }),
+        CoreEvent::ConferenceStarted {
+            about: of,
+            consultation,
+            ..
+        } => {
+            let consultation = about(*consultation).map(|(_, id)| id);
+            about(*of)
+                .zip(consultation)
+                .map(|((p, interaction), consultation)| {
                     (
                         p,
-                        Command::Reject(plugin_api::Reject {
+                        Command::Conference(Conference {
                             interaction,
-                            reason: reason.clone(),
+                            consultation,
                         }),
                     )
                 })
-            }
-            CoreEvent::InteractionForwarded { key, to, .. } => {
-                about(*key).map(|(p, interaction)| {
-                    let target = Target::Address {
-                        address: to.clone(),
+        }
+        CoreEvent::TransferredAfterConsultation {
+            about: of,
+            consultation,
+            to,
+            ..
+        } => {
+            let consultation = about(*consultation).map(|(_, id)| id);
+            about(*of)
+                .zip(consultation)
+                .map(|((p, interaction), consultation)| {
+                    let target = Target::Agent {
+                        agent: agent_ref(to),
                     };
+                    let mode = TransferMode::Consultative { consultation };
                     (
                         p,
                         Command::Transfer(Transfer {
                             interaction,
                             target,
-                            mode: TransferMode::Blind,
+                            mode,
                         }),
                     )
                 })
-            }
-            CoreEvent::InteractionHeld { key } => about(*key)
-                .map(|(p, interaction)| (p, Command::Hold(plugin_api::Hold { interaction }))),
-            CoreEvent::InteractionResumed { key } => about(*key)
-                .map(|(p, interaction)| (p, Command::Resume(plugin_api::Resume { interaction }))),
-            CoreEvent::InteractionEnded {
-                key,
-                reason: EndReason::AgentEnded,
-            } => about(*key)
-                .map(|(p, interaction)| (p, Command::End(plugin_api::End { interaction }))),
-            CoreEvent::InteractionDone { key, wrap_up, .. } => {
-                about(*key).map(|(p, interaction)| {
-                    (
-                        p,
-                        Command::MarkDone(plugin_api::MarkDone {
-                            interaction,
-                            wrap_up: wrap_up.clone(),
-                        }),
-                    )
+        }
+        CoreEvent::OutboundStarted {
+            plugin,
+            channel,
+            agent,
+            to,
+            contact,
+            related,
+            ..
+        } => {
+            let related = related
+                .and_then(|r| core.interaction(r))
+                .map(|r| r.plugin_interaction.clone());
+            let command = if channel == "voice" {
+                Command::Dial(Dial {
+                    to: to.clone(),
+                    agent: agent_ref(agent),
+                    contact: Some(contact.clone()),
+                    related,
                 })
+            } else {
+                Command::Compose(Compose {
+                    to: vec![to.clone()],
+                    agent: agent_ref(agent),
+                    subject: String::new(),
+                    body: String::new(),
+                    attachments: vec![],
+                    related,
+                })
+            };
+            Some((plugin.clone(), command))
+        }
+        CoreEvent::ForwardingChanged { agent, to } => {
+            let extension = core
+                .agent(agent)
+                .and_then(|a| a.extension.clone())
+                .unwrap_or_default();
+            for plugin in voice_plugins {
+                let command = Command::ForwardCalls(ForwardCalls {
+                    agent: agent_ref(agent),
+                    extension: extension.clone(),
+                    forward_to: to.clone(),
+                });
+                out.push((plugin.clone(), command));
             }
-            CoreEvent::InteractionParked { key, workbin } => about(*key).map(|(p, interaction)| {
-                (
-                    p,
-                    Command::PutInWorkbin(plugin_api::PutInWorkbin {
-                        interaction,
-                        workbin: workbin.clone(),
-                    }),
-                )
-            }),
-            CoreEvent::ConsultationStarted {
-                about: of,
-                colleague,
-                ..
-            } => about(*of).map(|(p, interaction)| {
-                (
-                    p,
-                    Command::Consult(Consult {
-                        interaction,
-                        target: Target::Agent {
-                            agent: agent_ref(colleague),
-                        },
-                    }),
-                )
-            }),
-            CoreEvent::ConferenceStarted {
-                about: of,
-                consultation,
-                ..
-            } => {
-                let consultation = core
-                    .interaction(*consultation)
-                    .map(|c| c.plugin_interaction.clone());
-                about(*of)
-                    .zip(consultation)
-                    .map(|((p, interaction), consultation)| {
-                        (
-                            p,
-                            Command::Conference(Conference {
-                                interaction,
-                                consultation,
-                            }),
-                        )
-                    })
-            }
-            CoreEvent::TransferredAfterConsultation {
-                about: of,
-                consultation,
-                to,
-                ..
-            } => {
-                let consultation = core
-                    .interaction(*consultation)
-                    .map(|c| c.plugin_interaction.clone());
-                about(*of)
-                    .zip(consultation)
-                    .map(|((p, interaction), consultation)| {
-                        let target = Target::Agent {
-                            agent: agent_ref(to),
-                        };
-                        let mode = TransferMode::Consultative { consultation };
-                        (
-                            p,
-                            Command::Transfer(Transfer {
-                                interaction,
-                                target,
-                                mode,
-                            }),
-                        )
-                    })
-            }
-            CoreEvent::OutboundStarted {
-                plugin,
-                channel,
-                agent,
-                to,
-                contact,
-                related,
-                ..
-            } => {
-                let related = related
-                    .and_then(|r| core.interaction(r))
-                    .map(|r| r.plugin_interaction.clone());
-                let command = if channel == "voice" {
-                    Command::Dial(Dial {
-                        to: to.clone(),
-                        agent: agent_ref(agent),
-                        contact: Some(contact.clone()),
-                        related,
-                    })
-                } else {
-                    Command::Compose(Compose {
-                        to: vec![to.clone()],
-                        agent: agent_ref(agent),
-                        subject: String::new(),
-                        body: String::new(),
-                        attachments: vec![],
-                        related,
-                    })
-                };
-                Some((plugin.clone(), command))
-            }
-            CoreEvent::ForwardingChanged { agent, to } => {
-                let extension = core
-                    .agent(agent)
-                    .and_then(|a| a.extension.clone())
-                    .unwrap_or_default();
-                for plugin in voice_plugins {
-                    let command = Command::ForwardCalls(ForwardCalls {
-                        agent: agent_ref(agent),
-                        extension: extension.clone(),
-                        forward_to: to.clone(),
-                    });
-                    out.push((plugin.clone(), command));
-                }
-                None
-            }
-            _ => None,
-        };
-        out.extend(command);
-    }
+            None
+        }
+        _ => None,
+    };
+    out.extend(command);
     out
 }
 
