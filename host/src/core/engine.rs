@@ -1831,7 +1831,8 @@ impl Core {
         }
     }
 
-    /// Frees the capacity an interaction occupies (keeping its owner for the record).
+    /// Frees the capacity an interaction occupies (keeping its owner for the record). Every caller
+    /// sets the interaction's new state right after.
     fn release(&mut self, key: InteractionKey) {
         let Some(i) = self.interactions.get(&key) else {
             return;
@@ -1846,12 +1847,6 @@ impl Core {
                 .and_then(|a| a.channels.get_mut(&i.channel))
         {
             ch.load = ch.load.saturating_sub(1);
-        }
-        if let Some(i) = self.interactions.get_mut(&key) {
-            // The state is updated by the caller right after; mark it as not occupying meanwhile.
-            if i.state.occupies() {
-                i.state = InteractionState::Queued;
-            }
         }
     }
 
