@@ -4,6 +4,7 @@
 
 use super::commands::{AgentCommand, CoreError};
 use super::events::{CoreEvent, Stamped};
+use super::index::PluginIndex;
 use super::model::{
     Agent, AgentChannel, ChannelState, Consultation, Interaction, InteractionKey, InteractionState,
     Millis, NextState,
@@ -12,8 +13,9 @@ use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::stats::TimeInState;
 use crate::config::AcwPolicy;
 use plugin_api::{EndReason, Event, InteractionId, Route};
+use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 
 /// Queue order: priority (higher first), then arrival.
@@ -42,14 +44,16 @@ struct ChannelQueue {
 #[derive(Debug, Clone)]
 pub struct Core {
     policy: Policy,
-    agents: BTreeMap<String, Agent>,
+    /// Agents by id (hashed: looked up on every input); `agent_order` lists the ids sorted.
+    agents: HashMap<String, Agent>,
+    agent_order: Vec<String>,
     interactions: BTreeMap<InteractionKey, Interaction>,
     queues: BTreeMap<String, ChannelQueue>,
     /// (plugin, external id) → (key, arrival): durable de-duplication, pruned by `prune_dedup`.
-    by_external: HashMap<(String, String), (InteractionKey, Millis)>,
+    by_external: PluginIndex<(InteractionKey, Millis)>,
     /// `by_external` is pruned when it reaches this size (amortised: doubles after each prune).
     prune_at: usize,
-    by_plugin_id: HashMap<(String, InteractionId), InteractionKey>,
+    by_plugin_id: PluginIndex<InteractionKey>,
     next_key: InteractionKey,
     seq: u64,
     stats: TimeInState,
@@ -60,8 +64,6 @@ pub struct Core {
     involved: HashMap<String, BTreeSet<InteractionKey>>,
     /// Agents that may get an offer now, per channel, in offer order.
     available: HashMap<String, BTreeSet<Availability>>,
-    /// The key under which an (agent, channel) is in `available`.
-    available_as: HashMap<(String, String), (Millis, u32)>,
     /// Due times.
     timers: BTreeSet<(Millis, Timer)>,
     /// Channels whose queue or available agents changed since the last routing.
@@ -75,7 +77,7 @@ pub struct Core {
 impl Core {
     /// A core with the given rules; every agent starts logged out with all channels logged off.
     pub fn new(policy: Policy, now: Millis) -> Self {
-        let agents = policy
+        let agents: HashMap<String, Agent> = policy
             .agents
             .iter()
             .map(|spec| {
@@ -88,6 +90,7 @@ impl Core {
                             since: now,
                             load: 0,
                             idle_key: (now, 0),
+                            listed_as: None,
                         };
                         (c.clone(), channel)
                     })
@@ -110,21 +113,23 @@ impl Core {
             .iter()
             .flat_map(|a| a.channels.iter().cloned())
             .collect();
+        let mut agent_order: Vec<String> = agents.keys().cloned().collect();
+        agent_order.sort();
         Core {
             policy,
             agents,
+            agent_order,
             interactions: BTreeMap::new(),
             queues: BTreeMap::new(),
-            by_external: HashMap::new(),
+            by_external: PluginIndex::default(),
             prune_at: 1024,
-            by_plugin_id: HashMap::new(),
+            by_plugin_id: PluginIndex::default(),
             next_key: 1,
             seq: 0,
             stats: TimeInState::default(),
-            open_by_owner: HashMap::new(),
-            involved: HashMap::new(),
-            available: HashMap::new(),
-            available_as: HashMap::new(),
+            open_by_owner: HashMap::default(),
+            involved: HashMap::default(),
+            available: HashMap::default(),
             timers: BTreeSet::new(),
             dirty: BTreeSet::new(),
             served: policy_channels,
@@ -144,7 +149,7 @@ impl Core {
 
     /// All agents.
     pub fn agents(&self) -> impl Iterator<Item = &Agent> {
-        self.agents.values()
+        self.agent_order.iter().filter_map(|id| self.agents.get(id))
     }
 
     /// An interaction.
@@ -164,7 +169,7 @@ impl Core {
         id: &InteractionId,
     ) -> Option<&Interaction> {
         self.by_plugin_id
-            .get(&(plugin.to_string(), id.clone()))
+            .get(plugin, id.as_str())
             .and_then(|k| self.interactions.get(k))
     }
 
@@ -222,7 +227,7 @@ impl Core {
             Event::Ended(ended) => {
                 let Some(key) = self
                     .by_plugin_id
-                    .get(&(plugin.to_string(), ended.interaction.clone()))
+                    .get(plugin, ended.interaction.as_str())
                     .copied()
                 else {
                     tracing::debug!(plugin, interaction = %ended.interaction, "`ended` for an unknown interaction dropped");
@@ -297,7 +302,8 @@ impl Core {
                 && i.state.is_closed()
                 && let Some(i) = self.interactions.remove(&key)
             {
-                self.by_plugin_id.remove(&(i.plugin, i.plugin_interaction));
+                self.by_plugin_id
+                    .remove(&i.plugin, i.plugin_interaction.as_str());
                 self.stats.forget_handling(key);
             }
         }
@@ -327,7 +333,7 @@ impl Core {
         let window = self.policy.dedup_window_ms;
         let open = &self.interactions;
         self.by_external
-            .retain(|_, (key, at)| at.saturating_add(window) > now || open.contains_key(key));
+            .retain(|(key, at)| at.saturating_add(window) > now || open.contains_key(key));
         self.prune_at = (self.by_external.len() * 2).max(1024);
     }
 
@@ -470,7 +476,7 @@ impl Core {
                 if !self.policy.not_ready_reasons.contains(&reason) {
                     return Err(CoreError::UnknownReason { reason });
                 }
-                let working = self.active_work(agent_id, &channel) > 0;
+                let working = self.has_active_work(agent_id, &channel);
                 let ch = self.channel_of(agent_id, &channel)?;
                 let state = match &ch.state {
                     ChannelState::LoggedOff => return Err(CoreError::ChannelLoggedOff { channel }),
@@ -886,41 +892,39 @@ impl Core {
     }
 
     /// The open interactions of an agent on a channel that satisfy `test`.
-    fn count_open(
-        &self,
+    fn open_on<'a>(
+        &'a self,
         agent: &str,
-        channel: &str,
-        test: impl Fn(&InteractionState) -> bool,
-    ) -> u32 {
+        channel: &'a str,
+    ) -> impl Iterator<Item = &'a Interaction> + 'a {
         self.open_by_owner
             .get(agent)
             .into_iter()
             .flatten()
             .filter_map(|k| self.interactions.get(k))
-            .filter(|i| i.channel == channel && test(&i.state))
-            .count() as u32
+            .filter(move |i| i.channel == channel)
     }
 
-    /// Offered or active interactions of an agent on a channel.
-    fn active_work(&self, agent: &str, channel: &str) -> u32 {
-        self.count_open(agent, channel, |s| {
+    /// Whether the agent has offered or active interactions on a channel.
+    fn has_active_work(&self, agent: &str, channel: &str) -> bool {
+        self.open_on(agent, channel).any(|i| {
             matches!(
-                s,
+                i.state,
                 InteractionState::Active | InteractionState::Offered { .. }
             )
         })
     }
 
     fn parked(&self, agent: &str, channel: &str) -> u32 {
-        self.count_open(agent, channel, |s| {
-            matches!(s, InteractionState::InWorkbin { .. })
-        })
+        self.open_on(agent, channel)
+            .filter(|i| matches!(i.state, InteractionState::InWorkbin { .. }))
+            .count() as u32
     }
 
     /// After an agent's active work on a channel stops (end, transfer, park): when none is left,
     /// the channel enters ACW (per policy), and a Pending Not Ready takes effect.
     fn after_work(&mut self, now: Millis, agent: &str, channel: &str, out: &mut Vec<Stamped>) {
-        if self.active_work(agent, channel) > 0 {
+        if self.has_active_work(agent, channel) {
             return;
         }
         let Ok(ch) = self.channel_of(agent, channel) else {
@@ -964,7 +968,6 @@ impl Core {
         next: Option<NextState>,
         out: &mut Vec<Stamped>,
     ) {
-        let awaiting = self.count_open(agent, channel, |s| *s == InteractionState::Ended) > 0;
         let Ok(ch) = self.channel_of(agent, channel) else {
             return;
         };
@@ -974,7 +977,10 @@ impl Core {
         else {
             return;
         };
-        if awaiting {
+        if self
+            .open_on(agent, channel)
+            .any(|i| i.state == InteractionState::Ended)
+        {
             return;
         }
         let then = next.unwrap_or_else(|| then.clone());
@@ -998,10 +1004,7 @@ impl Core {
         offer: &plugin_api::Offer,
         out: &mut Vec<Stamped>,
     ) {
-        if self
-            .by_external
-            .contains_key(&(plugin.to_string(), offer.external_id.clone()))
-        {
+        if self.by_external.contains(plugin, &offer.external_id) {
             tracing::debug!(plugin, external_id = %offer.external_id, "duplicate offer ignored");
             return;
         }
@@ -1071,8 +1074,7 @@ impl Core {
     }
 
     fn agent_by_extension(&self, extension: &str) -> Option<&Agent> {
-        self.agents
-            .values()
+        self.agents()
             .find(|a| a.extension.as_deref() == Some(extension))
     }
 
@@ -1161,8 +1163,8 @@ impl Core {
     }
 
     fn is_available(&self, agent: &str, channel: &str) -> bool {
-        self.available_as
-            .contains_key(&(agent.to_string(), channel.to_string()))
+        self.channel_of(agent, channel)
+            .is_ok_and(|ch| ch.listed_as.is_some())
     }
 
     fn offer(
@@ -1232,7 +1234,7 @@ impl Core {
     fn apply(&mut self, stamped: &Stamped) {
         let (keys, mut people) = touched(&stamped.event);
         for k in &keys {
-            people.extend(self.people_of(*k));
+            self.add_people_of(*k, &mut people);
             self.unindex_interaction(*k);
         }
         if let CoreEvent::ChannelStateChanged { agent, channel, .. } = &stamped.event {
@@ -1248,7 +1250,7 @@ impl Core {
             {
                 self.closed_since_compact.push(*k);
             }
-            people.extend(self.people_of(*k));
+            self.add_people_of(*k, &mut people);
         }
         match &stamped.event {
             CoreEvent::ChannelStateChanged { agent, channel, .. } => {
@@ -1271,12 +1273,15 @@ impl Core {
         }
     }
 
-    /// The owner and the conferenced colleagues of an interaction.
-    fn people_of(&self, key: InteractionKey) -> Vec<String> {
-        let Some(i) = self.interactions.get(&key) else {
-            return Vec::new();
-        };
-        i.owner.iter().chain(i.conference.iter()).cloned().collect()
+    /// Adds the owner and the conferenced colleagues of an interaction to `people`.
+    fn add_people_of(&self, key: InteractionKey, people: &mut Vec<String>) {
+        if let Some(i) = self.interactions.get(&key) {
+            for agent in i.owner.iter().chain(i.conference.iter()) {
+                if !people.contains(agent) {
+                    people.push(agent.clone());
+                }
+            }
+        }
     }
 
     fn adjust_load(&mut self, agent: &str, channel: &str, delta: i32) {
@@ -1333,7 +1338,14 @@ impl Core {
         };
         if !i.state.is_closed() && i.state != InteractionState::Queued {
             for agent in Self::involved_in(i) {
-                self.involved.entry(agent.clone()).or_default().insert(key);
+                match self.involved.get_mut(agent) {
+                    Some(set) => {
+                        set.insert(key);
+                    }
+                    None => {
+                        self.involved.insert(agent.clone(), BTreeSet::from([key]));
+                    }
+                }
             }
         }
         if let InteractionState::Offered { deadline, .. } = i.state {
@@ -1343,10 +1355,15 @@ impl Core {
             && !i.state.is_closed()
             && i.state != InteractionState::Queued
         {
-            self.open_by_owner
-                .entry(owner.clone())
-                .or_default()
-                .insert(key);
+            match self.open_by_owner.get_mut(owner) {
+                Some(open) => {
+                    open.insert(key);
+                }
+                None => {
+                    self.open_by_owner
+                        .insert(owner.clone(), BTreeSet::from([key]));
+                }
+            }
         }
     }
 
@@ -1373,38 +1390,32 @@ impl Core {
         let Some(agent) = self.agents.get(agent_id) else {
             return;
         };
-        let wanted: Vec<(String, Option<(Millis, u32)>)> = agent
+        // (channel, listed now, wanted): usually one or two channels, nothing to change.
+        let changes: Vec<(String, Option<(Millis, u32)>, Option<(Millis, u32)>)> = agent
             .channels
             .iter()
-            .map(|(channel, ch)| {
-                (
-                    channel.clone(),
-                    self.eligible(agent, channel).then_some(ch.idle_key),
-                )
+            .filter_map(|(channel, ch)| {
+                let want = self.eligible(agent, channel).then_some(ch.idle_key);
+                (want != ch.listed_as).then(|| (channel.clone(), ch.listed_as, want))
             })
             .collect();
-        for (channel, want) in wanted {
-            let slot = (agent_id.to_string(), channel.clone());
-            let have = self.available_as.get(&slot).copied();
-            if have == want {
-                continue;
-            }
+        for (channel, have, want) in changes {
+            let listed = self.available.entry(channel.clone()).or_default();
             if let Some(old) = have {
-                self.available
-                    .entry(channel.clone())
-                    .or_default()
-                    .remove(&(old, agent_id.to_string()));
-                self.available_as.remove(&slot);
+                listed.remove(&(old, agent_id.to_string()));
             }
             if let Some(new) = want {
-                self.available
-                    .entry(channel.clone())
-                    .or_default()
-                    .insert((new, agent_id.to_string()));
-                self.available_as.insert(slot, new);
-                if have.is_none() {
-                    self.dirty.insert(channel);
-                }
+                listed.insert((new, agent_id.to_string()));
+            }
+            if let Some(ch) = self
+                .agents
+                .get_mut(agent_id)
+                .and_then(|a| a.channels.get_mut(&channel))
+            {
+                ch.listed_as = want;
+            }
+            if have.is_none() && want.is_some() {
+                self.dirty.insert(channel);
             }
         }
     }
@@ -1492,9 +1503,9 @@ impl Core {
                 };
                 self.next_key = self.next_key.max(key + 1);
                 self.by_external
-                    .insert((plugin.clone(), external_id.clone()), (*key, at));
+                    .insert(plugin, external_id.clone(), (*key, at));
                 self.by_plugin_id
-                    .insert((plugin.clone(), interaction.clone()), *key);
+                    .insert(plugin, interaction.0.clone(), *key);
                 self.enqueue(&i);
                 self.interactions.insert(*key, i);
             }
@@ -1650,7 +1661,7 @@ impl Core {
                     linked: BTreeSet::new(),
                 };
                 self.next_key = self.next_key.max(key + 1);
-                self.by_plugin_id.insert((a.plugin, id), *key);
+                self.by_plugin_id.insert(&a.plugin, id.0, *key);
                 self.adjust_load(colleague, &a.channel, 1);
                 self.interactions.insert(*key, c);
             }
@@ -1768,7 +1779,7 @@ impl Core {
                     linked: related.iter().copied().collect(),
                 };
                 self.next_key = self.next_key.max(key + 1);
-                self.by_plugin_id.insert((plugin.clone(), id), *key);
+                self.by_plugin_id.insert(plugin, id.0, *key);
                 self.adjust_load(agent, channel, 1);
                 self.interactions.insert(*key, i);
                 if let Some(related) = related
@@ -1781,9 +1792,9 @@ impl Core {
                 if let Some(i) = self.interactions.get_mut(key) {
                     let old = std::mem::replace(&mut i.plugin_interaction, interaction.clone());
                     let plugin = i.plugin.clone();
-                    self.by_plugin_id.remove(&(plugin.clone(), old));
+                    self.by_plugin_id.remove(&plugin, old.as_str());
                     self.by_plugin_id
-                        .insert((plugin, interaction.clone()), *key);
+                        .insert(&plugin, interaction.0.clone(), *key);
                 }
             }
             CoreEvent::InteractionUnparked { key } => {
@@ -1929,7 +1940,7 @@ impl Core {
             }
         }
         let mut timers = BTreeSet::new();
-        let mut open: HashMap<String, BTreeSet<InteractionKey>> = HashMap::new();
+        let mut open: HashMap<String, BTreeSet<InteractionKey>> = HashMap::default();
         for i in self.interactions.values() {
             if let InteractionState::Offered { deadline, .. } = i.state {
                 timers.insert((deadline, Timer::Offer(i.key)));
@@ -1950,10 +1961,7 @@ impl Core {
                     timers.insert((end, Timer::Acw(agent.id.clone(), channel.clone())));
                 }
                 let want = self.eligible(agent, channel).then_some(ch.idle_key);
-                let have = self
-                    .available_as
-                    .get(&(agent.id.clone(), channel.clone()))
-                    .copied();
+                let have = ch.listed_as;
                 let listed = have.is_some_and(|k| {
                     self.available
                         .get(channel)
@@ -1973,7 +1981,7 @@ impl Core {
                 self.timers
             ));
         }
-        let mut involved: HashMap<String, BTreeSet<InteractionKey>> = HashMap::new();
+        let mut involved: HashMap<String, BTreeSet<InteractionKey>> = HashMap::default();
         for i in self.interactions.values() {
             if !i.state.is_closed() && i.state != InteractionState::Queued {
                 for agent in Self::involved_in(i) {

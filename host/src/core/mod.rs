@@ -5,6 +5,7 @@
 pub mod commands;
 pub mod engine;
 pub mod events;
+mod index;
 pub mod model;
 pub mod policy;
 #[cfg(test)]

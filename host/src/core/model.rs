@@ -102,6 +102,9 @@ pub struct AgentChannel {
     /// When it last became Ready or got an offer, and how many offers it got at that instant:
     /// the longest-idle agent has the smallest key (an offer in the same millisecond still counts).
     pub idle_key: (Millis, u32),
+    /// The key under which this channel is listed among its channel's available agents (an index
+    /// the core maintains; `None` while not eligible for offers).
+    pub(crate) listed_as: Option<(Millis, u32)>,
 }
 
 /// An agent served by this host.

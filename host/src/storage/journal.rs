@@ -4,10 +4,17 @@
 //! which the next open replays. (A power cut may lose the last batches: `synchronous = NORMAL`.)
 //! One row per batch rather than per event: the per-row cost dominated (measured:
 //! docs/performance.md); queries go to history tables, never to the journal.
+//!
+//! Checkpoints (copying the WAL back into the database file, with its fsync) run on a thread of
+//! their own with its own connection, so an append never waits for one: SQLite's automatic
+//! checkpoint would run inside the commit of whichever append crossed the threshold.
 
 use crate::core::Stamped;
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use rusqlite::{Connection, params};
 use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A storage failure.
 #[derive(Debug, thiserror::Error)]
@@ -42,11 +49,78 @@ pub enum StorageError {
     },
 }
 
+/// WAL bytes written between two nudges of the checkpointer.
+const CHECKPOINT_EVERY_BYTES: usize = 4 << 20;
+/// The checkpointer also runs this often when appends are few.
+const CHECKPOINT_IDLE: Duration = Duration::from_secs(2);
+
 /// The journal file.
 pub struct Journal {
     path: PathBuf,
     conn: Connection,
     last: u64,
+    /// Reused serialisation buffer.
+    buffer: Vec<u8>,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// The thread that checkpoints the WAL in the background.
+struct Checkpointer {
+    nudge: Sender<()>,
+    written: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    /// Starts it on its own connection; `None` (automatic checkpoints stay on) if that fails.
+    fn start(path: &Path) -> Option<Self> {
+        let conn = Connection::open(path).ok()?;
+        let (nudge, nudged) = crossbeam_channel::bounded::<()>(1);
+        let thread = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || {
+                loop {
+                    let stop = matches!(
+                        nudged.recv_timeout(CHECKPOINT_IDLE),
+                        Err(RecvTimeoutError::Disconnected)
+                    );
+                    // PASSIVE: never blocks the writer; what it cannot copy now, it copies next time.
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!("journal checkpoint: {e}");
+                    }
+                    if stop {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer {
+            nudge,
+            written: 0,
+            thread: Some(thread),
+        })
+    }
+
+    fn wrote(&mut self, bytes: usize) {
+        self.written += bytes;
+        if self.written >= CHECKPOINT_EVERY_BYTES {
+            self.written = 0;
+            // Full: a nudge is already waiting.
+            let _ = self.nudge.try_send(());
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            drop(checkpointer.nudge);
+            if let Some(thread) = checkpointer.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for Journal {
@@ -81,6 +155,11 @@ impl Journal {
             );",
         )
         .map_err(err)?;
+        let checkpointer = Checkpointer::start(path);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(err)?;
+        }
         let last: u64 = conn
             .query_row(
                 "SELECT COALESCE(MAX(last_seq), 0) FROM journal",
@@ -92,6 +171,8 @@ impl Journal {
             path: path.to_path_buf(),
             conn,
             last,
+            buffer: Vec::new(),
+            checkpointer,
         })
     }
 
@@ -126,13 +207,23 @@ impl Journal {
             }
             last = stamped.seq;
         }
-        let json = serde_json::to_string(events).unwrap_or_default();
+        self.buffer.clear();
+        serde_json::to_writer(&mut self.buffer, events).map_err(|e| StorageError::Corrupt {
+            path: path.clone(),
+            seq: events[0].seq,
+            reason: format!("cannot be encoded: {e}"),
+        })?;
+        // serde_json writes UTF-8 only.
+        let json = std::str::from_utf8(&self.buffer).unwrap_or_default();
         let first = events[0].seq as i64;
         let tx = self.conn.transaction().map_err(err)?;
         tx.prepare_cached("INSERT INTO journal (first_seq, last_seq, events) VALUES (?1, ?2, ?3)")
             .and_then(|mut insert| insert.execute(params![first, last as i64, json]))
             .map_err(err)?;
         tx.commit().map_err(err)?;
+        if let Some(checkpointer) = &mut self.checkpointer {
+            checkpointer.wrote(self.buffer.len());
+        }
         self.last = events.last().map_or(self.last, |e| e.seq);
         Ok(())
     }
