@@ -21,8 +21,11 @@ use std::ops::Bound;
 /// Queue order: priority (higher first), then arrival.
 type QueueEntry = (Reverse<i32>, u64, InteractionKey);
 
+/// An agent channel's place in the offer order (see `AgentChannel::idle_key`).
+type IdleKey = (Millis, u32);
+
 /// Order of available agents on a channel: longest idle first, then agent id.
-type Availability = ((Millis, u32), String);
+type Availability = (IdleKey, String);
 
 /// Something due at a time.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -1391,7 +1394,7 @@ impl Core {
             return;
         };
         // (channel, listed now, wanted): usually one or two channels, nothing to change.
-        let changes: Vec<(String, Option<(Millis, u32)>, Option<(Millis, u32)>)> = agent
+        let changes: Vec<(String, Option<IdleKey>, Option<IdleKey>)> = agent
             .channels
             .iter()
             .filter_map(|(channel, ch)| {
