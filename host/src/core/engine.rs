@@ -75,6 +75,8 @@ pub struct Core {
     served: BTreeSet<String>,
     /// Interactions closed since the last `compact`.
     closed_since_compact: Vec<InteractionKey>,
+    /// Agents concerned by the events applied since the last `take_concerned`.
+    concerned: BTreeSet<String>,
 }
 
 impl Core {
@@ -137,6 +139,7 @@ impl Core {
             dirty: BTreeSet::new(),
             served: policy_channels,
             closed_since_compact: Vec::new(),
+            concerned: BTreeSet::new(),
         }
     }
 
@@ -338,20 +341,6 @@ impl Core {
         self.by_external
             .retain(|(key, at)| at.saturating_add(window) > now || open.contains_key(key));
         self.prune_at = (self.by_external.len() * 2).max(1024);
-    }
-
-    /// The agents an applied event concerns: those it names, and everyone taking part in the
-    /// interactions it is about (owner, conferenced colleagues, consulting agent), as they are now.
-    pub fn agents_concerned(&self, event: &CoreEvent) -> Vec<String> {
-        let (keys, mut agents) = touched(event);
-        for key in keys {
-            if let Some(i) = self.interactions.get(&key) {
-                agents.extend(Self::involved_in(i).cloned());
-            }
-        }
-        agents.sort();
-        agents.dedup();
-        agents
     }
 
     /// How many de-duplication keys are remembered.
@@ -1236,6 +1225,7 @@ impl Core {
     /// Applies one event and keeps every index in step with it.
     fn apply(&mut self, stamped: &Stamped) {
         let (keys, mut people) = touched(&stamped.event);
+        self.note_concerned(&keys, &people);
         for k in &keys {
             self.add_people_of(*k, &mut people);
             self.unindex_interaction(*k);
@@ -1244,6 +1234,7 @@ impl Core {
             self.index_acw(agent, channel, false);
         }
         self.apply_change(stamped);
+        self.note_concerned(&keys, &[]);
         for k in &keys {
             self.index_interaction(*k);
             if self
@@ -1274,6 +1265,32 @@ impl Core {
         for agent in people {
             self.refresh_availability(&agent);
         }
+    }
+
+    /// Records who an event being applied concerns: the agents it names and everyone taking part
+    /// in its interactions, called before and after the change (an ended conference has already
+    /// let its colleagues go afterwards, yet they must hear that it ended).
+    fn note_concerned(&mut self, keys: &[InteractionKey], named: &[String]) {
+        for agent in named {
+            if !self.concerned.contains(agent) {
+                self.concerned.insert(agent.clone());
+            }
+        }
+        for key in keys {
+            if let Some(i) = self.interactions.get(key) {
+                for agent in Self::involved_in(i) {
+                    if !self.concerned.contains(agent) {
+                        self.concerned.insert(agent.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The agents concerned by the events applied since the last call (whose snapshot changed),
+    /// including those an event removed from an interaction.
+    pub fn take_concerned(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.concerned)
     }
 
     /// Adds the owner and the conferenced colleagues of an interaction to `people`.

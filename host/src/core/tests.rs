@@ -788,11 +788,17 @@ fn a_conference_brings_the_colleague_into_a_chat_until_they_leave_or_it_ends() {
         day.core.agent("bob").map(|a| a.channels["chat"].load),
         Some(1)
     );
+    day.core.take_concerned();
     day.contact_leaves(chat);
     assert_eq!(
         day.core.agent("bob").map(|a| a.channels["chat"].load),
         Some(0),
         "Bob's place is freed"
+    );
+    let told = day.core.take_concerned();
+    assert!(
+        told.contains("bob") && told.contains("ann"),
+        "the conferenced colleague hears that the chat ended, though it let him go: {told:?}"
     );
     day.core.check_invariants().expect("invariants");
 }

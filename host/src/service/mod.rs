@@ -15,7 +15,7 @@ use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use plugin_api::{Address, Command, Event, MessageContent, SendMessage};
 pub use snapshot::AgentSnapshot;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -675,8 +675,8 @@ impl Worker {
         for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
             let _ = self.dispatch.send(command);
         }
-        // Who to tell, found before compaction forgets the interactions that just closed.
-        let concerned = affected_agents(&self.core, events);
+        // Who to tell, including colleagues the batch removed from an interaction.
+        let concerned = self.core.take_concerned();
         let now = self.clock.now();
         if let Some(history) = &mut self.history {
             let closed: Vec<(u64, Millis)> = self
@@ -710,12 +710,4 @@ impl Worker {
             .map_or(500, |due| due.saturating_sub(now));
         Duration::from_millis(next.clamp(1, 500))
     }
-}
-
-/// The agents whose snapshot a batch changes.
-fn affected_agents(core: &Core, events: &[Stamped]) -> BTreeSet<String> {
-    events
-        .iter()
-        .flat_map(|stamped| core.agents_concerned(&stamped.event))
-        .collect()
 }
