@@ -315,6 +315,30 @@ impl Core {
         }
     }
 
+    /// An open interaction the agent takes part in (owner, conferenced colleague, or the agent who
+    /// asked for a consultation), for acting inside it.
+    pub fn taking_part(&self, agent: &str, key: InteractionKey) -> Result<&Interaction, CoreError> {
+        let i = self
+            .interactions
+            .get(&key)
+            .ok_or(CoreError::UnknownInteraction { key })?;
+        if i.state.is_closed() || !Self::involved_in(i).any(|a| a == agent) {
+            return Err(CoreError::NotYours {
+                key,
+                agent: agent.into(),
+            });
+        }
+        Ok(i)
+    }
+
+    /// Everyone taking part in an interaction now.
+    pub fn participants(&self, key: InteractionKey) -> Vec<String> {
+        self.interactions
+            .get(&key)
+            .map(|i| Self::involved_in(i).cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Checks that an agent may send a message in an interaction now (it is theirs, active, and
     /// written: a conversation or an email). Sending changes no core state.
     pub fn check_send(&self, agent: &str, key: InteractionKey) -> Result<&Interaction, CoreError> {

@@ -4,18 +4,20 @@
 //! so a slow plugin never holds up routing.
 
 pub mod clock;
+pub mod detail;
 pub mod effects;
 pub mod snapshot;
 
-use crate::core::{AgentCommand, Core, CoreError, Millis, Policy, Stamped};
+use crate::core::{AgentCommand, Core, CoreError, InteractionKey, Millis, Policy, Stamped};
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
 use crate::storage::{History, Journal, StorageError};
 use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+pub use detail::{DetailView, LiveLine};
 use plugin_api::{Address, Command, Event, MessageContent, SendMessage};
 pub use snapshot::AgentSnapshot;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -75,6 +77,12 @@ enum Request {
         text: String,
         reply: Sender<Result<(), ClientError>>,
     },
+    Interact {
+        agent: String,
+        key: u64,
+        act: Interact,
+        reply: Sender<Result<(), ClientError>>,
+    },
     Query {
         query: Query,
         reply: Sender<Result<Answer, ClientError>>,
@@ -94,7 +102,19 @@ pub enum Query {
         /// At most this many.
         limit: usize,
     },
-    /// A page of a transcript.
+    /// A page of the live transcript of an open interaction the asking agent takes part in (IM
+    /// included, from memory); for an interaction older than this process, from the history.
+    Live {
+        /// The agent asking.
+        agent: String,
+        /// The interaction.
+        key: u64,
+        /// Lines to skip.
+        offset: usize,
+        /// Lines to return.
+        limit: usize,
+    },
+    /// A page of a stored transcript (never IM).
     Transcript {
         /// The interaction.
         key: u64,
@@ -113,6 +133,17 @@ pub enum Query {
     AddAddress(ContactId, Address),
 }
 
+/// Something an agent does inside an interaction that only its plugin acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interact {
+    /// Send DTMF digits on a call (`0-9`, `*`, `#`, `A-D`).
+    Dtmf(String),
+    /// The agent started or stopped typing.
+    Typing(bool),
+    /// Invoke a custom action the plugin declared for the interaction.
+    Action(String),
+}
+
 /// The answer to a `Query`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
@@ -120,6 +151,8 @@ pub enum Answer {
     Entries(Vec<HistoryEntry>),
     /// Transcript lines.
     Lines(Vec<TranscriptLine>),
+    /// Live transcript lines.
+    LiveLines(Vec<LiveLine>),
     /// A contact, if it exists.
     Contact(Option<ContactRecord>),
     /// A contact id, if any.
@@ -214,6 +247,17 @@ impl CoreHandle {
             agent: agent.into(),
             key,
             text: text.into(),
+            reply,
+        })?
+    }
+
+    /// Acts inside an interaction the agent takes part in without changing its routing state
+    /// (DTMF, typing, a plugin's custom action): the plugin is told.
+    pub fn interact(&self, agent: &str, key: u64, act: Interact) -> Result<(), ClientError> {
+        self.ask(|reply| Request::Interact {
+            agent: agent.into(),
+            key,
+            act,
             reply,
         })?
     }
@@ -345,7 +389,10 @@ impl CoreService {
                 dispatch,
                 voice_plugins,
                 watchers: BTreeMap::new(),
+                details: detail::Details::default(),
+                detail_changed: BTreeSet::new(),
             };
+            worker.restore_transcripts();
             worker.run(&inbox);
         });
         Ok(CoreService {
@@ -446,6 +493,9 @@ struct Worker {
     dispatch: Sender<effects::PluginCommand>,
     voice_plugins: Vec<String>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
+    details: detail::Details,
+    /// Interactions whose detail changed since the last commit (their people get a snapshot).
+    detail_changed: BTreeSet<InteractionKey>,
 }
 
 impl Worker {
@@ -493,6 +543,7 @@ impl Worker {
                     Request::Plugin { plugin, event } => {
                         self.transcribe(&plugin, &event, now);
                         events.extend(self.core.on_plugin_event(now, &plugin, &event));
+                        self.note_detail(&plugin, &event, now);
                     }
                     Request::SendMessage {
                         agent,
@@ -501,6 +552,14 @@ impl Worker {
                         reply,
                     } => {
                         let _ = reply.send(self.send_message(&agent, key, text, now));
+                    }
+                    Request::Interact {
+                        agent,
+                        key,
+                        act,
+                        reply,
+                    } => {
+                        let _ = reply.send(self.interact(&agent, key, act));
                     }
                     Request::Link { key, interaction } => {
                         events.extend(self.core.link_plugin_id(now, key, interaction));
@@ -530,10 +589,10 @@ impl Worker {
     fn answer(&mut self, request: Request, now: Millis) {
         match request {
             Request::Snapshot { agent, reply } => {
-                let _ = reply.send(snapshot::of_agent(&self.core, &agent, now));
+                let _ = reply.send(snapshot::of_agent(&self.core, &self.details, &agent, now));
             }
             Request::Watch { agent, updates } => {
-                if let Some(first) = snapshot::of_agent(&self.core, &agent, now)
+                if let Some(first) = snapshot::of_agent(&self.core, &self.details, &agent, now)
                     && updates.send(first).is_ok()
                 {
                     self.watchers.entry(agent).or_default().push(updates);
@@ -556,6 +615,7 @@ impl Worker {
             Request::Execute { .. }
             | Request::Plugin { .. }
             | Request::SendMessage { .. }
+            | Request::Interact { .. }
             | Request::Link { .. }
             | Request::Stop => {}
         }
@@ -607,6 +667,8 @@ impl Worker {
                 .add_message(key, &channel, now, &name, &text)
                 .map_err(|e| ClientError::History(e.to_string()))?;
         }
+        self.details.agent_wrote(key, now, &name, &text);
+        self.detail_changed.insert(key);
         let id = format!("{key}-{now}");
         let message = MessageContent {
             id,
@@ -626,6 +688,18 @@ impl Worker {
     }
 
     fn query(&mut self, query: Query) -> Result<Answer, ClientError> {
+        if let Query::Live {
+            agent,
+            key,
+            offset,
+            limit,
+        } = &query
+        {
+            self.core.taking_part(agent, *key)?;
+            if let Some(lines) = self.details.lines(*key, *offset, *limit) {
+                return Ok(Answer::LiveLines(lines));
+            }
+        }
         let history = self
             .history
             .as_mut()
@@ -640,6 +714,20 @@ impl Worker {
                 history
                     .search(contact, text.as_deref(), limit)
                     .map_err(failed)?,
+            ),
+            Query::Live {
+                key, offset, limit, ..
+            } => Answer::LiveLines(
+                history
+                    .transcript(key, offset, limit)
+                    .map_err(failed)?
+                    .into_iter()
+                    .map(|line| LiveLine {
+                        line,
+                        attachments: vec![],
+                        from_agent: false,
+                    })
+                    .collect(),
             ),
             Query::Transcript { key, offset, limit } => {
                 Answer::Lines(history.transcript(key, offset, limit).map_err(failed)?)
@@ -656,9 +744,72 @@ impl Worker {
         })
     }
 
+    /// After a restart: the transcripts of open interactions, from the history.
+    fn restore_transcripts(&mut self) {
+        let Some(history) = &self.history else {
+            return;
+        };
+        let open: Vec<InteractionKey> = self
+            .core
+            .interactions()
+            .filter(|i| !i.state.is_closed())
+            .map(|i| i.key)
+            .collect();
+        for key in open {
+            match history.transcript(key, 0, usize::MAX >> 1) {
+                Ok(lines) if !lines.is_empty() => self.details.restore(key, lines),
+                Ok(_) => {}
+                Err(e) => tracing::error!("transcript of {key} not restored: {e}"),
+            }
+        }
+    }
+
+    /// Takes in what a plugin event says about an interaction's detail (after the core applied it,
+    /// so an offer already has its key).
+    fn note_detail(&mut self, plugin: &str, event: &Event, now: Millis) {
+        let Some(id) = detail::interaction_of(event) else {
+            return;
+        };
+        let Some(key) = self
+            .core
+            .interaction_by_plugin_id(plugin, id)
+            .map(|i| i.key)
+        else {
+            return;
+        };
+        if self.details.on_plugin_event(key, event, now) {
+            self.detail_changed.insert(key);
+        }
+    }
+
+    fn interact(&mut self, agent: &str, key: u64, act: Interact) -> Result<(), ClientError> {
+        let i = self.core.taking_part(agent, key)?;
+        let interaction = i.plugin_interaction.clone();
+        let command = match act {
+            Interact::Dtmf(digits) => Command::SendDtmf(plugin_api::SendDtmf {
+                interaction,
+                digits,
+            }),
+            Interact::Typing(typing) => Command::SetTyping(plugin_api::SetTyping {
+                interaction,
+                typing,
+            }),
+            Interact::Action(action) => Command::InvokeAction(plugin_api::InvokeAction {
+                interaction: Some(interaction),
+                action,
+            }),
+        };
+        let _ = self.dispatch.send(effects::PluginCommand {
+            plugin: i.plugin.clone(),
+            command,
+            link: None,
+        });
+        Ok(())
+    }
+
     /// Journals a batch (the acknowledgement), then tells plugins and watchers.
     fn commit(&mut self, events: &[Stamped]) -> Result<(), ClientError> {
-        if events.is_empty() {
+        if events.is_empty() && self.detail_changed.is_empty() {
             return Ok(());
         }
         if let Some(journal) = &mut self.journal
@@ -676,7 +827,10 @@ impl Worker {
             let _ = self.dispatch.send(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.
-        let concerned = self.core.take_concerned();
+        let mut concerned = self.core.take_concerned();
+        for key in std::mem::take(&mut self.detail_changed) {
+            concerned.extend(self.core.participants(key));
+        }
         let now = self.clock.now();
         if let Some(history) = &mut self.history {
             let closed: Vec<(u64, Millis)> = self
@@ -689,12 +843,13 @@ impl Worker {
                 tracing::error!("handling time not stored: {e}");
             }
         }
+        self.details.forget(self.core.closed_since_compact());
         self.core.compact();
         for agent in concerned {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
             };
-            let Some(snapshot) = snapshot::of_agent(&self.core, &agent, now) else {
+            let Some(snapshot) = snapshot::of_agent(&self.core, &self.details, &agent, now) else {
                 continue;
             };
             watchers.retain(|w| w.send(snapshot.clone()).is_ok());

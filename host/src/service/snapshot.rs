@@ -1,6 +1,7 @@
 //! What a client sees of one agent: channel states with their times, DND, forwarding, and the
 //! agent's interactions. Plain serde data, so a networked client can receive the same thing.
 
+use super::detail::{DetailView, Details};
 use crate::core::{ChannelState, Core, InteractionKey, InteractionState, Millis};
 use plugin_api::{Address, Contact, Media};
 use serde::{Deserialize, Serialize};
@@ -70,11 +71,21 @@ pub struct InteractionView {
     pub conference: Vec<String>,
     /// Interactions started from it with the same contact, or that it was started from.
     pub linked: Vec<InteractionKey>,
+    /// Priority (higher first).
+    pub priority: i32,
+    /// When it arrived.
+    pub arrived_at: Millis,
+    /// When it was accepted.
+    pub accepted_at: Option<Millis>,
+    /// When it ended.
+    pub ended_at: Option<Millis>,
+    /// What the plugin reported inside it: transcript length, case data, actions, media state.
+    pub detail: DetailView,
 }
 
 /// The snapshot of `agent`, or `None` for an unknown agent. It lists the agent's own open
 /// interactions, the consultations they asked for, and the interactions they are conferenced into.
-pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> {
+pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Option<AgentSnapshot> {
     let a = core.agent(agent)?;
     let channels = a
         .channels
@@ -103,6 +114,11 @@ pub fn of_agent(core: &Core, agent: &str, now: Millis) -> Option<AgentSnapshot> 
             consult_about: i.consult.as_ref().map(|c| c.about),
             conference: i.conference.iter().cloned().collect(),
             linked: i.linked.iter().copied().collect(),
+            priority: i.priority,
+            arrived_at: i.arrived_at,
+            accepted_at: i.accepted_at,
+            ended_at: i.ended_at,
+            detail: details.view(i.key),
         })
         .collect();
     Some(AgentSnapshot {

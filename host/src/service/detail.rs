@@ -1,0 +1,273 @@
+//! What a desktop shows inside an open interaction, beyond the core's routing state: the live
+//! transcript (IM included, which never reaches disk), case data and custom actions declared by the
+//! plugin, the media state of a call, the parties, who is typing. Kept in memory while the
+//! interaction is open and forgotten when it closes; after a restart the transcript of an open
+//! interaction is read back from the history (IM text is not: it was never stored).
+
+use crate::core::{InteractionKey, Millis};
+use crate::storage::TranscriptLine;
+use plugin_api::{AttachmentRef, CaseField, CustomAction, Event, InteractionId, MediaState, Party};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The interaction a plugin event is about, if any.
+pub fn interaction_of(event: &Event) -> Option<&InteractionId> {
+    Some(match event {
+        Event::Offer(e) => &e.interaction,
+        Event::MessageReceived(e) => &e.interaction,
+        Event::Typing(e) => &e.interaction,
+        Event::MediaStateChanged(e) => &e.interaction,
+        Event::PartyJoined(e) => &e.interaction,
+        Event::PartyLeft(e) => &e.interaction,
+        Event::Ended(e) => &e.interaction,
+        Event::CaseDataChanged(e) => &e.interaction,
+        Event::ActionsChanged(e) => &e.interaction,
+        _ => return None,
+    })
+}
+
+/// The detail of one interaction as a client sees it (the transcript's text is fetched by page).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetailView {
+    /// Case data declared by the plugin (latest values).
+    pub case_data: Vec<CaseField>,
+    /// Custom actions declared by the plugin, with their enabled state.
+    pub actions: Vec<CustomAction>,
+    /// A call's media state, once the plugin reported one.
+    pub media_state: Option<MediaState>,
+    /// Parties present besides the agent (customer, colleagues, ...).
+    pub parties: Vec<Party>,
+    /// Display names of the parties typing now.
+    pub typing: Vec<String>,
+    /// Transcript lines so far (fetch them with a transcript query).
+    pub lines: usize,
+}
+
+/// One transcript line with what came with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveLine {
+    /// Time, sender and text.
+    #[serde(flatten)]
+    pub line: TranscriptLine,
+    /// Attachments (an email's files), by reference.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRef>,
+    /// Written by an agent of this desktop (shown on the right).
+    pub from_agent: bool,
+}
+
+#[derive(Debug, Default)]
+struct Detail {
+    view: DetailView,
+    lines: Vec<LiveLine>,
+}
+
+/// The details of every open interaction of this host.
+#[derive(Debug, Default)]
+pub struct Details {
+    by_key: HashMap<InteractionKey, Detail>,
+}
+
+impl Details {
+    /// The view of an interaction (empty when nothing is known yet).
+    pub fn view(&self, key: InteractionKey) -> DetailView {
+        self.by_key
+            .get(&key)
+            .map(|d| d.view.clone())
+            .unwrap_or_default()
+    }
+
+    /// Lines `offset..offset+limit` of the live transcript, or `None` when the interaction has
+    /// no live detail (closed, or older than this process).
+    pub fn lines(&self, key: InteractionKey, offset: usize, limit: usize) -> Option<Vec<LiveLine>> {
+        let d = self.by_key.get(&key)?;
+        Some(d.lines.iter().skip(offset).take(limit).cloned().collect())
+    }
+
+    /// Seeds the transcript of an open interaction read back from the history after a restart.
+    pub fn restore(&mut self, key: InteractionKey, lines: Vec<TranscriptLine>) {
+        let d = self.by_key.entry(key).or_default();
+        d.lines = lines
+            .into_iter()
+            .map(|line| LiveLine {
+                line,
+                attachments: vec![],
+                from_agent: false,
+            })
+            .collect();
+        d.view.lines = d.lines.len();
+    }
+
+    /// Adds a line an agent wrote.
+    pub fn agent_wrote(&mut self, key: InteractionKey, at: Millis, name: &str, text: &str) {
+        let d = self.by_key.entry(key).or_default();
+        d.lines.push(LiveLine {
+            line: TranscriptLine {
+                at,
+                party: name.to_string(),
+                text: text.to_string(),
+            },
+            attachments: vec![],
+            from_agent: true,
+        });
+        d.view.lines = d.lines.len();
+    }
+
+    /// Takes in a plugin event about the interaction `key`; returns whether anything changed.
+    pub fn on_plugin_event(&mut self, key: InteractionKey, event: &Event, at: Millis) -> bool {
+        let d = self.by_key.entry(key).or_default();
+        let view = &mut d.view;
+        match event {
+            Event::Offer(offer) => {
+                view.case_data = offer.case_data.clone();
+                view.actions = offer.actions.clone();
+                let customer = &offer.contact;
+                if let Some(name) = &customer.display_name
+                    && !view.parties.iter().any(|p| p.role == Party::CUSTOMER)
+                {
+                    view.parties.push(Party {
+                        id: "customer".into(),
+                        role: Party::CUSTOMER.into(),
+                        display_name: name.clone(),
+                        address: customer.addresses.first().cloned(),
+                    });
+                }
+            }
+            Event::MessageReceived(m) => {
+                view.typing.retain(|n| *n != m.from.display_name);
+                d.lines.push(LiveLine {
+                    line: TranscriptLine {
+                        at,
+                        party: m.from.display_name.clone(),
+                        text: m.message.text.clone(),
+                    },
+                    attachments: m.message.attachments.clone(),
+                    from_agent: false,
+                });
+                view.lines = d.lines.len();
+            }
+            Event::Typing(t) => {
+                let name = &t.party.display_name;
+                let listed = view.typing.contains(name);
+                if t.typing && !listed {
+                    view.typing.push(name.clone());
+                } else if !t.typing && listed {
+                    view.typing.retain(|n| n != name);
+                } else {
+                    return false;
+                }
+            }
+            Event::MediaStateChanged(m) => view.media_state = Some(m.state),
+            Event::PartyJoined(p) => {
+                view.parties.retain(|q| q.id != p.party.id);
+                view.parties.push(p.party.clone());
+            }
+            Event::PartyLeft(p) => {
+                view.parties.retain(|q| q.id != p.party.id);
+                view.typing.retain(|n| *n != p.party.display_name);
+            }
+            Event::CaseDataChanged(c) => {
+                for field in &c.case_data {
+                    match view.case_data.iter_mut().find(|f| f.key == field.key) {
+                        Some(old) => *old = field.clone(),
+                        None => view.case_data.push(field.clone()),
+                    }
+                }
+            }
+            Event::ActionsChanged(a) => view.actions = a.actions.clone(),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Forgets closed interactions.
+    pub fn forget(&mut self, keys: &[InteractionKey]) {
+        for key in keys {
+            self.by_key.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::{ActionsChanged, CaseDataChanged, MessageContent, MessageReceived, Typing};
+
+    fn party(name: &str) -> Party {
+        Party {
+            id: name.to_lowercase(),
+            role: Party::CUSTOMER.into(),
+            display_name: name.into(),
+            address: None,
+        }
+    }
+
+    #[test]
+    fn messages_typing_case_data_and_actions_update_the_view_and_are_forgotten_on_close() {
+        let mut details = Details::default();
+        let id = InteractionId::new("c1");
+        let typing = Event::Typing(Typing {
+            interaction: id.clone(),
+            party: party("Ann"),
+            typing: true,
+        });
+        assert!(details.on_plugin_event(7, &typing, 1));
+        assert!(!details.on_plugin_event(7, &typing, 2), "already typing");
+        assert_eq!(details.view(7).typing, vec!["Ann".to_string()]);
+        let message = Event::MessageReceived(MessageReceived {
+            interaction: id.clone(),
+            from: party("Ann"),
+            message: MessageContent {
+                id: "m1".into(),
+                text: "hello".into(),
+                attachments: vec![],
+            },
+        });
+        details.on_plugin_event(7, &message, 3);
+        details.agent_wrote(7, 4, "Bob", "hi Ann");
+        let view = details.view(7);
+        assert!(view.typing.is_empty(), "a message ends typing");
+        assert_eq!(view.lines, 2);
+        let lines = details.lines(7, 1, 10).expect("live");
+        assert_eq!(lines[0].line.text, "hi Ann");
+        assert!(lines[0].from_agent);
+        let field = |v: &str| CaseField {
+            key: "order".into(),
+            label: Some("Order".into()),
+            value: v.into(),
+        };
+        details.on_plugin_event(
+            7,
+            &Event::CaseDataChanged(CaseDataChanged {
+                interaction: id.clone(),
+                case_data: vec![field("1")],
+            }),
+            5,
+        );
+        details.on_plugin_event(
+            7,
+            &Event::CaseDataChanged(CaseDataChanged {
+                interaction: id.clone(),
+                case_data: vec![field("2")],
+            }),
+            6,
+        );
+        assert_eq!(details.view(7).case_data, vec![field("2")]);
+        details.on_plugin_event(
+            7,
+            &Event::ActionsChanged(ActionsChanged {
+                interaction: id,
+                actions: vec![CustomAction {
+                    id: "refund".into(),
+                    label: "Refund".into(),
+                    enabled: false,
+                }],
+            }),
+            7,
+        );
+        assert!(!details.view(7).actions[0].enabled);
+        details.forget(&[7]);
+        assert_eq!(details.view(7), DetailView::default());
+        assert!(details.lines(7, 0, 10).is_none());
+    }
+}
