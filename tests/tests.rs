@@ -5,5 +5,6 @@ mod compat;
 mod core_service;
 mod loading;
 mod runtime;
+mod shell;
 mod support;
 mod vendor;

@@ -1,7 +1,10 @@
 //! # agentdesk-ui: the desktop shell and the `agentdesk` command
 //!
-//! Rendering and input only: the shell shows what the host reports and sends the host commands;
-//! it holds no rules of its own.
+//! Rendering and input only: the shell shows what the core reports and sends the core commands
+//! through its client interface; it holds no rules of its own.
 
+pub mod app;
+pub mod desk;
 pub mod plugin_table;
-pub mod shell;
+pub mod ring;
+pub mod runtime;

@@ -23,7 +23,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Action {
     /// Open the desktop (the default).
-    Run,
+    Run {
+        /// Log this agent in at once instead of showing the picker.
+        #[arg(long)]
+        agent: Option<String>,
+    },
     /// List every plugin found in the plugin directories with its status, without a window.
     Plugins {
         /// Only verify and open the libraries; do not create or start instances.
@@ -59,7 +63,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     // The headless commands print their own report; their log shows only errors unless asked.
-    let default_level = if matches!(cli.command, None | Some(Action::Run)) {
+    let default_level = if matches!(cli.command, None | Some(Action::Run { .. })) {
         "warn"
     } else {
         "error"
@@ -71,7 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command.unwrap_or(Action::Run) {
+    match cli.command.unwrap_or(Action::Run { agent: None }) {
         Action::Package { library, out } => {
             let manifest = package(&library, &out)?;
             println!("packaged {} -> {}", library.display(), manifest.display());
@@ -102,9 +106,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             host.shutdown();
             Ok(())
         }
-        Action::Run => {
+        Action::Run { agent } => {
             let config = load_config(cli.config.as_deref())?;
-            agentdesk_ui::shell::run(config).map_err(|e| anyhow::anyhow!("the desktop failed: {e}"))
+            agentdesk_ui::app::run(config, agent)
+                .map_err(|e| anyhow::anyhow!("the desktop failed: {e}"))
         }
     }
 }

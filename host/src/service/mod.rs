@@ -16,7 +16,7 @@ use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 pub use detail::{DetailView, LiveLine};
 use plugin_api::{Address, Command, Event, MessageContent, SendMessage};
-pub use snapshot::AgentSnapshot;
+pub use snapshot::{AgentSnapshot, ChannelView, InteractionView};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

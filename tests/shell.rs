@@ -1,0 +1,450 @@
+//! The agent's desktop driven headless through its real widgets (egui_kittest finds them by their
+//! AccessKit labels), over the real core service and real plugin libraries: the first-party demo
+//! chat plugin and a fixture voice plugin that answers `dial`. Every test asserts the core's state
+//! after the clicks, not only what is drawn.
+
+use crate::support::Install;
+use agentdesk_host::core::{ChannelState, InteractionState, Policy};
+use agentdesk_host::plugins::package::package;
+use agentdesk_host::service::clock::SystemClock;
+use agentdesk_host::service::{Answer, CoreHandle, CoreService, Query};
+use agentdesk_host::storage::{History, Journal};
+use agentdesk_host::{AdminConfig, PluginHost, StartMode};
+use agentdesk_tests::{FixtureSpec, first_party_library, install_fixture};
+use agentdesk_ui::desk::{Desk, DeskInfo};
+use agentdesk_ui::ring::WavSink;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use plugin_api::{Command, InvokeAction};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DEMO: &str = "agentdesk.demo";
+
+/// A host with the demo chat plugin and a voice plugin, two agents, and a desktop for Ann.
+struct Rig {
+    install: Install,
+    plugins: Arc<PluginHost>,
+    service: Option<CoreService>,
+    core: CoreHandle,
+    policy: Policy,
+}
+
+impl Rig {
+    fn new() -> Self {
+        let install = Install::new();
+        package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
+        let voice = FixtureSpec {
+            channel: "voice",
+            ..FixtureSpec::new("dialer")
+        };
+        install_fixture(&install.plugins, voice);
+        let extra = "[core]\nnot_ready_reasons = [\"Break\", \"Lunch\"]\nwrap_up_required = true\n\
+                     wrap_up_codes = [{ code = \"sale\", label = \"Sale\" }, { code = \"info\", label = \"Information\" }]\n\
+                     [channels.demo]\ncapacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n\
+                     [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n\
+                     [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = \"all\"\n";
+        let config =
+            AdminConfig::load(&install.write_config(&[DEMO, &voice.id()], extra)).expect("config");
+        let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+        assert_eq!(plugins.running_ids().len(), 2, "{:#?}", plugins.reports());
+        let policy = Policy::from_config(&config, &["demo".to_string(), "voice".to_string()]);
+        let store = install.data.join("agentdesk.sqlite3");
+        let service = CoreService::start(
+            policy.clone(),
+            Some(Journal::open(&store).expect("journal")),
+            Some(History::open(&store).expect("history")),
+            Some(plugins.clone()),
+            Arc::new(SystemClock),
+        )
+        .expect("service");
+        let core = service.handle();
+        Rig {
+            install,
+            plugins,
+            service: Some(service),
+            core,
+            policy,
+        }
+    }
+
+    fn desk(&self, agent: &str) -> Harness<'static, Desk> {
+        let desk = Desk::login(
+            self.core.clone(),
+            agent,
+            DeskInfo::from_policy(&self.policy),
+            Arc::new(SystemClock),
+            Box::new(WavSink::new(self.install.dir.path())),
+            || {},
+        )
+        .expect("log in")
+        .with_plugins(self.plugins.clone());
+        Harness::builder()
+            .with_size(egui::vec2(1400.0, 900.0))
+            .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk)
+    }
+
+    /// A new chat from the demo plugin's simulated customer.
+    fn new_chat(&self) {
+        let command = Command::InvokeAction(InvokeAction {
+            interaction: None,
+            action: "new-conversation".into(),
+        });
+        self.plugins.send(DEMO, &command).expect("demo offers");
+    }
+
+    fn snapshot(&self, agent: &str) -> agentdesk_host::service::AgentSnapshot {
+        self.core
+            .snapshot(agent)
+            .expect("snapshot")
+            .expect("known agent")
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            service.stop();
+        }
+    }
+}
+
+/// Steps the UI until `test` holds (snapshots arrive from other threads), or fails after 10 s.
+fn settle(harness: &mut Harness<'_, Desk>, what: &str, test: impl Fn(&Harness<'_, Desk>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        harness.step();
+        if test(harness) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}; snapshot: {:#?}; error: {:?}",
+            harness.state().snapshot(),
+            harness.state().error()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn has_label(harness: &Harness<'_, Desk>, label: &str) -> bool {
+    harness.query_by_label(label).is_some()
+}
+
+fn click(harness: &mut Harness<'_, Desk>, label: &str) {
+    settle(harness, &format!("a control labelled `{label}`"), |h| {
+        has_label(h, label)
+    });
+    // Through AccessKit, not a pointer position: a snapshot arriving between two frames may move
+    // the widgets, and a click at the old position would hit a neighbour.
+    harness.get_by_label(label).click_accesskit();
+    harness.step();
+    harness.step();
+}
+
+/// Logs the desk's agent on to every channel and makes them Ready through My Channels.
+fn ready_everywhere(harness: &mut Harness<'_, Desk>) {
+    click(harness, "My Channels");
+    for channel in ["demo", "voice"] {
+        click(harness, &format!("Log on {channel}"));
+        click(harness, &format!("Ready {channel}"));
+    }
+}
+
+fn channel_state(rig: &Rig, agent: &str, channel: &str) -> ChannelState {
+    rig.snapshot(agent)
+        .channels
+        .into_iter()
+        .find(|c| c.channel == channel)
+        .map(|c| c.state)
+        .expect("assigned")
+}
+
+/// Waits for a chat offered to the desk's agent, accepts it in the toast; returns its key.
+fn accept_new_chat(rig: &Rig, harness: &mut Harness<'_, Desk>) -> u64 {
+    rig.new_chat();
+    settle(harness, "the offer toast", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let key = harness
+        .state()
+        .snapshot()
+        .interactions
+        .iter()
+        .find(|i| matches!(i.state, InteractionState::Offered { .. }))
+        .map(|i| i.key)
+        .expect("offered");
+    click(harness, &format!("Accept #{key}"));
+    settle(harness, "the chat to become active", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| i.key == key && i.state == InteractionState::Active)
+    });
+    key
+}
+
+#[test]
+fn channel_states_dnd_and_forwarding_are_set_from_my_channels() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_everywhere(&mut ann);
+    assert_eq!(channel_state(&rig, "ann", "demo"), ChannelState::Ready);
+    assert_eq!(channel_state(&rig, "ann", "voice"), ChannelState::Ready);
+
+    click(&mut ann, "Not Ready voice");
+    assert_eq!(
+        channel_state(&rig, "ann", "voice"),
+        ChannelState::NotReady {
+            reason: "Break".into()
+        },
+        "the first configured reason is the default"
+    );
+    assert_eq!(
+        channel_state(&rig, "ann", "demo"),
+        ChannelState::Ready,
+        "states are per channel"
+    );
+    click(&mut ann, "Log off voice");
+    assert_eq!(channel_state(&rig, "ann", "voice"), ChannelState::LoggedOff);
+
+    click(&mut ann, "Do Not Disturb (all channels)");
+    assert!(rig.snapshot("ann").dnd);
+    settle(&mut ann, "DND in the status bar", |h| {
+        has_label(h, "Do Not Disturb")
+    });
+
+    ann.get_by_label("Forward to").focus();
+    ann.get_by_label("Forward to").type_text("4021");
+    ann.step();
+    click(&mut ann, "Set forwarding");
+    assert_eq!(
+        rig.snapshot("ann").forward_to.map(|a| a.value),
+        Some("4021".into())
+    );
+    settle(&mut ann, "forwarding in the status bar", |h| {
+        has_label(h, "Calls forwarded to 4021")
+    });
+    click(&mut ann, "Clear forwarding");
+    assert_eq!(rig.snapshot("ann").forward_to, None);
+}
+
+#[test]
+fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_answer_shows() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_everywhere(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    assert!(
+        rig.install
+            .dir
+            .path()
+            .join(format!("ring-{chat}.wav"))
+            .exists(),
+        "the offer rang through the ring sink"
+    );
+    click(&mut ann, "Interactions");
+    settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    ann.get_by_label("Message").focus();
+    ann.get_by_label("Message")
+        .type_text("Your parcel left today");
+    ann.step();
+    click(&mut ann, "Send");
+    // The demo customer answers every message: its answer proves the plugin got ours.
+    let Answer::LiveLines(lines) = rig
+        .core
+        .query(Query::Live {
+            agent: "ann".into(),
+            key: chat,
+            offset: 0,
+            limit: 100,
+        })
+        .expect("live transcript")
+    else {
+        panic!("live lines")
+    };
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.from_agent && l.line.text == "Your parcel left today"),
+        "{lines:#?}"
+    );
+    settle(&mut ann, "the customer's answer on screen", |h| {
+        h.query_all_by_label("Demo Customer:").count() >= 2
+    });
+}
+
+#[test]
+fn a_party_action_calls_the_chat_contact_and_links_the_call_to_the_chat() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_everywhere(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    click(&mut ann, "Party actions");
+    click(&mut ann, "Call +15550100");
+    let snapshot = rig.snapshot("ann");
+    let call = snapshot
+        .interactions
+        .iter()
+        .find(|i| i.channel == "voice")
+        .unwrap_or_else(|| panic!("a call was started: {snapshot:#?}"));
+    assert!(
+        call.linked.contains(&chat),
+        "the call is linked to the chat"
+    );
+    assert!(
+        snapshot
+            .interactions
+            .iter()
+            .any(|i| i.key == chat && i.linked.contains(&call.key)),
+        "and the chat to the call"
+    );
+}
+
+#[test]
+fn a_colleague_is_consulted_then_conferenced_in_through_a_second_client() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_everywhere(&mut ann);
+    let mut bob = rig.desk("bob");
+    ready_everywhere(&mut bob);
+    // Ann has been idle longest: the chat goes to her.
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    click(&mut ann, "Colleague");
+    click(&mut ann, "Bob");
+    click(&mut ann, "Consult");
+    settle(&mut bob, "the consultation offered to Bob", |h| {
+        h.state().snapshot().interactions.iter().any(|i| {
+            i.consult_about == Some(chat) && matches!(i.state, InteractionState::Offered { .. })
+        })
+    });
+    let consultation = bob
+        .state()
+        .snapshot()
+        .interactions
+        .iter()
+        .find(|i| i.consult_about == Some(chat))
+        .map(|i| i.key)
+        .expect("consultation");
+    click(&mut bob, &format!("Accept #{consultation}"));
+    settle(&mut ann, "the consultation in Ann's list", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| i.key == consultation && i.state == InteractionState::Active)
+    });
+    click(
+        &mut ann,
+        &format!("#{consultation} demo · Demo Customer · active"),
+    );
+    click(&mut ann, "Conference in");
+    let snapshot = rig.snapshot("ann");
+    let the_chat = snapshot
+        .interactions
+        .iter()
+        .find(|i| i.key == chat)
+        .expect("chat");
+    assert_eq!(the_chat.conference, vec!["bob".to_string()]);
+    settle(&mut bob, "the chat in Bob's list", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| i.key == chat)
+    });
+}
+
+#[test]
+fn acw_counts_down_can_be_extended_and_mark_done_needs_the_mandatory_wrap_up_code() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_everywhere(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    click(&mut ann, "End");
+    let acw_end = |rig: &Rig| match channel_state(rig, "ann", "demo") {
+        ChannelState::AfterCallWork { ends_at, .. } => ends_at,
+        other => panic!("not in ACW: {other:?}"),
+    };
+    let first = acw_end(&rig).expect("timed ACW");
+    settle(&mut ann, "the ACW countdown", |h| {
+        h.query_by_label_contains("ACW ends in 0:").is_some()
+    });
+    click(&mut ann, "Extend demo ACW");
+    let extended = acw_end(&rig).expect("still timed");
+    assert!(
+        extended >= first + 30_000,
+        "Extend moved the end by the policy's 30 s, from {first} to {extended}"
+    );
+    click(&mut ann, "Stay in demo ACW");
+    assert_eq!(acw_end(&rig), None, "extended indefinitely");
+    settle(&mut ann, "the open-ended ACW in the status bar", |h| {
+        has_label(h, "ACW: no time limit")
+    });
+
+    // Mark Done is disabled until a code is chosen: clicking it changes nothing.
+    ann.get_by_label("Mark Done").click();
+    ann.step();
+    assert!(
+        rig.snapshot("ann")
+            .interactions
+            .iter()
+            .any(|i| i.key == chat && i.state == InteractionState::Ended),
+        "no Mark Done without the mandatory code"
+    );
+    click(&mut ann, "Wrap-up code (required)");
+    click(&mut ann, "Sale");
+    click(&mut ann, "Mark Done");
+    assert!(
+        rig.snapshot("ann")
+            .interactions
+            .iter()
+            .all(|i| i.key != chat),
+        "marked done: the chat left the list"
+    );
+    let Answer::Entries(found) = rig
+        .core
+        .query(Query::Search {
+            contact: None,
+            text: None,
+            limit: 10,
+        })
+        .expect("search")
+    else {
+        panic!("entries")
+    };
+    assert_eq!(
+        found
+            .iter()
+            .find(|e| e.key == chat)
+            .and_then(|e| e.wrap_up.clone()),
+        Some("sale".into())
+    );
+    // Keyboard: F2 accepts the next offer.
+    rig.new_chat();
+    settle(&mut ann, "a second offer", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    ann.key_press(egui::Key::F2);
+    ann.step();
+    assert!(
+        rig.snapshot("ann")
+            .interactions
+            .iter()
+            .any(|i| i.state == InteractionState::Active),
+        "F2 accepted the offer"
+    );
+}

@@ -1,0 +1,141 @@
+//! The window: a login picker (or the agent given with `--agent`), then the agent's desktop.
+//! Fonts get a system fallback for scripts the default font lacks (Noto CJK when installed).
+
+use crate::desk::{Desk, DeskInfo};
+use crate::ring::SilentSink;
+use crate::runtime::Runtime;
+use eframe::egui;
+
+/// The eframe application.
+pub struct App {
+    runtime: Option<Runtime>,
+    desk: Option<Desk>,
+    picked: Option<String>,
+    error: Option<String>,
+}
+
+impl App {
+    /// An app over a started runtime; logs `agent` in at once when given.
+    pub fn new(runtime: Runtime, agent: Option<String>, ctx: &egui::Context) -> Self {
+        install_fallback_fonts(ctx);
+        let mut app = App {
+            runtime: Some(runtime),
+            desk: None,
+            picked: agent.clone(),
+            error: None,
+        };
+        if let Some(agent) = agent {
+            app.log_in(&agent, ctx);
+        }
+        app
+    }
+
+    fn log_in(&mut self, agent: &str, ctx: &egui::Context) {
+        let Some(runtime) = &self.runtime else {
+            return;
+        };
+        let wake = ctx.clone();
+        match Desk::login(
+            runtime.core(),
+            agent,
+            DeskInfo::from_policy(&runtime.policy),
+            runtime.clock.clone(),
+            Box::new(SilentSink::default()),
+            move || wake.request_repaint(),
+        ) {
+            Ok(desk) => {
+                self.desk = Some(desk.with_plugins(runtime.plugins.clone()));
+                self.error = None;
+            }
+            Err(e) => self.error = Some(format!("cannot log in as {agent}: {e}")),
+        }
+    }
+
+    fn picker(&mut self, ui: &mut egui::Ui) {
+        let agents: Vec<(String, String)> = self
+            .runtime
+            .as_ref()
+            .map(|r| DeskInfo::from_policy(&r.policy).agents)
+            .unwrap_or_default();
+        egui::CentralPanel::default().show(ui, |ui| {
+            ui.heading("agentdesk: log in");
+            for (id, name) in &agents {
+                ui.radio_value(&mut self.picked, Some(id.clone()), format!("{name} ({id})"));
+            }
+            if let Some(error) = &self.error {
+                ui.colored_label(ui.visuals().error_fg_color, error);
+            }
+            if ui
+                .add_enabled(self.picked.is_some(), egui::Button::new("Log in"))
+                .clicked()
+                && let Some(agent) = self.picked.clone()
+            {
+                let ctx = ui.ctx().clone();
+                self.log_in(&agent, &ctx);
+            }
+        });
+    }
+}
+
+impl eframe::App for App {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        match &mut self.desk {
+            Some(desk) => desk.ui(ui),
+            None => self.picker(ui),
+        }
+    }
+
+    fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
+        self.desk = None;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.stop();
+        }
+    }
+}
+
+/// Adds the first installed font of a list of wide-coverage system fonts as a fallback after
+/// egui's own, so Chinese, Japanese, Korean, Arabic, ... text renders. Nothing fails without them.
+pub fn install_fallback_fonts(ctx: &egui::Context) {
+    const CANDIDATES: [&str; 4] = [
+        "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+        "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
+        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+        "/usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf",
+    ];
+    let mut fonts = egui::FontDefinitions::default();
+    let mut added = false;
+    for path in CANDIDATES {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        let name = path.rsplit('/').next().unwrap_or(path).to_string();
+        fonts.font_data.insert(
+            name.clone(),
+            std::sync::Arc::new(egui::FontData::from_owned(bytes)),
+        );
+        for family in [egui::FontFamily::Proportional, egui::FontFamily::Monospace] {
+            fonts.families.entry(family).or_default().push(name.clone());
+        }
+        added = true;
+    }
+    if added {
+        ctx.set_fonts(fonts);
+    }
+}
+
+/// Starts the host, opens the window and runs until it is closed.
+pub fn run(config: agentdesk_host::AdminConfig, agent: Option<String>) -> Result<(), String> {
+    let runtime = Runtime::start(&config)?;
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([1200.0, 760.0])
+            .with_title("agentdesk"),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "agentdesk",
+        options,
+        Box::new(move |cc| Ok(Box::new(App::new(runtime, agent, &cc.egui_ctx)))),
+    )
+    .map_err(|e| e.to_string())
+}

@@ -1,0 +1,110 @@
+//! My Channels: each assigned channel with its state, time in it and load; Ready, Not Ready with
+//! a reason, log on/off per channel; Do Not Disturb for all channels; call forwarding.
+
+use super::{Desk, text};
+use agentdesk_host::core::{AgentCommand, ChannelState};
+use eframe::egui;
+use plugin_api::Address;
+
+impl Desk {
+    pub(super) fn my_channels(&mut self, ui: &mut egui::Ui) {
+        let now = self.now();
+        ui.heading("My Channels");
+        let mut dnd = self.snap.dnd;
+        if ui
+            .checkbox(&mut dnd, "Do Not Disturb (all channels)")
+            .changed()
+        {
+            self.send(AgentCommand::SetDnd { on: dnd });
+        }
+        ui.horizontal(|ui| {
+            ui.label("Not Ready reason:");
+            egui::ComboBox::from_id_salt("reason")
+                .selected_text(self.not_ready_reason.clone())
+                .show_ui(ui, |ui| {
+                    for reason in self.info.not_ready_reasons.clone() {
+                        ui.selectable_value(&mut self.not_ready_reason, reason.clone(), reason);
+                    }
+                });
+        });
+        let channels = self.snap.channels.clone();
+        egui::Grid::new("channels").striped(true).show(ui, |ui| {
+            for h in ["Channel", "State", "Time", "Load", ""] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for ch in &channels {
+                let name = &ch.channel;
+                ui.label(name);
+                ui.label(text::channel_state(&ch.state));
+                ui.label(text::duration(now.saturating_sub(ch.since)));
+                ui.label(format!("{}/{}", ch.load, ch.capacity));
+                ui.horizontal(|ui| {
+                    if ch.state == ChannelState::LoggedOff {
+                        if ui.button(format!("Log on {name}")).clicked() {
+                            self.send(AgentCommand::LogOnChannel {
+                                channel: name.clone(),
+                            });
+                        }
+                        return;
+                    }
+                    if ui
+                        .add_enabled(
+                            ch.state != ChannelState::Ready,
+                            egui::Button::new(format!("Ready {name}")),
+                        )
+                        .clicked()
+                    {
+                        self.send(AgentCommand::SetReady {
+                            channel: name.clone(),
+                        });
+                    }
+                    if ui.button(format!("Not Ready {name}")).clicked() {
+                        self.send(AgentCommand::SetNotReady {
+                            channel: name.clone(),
+                            reason: self.not_ready_reason.clone(),
+                        });
+                    }
+                    if ui.button(format!("Log off {name}")).clicked() {
+                        self.send(AgentCommand::LogOffChannel {
+                            channel: name.clone(),
+                        });
+                    }
+                });
+                ui.end_row();
+            }
+        });
+        ui.separator();
+        ui.heading("Forward my calls");
+        match self.snap.forward_to.clone() {
+            Some(to) => {
+                ui.horizontal(|ui| {
+                    ui.label(format!("Forwarded to {}", to.value));
+                    if ui.button("Clear forwarding").clicked() {
+                        self.send(AgentCommand::SetForwarding { to: None });
+                    }
+                });
+            }
+            None => {
+                ui.horizontal(|ui| {
+                    ui.add(
+                        egui::TextEdit::singleline(&mut self.forward_input)
+                            .hint_text("extension or number")
+                            .desired_width(160.0),
+                    )
+                    .labelled_by(ui.label("Forward to").id);
+                    let target = self.forward_input.trim().to_string();
+                    if ui
+                        .add_enabled(!target.is_empty(), egui::Button::new("Set forwarding"))
+                        .clicked()
+                        && self.send(AgentCommand::SetForwarding {
+                            to: Some(Address::phone(target)),
+                        })
+                    {
+                        self.forward_input.clear();
+                    }
+                });
+            }
+        }
+    }
+}

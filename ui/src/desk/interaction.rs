@@ -1,0 +1,506 @@
+//! The Interactions tab: the list of open interactions, the selected one's view fitted to its
+//! medium (conversation, email, call, document, co-browse), and what can be done from it: party
+//! actions, consult / conference / transfer, hold, end, Mark Done with a wrap-up code, workbin,
+//! the plugin's custom actions and case data, the contact's history.
+
+use super::{Desk, text};
+use agentdesk_host::contacts::recognise_addresses;
+use agentdesk_host::core::{AgentCommand, InteractionState};
+use agentdesk_host::service::{Answer, Interact, InteractionView, LiveLine, Query};
+use eframe::egui;
+use plugin_api::{Address, Media, MediaState, Route};
+
+/// Transcript rows are one line high (long messages are cut, the whole text is on hover), so the
+/// list is virtualised: only visible rows are laid out, however long the transcript.
+const ROW_HEIGHT: f32 = 20.0;
+/// Lines fetched per query when a transcript grows.
+const PAGE: usize = 2_000;
+
+impl Desk {
+    pub(super) fn work(&mut self, ui: &mut egui::Ui) {
+        let list: Vec<InteractionView> = self.snap.interactions.clone();
+        egui::Panel::left("interaction-list")
+            .resizable(true)
+            .default_size(220.0)
+            .show(ui, |ui| {
+                ui.strong(format!("Open interactions ({})", list.len()));
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    for i in &list {
+                        let who = contact_name(i);
+                        let label = format!(
+                            "#{} {} · {} · {}",
+                            i.key,
+                            i.channel,
+                            who,
+                            text::interaction_state(&i.state)
+                        );
+                        if ui
+                            .selectable_label(self.selected == Some(i.key), label)
+                            .clicked()
+                        {
+                            self.selected = Some(i.key);
+                        }
+                    }
+                });
+            });
+        let Some(i) = self
+            .selected
+            .and_then(|k| list.iter().find(|i| i.key == k))
+            .cloned()
+        else {
+            ui.centered_and_justified(|ui| ui.label("No interaction open"));
+            return;
+        };
+        self.refresh_transcript(&i);
+        egui::Panel::right("contact-history")
+            .resizable(true)
+            .default_size(220.0)
+            .show(ui, |ui| self.contact_history(ui, &i));
+        egui::Panel::top("interaction-head").show(ui, |ui| self.head(ui, &i));
+        egui::Panel::bottom("interaction-actions").show(ui, |ui| self.actions(ui, &i));
+        match i.media {
+            Media::Call => self.call(ui, &i),
+            Media::Email => self.email(ui, &i),
+            Media::Document => self.document(ui, &i),
+            Media::Cobrowse => self.cobrowse(ui, &i),
+            _ => self.conversation(ui, &i),
+        }
+    }
+
+    /// Fetches the transcript lines the snapshot says exist and the view has not got yet.
+    fn refresh_transcript(&mut self, i: &InteractionView) {
+        let have = self.views.get(&i.key).map_or(0, |v| v.lines.len());
+        if have >= i.detail.lines {
+            return;
+        }
+        let query = Query::Live {
+            agent: self.snap.agent.clone(),
+            key: i.key,
+            offset: have,
+            limit: PAGE,
+        };
+        match self.core.query(query) {
+            Ok(Answer::LiveLines(lines)) => {
+                self.views.entry(i.key).or_default().lines.extend(lines);
+            }
+            Ok(_) => {}
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn head(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        ui.horizontal_wrapped(|ui| {
+            ui.heading(format!("#{} {} with {}", i.key, i.channel, contact_name(i)));
+            ui.label(text::interaction_state(&i.state));
+            if i.held {
+                ui.strong("on hold");
+            }
+            if let Some(about) = i.consult_about {
+                ui.label(format!("consultation about #{about}"));
+            }
+            if !i.conference.is_empty() {
+                ui.label(format!("conference with {}", i.conference.join(", ")));
+            }
+            for linked in &i.linked {
+                ui.label(format!("linked with #{linked}"));
+            }
+        });
+        if let Some(subject) = &i.subject {
+            ui.label(format!("Subject: {subject}"));
+        }
+        if !i.detail.case_data.is_empty() {
+            egui::Grid::new(("case-data", i.key)).show(ui, |ui| {
+                for field in &i.detail.case_data {
+                    ui.label(field.label.as_deref().unwrap_or(&field.key));
+                    ui.label(&field.value);
+                    ui.end_row();
+                }
+            });
+        }
+    }
+
+    fn actions(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        let key = i.key;
+        let mine = i.owner.as_deref() == Some(self.snap.agent.as_str());
+        let active = i.state == InteractionState::Active;
+        ui.horizontal_wrapped(|ui| {
+            // Party actions: every number and address of the contact starts the other channel.
+            ui.menu_button("Party actions", |ui| {
+                if i.contact.addresses.is_empty() {
+                    ui.label("no number or address known");
+                }
+                for address in i.contact.addresses.clone() {
+                    if let Some((verb, channel)) = outbound(&address)
+                        && ui.button(format!("{verb} {}", address.value)).clicked()
+                    {
+                        self.start_outbound(channel, address, key);
+                        ui.close();
+                    }
+                }
+            });
+            if active && mine {
+                let hold = if i.held { "Resume" } else { "Hold" };
+                if ui.button(hold).clicked() {
+                    self.send(if i.held {
+                        AgentCommand::Resume { key }
+                    } else {
+                        AgentCommand::Hold { key }
+                    });
+                }
+                if ui.button("End").on_hover_text("F4").clicked() {
+                    self.send(AgentCommand::End { key });
+                }
+            }
+            if matches!(i.media, Media::Email | Media::Document)
+                && active
+                && mine
+                && ui.button("Put in workbin").clicked()
+            {
+                self.send(AgentCommand::Park {
+                    key,
+                    workbin: "default".into(),
+                });
+            }
+            if matches!(i.state, InteractionState::InWorkbin { .. })
+                && ui.button("Take from workbin").clicked()
+            {
+                self.send(AgentCommand::Unpark { key });
+            }
+            if active && mine && i.consult_about.is_none() {
+                self.consult_controls(ui, i);
+            }
+            if let Some(about) = i.consult_about
+                && !mine
+            {
+                // The agent who asked for this consultation decides what becomes of it.
+                if ui.button("Conference in").clicked() {
+                    self.send(AgentCommand::Conference { consultation: key });
+                    self.selected = Some(about);
+                }
+                if ui.button("Transfer to colleague").clicked() {
+                    self.send(AgentCommand::TransferAfterConsultation { consultation: key });
+                }
+                if ui.button("End consultation").clicked() {
+                    self.send(AgentCommand::EndConsultation { consultation: key });
+                }
+            }
+            if !mine && i.conference.contains(&self.snap.agent) && ui.button("Leave").clicked() {
+                self.send(AgentCommand::LeaveConference { key });
+            }
+            for action in i.detail.actions.clone() {
+                if ui
+                    .add_enabled(action.enabled, egui::Button::new(&action.label))
+                    .clicked()
+                {
+                    let result = self.core.interact(
+                        &self.snap.agent,
+                        key,
+                        Interact::Action(action.id.clone()),
+                    );
+                    self.show_result(result);
+                }
+            }
+            if i.state == InteractionState::Ended && mine {
+                self.mark_done_controls(ui, key);
+            }
+        });
+    }
+
+    fn consult_controls(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        let key = i.key;
+        let me = self.snap.agent.clone();
+        let colleagues: Vec<(String, String)> = self
+            .info
+            .agents
+            .iter()
+            .filter(|(id, _)| *id != me)
+            .cloned()
+            .collect();
+        let view = self.views.entry(key).or_default();
+        let chosen = view.colleague.clone();
+        egui::ComboBox::new(("colleague", key), "Colleague")
+            .selected_text(
+                chosen
+                    .as_ref()
+                    .and_then(|c| colleagues.iter().find(|(id, _)| id == c))
+                    .map_or("none".to_string(), |(_, name)| name.clone()),
+            )
+            .show_ui(ui, |ui| {
+                for (id, name) in &colleagues {
+                    ui.selectable_value(&mut view.colleague, Some(id.clone()), name);
+                }
+            });
+        if ui
+            .add_enabled(chosen.is_some(), egui::Button::new("Consult"))
+            .clicked()
+            && let Some(colleague) = chosen.clone()
+        {
+            self.send(AgentCommand::Consult { key, colleague });
+        }
+        let view = self.views.entry(key).or_default();
+        ui.add(
+            egui::TextEdit::singleline(&mut view.transfer_to)
+                .hint_text("queue or agent")
+                .desired_width(100.0),
+        );
+        let to = view.transfer_to.trim().to_string();
+        if ui
+            .add_enabled(!to.is_empty(), egui::Button::new("Blind transfer"))
+            .clicked()
+        {
+            let route = if self.info.agents.iter().any(|(id, _)| *id == to) {
+                Route::agent(to)
+            } else {
+                Route::queue(to)
+            };
+            self.send(AgentCommand::Transfer { key, to: route });
+        }
+    }
+
+    fn mark_done_controls(&mut self, ui: &mut egui::Ui, key: u64) {
+        let codes = self.info.wrap_up_codes.clone();
+        let required = self.info.wrap_up_required;
+        let view = self.views.entry(key).or_default();
+        if !codes.is_empty() {
+            let label = if required {
+                "Wrap-up code (required)"
+            } else {
+                "Wrap-up code"
+            };
+            egui::ComboBox::new(("wrap-up", key), label)
+                .selected_text(view.wrap_up.clone().unwrap_or_else(|| "none".into()))
+                .show_ui(ui, |ui| {
+                    for (code, label) in &codes {
+                        let text = if label.is_empty() { code } else { label };
+                        ui.selectable_value(&mut view.wrap_up, Some(code.clone()), text);
+                    }
+                });
+        }
+        let wrap_up = view.wrap_up.clone();
+        if ui
+            .add_enabled(
+                !required || wrap_up.is_some(),
+                egui::Button::new("Mark Done"),
+            )
+            .on_hover_text("F9")
+            .clicked()
+        {
+            self.send(AgentCommand::MarkDone {
+                key,
+                wrap_up,
+                next: None,
+            });
+        }
+    }
+
+    fn start_outbound(&mut self, channel: &str, to: Address, from: u64) {
+        self.send(AgentCommand::StartOutbound {
+            channel: channel.into(),
+            to,
+            from: Some(from),
+        });
+    }
+
+    /// A transcript (virtualised rows) with links on numbers and addresses, and a composer.
+    fn conversation(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        let key = i.key;
+        let writable = i.state == InteractionState::Active;
+        egui::Panel::bottom(("composer", key)).show(ui, |ui| {
+            if !i.detail.typing.is_empty() {
+                ui.label(format!("{} typing", i.detail.typing.join(", ")));
+            }
+            ui.horizontal(|ui| {
+                let label = ui.label("Message");
+                let view = self.views.entry(key).or_default();
+                let edit = ui
+                    .add_enabled(
+                        writable,
+                        egui::TextEdit::singleline(&mut view.composer)
+                            .hint_text("Type a message")
+                            .desired_width(ui.available_width() - 70.0),
+                    )
+                    .labelled_by(label.id);
+                let typing = !view.composer.is_empty();
+                let typing_changed = typing != view.typing_sent;
+                let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let clicked = ui
+                    .add_enabled(writable, egui::Button::new("Send"))
+                    .clicked();
+                if typing_changed {
+                    view.typing_sent = typing;
+                    let result =
+                        self.core
+                            .interact(&self.snap.agent, key, Interact::Typing(typing));
+                    self.show_result(result);
+                }
+                if clicked || entered {
+                    self.send_composed(key);
+                }
+            });
+        });
+        self.transcript(ui, key);
+    }
+
+    fn send_composed(&mut self, key: u64) {
+        let view = self.views.entry(key).or_default();
+        let text = view.composer.trim().to_string();
+        if text.is_empty() {
+            return;
+        }
+        match self.core.send_message(&self.snap.agent, key, &text) {
+            Ok(()) => {
+                let view = self.views.entry(key).or_default();
+                view.composer.clear();
+                view.typing_sent = false;
+                self.error = None;
+            }
+            Err(e) => self.error = Some(e.to_string()),
+        }
+    }
+
+    fn transcript(&mut self, ui: &mut egui::Ui, key: u64) {
+        let lines: &[LiveLine] = self.views.get(&key).map_or(&[], |v| &v.lines);
+        let mut clicked: Option<(&'static str, Address)> = None;
+        egui::ScrollArea::vertical()
+            .stick_to_bottom(true)
+            .auto_shrink([false, false])
+            .show_rows(ui, ROW_HEIGHT, lines.len(), |ui, rows| {
+                for line in &lines[rows] {
+                    ui.horizontal(|ui| {
+                        let who = egui::RichText::new(format!("{}:", line.line.party));
+                        ui.label(if line.from_agent {
+                            who.italics()
+                        } else {
+                            who.strong()
+                        });
+                        ui.add(egui::Label::new(&line.line.text).truncate())
+                            .on_hover_text(&line.line.text);
+                        for address in recognise_addresses(&line.line.text) {
+                            if let Some((verb, channel)) = outbound(&address)
+                                && ui.link(format!("{verb} {}", address.value)).clicked()
+                            {
+                                clicked = Some((channel, address));
+                            }
+                        }
+                    });
+                }
+            });
+        if let Some((channel, address)) = clicked {
+            self.start_outbound(channel, address, key);
+        }
+    }
+
+    fn email(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        ui.label(format!(
+            "From: {}",
+            i.contact
+                .addresses
+                .iter()
+                .find(|a| a.kind == Address::EMAIL)
+                .map_or(contact_name(i), |a| a.value.clone())
+        ));
+        let attachments: Vec<String> = self
+            .views
+            .get(&i.key)
+            .into_iter()
+            .flat_map(|v| &v.lines)
+            .flat_map(|l| &l.attachments)
+            .map(|a| format!("{} ({})", a.name, a.content_type))
+            .collect();
+        if !attachments.is_empty() {
+            ui.label(format!("Attachments: {}", attachments.join(", ")));
+        }
+        ui.horizontal(|ui| {
+            for (id, label) in [("reply-all", "Reply all"), ("forward", "Forward")] {
+                // The email plugin supplies the quoted original for these.
+                if i.detail.actions.iter().all(|a| a.id != id) && ui.button(label).clicked() {
+                    let result =
+                        self.core
+                            .interact(&self.snap.agent, i.key, Interact::Action(id.into()));
+                    self.show_result(result);
+                }
+            }
+        });
+        // Replying is writing in the conversation of the email thread.
+        self.conversation(ui, i);
+    }
+
+    fn call(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        let now = self.now();
+        let key = i.key;
+        let state = match i.detail.media_state {
+            Some(MediaState::Ringing) => "ringing",
+            Some(MediaState::Dialing) => "dialing",
+            Some(MediaState::Connected) => "connected",
+            Some(MediaState::Held) => "held",
+            Some(MediaState::Other) | None => text::interaction_state(&i.state),
+        };
+        ui.heading(format!("Call: {state}"));
+        if let Some(accepted) = i.accepted_at {
+            let until = i.ended_at.unwrap_or(now);
+            ui.label(format!(
+                "duration {}",
+                text::duration(until.saturating_sub(accepted))
+            ));
+        }
+        let live = i.state == InteractionState::Active;
+        ui.label("Keypad");
+        egui::Grid::new(("keypad", key)).show(ui, |ui| {
+            for row in ["123", "456", "789", "*0#"] {
+                for digit in row.chars() {
+                    if ui
+                        .add_enabled(live, egui::Button::new(digit.to_string()))
+                        .clicked()
+                    {
+                        self.views.entry(key).or_default().dtmf.push(digit);
+                        let result = self.core.interact(
+                            &self.snap.agent,
+                            key,
+                            Interact::Dtmf(digit.to_string()),
+                        );
+                        self.show_result(result);
+                    }
+                }
+                ui.end_row();
+            }
+        });
+        if let Some(view) = self.views.get(&key)
+            && !view.dtmf.is_empty()
+        {
+            ui.label(format!("sent: {}", view.dtmf));
+        }
+    }
+
+    fn document(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        ui.heading(i.subject.clone().unwrap_or_else(|| "Document".into()));
+        ui.label("Metadata, text and previews come from the channel's case data above.");
+        self.transcript(ui, i.key);
+    }
+
+    fn cobrowse(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
+        let state = match i.detail.media_state {
+            Some(MediaState::Connected) => "session live",
+            Some(MediaState::Held) => "session paused",
+            _ => text::interaction_state(&i.state),
+        };
+        ui.heading(format!("Co-browse: {state}"));
+        self.transcript(ui, i.key);
+    }
+}
+
+/// What an address lets the agent start, and on which channel.
+fn outbound(address: &Address) -> Option<(&'static str, &'static str)> {
+    match address.kind.as_str() {
+        Address::PHONE => Some(("Call", "voice")),
+        Address::EMAIL => Some(("Email", "email")),
+        _ => None,
+    }
+}
+
+fn contact_name(i: &InteractionView) -> String {
+    i.contact
+        .display_name
+        .clone()
+        .or_else(|| i.contact.addresses.first().map(|a| a.value.clone()))
+        .unwrap_or_else(|| "unknown".into())
+}

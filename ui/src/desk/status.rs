@@ -1,0 +1,74 @@
+//! The status bar: every channel's state and time in it, DND, forwarding, and the ACW countdown
+//! with Extend where the policy allows it.
+
+use super::{Desk, text};
+use agentdesk_host::core::{AgentCommand, ChannelState};
+use eframe::egui;
+
+impl Desk {
+    pub(super) fn status_bar(&mut self, ui: &mut egui::Ui) {
+        let now = self.now();
+        let channels = self.snap.channels.clone();
+        ui.horizontal_wrapped(|ui| {
+            for ch in &channels {
+                let since = text::duration(now.saturating_sub(ch.since));
+                ui.label(format!(
+                    "{}: {} {since}",
+                    ch.channel,
+                    text::channel_state(&ch.state)
+                ));
+                if let ChannelState::AfterCallWork {
+                    ends_at, min_until, ..
+                } = &ch.state
+                {
+                    match ends_at {
+                        Some(end) => ui.strong(format!(
+                            "ACW ends in {}",
+                            text::duration(end.saturating_sub(now))
+                        )),
+                        None => ui.strong("ACW: no time limit"),
+                    };
+                    if let Some(min) = min_until.filter(|m| *m > now) {
+                        ui.label(format!(
+                            "(minimum {} left)",
+                            text::duration(min.saturating_sub(now))
+                        ));
+                    }
+                    if let Some(secs) = self.info.extendable_acw.get(&ch.channel).copied() {
+                        if ends_at.is_some()
+                            && ui
+                                .button(format!("Extend {} ACW", ch.channel))
+                                .on_hover_text(format!("{secs} more seconds of after-call work"))
+                                .clicked()
+                        {
+                            self.send(AgentCommand::ExtendAcw {
+                                channel: ch.channel.clone(),
+                                secs: Some(secs),
+                            });
+                        }
+                        if ends_at.is_some()
+                            && ui
+                                .button(format!("Stay in {} ACW", ch.channel))
+                                .on_hover_text("After-call work until you leave it")
+                                .clicked()
+                        {
+                            self.send(AgentCommand::ExtendAcw {
+                                channel: ch.channel.clone(),
+                                secs: None,
+                            });
+                        }
+                    }
+                }
+                ui.separator();
+            }
+            if self.snap.dnd {
+                ui.strong("Do Not Disturb");
+                ui.separator();
+            }
+            match &self.snap.forward_to {
+                Some(to) => ui.label(format!("Calls forwarded to {}", to.value)),
+                None => ui.label("No forwarding"),
+            };
+        });
+    }
+}
