@@ -448,3 +448,67 @@ fn acw_counts_down_can_be_extended_and_mark_done_needs_the_mandatory_wrap_up_cod
         "F2 accepted the offer"
     );
 }
+
+/// The desktop's screenshot: the real window (`agentdesk run`) under the X server of `$DISPLAY`,
+/// with 3 emails, 2 chats and 1 call offered by plugins at start and auto-answered. Run by
+/// `scripts/screenshot.sh` (which starts Xvfb); writes `$AGENTDESK_SCREENSHOT`.
+#[test]
+#[ignore = "needs an X server: run scripts/screenshot.sh"]
+fn desktop_screenshot_under_xvfb() {
+    let Some(out) = std::env::var_os("AGENTDESK_SCREENSHOT") else {
+        return;
+    };
+    let install = Install::new();
+    package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
+    let mail = FixtureSpec {
+        channel: "email",
+        ..FixtureSpec::new("mailbox")
+    };
+    let voice = FixtureSpec {
+        channel: "voice",
+        ..FixtureSpec::new("phone")
+    };
+    install_fixture(&install.plugins, mail);
+    install_fixture(&install.plugins, voice);
+    let extra = format!(
+        "[plugins.settings.\"{DEMO}\"]\noffer_at_start = 2\n\
+         [plugins.settings.\"{}\"]\noffers_at_start = 3\nmedia = \"email\"\n\
+         contacts = [\"Maria Lopez\", \"Kenji Sato\", \"Olivia Brown\"]\n\
+         subjects = [\"Invoice 2291 is wrong\", \"Change of address\", \"Refund for order A-00417\"]\n\
+         [plugins.settings.\"{}\"]\noffers_at_start = 1\nmedia = \"call\"\ncontacts = [\"Tom Weber\"]\n\
+         [core]\nwrap_up_codes = [{{ code = \"sale\", label = \"Sale\" }}]\n\
+         [channels.demo]\ncapacity = 2\n\
+         [[agents]]\nid = \"ann\"\nname = \"Ann Smith\"\nchannels = \"all\"\n\
+         auto_answer = [\"demo\", \"email\", \"voice\"]\n",
+        mail.id(),
+        voice.id()
+    );
+    let config = install.write_config(&[DEMO, &mail.id(), &voice.id()], &extra);
+    let binary = agentdesk_tests::workspace_artifacts().join("agentdesk");
+    let mut child = std::process::Command::new(&binary)
+        .args(["--config"])
+        .arg(&config)
+        .args(["run", "--agent", "ann", "--ready"])
+        .spawn()
+        .expect("agentdesk starts");
+    // The window opens, the plugins offer, the core routes, the desktop auto-answers and draws.
+    std::thread::sleep(Duration::from_secs(8));
+    let status = std::process::Command::new("import")
+        .args(["-window", "root"])
+        .arg(&out)
+        .status()
+        .expect("imagemagick's import");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(status.success(), "import failed");
+    // The journal says what the window showed: six interactions accepted by Ann.
+    let journal =
+        Journal::open(&install.data.join("agentdesk.sqlite3")).expect("journal after the run");
+    let accepted = journal
+        .load()
+        .expect("load")
+        .iter()
+        .filter(|e| e.event.kind() == "interaction-accepted")
+        .count();
+    assert_eq!(accepted, 6, "3 emails + 2 chats + 1 call were accepted");
+}

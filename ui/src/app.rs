@@ -16,7 +16,7 @@ pub struct App {
 
 impl App {
     /// An app over a started runtime; logs `agent` in at once when given.
-    pub fn new(runtime: Runtime, agent: Option<String>, ctx: &egui::Context) -> Self {
+    pub fn new(runtime: Runtime, agent: Option<String>, ready: bool, ctx: &egui::Context) -> Self {
         install_fallback_fonts(ctx);
         let mut app = App {
             runtime: Some(runtime),
@@ -26,6 +26,9 @@ impl App {
         };
         if let Some(agent) = agent {
             app.log_in(&agent, ctx);
+            if ready && let Some(desk) = &mut app.desk {
+                desk.ready_on_all_channels();
+            }
         }
         app
     }
@@ -124,7 +127,11 @@ pub fn install_fallback_fonts(ctx: &egui::Context) {
 }
 
 /// Starts the host, opens the window and runs until it is closed.
-pub fn run(config: agentdesk_host::AdminConfig, agent: Option<String>) -> Result<(), String> {
+pub fn run(
+    config: agentdesk_host::AdminConfig,
+    agent: Option<String>,
+    ready: bool,
+) -> Result<(), String> {
     let runtime = Runtime::start(&config)?;
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
@@ -135,7 +142,7 @@ pub fn run(config: agentdesk_host::AdminConfig, agent: Option<String>) -> Result
     eframe::run_native(
         "agentdesk",
         options,
-        Box::new(move |cc| Ok(Box::new(App::new(runtime, agent, &cc.egui_ctx)))),
+        Box::new(move |cc| Ok(Box::new(App::new(runtime, agent, ready, &cc.egui_ctx)))),
     )
     .map_err(|e| e.to_string())
 }

@@ -27,6 +27,9 @@ enum Action {
         /// Log this agent in at once instead of showing the picker.
         #[arg(long)]
         agent: Option<String>,
+        /// With --agent: log on to every assigned channel and set it Ready at once.
+        #[arg(long, requires = "agent")]
+        ready: bool,
     },
     /// List every plugin found in the plugin directories with its status, without a window.
     Plugins {
@@ -75,7 +78,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    match cli.command.unwrap_or(Action::Run { agent: None }) {
+    match cli.command.unwrap_or(Action::Run {
+        agent: None,
+        ready: false,
+    }) {
         Action::Package { library, out } => {
             let manifest = package(&library, &out)?;
             println!("packaged {} -> {}", library.display(), manifest.display());
@@ -106,9 +112,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             host.shutdown();
             Ok(())
         }
-        Action::Run { agent } => {
+        Action::Run { agent, ready } => {
             let config = load_config(cli.config.as_deref())?;
-            agentdesk_ui::app::run(config, agent)
+            agentdesk_ui::app::run(config, agent, ready)
                 .map_err(|e| anyhow::anyhow!("the desktop failed: {e}"))
         }
     }

@@ -51,6 +51,20 @@ impl Desk {
             ui.centered_and_justified(|ui| ui.label("No interaction open"));
             return;
         };
+        egui::Panel::top("interaction-tabs").show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                for t in &list {
+                    let label = format!("#{} {}", t.key, text::media(t.media));
+                    if ui
+                        .selectable_label(t.key == i.key, label)
+                        .on_hover_text(contact_name(t))
+                        .clicked()
+                    {
+                        self.selected = Some(t.key);
+                    }
+                }
+            });
+        });
         self.refresh_transcript(&i);
         egui::Panel::right("contact-history")
             .resizable(true)

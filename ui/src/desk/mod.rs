@@ -169,6 +169,22 @@ impl Desk {
         })
     }
 
+    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`).
+    pub fn ready_on_all_channels(&mut self) {
+        let channels: Vec<String> = self
+            .snap
+            .channels
+            .iter()
+            .map(|c| c.channel.clone())
+            .collect();
+        for channel in channels {
+            self.send(AgentCommand::LogOnChannel {
+                channel: channel.clone(),
+            });
+            self.send(AgentCommand::SetReady { channel });
+        }
+    }
+
     /// Shows these plugins in the diagnostics tab.
     pub fn with_plugins(mut self, plugins: Arc<PluginHost>) -> Self {
         self.plugins = Some(plugins);
