@@ -102,6 +102,26 @@ impl Rig {
     }
 }
 
+impl Rig {
+    /// Stops the core and starts a new one on the same store (a restart of agentdesk).
+    fn restart(&mut self) {
+        if let Some(service) = self.service.take() {
+            service.stop();
+        }
+        let store = self.install.data.join("agentdesk.sqlite3");
+        let service = CoreService::start(
+            self.policy.clone(),
+            Some(Journal::open(&store).expect("journal")),
+            Some(History::open(&store).expect("history")),
+            Some(self.plugins.clone()),
+            Arc::new(SystemClock),
+        )
+        .expect("restart");
+        self.core = service.handle();
+        self.service = Some(service);
+    }
+}
+
 impl Drop for Rig {
     fn drop(&mut self) {
         if let Some(service) = self.service.take() {
@@ -511,4 +531,34 @@ fn desktop_screenshot_under_xvfb() {
         .filter(|e| e.event.kind() == "interaction-accepted")
         .count();
     assert_eq!(accepted, 6, "3 emails + 2 chats + 1 call were accepted");
+}
+
+#[test]
+fn a_restarted_desktop_shows_the_open_chat_with_its_transcript_and_the_channel_states() {
+    let mut rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_everywhere(&mut ann);
+    click(&mut ann, "Not Ready voice");
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    settle(&mut ann, "the customer's opening line", |h| {
+        has_label(h, "Demo Customer:")
+    });
+    let before = rig.snapshot("ann");
+    drop(ann);
+    rig.restart();
+    let mut ann = rig.desk("ann");
+    settle(&mut ann, "the chat back in the list", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| i.key == chat && i.state == InteractionState::Active)
+    });
+    let after = rig.snapshot("ann");
+    assert_eq!(after.channels, before.channels, "states as they were");
+    click(&mut ann, "Interactions");
+    settle(&mut ann, "the transcript read back from the history", |h| {
+        has_label(h, "Demo Customer:")
+    });
 }

@@ -120,7 +120,11 @@ fn frames(c: &mut Criterion) {
         .iter()
         .find(|i| Some(i.key) == desk.selected())
         .map(|i| i.detail.lines);
-    assert_eq!(shown, Some(MESSAGES), "the 10,000-message chat is on screen");
+    assert_eq!(
+        shown,
+        Some(MESSAGES),
+        "the 10,000-message chat is on screen"
+    );
 
     let mut samples: Vec<Duration> = Vec::with_capacity(4_000);
     c.bench_function("desk frame: 100 open, 10,000-message transcript", |b| {

@@ -2,7 +2,7 @@
 //! Fonts get a system fallback for scripts the default font lacks (Noto CJK when installed).
 
 use crate::desk::{Desk, DeskInfo};
-use crate::ring::SilentSink;
+use crate::ring::{PlayerSink, RingSink, SilentSink};
 use crate::runtime::Runtime;
 use eframe::egui;
 
@@ -43,7 +43,7 @@ impl App {
             agent,
             DeskInfo::from_policy(&runtime.policy),
             runtime.clock.clone(),
-            Box::new(SilentSink::default()),
+            ring_sink(runtime),
             move || wake.request_repaint(),
         ) {
             Ok(desk) => {
@@ -92,6 +92,17 @@ impl eframe::App for App {
         self.desk = None;
         if let Some(runtime) = self.runtime.take() {
             runtime.stop();
+        }
+    }
+}
+
+/// The system's audio player when there is one, else silence (nothing fails without sound).
+fn ring_sink(runtime: &Runtime) -> Box<dyn RingSink> {
+    match PlayerSink::find(&runtime.data_dir) {
+        Some(sink) => Box::new(sink),
+        None => {
+            tracing::info!("no audio player found: offers will not ring aloud");
+            Box::new(SilentSink::default())
         }
     }
 }

@@ -1,6 +1,7 @@
 //! How a new offer rings. The desktop asks a [`RingSink`]; nothing blocks or fails without a sound
-//! device. [`WavSink`] writes each ring as a WAV file (tests assert on it); [`SilentSink`] only
-//! counts. A real audio output would be one more sink behind a cargo feature.
+//! device. [`PlayerSink`] plays the tone through the system's player (`pw-play`, `paplay` or
+//! `aplay`, found at run time, started without waiting for it); [`WavSink`] writes each ring as a
+//! WAV file (tests assert on it); [`SilentSink`] only counts.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -53,6 +54,50 @@ impl RingSink for WavSink {
         let path = self.dir.join(format!("ring-{}.wav", ring.key));
         if let Err(e) = std::fs::write(&path, ring_tone_wav()) {
             tracing::warn!("ring not written to {}: {e}", path.display());
+        }
+    }
+}
+
+/// Plays the ring tone through the first audio player found on `PATH`.
+#[derive(Debug, Clone)]
+pub struct PlayerSink {
+    player: PathBuf,
+    tone: PathBuf,
+}
+
+impl PlayerSink {
+    /// A sink over the first of `pw-play`, `paplay`, `aplay` on `PATH`, with the tone written to
+    /// `dir`; `None` when there is no player (or the tone cannot be written).
+    pub fn find(dir: &std::path::Path) -> Option<Self> {
+        let path = std::env::var_os("PATH")?;
+        let player = ["pw-play", "paplay", "aplay"].iter().find_map(|name| {
+            std::env::split_paths(&path)
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        })?;
+        let tone = dir.join("ring.wav");
+        std::fs::create_dir_all(dir).ok()?;
+        std::fs::write(&tone, ring_tone_wav()).ok()?;
+        Some(PlayerSink { player, tone })
+    }
+}
+
+impl RingSink for PlayerSink {
+    fn ring(&mut self, _ring: &Ring) {
+        let started = std::process::Command::new(&self.player)
+            .arg(&self.tone)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        match started {
+            // Reaped by a thread of its own so no zombie is left; the desktop never waits.
+            Ok(mut child) => {
+                let _ = std::thread::Builder::new()
+                    .name("ring".into())
+                    .spawn(move || child.wait());
+            }
+            Err(e) => tracing::warn!("ring not played by {}: {e}", self.player.display()),
         }
     }
 }

@@ -16,6 +16,8 @@ pub struct Runtime {
     pub policy: Policy,
     /// The core's clock.
     pub clock: Arc<dyn Clock>,
+    /// The data directory (the store, the ring tone).
+    pub data_dir: std::path::PathBuf,
     service: Option<CoreService>,
 }
 
@@ -55,6 +57,7 @@ impl Runtime {
             plugins,
             policy,
             clock,
+            data_dir: config.data_dir(),
             service: Some(service),
         })
     }

@@ -25,6 +25,9 @@ pub struct Settings {
     pub opening: String,
     /// Conversations offered as soon as the channel starts.
     pub offer_at_start: u32,
+    /// Messages the customer of the first conversation offered at start has already written
+    /// (a long transcript, for load measurements).
+    pub messages_at_start: u32,
 }
 
 impl Default for Settings {
@@ -33,6 +36,7 @@ impl Default for Settings {
             queue: "default".into(),
             opening: "Hello, I need help with my order.".into(),
             offer_at_start: 0,
+            messages_at_start: 0,
         }
     }
 }
@@ -156,8 +160,15 @@ impl ChannelPlugin for Demo {
     fn start(&mut self, hello: &HostHello) -> Result<PluginHello, PluginError> {
         self.host
             .info(&format!("demo channel starting for {}", hello.host));
+        let mut first = None;
         for _ in 0..self.settings.offer_at_start {
-            self.offer_conversation()?;
+            let interaction = self.offer_conversation()?;
+            first.get_or_insert(interaction);
+        }
+        if let Some(first) = first {
+            for n in 1..=self.settings.messages_at_start {
+                self.customer_says(&first, format!("Earlier message {n} about my order"))?;
+            }
         }
         Ok(PluginHello {
             commands: [

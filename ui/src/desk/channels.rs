@@ -87,12 +87,13 @@ impl Desk {
             }
             None => {
                 ui.horizontal(|ui| {
+                    let label = ui.label("Forward to");
                     ui.add(
                         egui::TextEdit::singleline(&mut self.forward_input)
                             .hint_text("extension or number")
                             .desired_width(160.0),
                     )
-                    .labelled_by(ui.label("Forward to").id);
+                    .labelled_by(label.id);
                     let target = self.forward_input.trim().to_string();
                     if ui
                         .add_enabled(!target.is_empty(), egui::Button::new("Set forwarding"))

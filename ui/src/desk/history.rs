@@ -48,9 +48,13 @@ impl Desk {
     pub(super) fn history_tab(&mut self, ui: &mut egui::Ui) {
         ui.heading("Search past interactions");
         ui.horizontal(|ui| {
-            let edit = ui.add(
-                egui::TextEdit::singleline(&mut self.search.text).hint_text("words in transcripts"),
-            );
+            let label = ui.label("Search for");
+            let edit = ui
+                .add(
+                    egui::TextEdit::singleline(&mut self.search.text)
+                        .hint_text("words in transcripts"),
+                )
+                .labelled_by(label.id);
             let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui.button("Search").clicked() || entered {
                 let query = Query::Search {

@@ -251,12 +251,14 @@ impl Desk {
         {
             self.send(AgentCommand::Consult { key, colleague });
         }
+        let label = ui.label("Transfer to");
         let view = self.views.entry(key).or_default();
         ui.add(
             egui::TextEdit::singleline(&mut view.transfer_to)
                 .hint_text("queue or agent")
                 .desired_width(100.0),
-        );
+        )
+        .labelled_by(label.id);
         let to = view.transfer_to.trim().to_string();
         if ui
             .add_enabled(!to.is_empty(), egui::Button::new("Blind transfer"))

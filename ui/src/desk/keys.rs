@@ -107,12 +107,7 @@ impl Desk {
                 }
             }
             PaletteCommand::ReadyAll | PaletteCommand::NotReadyAll => {
-                let channels: Vec<String> = self
-                    .snap
-                    .channels
-                    .iter()
-                    .map(|c| c.channel.clone())
-                    .collect();
+                let channels = self.channel_names();
                 for channel in channels {
                     let command = if command == PaletteCommand::ReadyAll {
                         AgentCommand::SetReady { channel }
@@ -144,7 +139,10 @@ impl Desk {
             .collapsible(false)
             .anchor(egui::Align2::CENTER_TOP, egui::vec2(0.0, 60.0))
             .show(ui.ctx(), |ui| {
-                let edit = ui.add(egui::TextEdit::singleline(&mut filter).hint_text("command"));
+                let label = ui.label("Command");
+                let edit = ui
+                    .add(egui::TextEdit::singleline(&mut filter).hint_text("type to filter"))
+                    .labelled_by(label.id);
                 edit.request_focus();
                 let needle = filter.to_lowercase();
                 let matching: Vec<_> = PALETTE

@@ -169,14 +169,18 @@ impl Desk {
         })
     }
 
-    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`).
-    pub fn ready_on_all_channels(&mut self) {
-        let channels: Vec<String> = self
-            .snap
+    /// The agent's channels.
+    fn channel_names(&self) -> Vec<String> {
+        self.snap
             .channels
             .iter()
             .map(|c| c.channel.clone())
-            .collect();
+            .collect()
+    }
+
+    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`).
+    pub fn ready_on_all_channels(&mut self) {
+        let channels = self.channel_names();
         for channel in channels {
             self.send(AgentCommand::LogOnChannel {
                 channel: channel.clone(),
