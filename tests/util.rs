@@ -309,7 +309,13 @@ pub fn build_fixture_in(spec: FixtureSpec, profile: Profile) -> PathBuf {
         .join(format!("{key}-{profile:?}"));
     std::fs::create_dir_all(&out).expect("fixture output dir");
     let copy = out.join(format!("lib{lib_name}.so"));
-    std::fs::copy(&built, &copy).expect("copy fixture library");
+    // Tests build the same fixture in parallel: copy under a name of this test's own, then rename
+    // (atomic), so no test ever reads a library another one is still writing.
+    static COPIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let partial = out.join(format!(".lib{lib_name}.so.{}.{n}", std::process::id()));
+    std::fs::copy(&built, &partial).expect("copy fixture library");
+    std::fs::rename(&partial, &copy).expect("move fixture library into place");
     copy
 }
 
