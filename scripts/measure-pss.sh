@@ -3,6 +3,7 @@
 # in one run (docs/performance.md). The desktop runs as a real window under Xvfb with every
 # bundled plugin loaded, 100 open chats and a 10,000-message transcript on screen (the demo
 # plugin's load settings, auto-answered). Chromium's PSS is the sum over all its processes.
+# Also the desktop's idle CPU (no input, only its once-a-second timer repaint).
 # Needs: xvfb, libgl1-mesa-dri, chromium. Run after `cargo xtask package` (or `cargo xtask test`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -65,6 +66,9 @@ DISPLAY="$display" LIBGL_ALWAYS_SOFTWARE=1 "$bin/agentdesk" --config "$work/agen
     run --agent ann --ready 2>/dev/null & desk=$!; pids+=($desk)
 sleep 15
 desk_kib=$(pss_kib $(tree "$desk"))
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+before=$(cpu_ticks "$desk"); sleep 10; after=$(cpu_ticks "$desk")
+idle_cpu=$(awk -v t=$(( after - before )) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", 100 * t / hz / 10 }')
 # What was measured: the journal and the history say how much the desktop held.
 python3 - "$work/data/agentdesk.sqlite3" <<'PY'
 import sqlite3, sys
@@ -82,5 +86,6 @@ chrome_pids=$(tree "$chrome")
 chrome_kib=$(pss_kib $chrome_pids)
 
 echo "agentdesk ($profile, demo plugin, 100 open chats, 10,000-message transcript on screen): $(( desk_kib / 1024 )) MiB PSS"
+echo "agentdesk idle CPU over 10 s with that load on screen: ${idle_cpu} % of one core"
 echo "headless Chromium, idle about:blank tab: $(( chrome_kib / 1024 )) MiB PSS over $(echo $chrome_pids | wc -w) processes"
 awk -v d="$desk_kib" -v c="$chrome_kib" 'BEGIN { printf "ratio: %.2f (goal <= 0.33)\n", d / c }'
