@@ -41,7 +41,10 @@ impl App {
         match Desk::login(
             runtime.core(),
             agent,
-            DeskInfo::from_policy(&runtime.policy),
+            DeskInfo {
+                data_dir: Some(runtime.data_dir.clone()),
+                ..DeskInfo::from_policy(&runtime.policy)
+            },
             runtime.clock.clone(),
             ring_sink(runtime),
             move || wake.request_repaint(),

@@ -487,12 +487,6 @@ impl Desk {
         }
     }
 
-    fn document(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
-        ui.heading(i.subject.clone().unwrap_or_else(|| "Document".into()));
-        ui.label("Metadata, text and previews come from the channel's case data above.");
-        self.transcript(ui, i.key);
-    }
-
     fn cobrowse(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
         let state = match i.detail.media_state {
             Some(MediaState::Connected) => "session live",

@@ -4,6 +4,7 @@
 
 mod channels;
 mod diagnostics;
+mod document;
 mod history;
 mod interaction;
 mod keys;
@@ -35,6 +36,8 @@ pub struct DeskInfo {
     pub extendable_acw: BTreeMap<String, u64>,
     /// Every agent (id, name): colleagues to consult.
     pub agents: Vec<(String, String)>,
+    /// The host's data directory, where plugins keep the files they refer to (page previews).
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl DeskInfo {
@@ -61,6 +64,7 @@ impl DeskInfo {
                 .iter()
                 .map(|a| (a.id.clone(), a.name.clone()))
                 .collect(),
+            data_dir: None,
         }
     }
 }
@@ -89,6 +93,7 @@ struct View {
     transfer_to: String,
     history: Option<Vec<agentdesk_host::storage::history::HistoryEntry>>,
     typing_sent: bool,
+    page: usize,
 }
 
 /// One agent's desktop.
@@ -109,6 +114,7 @@ pub struct Desk {
     forward_input: String,
     palette: Option<String>,
     search: history::Search,
+    previews: document::Previews,
     error: Option<String>,
 }
 
@@ -165,6 +171,7 @@ impl Desk {
             forward_input: String::new(),
             palette: None,
             search: history::Search::default(),
+            previews: document::Previews::default(),
             error: None,
         })
     }
