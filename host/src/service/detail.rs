@@ -43,6 +43,29 @@ pub struct DetailView {
     pub lines: usize,
 }
 
+/// What a plugin declared about an interaction that must survive a restart (kept in the
+/// history store; transcripts are kept there line by line).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Declared {
+    /// Case data.
+    pub case_data: Vec<CaseField>,
+    /// Custom actions.
+    pub actions: Vec<CustomAction>,
+    /// Parties.
+    pub parties: Vec<Party>,
+}
+
+/// What a plugin event changed in a detail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Nothing.
+    None,
+    /// What only lives while the interaction is open (messages, typing, media state).
+    Live,
+    /// What must survive a restart (see [`Declared`]).
+    Declared,
+}
+
 /// One transcript line with what came with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveLine {
@@ -84,9 +107,22 @@ impl Details {
         Some(d.lines.iter().skip(offset).take(limit).cloned().collect())
     }
 
-    /// Seeds the transcript of an open interaction read back from the history after a restart.
-    pub fn restore(&mut self, key: InteractionKey, lines: Vec<TranscriptLine>) {
+    /// What must survive a restart of an interaction's detail.
+    pub fn declared(&self, key: InteractionKey) -> Declared {
+        let view = self.view(key);
+        Declared {
+            case_data: view.case_data,
+            actions: view.actions,
+            parties: view.parties,
+        }
+    }
+
+    /// Restores an open interaction after a restart: what was declared and the transcript.
+    pub fn restore(&mut self, key: InteractionKey, declared: Declared, lines: Vec<TranscriptLine>) {
         let d = self.by_key.entry(key).or_default();
+        d.view.case_data = declared.case_data;
+        d.view.actions = declared.actions;
+        d.view.parties = declared.parties;
         d.lines = lines
             .into_iter()
             .map(|line| LiveLine {
@@ -113,10 +149,21 @@ impl Details {
         d.view.lines = d.lines.len();
     }
 
-    /// Takes in a plugin event about the interaction `key`; returns whether anything changed.
-    pub fn on_plugin_event(&mut self, key: InteractionKey, event: &Event, at: Millis) -> bool {
+    /// Takes in a plugin event about the interaction `key`; says what it changed.
+    pub fn on_plugin_event(&mut self, key: InteractionKey, event: &Event, at: Millis) -> Change {
         let d = self.by_key.entry(key).or_default();
         let view = &mut d.view;
+        let change = match event {
+            Event::Offer(_)
+            | Event::PartyJoined(_)
+            | Event::PartyLeft(_)
+            | Event::CaseDataChanged(_)
+            | Event::ActionsChanged(_) => Change::Declared,
+            Event::MessageReceived(_) | Event::Typing(_) | Event::MediaStateChanged(_) => {
+                Change::Live
+            }
+            _ => Change::None,
+        };
         match event {
             Event::Offer(offer) => {
                 view.case_data = offer.case_data.clone();
@@ -154,7 +201,7 @@ impl Details {
                 } else if !t.typing && listed {
                     view.typing.retain(|n| n != name);
                 } else {
-                    return false;
+                    return Change::None;
                 }
             }
             Event::MediaStateChanged(m) => view.media_state = Some(m.state),
@@ -175,9 +222,9 @@ impl Details {
                 }
             }
             Event::ActionsChanged(a) => view.actions = a.actions.clone(),
-            _ => return false,
+            _ => {}
         }
-        true
+        change
     }
 
     /// Forgets closed interactions.
@@ -211,8 +258,12 @@ mod tests {
             party: party("Ann"),
             typing: true,
         });
-        assert!(details.on_plugin_event(7, &typing, 1));
-        assert!(!details.on_plugin_event(7, &typing, 2), "already typing");
+        assert_eq!(details.on_plugin_event(7, &typing, 1), Change::Live);
+        assert_eq!(
+            details.on_plugin_event(7, &typing, 2),
+            Change::None,
+            "already typing"
+        );
         assert_eq!(details.view(7).typing, vec!["Ann".to_string()]);
         let message = Event::MessageReceived(MessageReceived {
             interaction: id.clone(),

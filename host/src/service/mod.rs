@@ -756,9 +756,17 @@ impl Worker {
             .map(|i| i.key)
             .collect();
         for key in open {
+            let declared = match history.detail(key) {
+                Ok(json) => json
+                    .and_then(|j| serde_json::from_str(&j).ok())
+                    .unwrap_or_default(),
+                Err(e) => {
+                    tracing::error!("detail of {key} not restored: {e}");
+                    detail::Declared::default()
+                }
+            };
             match history.transcript(key, 0, usize::MAX >> 1) {
-                Ok(lines) if !lines.is_empty() => self.details.restore(key, lines),
-                Ok(_) => {}
+                Ok(lines) => self.details.restore(key, declared, lines),
                 Err(e) => tracing::error!("transcript of {key} not restored: {e}"),
             }
         }
@@ -777,7 +785,19 @@ impl Worker {
         else {
             return;
         };
-        if self.details.on_plugin_event(key, event, now) {
+        let change = self.details.on_plugin_event(key, event, now);
+        if change == detail::Change::Declared
+            && let Some(history) = &mut self.history
+        {
+            let declared = self.details.declared(key);
+            let saved = serde_json::to_string(&declared)
+                .map_err(|e| e.to_string())
+                .and_then(|json| history.save_detail(key, &json).map_err(|e| e.to_string()));
+            if let Err(e) = saved {
+                tracing::error!("detail of {key} not stored: {e}");
+            }
+        }
+        if change != detail::Change::None {
             self.detail_changed.insert(key);
         }
     }

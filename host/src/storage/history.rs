@@ -103,7 +103,8 @@ impl History {
                  contact_id INTEGER, subject TEXT, arrived_at INTEGER NOT NULL, agent TEXT,
                  outcome TEXT NOT NULL DEFAULT '', wrap_up TEXT, handling_ms INTEGER);
              CREATE INDEX IF NOT EXISTS interactions_by_contact ON interactions (contact_id);
-             CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5(key UNINDEXED, at UNINDEXED, party UNINDEXED, text);",
+             CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5(key UNINDEXED, at UNINDEXED, party UNINDEXED, text);
+             CREATE TABLE IF NOT EXISTS details (key INTEGER PRIMARY KEY, json TEXT NOT NULL);",
         )
         .map_err(err)?;
         // Stores created before handling time was kept get the column now.
@@ -189,6 +190,31 @@ impl History {
             }
         }
         tx.commit().map_err(err)
+    }
+
+    /// Stores what a plugin declared about an interaction (case data, actions, parties: JSON
+    /// written by the service), replacing what was stored before.
+    pub fn save_detail(&mut self, key: InteractionKey, json: &str) -> Result<(), HistoryError> {
+        self.conn
+            .execute(
+                "INSERT INTO details (key, json) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET json = excluded.json",
+                params![key as i64, json],
+            )
+            .map_err(self.err())?;
+        Ok(())
+    }
+
+    /// What `save_detail` stored for an interaction.
+    pub fn detail(&self, key: InteractionKey) -> Result<Option<String>, HistoryError> {
+        self.conn
+            .query_row(
+                "SELECT json FROM details WHERE key = ?1",
+                params![key as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(self.err())
     }
 
     /// Stores the final handling time of closed interactions.
