@@ -1,0 +1,257 @@
+//! The workitem channel: faxes (TIFF) and PDFs dropped in watched folders become workitems the
+//! core routes like any interaction. This module is the plugin glue: threads, commands, Mark Done.
+
+pub mod hints;
+pub mod inspect;
+pub mod intake;
+pub mod preview;
+pub mod settings;
+pub mod store;
+pub mod tools;
+pub mod watch;
+
+use crate::intake::{Intake, move_into};
+use crate::settings::Settings;
+use crate::store::{Ledger, Status, key_of};
+use crate::watch::{FolderWatch, WatchRule};
+use plugin_api::{
+    ChannelKind, ChannelPlugin, ChannelStatus, Command, Created, ErrorCode, Host, HostHello,
+    InteractionId, Media, PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply,
+    unsupported,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// The plugin id.
+pub const PLUGIN_ID: &str = "agentdesk.workitem";
+/// The ledger's directory under the data directory.
+pub const LEDGER_DIR: &str = "ledger";
+
+/// The plugin instance.
+pub struct Workitem {
+    host: Host,
+    settings: Settings,
+    data_dir: PathBuf,
+    ledger: Ledger,
+    stopping: Arc<AtomicBool>,
+    watch: Option<FolderWatch>,
+    workers: Vec<JoinHandle<()>>,
+    consultations: u64,
+}
+
+impl Workitem {
+    fn mark_done(&mut self, interaction: &InteractionId) -> Result<Reply, PluginError> {
+        // Consultations and ids that are not a file's have nothing to move.
+        let Some(key) = key_of(interaction) else {
+            return Ok(Reply::done());
+        };
+        let mut record = self
+            .ledger
+            .get(key)
+            .map_err(|e| PluginError::failed(format!("cannot read the workitem ledger: {e}")))?
+            .ok_or_else(|| {
+                PluginError::new(
+                    ErrorCode::NOT_FOUND,
+                    format!("no workitem `{interaction}` in the ledger"),
+                )
+            })?;
+        if record.status != Status::Offered {
+            return Ok(Reply::done());
+        }
+        record.path = move_into(&record.path, &self.settings.done_folder).map_err(|e| {
+            PluginError::failed(format!(
+                "workitem `{interaction}` is done, but {} could not be moved to {}: {e}",
+                record.path.display(),
+                self.settings.done_folder.display()
+            ))
+        })?;
+        record.status = Status::Done;
+        self.ledger
+            .put(&record)
+            .map_err(|e| PluginError::failed(format!("cannot write the workitem ledger: {e}")))?;
+        Ok(Reply::done())
+    }
+
+    /// Notes for the admin about tools that are missing (the channel works without them).
+    fn missing_tools() -> Vec<String> {
+        [
+            (tools::PDFINFO, "PDFs are not read"),
+            (tools::PDFTOTEXT, "PDF text is not extracted"),
+            (tools::PDFTOPPM, "no page previews"),
+            (tools::TIFFINFO, "faxes are not read"),
+            (tools::TIFF2PDF, "no fax previews"),
+            (tools::TESSERACT, "faxes are not searchable (no OCR)"),
+        ]
+        .into_iter()
+        .filter(|(tool, _)| tool.find().is_none())
+        .map(|(tool, effect)| {
+            format!(
+                "`{}` is missing (install {}): {effect}",
+                tool.name, tool.package
+            )
+        })
+        .collect()
+    }
+}
+
+impl ChannelPlugin for Workitem {
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            id: PLUGIN_ID.into(),
+            name: "Workitems".into(),
+            vendor: "agentdesk".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: String::new(),
+            channels: vec![ChannelKind::new(ChannelKind::WORKITEM)],
+            description: "Faxes (TIFF) and PDFs from watched folders, with text and previews"
+                .into(),
+        }
+    }
+
+    fn create(host: Host, config: PluginConfig) -> Result<Self, PluginError> {
+        let data_dir = host.data_dir();
+        let settings = config.parse::<Settings>()?.resolved(&data_dir);
+        hints::FilenamePatterns::new(&settings.filename_patterns)
+            .map_err(|e| PluginError::new(ErrorCode::CONFIG, format!("{PLUGIN_ID}: {e}")))?;
+        Ok(Workitem {
+            ledger: Ledger::new(data_dir.join(LEDGER_DIR)),
+            host,
+            settings,
+            data_dir,
+            stopping: Arc::new(AtomicBool::new(false)),
+            watch: None,
+            workers: Vec::new(),
+            consultations: 0,
+        })
+    }
+
+    fn start(&mut self, _hello: &HostHello) -> Result<PluginHello, PluginError> {
+        let folders: Vec<PathBuf> = self
+            .settings
+            .inbound
+            .iter()
+            .map(|i| i.folder.clone())
+            .collect();
+        for folder in folders
+            .iter()
+            .chain([&self.settings.done_folder, &self.settings.rejected_folder])
+        {
+            std::fs::create_dir_all(folder).map_err(|e| {
+                PluginError::new(
+                    ErrorCode::UNAVAILABLE,
+                    format!("cannot create folder {}: {e}", folder.display()),
+                )
+            })?;
+        }
+        let patterns = hints::FilenamePatterns::new(&self.settings.filename_patterns)
+            .map_err(|e| PluginError::new(ErrorCode::CONFIG, e.to_string()))?;
+        let intake = Arc::new(Intake {
+            host: self.host.clone(),
+            settings: self.settings.clone(),
+            patterns,
+            ledger: self.ledger.clone(),
+            data_dir: self.data_dir.clone(),
+            stopping: self.stopping.clone(),
+        });
+        let (complete_tx, complete) = crossbeam_channel::unbounded::<PathBuf>();
+        for n in 0..self.settings.workers {
+            let (intake, complete) = (intake.clone(), complete.clone());
+            let worker = std::thread::Builder::new()
+                .name(format!("workitem-{n}"))
+                .spawn(move || {
+                    for path in complete {
+                        if intake.stopping.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        intake.take(&path);
+                    }
+                })
+                .map_err(|e| PluginError::failed(format!("cannot start a worker: {e}")))?;
+            self.workers.push(worker);
+        }
+        let rule = WatchRule {
+            folders,
+            stable: self.settings.stable(),
+            rescan: Duration::from_millis(self.settings.rescan_ms.max(100)),
+        };
+        let (watch, note) = watch::watch(rule, complete_tx);
+        self.watch = Some(watch);
+        let mut notes: Vec<String> = note.into_iter().collect();
+        notes.extend(Self::missing_tools());
+        for note in &notes {
+            self.host.warn(note);
+        }
+        let _ = self.host.emit(ChannelStatus {
+            healthy: true,
+            detail: if notes.is_empty() {
+                "watching for faxes and PDFs".into()
+            } else {
+                notes.join("; ")
+            },
+        });
+        Ok(PluginHello {
+            commands: [
+                "accept",
+                "reject",
+                "end",
+                "transfer",
+                "consult",
+                "mark-done",
+                "put-in-workbin",
+            ]
+            .map(String::from)
+            .to_vec(),
+            events: ["offer", "message-received", "channel-status"]
+                .map(String::from)
+                .to_vec(),
+            media: vec![Media::Document],
+            actions: vec![],
+        })
+    }
+
+    fn handle(&mut self, command: Command) -> Result<Reply, PluginError> {
+        match command {
+            Command::MarkDone(done) => self.mark_done(&done.interaction),
+            // The file stays where it is: the core keeps track of whose it is.
+            Command::Accept(_)
+            | Command::Reject(_)
+            | Command::End(_)
+            | Command::Transfer(_)
+            | Command::PutInWorkbin(_) => Ok(Reply::done()),
+            Command::Consult(consult) => {
+                self.consultations += 1;
+                Ok(Reply::Created(Created {
+                    interaction: InteractionId::new(format!(
+                        "{}~consult-{}",
+                        consult.interaction, self.consultations
+                    )),
+                }))
+            }
+            other => unsupported(&other),
+        }
+    }
+
+    fn stop(&mut self) -> Result<(), PluginError> {
+        self.stopping.store(true, Ordering::SeqCst);
+        // Dropping the watcher closes the workers' queue once its thread has ended.
+        self.watch = None;
+        // A worker in the middle of a slow tool run is not waited for past the deadline: it
+        // records nothing once `stopping` is set, and the file is taken again at the next start.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for worker in std::mem::take(&mut self.workers) {
+            while !worker.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if worker.is_finished() {
+                let _ = worker.join();
+            }
+        }
+        self.host.info("workitem channel stopped");
+        Ok(())
+    }
+}
+
+plugin_api::export_plugin!(Workitem);
