@@ -7,3 +7,4 @@ mod loading;
 mod runtime;
 mod support;
 mod vendor;
+mod workitem;
