@@ -67,12 +67,11 @@ impl Intake {
             Err(e) => return Err(format!("cannot read: {e}")),
         };
         let key = key_for(path, &sha256);
-        if self
+        let earlier = self
             .ledger
             .get(&key)
-            .map_err(|e| format!("cannot read the ledger: {e}"))?
-            .is_some()
-        {
+            .map_err(|e| format!("cannot read the ledger: {e}"))?;
+        if earlier.is_some_and(|r| r.status != Status::Offering) {
             return Ok(Outcome::AlreadyTaken);
         }
         let settings = &self.settings;
@@ -94,7 +93,7 @@ impl Intake {
             found_at: path.to_path_buf(),
             path: path.to_path_buf(),
             sha256,
-            status: Status::Offered,
+            status: Status::Offering,
             problems: inspection.problems.clone(),
         };
         if self.stopping.load(Ordering::SeqCst) {
@@ -204,13 +203,23 @@ impl Intake {
                 attachments,
             },
         };
+        // `Offering` before the offer, `Offered` after it: a crash in between offers it again
+        // after the restart, and the core drops the repeat by its external id. Mark Done or a
+        // refusal may come in between; they move the file and win.
+        self.ledger
+            .put(&record)
+            .map_err(|e| format!("cannot write the ledger: {e}"))?;
         if !self.emit(offer) || !self.emit(document) {
             return Ok(Outcome::Skipped);
         }
-        // Recorded after the offer: a crash in between offers it again after the restart, and
-        // the core drops the repeat by its external id.
         self.ledger
-            .put(&record)
+            .update(&key, |r| {
+                let offering = r.status == Status::Offering;
+                if offering {
+                    r.status = Status::Offered;
+                }
+                Ok(offering)
+            })
             .map_err(|e| format!("cannot write the ledger: {e}"))?;
         Ok(Outcome::Offered)
     }
@@ -348,7 +357,8 @@ fn move_file(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
-fn reject(path: &Path, folder: &Path, problems: &[String]) -> std::io::Result<PathBuf> {
+/// Moves `path` into the rejected `folder` with `<name>.reason.txt` beside it.
+pub fn reject(path: &Path, folder: &Path, problems: &[String]) -> std::io::Result<PathBuf> {
     let target = move_into(path, folder)?;
     let mut reason = target.as_os_str().to_os_string();
     reason.push(".reason.txt");

@@ -10,7 +10,7 @@ pub mod store;
 pub mod tools;
 pub mod watch;
 
-use crate::intake::{Intake, move_into};
+use crate::intake::{Intake, move_into, reject};
 use crate::settings::Settings;
 use crate::store::{Ledger, Status, key_of};
 use crate::watch::{FolderWatch, WatchRule};
@@ -43,40 +43,60 @@ pub struct Workitem {
 }
 
 impl Workitem {
-    fn mark_done(&mut self, interaction: &InteractionId) -> Result<Reply, PluginError> {
-        // Consultations and ids that are not a file's have nothing to move.
+    /// Moves the file of `interaction` into `folder` (when it is still where it was found) and
+    /// records `status`; nothing to do for a consultation's id or a file already moved.
+    fn file_away(
+        &self,
+        interaction: &InteractionId,
+        status: Status,
+        reason: Option<&str>,
+    ) -> Result<Reply, PluginError> {
         let Some(key) = key_of(interaction) else {
             return Ok(Reply::done());
         };
-        let mut record = self
+        let folder = match status {
+            Status::Rejected => &self.settings.rejected_folder,
+            _ => &self.settings.done_folder,
+        };
+        let moved = self
             .ledger
-            .get(key)
-            .map_err(|e| PluginError::failed(format!("cannot read the workitem ledger: {e}")))?
-            .ok_or_else(|| {
-                PluginError::new(
-                    ErrorCode::NOT_FOUND,
-                    format!("no workitem `{interaction}` in the ledger"),
-                )
-            })?;
-        if record.status != Status::Offered {
-            return Ok(Reply::done());
+            .update(key, |record| {
+                if !matches!(record.status, Status::Offering | Status::Offered) {
+                    return Ok(false);
+                }
+                record.path = match reason {
+                    Some(reason) => reject(&record.path, folder, &[reason.to_string()]),
+                    None => move_into(&record.path, folder),
+                }
+                .map_err(|e| {
+                    std::io::Error::other(format!(
+                        "{} could not be moved to {}: {e}",
+                        record.path.display(),
+                        folder.display()
+                    ))
+                })?;
+                record.status = status;
+                Ok(true)
+            })
+            .map_err(|e| PluginError::failed(format!("workitem `{interaction}`: {e}")))?;
+        if moved.is_none() {
+            return Err(PluginError::new(
+                ErrorCode::NOT_FOUND,
+                format!("no workitem `{interaction}` in the ledger"),
+            ));
         }
-        record.path = move_into(&record.path, &self.settings.done_folder).map_err(|e| {
-            PluginError::failed(format!(
-                "workitem `{interaction}` is done, but {} could not be moved to {}: {e}",
-                record.path.display(),
-                self.settings.done_folder.display()
-            ))
-        })?;
-        record.status = Status::Done;
-        self.ledger
-            .put(&record)
-            .map_err(|e| PluginError::failed(format!("cannot write the workitem ledger: {e}")))?;
+        if let (Some(reason), Some(record)) = (reason, moved) {
+            self.host.warn(&format!(
+                "workitem {} moved to the rejected folder: {reason}",
+                record.path.display()
+            ));
+        }
         Ok(Reply::done())
     }
 
     /// Notes for the admin about tools that are missing (the channel works without them).
-    fn missing_tools() -> Vec<String> {
+    fn missing_tools(&self) -> Vec<String> {
+        let toolbox = self.settings.toolbox();
         [
             (tools::PDFINFO, "PDFs are not read"),
             (tools::PDFTOTEXT, "PDF text is not extracted"),
@@ -86,7 +106,7 @@ impl Workitem {
             (tools::TESSERACT, "faxes are not searchable (no OCR)"),
         ]
         .into_iter()
-        .filter(|(tool, _)| tool.find().is_none())
+        .filter(|(tool, _)| toolbox.find(*tool).is_none())
         .map(|(tool, effect)| {
             format!(
                 "`{}` is missing (install {}): {effect}",
@@ -180,7 +200,7 @@ impl ChannelPlugin for Workitem {
         let (watch, note) = watch::watch(rule, complete_tx);
         self.watch = Some(watch);
         let mut notes: Vec<String> = note.into_iter().collect();
-        notes.extend(Self::missing_tools());
+        notes.extend(self.missing_tools());
         for note in &notes {
             self.host.warn(note);
         }
@@ -214,10 +234,15 @@ impl ChannelPlugin for Workitem {
 
     fn handle(&mut self, command: Command) -> Result<Reply, PluginError> {
         match command {
-            Command::MarkDone(done) => self.mark_done(&done.interaction),
+            Command::MarkDone(done) => self.file_away(&done.interaction, Status::Done, None),
             // The file stays where it is: the core keeps track of whose it is.
+            // The core refused it (e.g. no agent has the channel): the file goes where the
+            // admin looks for files nobody will handle.
+            Command::Reject(refused) => {
+                let reason = format!("refused by the core: {}", refused.reason);
+                self.file_away(&refused.interaction, Status::Rejected, Some(&reason))
+            }
             Command::Accept(_)
-            | Command::Reject(_)
             | Command::End(_)
             | Command::Transfer(_)
             | Command::PutInWorkbin(_) => Ok(Reply::done()),

@@ -19,15 +19,15 @@ pub fn render(
     }
     std::fs::create_dir_all(out_dir)
         .map_err(|e| format!("no preview: cannot create {}: {e}", out_dir.display()))?;
-    let timeout = settings.tool_timeout();
+    let tools = settings.toolbox();
     let wrapped = out_dir.join("document.pdf");
     let pdf = match format {
         Format::Pdf => document.to_path_buf(),
         Format::Tiff => {
-            TIFF2PDF
+            tools
                 .run(
+                    TIFF2PDF,
                     &["-o".as_ref(), wrapped.as_os_str(), document.as_os_str()],
-                    timeout,
                 )
                 .map_err(|e| format!("no preview: {e}"))?;
             wrapped.clone()
@@ -39,7 +39,8 @@ pub fn render(
         settings.preview_pages.to_string(),
     );
     let prefix = out_dir.join("page");
-    let result = PDFTOPPM.run(
+    let result = tools.run(
+        PDFTOPPM,
         &[
             "-png".as_ref(),
             "-r".as_ref(),
@@ -51,7 +52,6 @@ pub fn render(
             pdf.as_os_str(),
             prefix.as_os_str(),
         ],
-        timeout,
     );
     let _ = std::fs::remove_file(&wrapped);
     result.map_err(|e| format!("no preview: {e}"))?;

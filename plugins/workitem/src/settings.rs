@@ -1,6 +1,7 @@
 //! The channel's settings from `[plugins.settings."agentdesk.workitem"]`, with defaults under the
 //! plugin's data directory so that the compiled-in configuration works with no section at all.
 
+use crate::tools::Toolbox;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -62,6 +63,8 @@ pub struct Settings {
     pub ocr: bool,
     /// Tesseract's language(s), e.g. `eng` or `eng+deu`.
     pub ocr_language: String,
+    /// Directories the outside tools are looked for in, instead of `PATH`.
+    pub tool_dirs: Option<Vec<PathBuf>>,
 }
 
 impl Default for Settings {
@@ -87,6 +90,7 @@ impl Default for Settings {
             max_text_bytes: 256 * 1024,
             ocr: true,
             ocr_language: "eng".into(),
+            tool_dirs: None,
         }
     }
 }
@@ -109,9 +113,12 @@ impl Settings {
         Duration::from_millis(self.stable_ms)
     }
 
-    /// The deadline of one tool run.
-    pub fn tool_timeout(&self) -> Duration {
-        Duration::from_millis(self.tool_timeout_ms.max(1))
+    /// The outside tools as these settings find and run them.
+    pub fn toolbox(&self) -> Toolbox {
+        Toolbox {
+            dirs: self.tool_dirs.clone(),
+            timeout: Duration::from_millis(self.tool_timeout_ms.max(1)),
+        }
     }
 
     /// The queue of the watched folder a file is in.

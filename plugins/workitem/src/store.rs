@@ -6,13 +6,17 @@ use plugin_api::store::StateFile;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 /// Where a taken file is in its life.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
-    /// Offered to the core; the file is where it was found.
+    /// Being offered: written just before the offer is emitted. Found at start, it means the
+    /// host stopped in between: the file is offered again and the core drops a repeat.
     #[default]
+    Offering,
+    /// Offered to the core; the file is where it was found.
     Offered,
     /// Marked done; the file is in the done folder.
     Done,
@@ -71,12 +75,34 @@ pub fn key_for(path: &Path, sha256: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     dir: PathBuf,
+    // Serialises read-modify-write of a record between the workers and the command thread.
+    lock: Arc<Mutex<()>>,
 }
 
 impl Ledger {
     /// The ledger in `dir` (created on first write).
     pub fn new(dir: PathBuf) -> Self {
-        Ledger { dir }
+        Ledger {
+            dir,
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// Loads the record of `key`, lets `change` edit it, and writes it back if `change` says so,
+    /// with no other update in between. Returns the record as it is afterwards.
+    pub fn update(
+        &self,
+        key: &str,
+        change: impl FnOnce(&mut Record) -> std::io::Result<bool>,
+    ) -> std::io::Result<Option<Record>> {
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut record) = self.get(key)? else {
+            return Ok(None);
+        };
+        if change(&mut record)? {
+            self.put(&record)?;
+        }
+        Ok(Some(record))
     }
 
     fn file(&self, key: &str) -> StateFile {

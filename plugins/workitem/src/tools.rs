@@ -89,21 +89,44 @@ pub const TESSERACT: Tool = Tool {
     package: "tesseract-ocr",
 };
 
-impl Tool {
-    /// The program's path on `PATH`, if installed.
-    pub fn find(self) -> Option<PathBuf> {
-        let path = std::env::var_os("PATH")?;
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(self.name))
+/// Where tools are looked for and how long each run may take.
+#[derive(Debug, Clone)]
+pub struct Toolbox {
+    /// Directories searched, or `None` for `PATH`.
+    pub dirs: Option<Vec<PathBuf>>,
+    /// The deadline of one run.
+    pub timeout: Duration,
+}
+
+impl Toolbox {
+    /// The program's path, if installed.
+    pub fn find(&self, tool: Tool) -> Option<PathBuf> {
+        let dirs: Vec<PathBuf> = match &self.dirs {
+            Some(dirs) => dirs.clone(),
+            None => std::env::split_paths(&std::env::var_os("PATH")?).collect(),
+        };
+        dirs.iter()
+            .map(|dir| dir.join(tool.name))
             .find(|candidate| is_executable(candidate))
     }
 
-    /// Runs it with `args` and returns its standard output, or why not.
-    pub fn run(self, args: &[&std::ffi::OsStr], timeout: Duration) -> Result<Vec<u8>, ToolError> {
-        let program = self.find().ok_or(ToolError::Missing {
-            tool: self.name,
-            package: self.package,
+    /// Runs `tool` with `args` and returns its standard output, or why not.
+    pub fn run(&self, tool: Tool, args: &[&std::ffi::OsStr]) -> Result<Vec<u8>, ToolError> {
+        let program = self.find(tool).ok_or(ToolError::Missing {
+            tool: tool.name,
+            package: tool.package,
         })?;
+        tool.run_program(&program, args, self.timeout)
+    }
+}
+
+impl Tool {
+    fn run_program(
+        self,
+        program: &Path,
+        args: &[&std::ffi::OsStr],
+        timeout: Duration,
+    ) -> Result<Vec<u8>, ToolError> {
         let mut child = Command::new(program)
             .args(args)
             .stdin(Stdio::null())
@@ -178,6 +201,13 @@ fn is_executable(path: &Path) -> bool {
 mod tests {
     use super::*;
 
+    fn toolbox(ms: u64) -> Toolbox {
+        Toolbox {
+            dirs: None,
+            timeout: Duration::from_millis(ms),
+        }
+    }
+
     const SLEEP: Tool = Tool {
         name: "sleep",
         package: "coreutils",
@@ -190,7 +220,7 @@ mod tests {
     #[test]
     fn a_tool_that_hangs_is_stopped_at_its_deadline() {
         let started = Instant::now();
-        let result = SLEEP.run(&["30".as_ref()], Duration::from_millis(200));
+        let result = toolbox(200).run(SLEEP, &["30".as_ref()]);
         assert!(
             matches!(result, Err(ToolError::Timeout { .. })),
             "{result:?}"
@@ -201,16 +231,14 @@ mod tests {
     #[test]
     fn a_failing_tool_and_a_missing_tool_are_errors_that_say_so() {
         assert!(matches!(
-            FALSE.run(&[], Duration::from_secs(5)),
+            toolbox(5000).run(FALSE, &[]),
             Err(ToolError::Failed { .. })
         ));
         let missing = Tool {
             name: "no-such-tool-agentdesk",
             package: "nothing",
         };
-        let error = missing
-            .run(&[], Duration::from_secs(1))
-            .expect_err("missing");
+        let error = toolbox(1000).run(missing, &[]).expect_err("missing");
         assert!(error.to_string().contains("not installed"), "{error}");
     }
 }

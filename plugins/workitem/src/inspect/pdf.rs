@@ -9,14 +9,14 @@ use std::path::Path;
 
 /// Fills `inspection` from the PDF at `path`.
 pub fn inspect(path: &Path, settings: &Settings, inspection: &mut Inspection) {
-    let timeout = settings.tool_timeout();
+    let tools = settings.toolbox();
     let file = path.as_os_str();
     if !ends_with_eof_marker(path) {
         inspection
             .problems
             .push("truncated or damaged PDF: it does not end with %%EOF".into());
     }
-    let info = match PDFINFO.run(&["-enc".as_ref(), "UTF-8".as_ref(), file], timeout) {
+    let info = match tools.run(PDFINFO, &["-enc".as_ref(), "UTF-8".as_ref(), file]) {
         Ok(out) => String::from_utf8_lossy(&out).into_owned(),
         Err(ToolError::Failed { stderr, .. }) if stderr.contains("Incorrect password") => {
             inspection
@@ -63,9 +63,9 @@ pub fn inspect(path: &Path, settings: &Settings, inspection: &mut Inspection) {
             _ => {}
         }
     }
-    match PDFTOTEXT.run(
+    match tools.run(
+        PDFTOTEXT,
         &["-enc".as_ref(), "UTF-8".as_ref(), file, "-".as_ref()],
-        timeout,
     ) {
         Ok(out) => {
             inspection.text = String::from_utf8_lossy(&out).trim().to_string();

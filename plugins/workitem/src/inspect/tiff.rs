@@ -62,8 +62,8 @@ pub fn parse_tiffinfo(report: &str) -> TiffFacts {
 
 /// Fills `inspection` from the TIFF at `path`.
 pub fn inspect(path: &Path, settings: &Settings, inspection: &mut Inspection) {
-    let timeout = settings.tool_timeout();
-    let report = match TIFFINFO.run(&[path.as_os_str()], timeout) {
+    let tools = settings.toolbox();
+    let report = match tools.run(TIFFINFO, &[path.as_os_str()]) {
         Ok(out) => String::from_utf8_lossy(&out).into_owned(),
         Err(e @ ToolError::Missing { .. }) => {
             inspection.text_source = format!("no text: {e}");
@@ -123,7 +123,7 @@ pub fn inspect(path: &Path, settings: &Settings, inspection: &mut Inspection) {
         "-l".as_ref(),
         settings.ocr_language.as_ref(),
     ];
-    match TESSERACT.run(&args, timeout) {
+    match tools.run(TESSERACT, &args) {
         Ok(out) => {
             inspection.text = String::from_utf8_lossy(&out).trim().to_string();
             inspection.text_source =
