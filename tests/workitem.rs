@@ -103,7 +103,7 @@ impl Files {
 fn settings(extra: &str) -> String {
     format!(
         "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"workitem\"]\n\
-         [channels.workitem]\ncapacity = 20\n\
+         [channels.workitem]\ncapacity = 20\nanswer_timeout_secs = 600\n\
          [plugins.settings.\"{WORKITEM}\"]\nstable_ms = 300\nrescan_ms = 400\npreview_pages = 2\n\
          tool_timeout_ms = 20000\n{extra}"
     )
@@ -346,6 +346,29 @@ fn faxes_and_pdfs_become_workitems_with_text_metadata_previews_and_flagged_probl
 }
 
 #[test]
+fn with_no_settings_the_channel_watches_folders_under_its_data_directory() {
+    let install = Install::new();
+    package(&first_party_library("agentdesk_workitem"), &install.plugins).expect("package");
+    let agents = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"workitem\"]\n";
+    let host = install.start(&[WORKITEM], agents);
+    let plugin_data = install.data.join("plugins").join(WORKITEM);
+    for folder in ["inbound", "done", "rejected"] {
+        assert!(plugin_data.join(folder).is_dir(), "{folder} created");
+    }
+    let staging = install.dir.path().join("staging");
+    std::fs::create_dir_all(&staging).expect("staging");
+    let files = Files {
+        staging,
+        inbound: plugin_data.join("inbound"),
+    };
+    files.deliver("note.pdf", |p| make_pdf(p, "Note", "X", &["HELLO"]));
+    let items = collect(&host, 1);
+    let (offer, _) = &items["note.pdf"];
+    assert_eq!(offer.route.name, "default");
+    assert_eq!(offer.priority, 0);
+}
+
+#[test]
 fn problem_files_go_to_the_rejected_folder_with_their_reason_when_the_admin_prefers() {
     let (install, plugin_data, files) = install();
     files.deliver("empty.pdf", |p| std::fs::write(p, b"").expect("empty"));
@@ -391,7 +414,7 @@ fn wait_for_subjects(
     what: &str,
     done: impl Fn(&BTreeMap<String, Vec<(u64, InteractionState)>>) -> bool,
 ) -> BTreeMap<String, Vec<(u64, InteractionState)>> {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         core.tick().expect("tick");
         let snapshot = core.snapshot("ann").expect("snapshot").expect("ann");
@@ -573,4 +596,96 @@ fn workitems_are_routed_by_the_core_done_moves_the_file_and_a_restart_offers_not
     }
     assert!(!fax.exists());
     running.service.stop();
+}
+
+#[test]
+fn a_workitem_the_core_refuses_goes_to_the_rejected_folder_with_the_reason() {
+    let (install, plugin_data, files) = install();
+    files.deliver("orphan.pdf", |p| make_pdf(p, "Orphan", "X", &["NOBODY"]));
+    // The plugin runs (someone has the channel in its config), but the core serves no agent on
+    // it, so the core refuses the offer.
+    let config =
+        AdminConfig::load(&install.write_config(&[WORKITEM], &settings(""))).expect("config");
+    let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+    let chat_only = AdminConfig::load(&install.write_config(
+        &[WORKITEM],
+        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\"]\n",
+    ))
+    .expect("config");
+    let service = CoreService::start(
+        Policy::from_config(&chat_only, &[]),
+        None,
+        None,
+        Some(plugins.clone()),
+        Arc::new(SystemClock),
+    )
+    .expect("service");
+    let rejected = plugin_data.join("rejected");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !rejected.join("orphan.pdf.reason.txt").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the refused workitem was never moved"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let reason = std::fs::read_to_string(rejected.join("orphan.pdf.reason.txt")).expect("reason");
+    assert!(reason.contains("refused by the core"), "{reason}");
+    assert!(reason.contains("workitem"), "the core's reason: {reason}");
+    assert!(rejected.join("orphan.pdf").exists());
+    assert!(!files.inbound.join("orphan.pdf").exists());
+    service.stop();
+}
+
+#[test]
+fn without_tesseract_and_pdftoppm_a_fax_still_arrives_with_clear_notes() {
+    let (install, _plugin_data, files) = install();
+    let tools = install.dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    for tool in ["pdfinfo", "pdftotext", "tiffinfo", "tiff2pdf"] {
+        std::os::unix::fs::symlink(Path::new("/usr/bin").join(tool), tools.join(tool))
+            .expect("symlink");
+    }
+    files.deliver("fax.tif", |p| make_fax(p, "tiffg4", &["NO OCR HERE"], None));
+    let extra = format!("tool_dirs = [\"{}\"]\n", tools.display());
+    let host = install.start(&[WORKITEM], &settings(&extra));
+    let mut status = None;
+    let mut offer = None;
+    let mut document = None;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while offer.is_none() || document.is_none() || status.is_none() {
+        assert!(Instant::now() < deadline, "no offer: {offer:?} {status:?}");
+        match host.recv_event(Duration::from_millis(200)).map(|e| e.event) {
+            Some(Event::ChannelStatus(s)) => status = Some(s),
+            Some(Event::Offer(o)) => offer = Some(o),
+            Some(Event::MessageReceived(m)) => document = Some(m),
+            _ => {}
+        }
+    }
+    let status = status.expect("status").detail;
+    assert!(
+        status.contains("`tesseract` is missing (install tesseract-ocr)"),
+        "{status}"
+    );
+    assert!(
+        status.contains("`pdftoppm` is missing (install poppler-utils)"),
+        "{status}"
+    );
+    let offer = offer.expect("offer");
+    assert_eq!(
+        field(&offer, "problem"),
+        None,
+        "a missing tool is not the file's problem"
+    );
+    assert_eq!(field(&offer, "pages").as_deref(), Some("1"));
+    assert!(
+        field(&offer, "previews").is_some_and(|p| p.contains("`pdftoppm` is not installed")),
+        "{:?}",
+        offer.case_data
+    );
+    let text = document.expect("document").message.text;
+    assert!(
+        text.contains("OCR") && text.contains("tesseract-ocr"),
+        "the agent reads why there is no text: {text}"
+    );
 }
