@@ -205,7 +205,11 @@ impl Intake {
         };
         // `Offering` before the offer, `Offered` after it: a crash in between offers it again
         // after the restart, and the core drops the repeat by its external id. Mark Done or a
-        // refusal may come in between; they move the file and win.
+        // refusal may come in between; they move the file and win. A worker of a stopped
+        // instance writes nothing more (the next instance may own the file by now).
+        if self.stopping.load(Ordering::SeqCst) {
+            return Ok(Outcome::Skipped);
+        }
         self.ledger
             .put(&record)
             .map_err(|e| format!("cannot write the ledger: {e}"))?;
