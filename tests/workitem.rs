@@ -441,6 +441,23 @@ fn wait_for_subjects(
     }
 }
 
+/// Whether the plugin's ledger records the file `name` as offered.
+fn recorded_as_offered(ledger: &Path, name: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir(ledger) else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let record: serde_json::Value = std::fs::read(entry.path())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        record["status"] == "offered"
+            && record["found_at"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(&format!("/{name}")))
+    })
+}
+
 fn search(core: &CoreHandle, word: &str) -> Vec<u64> {
     let Answer::Entries(found) = core
         .query(Query::Search {
@@ -540,13 +557,21 @@ fn workitems_are_routed_by_the_core_done_moves_the_file_and_a_restart_offers_not
         s.keys().any(|k| k.starts_with("batch-"))
     });
     running.service.stop();
-    drop(running.plugins);
     let ledger = plugin_data.join("ledger");
     let recorded = std::fs::read_dir(&ledger).expect("ledger").count();
     assert!(
         recorded < 2 + names.len(),
         "the restart must come in the middle of the batch ({recorded} files recorded)"
     );
+    // The host stops its core before its plugins (as the desktop does): a file offered in
+    // between reaches no core, though the plugin recorded it as offered.
+    files.deliver("late.pdf", |p| make_pdf(p, "Late", "X", &["ARRIVED LATE"]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !recorded_as_offered(&ledger, "late.pdf") {
+        assert!(Instant::now() < deadline, "late.pdf was never offered");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(running.plugins);
 
     let running = start(&install);
     let core = running.service.handle();
@@ -566,7 +591,12 @@ fn workitems_are_routed_by_the_core_done_moves_the_file_and_a_restart_offers_not
         &core,
         Some(&ann),
         "the whole batch after the restart",
-        |s| names.iter().all(|n| s.contains_key(n)),
+        |s| names.iter().all(|n| s.contains_key(n)) && s.contains_key("Late"),
+    );
+    assert_eq!(
+        all["Late"].len(),
+        1,
+        "the unconfirmed offer was sent again, once"
     );
     for name in &names {
         assert_eq!(all[name].len(), 1, "{name} offered exactly once: {all:#?}");

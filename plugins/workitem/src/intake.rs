@@ -95,6 +95,7 @@ impl Intake {
             sha256,
             status: Status::Offering,
             problems: inspection.problems.clone(),
+            ..Record::default()
         };
         if self.stopping.load(Ordering::SeqCst) {
             return Ok(Outcome::Skipped);
@@ -210,6 +211,8 @@ impl Intake {
         if self.stopping.load(Ordering::SeqCst) {
             return Ok(Outcome::Skipped);
         }
+        record.offer = Some(offer.clone());
+        record.document = Some(document.clone());
         self.ledger
             .put(&record)
             .map_err(|e| format!("cannot write the ledger: {e}"))?;
@@ -226,6 +229,30 @@ impl Intake {
             })
             .map_err(|e| format!("cannot write the ledger: {e}"))?;
         Ok(Outcome::Offered)
+    }
+
+    /// Sends again the offers the core may not have received: those recorded as offered that
+    /// no command has named since. The host may have stopped its core before its plugins, and
+    /// events still queued then are lost; the core drops a repeat by its external id.
+    pub fn resend_unconfirmed(&self) {
+        let records = match self.ledger.all() {
+            Ok(records) => records,
+            Err(e) => {
+                self.host
+                    .error(&format!("cannot read the workitem ledger: {e}"));
+                return;
+            }
+        };
+        for record in records {
+            if record.status != Status::Offered || record.confirmed {
+                continue;
+            }
+            if let (Some(offer), Some(document)) = (record.offer, record.document)
+                && !(self.emit(offer) && self.emit(document))
+            {
+                return;
+            }
+        }
     }
 
     /// Emits, waiting while the host's queue is full. False when the channel stops first.

@@ -76,6 +76,7 @@ impl Workitem {
                     ))
                 })?;
                 record.status = status;
+                record.confirmed = true;
                 Ok(true)
             })
             .map_err(|e| PluginError::failed(format!("workitem `{interaction}`: {e}")))?;
@@ -92,6 +93,23 @@ impl Workitem {
             ));
         }
         Ok(Reply::done())
+    }
+
+    /// Notes that the core has the workitem (it sent a command about it): no resend at start.
+    fn confirm(&self, interaction: &InteractionId) {
+        let Some(key) = key_of(interaction) else {
+            return;
+        };
+        let confirmed = self.ledger.update(key, |record| {
+            let first = !record.confirmed;
+            record.confirmed = true;
+            Ok(first)
+        });
+        if let Err(e) = confirmed {
+            self.host.warn(&format!(
+                "workitem `{interaction}`: cannot write the ledger: {e}"
+            ));
+        }
     }
 
     /// Notes for the admin about tools that are missing (the channel works without them).
@@ -176,6 +194,14 @@ impl ChannelPlugin for Workitem {
             data_dir: self.data_dir.clone(),
             stopping: self.stopping.clone(),
         });
+        let resend = {
+            let intake = intake.clone();
+            std::thread::Builder::new()
+                .name("workitem-resend".into())
+                .spawn(move || intake.resend_unconfirmed())
+                .map_err(|e| PluginError::failed(format!("cannot start a worker: {e}")))?
+        };
+        self.workers.push(resend);
         let (complete_tx, complete) = crossbeam_channel::unbounded::<PathBuf>();
         for n in 0..self.settings.workers {
             let (intake, complete) = (intake.clone(), complete.clone());
@@ -242,11 +268,15 @@ impl ChannelPlugin for Workitem {
                 let reason = format!("refused by the core: {}", refused.reason);
                 self.file_away(&refused.interaction, Status::Rejected, Some(&reason))
             }
-            Command::Accept(_)
-            | Command::End(_)
-            | Command::Transfer(_)
-            | Command::PutInWorkbin(_) => Ok(Reply::done()),
+            Command::Accept(plugin_api::Accept { interaction, .. })
+            | Command::End(plugin_api::End { interaction })
+            | Command::Transfer(plugin_api::Transfer { interaction, .. })
+            | Command::PutInWorkbin(plugin_api::PutInWorkbin { interaction, .. }) => {
+                self.confirm(&interaction);
+                Ok(Reply::done())
+            }
             Command::Consult(consult) => {
+                self.confirm(&consult.interaction);
                 self.consultations += 1;
                 Ok(Reply::Created(Created {
                     interaction: InteractionId::new(format!(

@@ -1,8 +1,8 @@
 //! The channel's durable ledger: one small crash-safe record (plugin-api's `StateFile`) per file
 //! taken, keyed by its content hash plus path, so that no file is offered twice across restarts.
 
-use plugin_api::InteractionId;
 use plugin_api::store::StateFile;
+use plugin_api::{InteractionId, MessageReceived, Offer};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,15 @@ pub struct Record {
     /// Problems found in it.
     #[serde(default)]
     pub problems: Vec<String>,
+    /// Whether the core has sent a command about it, so it surely received the offer.
+    #[serde(default)]
+    pub confirmed: bool,
+    /// The offer as emitted: sent again at start while unconfirmed (the core drops a repeat).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offer: Option<Offer>,
+    /// The document message as emitted, sent again with the offer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document: Option<MessageReceived>,
 }
 
 impl Record {
@@ -164,7 +173,7 @@ mod tests {
             path: "/in/a.pdf".into(),
             sha256: "ab12".into(),
             status: Status::Done,
-            problems: vec![],
+            ..Record::default()
         };
         Ledger::new(dir.path().into()).put(&record).expect("put");
         let again = Ledger::new(dir.path().into());
