@@ -158,19 +158,24 @@ impl Tool {
                 }
             }
         };
-        let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
-        let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
-        match status {
-            None => Err(ToolError::Timeout {
+        let Some(status) = status else {
+            // The drain threads are left to end on their own: a child the tool started may still
+            // hold the pipes open, and waiting for it would be the hang the deadline is for.
+            return Err(ToolError::Timeout {
                 tool: self.name,
                 secs: timeout.as_secs_f64(),
-            }),
-            Some(status) if status.success() => Ok(stdout),
-            Some(status) => Err(ToolError::Failed {
+            });
+        };
+        let stdout = stdout.and_then(|t| t.join().ok()).unwrap_or_default();
+        let stderr = stderr.and_then(|t| t.join().ok()).unwrap_or_default();
+        if status.success() {
+            Ok(stdout)
+        } else {
+            Err(ToolError::Failed {
                 tool: self.name,
                 status: status.to_string(),
                 stderr: last_lines(&stderr),
-            }),
+            })
         }
     }
 }
