@@ -2,7 +2,7 @@
 //! faxes made by Debian's own tools (Ghostscript, img2pdf, libtiff-tools, qpdf), bad files, a slow
 //! writer, Mark Done, a workbin, and a restart in the middle.
 
-use crate::support::Install;
+use crate::support::{Install, status};
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::service::clock::SystemClock;
@@ -100,12 +100,19 @@ impl Files {
     }
 }
 
+/// The test config; `extra` adds keys to the plugin's settings (a generous tool deadline unless
+/// it sets its own).
 fn settings(extra: &str) -> String {
+    let timeout = if extra.contains("tool_timeout_ms") {
+        ""
+    } else {
+        "tool_timeout_ms = 20000\n"
+    };
     format!(
         "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"workitem\"]\n\
          [channels.workitem]\ncapacity = 20\nanswer_timeout_secs = 600\n\
          [plugins.settings.\"{WORKITEM}\"]\nstable_ms = 300\nrescan_ms = 400\npreview_pages = 2\n\
-         tool_timeout_ms = 20000\n{extra}"
+         {timeout}{extra}"
     )
 }
 
@@ -718,4 +725,48 @@ fn without_tesseract_and_pdftoppm_a_fax_still_arrives_with_clear_notes() {
         text.contains("OCR") && text.contains("tesseract-ocr"),
         "the agent reads why there is no text: {text}"
     );
+}
+
+#[test]
+fn a_decoder_that_hangs_or_crashes_costs_one_file_its_text_never_the_channel() {
+    let (install, _plugin_data, files) = install();
+    let tools = install.dir.path().join("tools");
+    std::fs::create_dir_all(&tools).expect("tools");
+    for tool in ["pdftotext", "pdftoppm", "tiff2pdf", "tesseract"] {
+        std::os::unix::fs::symlink(Path::new("/usr/bin").join(tool), tools.join(tool))
+            .expect("symlink");
+    }
+    // pdfinfo hangs (its child keeps the pipes open too); tiffinfo dies of a segfault.
+    let fake = |name: &str, body: &str| {
+        use std::os::unix::fs::PermissionsExt;
+        let path = tools.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    };
+    fake("pdfinfo", "sleep 60");
+    fake("tiffinfo", "kill -SEGV $$");
+    files.deliver("hangs.pdf", |p| make_pdf(p, "Hangs", "X", &["HANG"]));
+    files.deliver("crashes.tif", |p| make_fax(p, "tiffg4", &["CRASH"], None));
+    let extra = format!(
+        "tool_dirs = [\"{}\"]\ntool_timeout_ms = 1000\n",
+        tools.display()
+    );
+    let started = Instant::now();
+    let host = install.start(&[WORKITEM], &settings(&extra));
+    let items = collect(&host, 2);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the hang was cut at its deadline"
+    );
+    let hangs = field(&items["hangs.pdf"].0, "problem").expect("flagged");
+    assert!(hangs.contains("did not finish within 1.0 s"), "{hangs}");
+    let crashes = field(&items["crashes.tif"].0, "problem").expect("flagged");
+    assert!(crashes.contains("`tiffinfo` failed"), "{crashes}");
+    // The channel goes on: the next file arrives as usual.
+    files.deliver("after.tif", |p| {
+        make_fax(p, "tiffg4", &["STILL HERE"], None)
+    });
+    let after = collect(&host, 1);
+    assert!(after.contains_key("after.tif"));
+    assert_eq!(status(&host, WORKITEM).0, "loaded");
 }
