@@ -445,6 +445,7 @@ mod tests {
         let config = AdminConfig::builtin().expect("default config");
         assert!(config.channel_assigned("chat"));
         assert!(config.plugins.allow.contains_key("agentdesk.demo"));
+        assert!(config.plugins.allow.contains_key("agentdesk.workitem"));
     }
 
     #[test]
