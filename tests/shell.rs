@@ -562,3 +562,97 @@ fn a_restarted_desktop_shows_the_open_chat_with_its_transcript_and_the_channel_s
         has_label(h, "Demo Customer:")
     });
 }
+
+#[test]
+fn a_workitem_pdf_shows_its_metadata_text_and_page_preview_in_the_document_view() {
+    const WORKITEM: &str = "agentdesk.workitem";
+    let install = Install::new();
+    package(&first_party_library("agentdesk_workitem"), &install.plugins).expect("package");
+    let extra = format!(
+        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"workitem\"]\n\
+         [plugins.settings.\"{WORKITEM}\"]\nstable_ms = 300\nrescan_ms = 400\ntool_timeout_ms = 20000\n"
+    );
+    let config = AdminConfig::load(&install.write_config(&[WORKITEM], &extra)).expect("config");
+    let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+    let policy = Policy::from_config(&config, &["workitem".to_string()]);
+    let store = install.data.join("agentdesk.sqlite3");
+    let service = CoreService::start(
+        policy.clone(),
+        Some(Journal::open(&store).expect("journal")),
+        Some(History::open(&store).expect("history")),
+        Some(plugins.clone()),
+        Arc::new(SystemClock),
+    )
+    .expect("service");
+    let desk = Desk::login(
+        service.handle(),
+        "ann",
+        DeskInfo {
+            data_dir: Some(install.data.clone()),
+            ..DeskInfo::from_policy(&policy)
+        },
+        Arc::new(SystemClock),
+        Box::new(WavSink::new(install.dir.path())),
+        || {},
+    )
+    .expect("log in");
+    let mut ann = Harness::builder()
+        .with_size(egui::vec2(1400.0, 1000.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
+    click(&mut ann, "My Channels");
+    click(&mut ann, "Log on workitem");
+    click(&mut ann, "Ready workitem");
+
+    // A real PDF (Ghostscript), written elsewhere and moved in whole, as a scanner or fax gateway does.
+    let staging = install.dir.path().join("claim.pdf");
+    crate::workitem::make_pdf(
+        &staging,
+        "Claim 7731",
+        "Fax Gateway",
+        &["WATER DAMAGE CLAIM"],
+    );
+    let inbound = install.data.join("plugins").join(WORKITEM).join("inbound");
+    std::fs::rename(&staging, inbound.join("claim.pdf")).expect("deliver");
+    let start = Instant::now();
+    while !ann
+        .state()
+        .snapshot()
+        .interactions
+        .iter()
+        .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the workitem was never offered"
+        );
+        ann.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ann.key_press(egui::Key::F2);
+    ann.step();
+    settle(&mut ann, "the page preview", |h| {
+        has_label(h, "page 1 preview")
+    });
+    settle(&mut ann, "the extracted text", |h| {
+        h.query_by_label_contains("WATER DAMAGE CLAIM").is_some()
+    });
+    assert!(has_label(&ann, "File: claim.pdf (application/pdf)"));
+    let item = ann
+        .state()
+        .snapshot()
+        .interactions
+        .first()
+        .cloned()
+        .expect("the workitem");
+    assert_eq!(item.state, InteractionState::Active);
+    assert!(
+        item.detail
+            .case_data
+            .iter()
+            .any(|f| f.key == "pages" && f.value == "1"),
+        "{:?}",
+        item.detail.case_data
+    );
+    drop(ann);
+    service.stop();
+}

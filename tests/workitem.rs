@@ -43,7 +43,7 @@ fn postscript(dir: &Path, pages: &[&str]) -> PathBuf {
 }
 
 /// A PDF with a title, an author and one text line per page (Ghostscript's pdfwrite).
-fn make_pdf(out: &Path, title: &str, author: &str, pages: &[&str]) {
+pub(crate) fn make_pdf(out: &Path, title: &str, author: &str, pages: &[&str]) {
     let dir = out.parent().expect("dir");
     let ps = postscript(dir, pages);
     let docinfo = format!("[ /Title ({title}) /Author ({author}) /DOCINFO pdfmark");

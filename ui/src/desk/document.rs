@@ -52,8 +52,8 @@ impl Desk {
         if !pages.is_empty() {
             ui.horizontal_wrapped(|ui| {
                 ui.label("Pages:");
-                for (n, page) in pages.iter().enumerate() {
-                    ui.selectable_value(&mut view.page, n, page.name.clone());
+                for n in 0..pages.len() {
+                    ui.selectable_value(&mut view.page, n, format!("Page {}", n + 1));
                 }
             });
         }
