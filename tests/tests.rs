@@ -8,3 +8,4 @@ mod runtime;
 mod shell;
 mod support;
 mod vendor;
+mod webchat;
