@@ -973,3 +973,26 @@ fn a_reconnecting_widget_resends_unacknowledged_messages_and_nothing_is_recorded
     let refused = read_until(&client, &mut stranger, |m| m["type"] == "error");
     assert_eq!(refused["message"], "this chat is no longer available");
 }
+
+#[test]
+fn bad_settings_or_a_port_in_use_fail_the_channel_with_the_reason_and_the_host_keeps_running() {
+    let install = Install::new();
+    package(&first_party_library("agentdesk_chat"), &install.plugins).expect("package chat");
+    let bad = format!("[plugins.settings.\"{CHAT}\"]\nallowed_origins = [\"shop.example\"]\n");
+    let plugins = install.start(&[CHAT], &bad);
+    let (word, reason) = crate::support::status(&plugins, CHAT);
+    assert_eq!(word, "failed", "{reason}");
+    assert!(reason.contains("allowed_origins"), "{reason}");
+    drop(plugins);
+
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let busy = format!("[plugins.settings.\"{CHAT}\"]\nport = {port}\n");
+    let plugins = install.start(&[CHAT], &busy);
+    let (word, reason) = crate::support::status(&plugins, CHAT);
+    assert_eq!(word, "failed", "{reason}");
+    assert!(
+        reason.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{reason}"
+    );
+}
