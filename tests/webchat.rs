@@ -919,6 +919,7 @@ fn a_reconnecting_widget_resends_unacknowledged_messages_and_nothing_is_recorded
     let welcome = read_until(&client, &mut first, |m| m["type"] == "welcome");
     let token = welcome["token"].as_str().expect("token").to_string();
     let key = rig.accept_offer("ann");
+    read_until(&client, &mut first, |m| m["kind"] == "joined");
     client.send(
         &mut first,
         json!({"type": "message", "cid": "m1", "text": "first"}),

@@ -2,13 +2,15 @@
 //! WebSocket; agents answer in agentdesk through the core. Host commands and plugin events only.
 //!
 //! Modules: `settings` (the admin's section), `limits` (abuse limits), `protocol` (the widget's
-//! wire messages), `session` (the chats and what changes them), `server` (HTTP and WebSocket).
+//! wire messages), `session` (the chats and what changes them), `store` (what survives a restart),
+//! `server` (HTTP and WebSocket).
 
 pub mod limits;
 pub mod protocol;
 pub mod server;
 pub mod session;
 pub mod settings;
+pub mod store;
 
 use plugin_api::runtime::PluginRuntime;
 use plugin_api::store::StateFile;
@@ -23,12 +25,11 @@ use session::{Chats, SessionError, Timing};
 use settings::Settings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use store::ChatStore;
 use tokio::sync::{mpsc, watch};
 
 /// The plugin id.
 pub const ID: &str = "agentdesk.chat";
-/// The file in the plugin's data directory that holds the open chats.
-pub const STATE_FILE: &str = "chats.json";
 /// The file in the plugin's data directory naming the address the server listens on.
 pub const ENDPOINT_FILE: &str = "endpoint.json";
 /// How often timers run and changed state is saved.
@@ -49,7 +50,7 @@ pub struct Endpoint {
 pub struct WebChat {
     host: Host,
     settings: Settings,
-    state: StateFile,
+    store: ChatStore,
     running: Option<Running>,
 }
 
@@ -79,11 +80,11 @@ impl WebChat {
             .ok_or_else(|| PluginError::new(ErrorCode::STATE, "the web chat is not running"))
     }
 
-    fn save(state: &StateFile, shared: &Shared) -> Result<(), PluginError> {
-        let value = serde_json::to_value(&*shared.chats())
-            .map_err(|e| PluginError::failed(format!("cannot encode chats: {e}")))?;
-        state
-            .save(&value)
+    /// Appends what changed to the store (the lock is held only to collect the changes).
+    fn save(store: &ChatStore, shared: &Shared) -> Result<(), PluginError> {
+        let changes = shared.chats().take_changes();
+        store
+            .append(&changes)
             .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")))
     }
 }
@@ -107,7 +108,7 @@ async fn deliver(host: Host, mut events: mpsc::UnboundedReceiver<Event>) {
 }
 
 /// Runs the chats' timers and saves changed state.
-async fn keep(shared: Arc<Shared>, state: StateFile, host: Host, mut stop: watch::Receiver<bool>) {
+async fn keep(shared: Arc<Shared>, store: ChatStore, host: Host, mut stop: watch::Receiver<bool>) {
     let timing = Timing {
         idle_warning: shared.settings.idle_warning(),
         idle_close: shared.settings.idle_close(),
@@ -119,18 +120,12 @@ async fn keep(shared: Arc<Shared>, state: StateFile, host: Host, mut stop: watch
             _ = ticks.tick() => {}
             _ = stop.changed() => return,
         }
-        let (events, dirty) = {
-            let mut chats = shared.chats();
-            let events = chats.tick(Instant::now(), timing);
-            (events, chats.take_dirty())
-        };
+        let events = shared.chats().tick(Instant::now(), timing);
         shared.emit(events);
-        if dirty {
-            let (shared, state) = (shared.clone(), state.clone());
-            let saved = tokio::task::spawn_blocking(move || WebChat::save(&state, &shared)).await;
-            if let Ok(Err(e)) = saved {
-                host.error(&e.to_string());
-            }
+        let (shared, store) = (shared.clone(), store.clone());
+        let saved = tokio::task::spawn_blocking(move || WebChat::save(&store, &shared)).await;
+        if let Ok(Err(e)) = saved {
+            host.error(&e.to_string());
         }
     }
 }
@@ -154,21 +149,23 @@ impl ChannelPlugin for WebChat {
         settings
             .validate()
             .map_err(|e| PluginError::new(ErrorCode::CONFIG, format!("settings of `{ID}`: {e}")))?;
-        let state = StateFile::new(&host.data_dir(), STATE_FILE);
+        let store = ChatStore::new(&host.data_dir());
         Ok(WebChat {
             host,
             settings,
-            state,
+            store,
             running: None,
         })
     }
 
     fn start(&mut self, hello: &HostHello) -> Result<PluginHello, PluginError> {
         let chats: Chats = self
-            .state
-            .load()
+            .store
+            .load(Instant::now())
             .map_err(|e| PluginError::failed(format!("cannot read saved chats: {e}")))?;
-        let chats = chats.restored(Instant::now());
+        self.store
+            .compact(&chats)
+            .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")))?;
         let restored = chats.len();
         let runtime = PluginRuntime::new(ID, self.settings.worker_threads)?;
         let address = format!("{}:{}", self.settings.bind, self.settings.port);
@@ -202,7 +199,7 @@ impl ChannelPlugin for WebChat {
         handle.spawn(server::listen(listener, shared.clone(), stopped.clone()));
         handle.spawn(keep(
             shared.clone(),
-            self.state.clone(),
+            self.store.clone(),
             self.host.clone(),
             stopped,
         ));
@@ -328,7 +325,7 @@ impl ChannelPlugin for WebChat {
             return Ok(());
         };
         let _ = running.stop.send(true);
-        let saved = Self::save(&self.state, &running.shared);
+        let saved = Self::save(&self.store, &running.shared);
         running.runtime.shutdown(Duration::from_millis(500));
         self.host.info("web chat stopped");
         saved

@@ -8,7 +8,7 @@ use plugin_api::{
     MessageReceived, Offer, Party, PartyJoined, PartyLeft, Route, Typing,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
@@ -105,6 +105,9 @@ pub struct Chat {
     warned_at: Option<Instant>,
     #[serde(skip)]
     ended_at: Option<Instant>,
+    /// Events already written to the store.
+    #[serde(skip)]
+    saved_events: usize,
 }
 
 impl Chat {
@@ -195,8 +198,53 @@ pub struct Chats {
     next_order: u64,
     #[serde(skip)]
     by_token: HashMap<String, String>,
+    /// Chats changed since the last [`Chats::take_changes`].
     #[serde(skip)]
-    dirty: bool,
+    touched: BTreeSet<String>,
+    /// Chats forgotten since then.
+    #[serde(skip)]
+    forgotten: Vec<String>,
+    /// Whether the consultations changed since then.
+    #[serde(skip)]
+    consultations_changed: bool,
+}
+
+/// A chat without its transcript: what a [`Change::Chat`] line carries.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChatHeader {
+    id: String,
+    token: String,
+    name: String,
+    email: String,
+    phase: Phase,
+    order: u64,
+    agent: Option<String>,
+    colleagues: Vec<String>,
+}
+
+/// One line of the store's append-only log: what changed since the last line.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "kebab-case")]
+pub enum Change {
+    /// A chat's header (new or changed).
+    Chat(ChatHeader),
+    /// Events recorded in a chat, in order.
+    Events {
+        /// The chat.
+        chat: String,
+        /// The new events.
+        events: Vec<Numbered>,
+    },
+    /// A chat was forgotten.
+    Forget {
+        /// The chat.
+        chat: String,
+    },
+    /// The open consultations, all of them.
+    Consultations {
+        /// By consultation id.
+        consultations: BTreeMap<String, Consultation>,
+    },
 }
 
 /// Timing settings the chats need.
@@ -220,6 +268,7 @@ impl Chats {
             .map(|c| (c.token.clone(), c.id.clone()))
             .collect();
         for chat in self.chats.values_mut() {
+            chat.saved_events = chat.events.len();
             chat.disconnected_at = Some(now);
             chat.last_activity = Some(now);
             if chat.phase == Phase::Ended {
@@ -229,9 +278,94 @@ impl Chats {
         self
     }
 
-    /// Takes the "changed since the last save" flag.
-    pub fn take_dirty(&mut self) -> bool {
-        std::mem::take(&mut self.dirty)
+    /// What changed since the last call, as lines for the store's log: O(changes), so it can
+    /// run under the lock however long the transcripts are.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for id in std::mem::take(&mut self.touched) {
+            let Some(chat) = self.chats.get_mut(&id) else {
+                continue;
+            };
+            out.push(Change::Chat(ChatHeader {
+                id: chat.id.clone(),
+                token: chat.token.clone(),
+                name: chat.name.clone(),
+                email: chat.email.clone(),
+                phase: chat.phase,
+                order: chat.order,
+                agent: chat.agent.clone(),
+                colleagues: chat.colleagues.clone(),
+            }));
+            if chat.events.len() > chat.saved_events {
+                out.push(Change::Events {
+                    chat: id.clone(),
+                    events: chat.events[chat.saved_events..].to_vec(),
+                });
+                chat.saved_events = chat.events.len();
+            }
+        }
+        for chat in std::mem::take(&mut self.forgotten) {
+            out.push(Change::Forget { chat });
+        }
+        if std::mem::take(&mut self.consultations_changed) {
+            out.push(Change::Consultations {
+                consultations: self.consultations.clone(),
+            });
+        }
+        out
+    }
+
+    /// Replays one log line onto state loaded from the snapshot (idempotent: an event already
+    /// present is skipped, a later header replaces an earlier one).
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::Chat(h) => {
+                self.next_order = self.next_order.max(h.order);
+                let chat = self.chats.entry(h.id.clone()).or_insert_with(|| Chat {
+                    id: h.id.clone(),
+                    token: h.token.clone(),
+                    name: String::new(),
+                    email: String::new(),
+                    phase: h.phase,
+                    order: h.order,
+                    agent: None,
+                    colleagues: Vec::new(),
+                    events: Vec::new(),
+                    cids: HashMap::new(),
+                    outbox: None,
+                    disconnected_at: None,
+                    last_activity: None,
+                    warned_at: None,
+                    ended_at: None,
+                    saved_events: 0,
+                });
+                chat.token = h.token;
+                chat.name = h.name;
+                chat.email = h.email;
+                chat.phase = h.phase;
+                chat.order = h.order;
+                chat.agent = h.agent;
+                chat.colleagues = h.colleagues;
+            }
+            Change::Events { chat, events } => {
+                let Some(chat) = self.chats.get_mut(&chat) else {
+                    return;
+                };
+                for event in events {
+                    if event.seq != chat.events.len() as u64 + 1 {
+                        continue;
+                    }
+                    if let ChatEvent::Line { cid: Some(cid), .. } = &event.event {
+                        chat.cids.insert(cid.clone(), event.seq);
+                    }
+                    chat.events.push(event);
+                }
+            }
+            Change::Forget { chat } => {
+                self.chats.remove(&chat);
+            }
+            Change::Consultations { consultations } => self.consultations = consultations,
+        }
     }
 
     /// A chat by id.
@@ -250,7 +384,7 @@ impl Chats {
     }
 
     fn chat_mut(&mut self, id: &str) -> Result<&mut Chat, SessionError> {
-        self.dirty = true;
+        self.touched.insert(id.to_string());
         self.chats
             .get_mut(id)
             .ok_or_else(|| SessionError::UnknownChat(id.to_string()))
@@ -286,6 +420,7 @@ impl Chats {
             last_activity: Some(now),
             warned_at: None,
             ended_at: None,
+            saved_events: 0,
         };
         if !greeting.is_empty() {
             chat.record(ChatEvent::Line {
@@ -312,7 +447,7 @@ impl Chats {
         };
         self.by_token.insert(token, id.clone());
         self.chats.insert(id.clone(), chat);
-        self.dirty = true;
+        self.touched.insert(id.clone());
         Ok((id, vec![Event::Offer(offer)]))
     }
 
@@ -446,7 +581,7 @@ impl Chats {
     pub fn accept(&mut self, id: &str, agent: &str, now: Instant) -> Result<(), SessionError> {
         if let Some(c) = self.consultations.get_mut(id) {
             c.colleague = agent.to_string();
-            self.dirty = true;
+            self.consultations_changed = true;
             return Ok(());
         }
         let chat = self.chat_mut(id)?;
@@ -516,7 +651,7 @@ impl Chats {
     /// The agent ended the chat (the host asked): reports `ended` back.
     pub fn agent_ended(&mut self, id: &str, now: Instant) -> Result<Vec<Event>, SessionError> {
         if self.consultations.remove(id).is_some() {
-            self.dirty = true;
+            self.consultations_changed = true;
             return Ok(vec![]);
         }
         let chat = self.chat_mut(id)?;
@@ -546,6 +681,7 @@ impl Chats {
             ));
         }
         let consultation = format!("{id}.consult-{}", random_hex(4)?);
+        self.consultations_changed = true;
         self.consultations.insert(
             consultation.clone(),
             Consultation {
@@ -558,6 +694,7 @@ impl Chats {
 
     /// The consulted colleague joins the chat: the customer sees a second agent.
     pub fn conference(&mut self, id: &str, consultation: &str) -> Result<Vec<Event>, SessionError> {
+        self.consultations_changed = true;
         let colleague = self
             .consultations
             .remove(consultation)
@@ -595,6 +732,7 @@ impl Chats {
     ) -> Result<Vec<Event>, SessionError> {
         if let Some(c) = consultation {
             self.consultations.remove(c);
+            self.consultations_changed = true;
         }
         let chat = self.chat_mut(id)?;
         if chat.phase != Phase::Active {
@@ -671,7 +809,7 @@ impl Chats {
                                     attachments: vec![],
                                 },
                             }));
-                            self.dirty = true;
+                            self.touched.insert(chat.id.clone());
                         }
                         Some(warned)
                             if now.saturating_duration_since(warned) >= timing.idle_close =>
@@ -682,7 +820,7 @@ impl Chats {
                                 reason: EndReason::Timeout,
                                 detail: "idle".into(),
                             }));
-                            self.dirty = true;
+                            self.touched.insert(chat.id.clone());
                             continue;
                         }
                         _ => {}
@@ -705,7 +843,8 @@ impl Chats {
             if let Some(chat) = self.chats.remove(&id) {
                 self.by_token.remove(&chat.token);
                 self.consultations.retain(|_, c| c.chat != id);
-                self.dirty = true;
+                self.consultations_changed = true;
+                self.forgotten.push(id);
             }
         }
         events
@@ -1016,20 +1155,33 @@ mod tests {
     }
 
     #[test]
-    fn state_survives_a_save_and_load_with_tokens_indexed() {
+    fn changes_are_taken_once_and_replay_into_the_same_state() {
         let now = Instant::now();
         let mut chats = Chats::default();
         let id = started(&mut chats, now);
         chats
             .customer_message(&id, "c1", "hello", now)
             .expect("message");
+        let first = chats.take_changes();
+        assert_eq!(first.len(), 2, "a header and the events: {first:?}");
+        assert!(chats.take_changes().is_empty(), "nothing twice");
+        chats.accept(&id, "Sam", now).expect("accept");
+        let second = chats.take_changes();
+        assert!(
+            matches!(&second[1], Change::Events { events, .. } if events.len() == 1),
+            "only the new event: {second:?}"
+        );
+        let mut back = Chats::default();
+        for change in first.into_iter().chain(second.clone()).chain(second) {
+            let line = serde_json::to_string(&change).expect("encode");
+            back.apply(serde_json::from_str(&line).expect("decode"));
+        }
+        let back = back.restored(now);
         let token = chats.get(&id).map(|c| c.token.clone()).expect("token");
-        let json = serde_json::to_string(&chats).expect("save");
-        let back: Chats = serde_json::from_str::<Chats>(&json)
-            .expect("load")
-            .restored(now);
         assert_eq!(back.by_token(&token).as_deref(), Ok(id.as_str()));
-        assert_eq!(back.get(&id).map(|c| c.events.len()), Some(2));
-        assert!(back.get(&id).is_some_and(|c| c.cids.contains_key("c1")));
+        let chat = back.get(&id).expect("chat");
+        assert_eq!(chat.events.len(), 3, "a replayed line is not applied twice");
+        assert_eq!(chat.phase, Phase::Active);
+        assert!(chat.cids.contains_key("c1"));
     }
 }
