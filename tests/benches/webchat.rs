@@ -209,6 +209,38 @@ impl Bench {
         });
     }
 
+    /// One message on one connection (the next in turn) while all stay open; returns when its
+    /// agent's snapshot shows it.
+    fn single(&mut self) -> Duration {
+        self.round += 1;
+        let round = self.round;
+        let started = Instant::now();
+        let index = round % self.customers.len();
+        let (sink, key) = &mut self.customers[index];
+        let line = self.lines.entry(*key).or_insert(0);
+        *line += 1;
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.outstanding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((*key, *line), Instant::now());
+        let message = json!({"type": "message", "cid": format!("s{round}"), "text": "one"});
+        self.runtime
+            .block_on(sink.send(Message::text(message.to_string())))
+            .expect("send");
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        started.elapsed()
+    }
+
+    fn take_latencies(&self) -> Vec<Duration> {
+        let mut latencies =
+            std::mem::take(&mut *self.latencies.lock().unwrap_or_else(|e| e.into_inner()));
+        latencies.sort();
+        latencies
+    }
+
     /// One message on every connection; returns when every agent's snapshot shows them all.
     fn round(&mut self) -> Duration {
         self.round += 1;
@@ -296,21 +328,29 @@ fn webchat(c: &mut Criterion) {
     group.bench_function(format!("one message on each of {n} connections"), |b| {
         b.iter_custom(|iters| (0..iters).map(|_| bench.round()).sum());
     });
-    group.finish();
-    let mut latencies = bench
-        .latencies
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
-    latencies.sort();
-    println!(
-        "webchat latency, customer socket -> agent snapshot, {n} connections, {} messages: \
-         p50 {:?}, p99 {:?}, max {:?}",
-        latencies.len(),
-        percentile(&latencies, 0.50),
-        percentile(&latencies, 0.99),
-        latencies.last().copied().unwrap_or_default()
+    let burst = bench.take_latencies();
+    group.throughput(Throughput::Elements(1));
+    group.bench_function(
+        format!("one message at a time, {n} connections open"),
+        |b| {
+            b.iter_custom(|iters| (0..iters).map(|_| bench.single()).sum());
+        },
     );
+    group.finish();
+    let single = bench.take_latencies();
+    for (what, latencies) in [
+        ("bursts of one message per connection", burst),
+        ("one message at a time", single),
+    ] {
+        println!(
+            "webchat latency, customer socket -> agent snapshot, {n} connections, {what}, {} messages: \
+             p50 {:?}, p99 {:?}, max {:?}",
+            latencies.len(),
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+            latencies.last().copied().unwrap_or_default()
+        );
+    }
 }
 
 criterion_group!(benches, webchat);
