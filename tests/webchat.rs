@@ -997,3 +997,32 @@ fn bad_settings_or_a_port_in_use_fail_the_channel_with_the_reason_and_the_host_k
         "{reason}"
     );
 }
+
+#[test]
+fn the_customer_ends_an_active_chat_and_the_agent_sees_it_ended() {
+    let rig = Rig::new("");
+    let _ann = rig.ready("ann");
+    let (ws, origin) = (rig.websocket(), rig.url.trim_end_matches('/').to_string());
+    let client = RawClient::new();
+    let mut socket = client.connect(&ws, &origin).expect("connect");
+    client.send(
+        &mut socket,
+        json!({"type": "start", "name": "Lea", "email": "lea@example.com"}),
+    );
+    let key = rig.accept_offer("ann");
+    read_until(&client, &mut socket, |m| m["kind"] == "joined");
+    client.send(&mut socket, json!({"type": "leave"}));
+    let ended = read_until(&client, &mut socket, |m| m["kind"] == "ended");
+    assert_eq!(ended["reason"], "The customer ended the chat");
+    until("the chat ended for Ann", || {
+        rig.snapshot("ann")
+            .interactions
+            .iter()
+            .find(|i| i.key == key && i.state == InteractionState::Ended)
+            .map(|_| ())
+    });
+    assert!(
+        rig.core.send_message("ann", key, "hello?").is_err(),
+        "no message into an ended chat"
+    );
+}
