@@ -8,4 +8,5 @@ mod runtime;
 mod shell;
 mod support;
 mod vendor;
+mod webchat;
 mod workitem;

@@ -1,0 +1,335 @@
+//! The web chat channel: customers chat from a widget page this plugin serves over HTTP and a
+//! WebSocket; agents answer in agentdesk through the core. Host commands and plugin events only.
+//!
+//! Modules: `settings` (the admin's section), `limits` (abuse limits), `protocol` (the widget's
+//! wire messages), `session` (the chats and what changes them), `store` (what survives a restart),
+//! `server` (HTTP and WebSocket).
+
+pub mod limits;
+pub mod protocol;
+pub mod server;
+pub mod session;
+pub mod settings;
+pub mod store;
+
+use plugin_api::runtime::PluginRuntime;
+use plugin_api::store::StateFile;
+use plugin_api::{
+    ChannelKind, ChannelPlugin, ChannelStatus, Command, ErrorCode, Event, Host, HostHello, Media,
+    PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply, Target, TransferMode,
+    unsupported,
+};
+use serde::{Deserialize, Serialize};
+use server::Shared;
+use session::{Chats, SessionError, Timing};
+use settings::Settings;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::ChatStore;
+use tokio::sync::{mpsc, watch};
+
+/// The plugin id.
+pub const ID: &str = "agentdesk.chat";
+/// The file in the plugin's data directory naming the address the server listens on.
+pub const ENDPOINT_FILE: &str = "endpoint.json";
+/// How often timers run and changed state is saved.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Where the server listens, written to [`ENDPOINT_FILE`] at start (port 0 is chosen then).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    /// The widget page, e.g. `http://127.0.0.1:8780/`.
+    pub url: String,
+    /// The WebSocket, e.g. `ws://127.0.0.1:8780/ws`.
+    pub websocket: String,
+    /// The port.
+    pub port: u16,
+}
+
+/// The plugin instance.
+pub struct WebChat {
+    host: Host,
+    settings: Settings,
+    store: ChatStore,
+    running: Option<Running>,
+}
+
+struct Running {
+    runtime: PluginRuntime,
+    shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+}
+
+fn error(e: SessionError) -> PluginError {
+    let code = match e {
+        SessionError::UnknownChat(_) | SessionError::UnknownToken => ErrorCode::NOT_FOUND,
+        SessionError::Ended | SessionError::WrongPhase(_) | SessionError::TooLong => {
+            ErrorCode::STATE
+        }
+        SessionError::BadName | SessionError::BadEmail => ErrorCode::INVALID,
+        SessionError::Random(_) => ErrorCode::FAILED,
+    };
+    PluginError::new(code, e.to_string())
+}
+
+impl WebChat {
+    fn shared(&self) -> Result<&Arc<Shared>, PluginError> {
+        self.running
+            .as_ref()
+            .map(|r| &r.shared)
+            .ok_or_else(|| PluginError::new(ErrorCode::STATE, "the web chat is not running"))
+    }
+
+    /// Appends what changed to the store (the lock is held only to collect the changes).
+    fn save(store: &ChatStore, shared: &Shared) -> Result<(), PluginError> {
+        let changes = shared.chats().take_changes();
+        store
+            .append(&changes)
+            .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")))
+    }
+}
+
+/// Emits events in order; when the host's queue is full, waits a little and tries again.
+async fn deliver(host: Host, mut events: mpsc::UnboundedReceiver<Event>) {
+    while let Some(event) = events.recv().await {
+        loop {
+            match host.emit(event.clone()) {
+                Ok(()) => break,
+                Err(e) if e.code == ErrorCode::QUEUE_FULL => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(e) => {
+                    host.warn(&format!("event {} not delivered: {e}", event.kind()));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the chats' timers and saves changed state.
+async fn keep(shared: Arc<Shared>, store: ChatStore, host: Host, mut stop: watch::Receiver<bool>) {
+    let timing = Timing {
+        idle_warning: shared.settings.idle_warning(),
+        idle_close: shared.settings.idle_close(),
+        reconnect_grace: shared.settings.reconnect_grace(),
+    };
+    let mut ticks = tokio::time::interval(TICK);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let events = shared.chats().tick(Instant::now(), timing);
+        shared.emit(events);
+        let (shared, store) = (shared.clone(), store.clone());
+        let saved = tokio::task::spawn_blocking(move || WebChat::save(&store, &shared)).await;
+        if let Ok(Err(e)) = saved {
+            host.error(&e.to_string());
+        }
+    }
+}
+
+impl ChannelPlugin for WebChat {
+    fn descriptor() -> PluginDescriptor {
+        PluginDescriptor {
+            id: ID.into(),
+            name: "Web chat".into(),
+            vendor: "agentdesk".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            api_version: String::new(),
+            channels: vec![ChannelKind::new(session::CHANNEL)],
+            description: "Customers chat from a web page widget; agents answer in agentdesk."
+                .into(),
+        }
+    }
+
+    fn create(host: Host, config: PluginConfig) -> Result<Self, PluginError> {
+        let settings: Settings = config.parse()?;
+        settings
+            .validate()
+            .map_err(|e| PluginError::new(ErrorCode::CONFIG, format!("settings of `{ID}`: {e}")))?;
+        let store = ChatStore::new(&host.data_dir());
+        Ok(WebChat {
+            host,
+            settings,
+            store,
+            running: None,
+        })
+    }
+
+    fn start(&mut self, hello: &HostHello) -> Result<PluginHello, PluginError> {
+        let chats: Chats = self
+            .store
+            .load(Instant::now())
+            .map_err(|e| PluginError::failed(format!("cannot read saved chats: {e}")))?;
+        self.store
+            .compact(&chats)
+            .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")))?;
+        let restored = chats.len();
+        let runtime = PluginRuntime::new(ID, self.settings.worker_threads)?;
+        let address = format!("{}:{}", self.settings.bind, self.settings.port);
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(address.clone()))?
+            .map_err(|e| {
+                PluginError::new(
+                    ErrorCode::UNAVAILABLE,
+                    format!("cannot listen on {address}: {e}"),
+                )
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| PluginError::failed(format!("no local address: {e}")))?
+            .port();
+        let endpoint = Endpoint {
+            url: format!("http://{}:{port}/", self.settings.bind),
+            websocket: format!("ws://{}:{port}/ws", self.settings.bind),
+            port,
+        };
+        StateFile::new(&self.host.data_dir(), ENDPOINT_FILE)
+            .save(&endpoint)
+            .map_err(|e| PluginError::failed(format!("cannot write {ENDPOINT_FILE}: {e}")))?;
+        let (events, outbox) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new(self.settings.clone(), chats, events));
+        let (stop, stopped) = watch::channel(false);
+        let handle = runtime
+            .handle()
+            .ok_or_else(|| PluginError::failed("the runtime is gone"))?;
+        handle.spawn(deliver(self.host.clone(), outbox));
+        handle.spawn(server::listen(listener, shared.clone(), stopped.clone()));
+        handle.spawn(keep(
+            shared.clone(),
+            self.store.clone(),
+            self.host.clone(),
+            stopped,
+        ));
+        self.host.info(&format!(
+            "web chat listening on {} for {} ({restored} chats restored)",
+            endpoint.url, hello.host
+        ));
+        shared.emit(vec![Event::ChannelStatus(ChannelStatus {
+            healthy: true,
+            detail: format!("listening on {}", endpoint.url),
+        })]);
+        self.running = Some(Running {
+            runtime,
+            shared,
+            stop,
+        });
+        Ok(PluginHello {
+            commands: [
+                "accept",
+                "reject",
+                "end",
+                "send-message",
+                "set-typing",
+                "consult",
+                "conference",
+                "transfer",
+                "mark-done",
+            ]
+            .map(String::from)
+            .to_vec(),
+            events: [
+                "offer",
+                "message-received",
+                "typing",
+                "party-joined",
+                "party-left",
+                "ended",
+                "channel-status",
+            ]
+            .map(String::from)
+            .to_vec(),
+            media: vec![Media::Conversation],
+            actions: vec![],
+        })
+    }
+
+    fn handle(&mut self, command: Command) -> Result<Reply, PluginError> {
+        let shared = self.shared()?.clone();
+        let now = Instant::now();
+        let events = match command {
+            Command::Accept(a) => {
+                let mut chats = shared.chats();
+                chats
+                    .accept(a.interaction.as_str(), &a.agent.display_name, now)
+                    .map_err(error)?;
+                vec![]
+            }
+            Command::SendMessage(s) => {
+                shared
+                    .chats()
+                    .agent_message(s.interaction.as_str(), &s.message.text, now)
+                    .map_err(error)?;
+                vec![]
+            }
+            Command::SetTyping(t) => {
+                shared
+                    .chats()
+                    .agent_typing(t.interaction.as_str(), t.typing)
+                    .map_err(error)?;
+                vec![]
+            }
+            Command::End(e) => shared
+                .chats()
+                .agent_ended(e.interaction.as_str(), now)
+                .map_err(error)?,
+            Command::Reject(r) => {
+                shared.chats().rejected(r.interaction.as_str(), now);
+                vec![]
+            }
+            Command::Consult(c) => {
+                let Target::Agent { agent } = &c.target else {
+                    return Err(PluginError::invalid(
+                        "a web chat can be consulted about only with an agent",
+                    ));
+                };
+                let id = shared
+                    .chats()
+                    .consult(c.interaction.as_str(), &agent.display_name)
+                    .map_err(error)?;
+                return Ok(Reply::Created(plugin_api::Created {
+                    interaction: plugin_api::InteractionId::new(id),
+                }));
+            }
+            Command::Conference(c) => shared
+                .chats()
+                .conference(c.interaction.as_str(), c.consultation.as_str())
+                .map_err(error)?,
+            Command::Transfer(t) => {
+                let Target::Agent { agent } = &t.target else {
+                    return Err(PluginError::new(
+                        ErrorCode::UNSUPPORTED,
+                        "a web chat can be transferred only to an agent",
+                    ));
+                };
+                let consultation = match &t.mode {
+                    TransferMode::Consultative { consultation } => Some(consultation.as_str()),
+                    TransferMode::Blind => None,
+                };
+                shared
+                    .chats()
+                    .transfer(t.interaction.as_str(), &agent.display_name, consultation)
+                    .map_err(error)?
+            }
+            Command::MarkDone(_) => vec![],
+            other => return unsupported(&other),
+        };
+        shared.emit(events);
+        Ok(Reply::done())
+    }
+
+    fn stop(&mut self) -> Result<(), PluginError> {
+        let Some(mut running) = self.running.take() else {
+            return Ok(());
+        };
+        let _ = running.stop.send(true);
+        let saved = Self::save(&self.store, &running.shared);
+        running.runtime.shutdown(Duration::from_millis(500));
+        self.host.info("web chat stopped");
+        saved
+    }
+}
+
+plugin_api::export_plugin!(WebChat);

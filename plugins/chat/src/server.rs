@@ -1,0 +1,627 @@
+//! The HTTP side: one listener serving the widget's files and its WebSocket endpoint (`/ws`),
+//! with the origin check, the trusted-proxy headers and the per-address connection limit.
+//! What a message does to a chat is in `session.rs`; this module only carries it.
+
+use crate::limits::{ConnectionLimits, ConnectionSlot, LimitExceeded, RateLimiter, check_size};
+use crate::protocol::{ClientMessage, ServerMessage};
+use crate::session::{Chats, OUTBOX, Outbox};
+use crate::settings::Settings;
+use futures_util::{SinkExt, StreamExt};
+use plugin_api::Event;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+/// The widget page, its script and its style sheet: compiled in, nothing fetched at run time.
+const WIDGET_HTML: &str = include_str!("widget.html");
+const WIDGET_JS: &str = include_str!("widget.js");
+const WIDGET_CSS: &str = include_str!("widget.css");
+/// The largest HTTP request head accepted.
+const MAX_HEAD: usize = 8 * 1024;
+/// How long a client may take to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every connection shares: settings, the chats, limits and the way to the host.
+#[derive(Debug)]
+pub struct Shared {
+    /// The settings.
+    pub settings: Settings,
+    /// Every chat.
+    pub chats: Mutex<Chats>,
+    /// Open connections.
+    pub limits: Arc<ConnectionLimits>,
+    /// Events for the host, in order (the outbox task emits them).
+    pub events: mpsc::UnboundedSender<Event>,
+    next_connection: AtomicU64,
+    page: String,
+}
+
+impl Shared {
+    /// Shared state around `chats`.
+    pub fn new(settings: Settings, chats: Chats, events: mpsc::UnboundedSender<Event>) -> Self {
+        let limits = Arc::new(ConnectionLimits::new(
+            settings.max_connections_per_address,
+            settings.max_connections,
+        ));
+        let page = WIDGET_HTML.replace("{{TITLE}}", &escape_html(&settings.title));
+        Shared {
+            settings,
+            chats: Mutex::new(chats),
+            limits,
+            events,
+            next_connection: AtomicU64::new(1),
+            page,
+        }
+    }
+
+    /// The chats, locked (a panic elsewhere never makes them unusable).
+    pub fn chats(&self) -> MutexGuard<'_, Chats> {
+        self.chats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands events to the outbox task.
+    pub fn emit(&self, events: Vec<Event>) {
+        for event in events {
+            // The receiver lives as long as the runtime; after shutdown there is nobody to tell.
+            let _ = self.events.send(event);
+        }
+    }
+}
+
+/// Accepts connections until `stop` turns true.
+pub async fn listen(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let shared = shared.clone();
+                    tokio::spawn(async move { serve(stream, peer, shared).await });
+                }
+                // Out of file descriptors and the like: wait a moment rather than spin.
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// The parts of a request head this server looks at.
+#[derive(Debug, Default, Clone)]
+struct Head {
+    method: String,
+    path: String,
+    host: Option<String>,
+    origin: Option<String>,
+    upgrade: bool,
+    ws_key: Option<String>,
+    ws_version: Option<String>,
+    forwarded_for: Option<String>,
+    forwarded_proto: Option<String>,
+    forwarded_host: Option<String>,
+}
+
+async fn read_head(stream: &mut TcpStream) -> Option<Head> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    let read = async {
+        loop {
+            let n = stream.read(&mut chunk).await.ok()?;
+            if n == 0 {
+                return None;
+            }
+            buf.extend_from_slice(&chunk[..n]);
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                return parse_head(&buf);
+            }
+            if buf.len() > MAX_HEAD {
+                return None;
+            }
+        }
+    };
+    tokio::time::timeout(HEAD_TIMEOUT, read)
+        .await
+        .ok()
+        .flatten()
+}
+
+fn parse_head(bytes: &[u8]) -> Option<Head> {
+    let mut headers = [httparse::EMPTY_HEADER; 48];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(bytes) {
+        Ok(httparse::Status::Complete(_)) => {}
+        _ => return None,
+    }
+    let mut head = Head {
+        method: request.method?.to_string(),
+        path: request.path?.split('?').next().unwrap_or("/").to_string(),
+        ..Head::default()
+    };
+    for h in request.headers.iter() {
+        let value = String::from_utf8_lossy(h.value).trim().to_string();
+        match h.name.to_ascii_lowercase().as_str() {
+            "host" => head.host = Some(value),
+            "origin" => head.origin = Some(value),
+            "upgrade" => head.upgrade |= value.eq_ignore_ascii_case("websocket"),
+            "sec-websocket-key" => head.ws_key = Some(value),
+            "sec-websocket-version" => head.ws_version = Some(value),
+            "x-forwarded-for" => head.forwarded_for = Some(value),
+            "x-forwarded-proto" => head.forwarded_proto = Some(value),
+            "x-forwarded-host" => head.forwarded_host = Some(value),
+            _ => {}
+        }
+    }
+    Some(head)
+}
+
+/// Whether the peer is a reverse proxy whose forwarding headers are believed.
+fn trusted(peer: IpAddr, settings: &Settings) -> bool {
+    settings
+        .trusted_proxies
+        .iter()
+        .any(|p| p.parse::<IpAddr>().is_ok_and(|p| p == peer))
+}
+
+/// The customer's address: the last `X-Forwarded-For` entry (the one the trusted proxy added)
+/// when the peer is a trusted proxy, else the peer.
+fn client_address(peer: IpAddr, head: &Head, settings: &Settings) -> IpAddr {
+    if !trusted(peer, settings) {
+        return peer;
+    }
+    head.forwarded_for
+        .as_deref()
+        .and_then(|list| list.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .unwrap_or(peer)
+}
+
+/// Whether a page from `head.origin` may open the WebSocket.
+fn origin_allowed(peer: IpAddr, head: &Head, settings: &Settings) -> bool {
+    let Some(origin) = head.origin.as_deref() else {
+        return false;
+    };
+    let origin = origin.trim_end_matches('/');
+    if settings.allowed_origins.iter().any(|o| o == "*") {
+        return true;
+    }
+    if !settings.allowed_origins.is_empty() {
+        return settings
+            .allowed_origins
+            .iter()
+            .any(|o| o.trim_end_matches('/').eq_ignore_ascii_case(origin));
+    }
+    // Same origin as the widget page.
+    let behind_proxy = trusted(peer, settings);
+    let scheme = match head.forwarded_proto.as_deref() {
+        Some(p) if behind_proxy => p.to_ascii_lowercase(),
+        _ => "http".into(),
+    };
+    let host = match (&head.forwarded_host, &head.host) {
+        (Some(h), _) if behind_proxy => h.clone(),
+        (_, Some(h)) => h.clone(),
+        _ => return false,
+    };
+    origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
+}
+
+async fn respond(stream: &mut TcpStream, status: &str, content_type: &str, body: &str) {
+    let csp = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+               base-uri 'none'; form-action 'none'; frame-ancestors *";
+    let response = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Content-Security-Policy: {csp}\r\nX-Content-Type-Options: nosniff\r\n\
+         Cache-Control: no-cache\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(response.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn serve(mut stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let Some(head) = read_head(&mut stream).await else {
+        respond(
+            &mut stream,
+            "400 Bad Request",
+            "text/plain",
+            "bad request\n",
+        )
+        .await;
+        return;
+    };
+    if head.method != "GET" {
+        respond(
+            &mut stream,
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n",
+        )
+        .await;
+        return;
+    }
+    match head.path.as_str() {
+        "/" | "/chat" => {
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/html; charset=utf-8",
+                &shared.page,
+            )
+            .await;
+        }
+        "/widget.js" => {
+            respond(
+                &mut stream,
+                "200 OK",
+                "text/javascript; charset=utf-8",
+                WIDGET_JS,
+            )
+            .await;
+        }
+        "/widget.css" => {
+            respond(&mut stream, "200 OK", "text/css; charset=utf-8", WIDGET_CSS).await;
+        }
+        "/ws" => upgrade(stream, peer.ip(), head, shared).await,
+        _ => respond(&mut stream, "404 Not Found", "text/plain", "not found\n").await,
+    }
+}
+
+async fn upgrade(mut stream: TcpStream, peer: IpAddr, head: Head, shared: Arc<Shared>) {
+    let settings = &shared.settings;
+    let Some(key) = head.ws_key.clone().filter(|_| head.upgrade) else {
+        respond(
+            &mut stream,
+            "426 Upgrade Required",
+            "text/plain",
+            "WebSocket only\n",
+        )
+        .await;
+        return;
+    };
+    if head.ws_version.as_deref() != Some("13") {
+        respond(
+            &mut stream,
+            "426 Upgrade Required",
+            "text/plain",
+            "WebSocket 13 only\n",
+        )
+        .await;
+        return;
+    }
+    if !origin_allowed(peer, &head, settings) {
+        respond(
+            &mut stream,
+            "403 Forbidden",
+            "text/plain",
+            "origin not allowed\n",
+        )
+        .await;
+        return;
+    }
+    let address = client_address(peer, &head, settings);
+    let accept = derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if stream.write_all(response.as_bytes()).await.is_err() {
+        return;
+    }
+    let mut config = WebSocketConfig::default();
+    // Frames far above the message limit are refused by tungstenite itself before buffering;
+    // anything up to this size gets our own clear "too large" close.
+    let ceiling = settings.max_message_bytes.saturating_mul(4).max(16 * 1024);
+    config.max_message_size = Some(ceiling);
+    config.max_frame_size = Some(ceiling);
+    let mut ws = WebSocketStream::from_raw_socket(stream, Role::Server, Some(config)).await;
+    let slot = match shared.limits.open(address) {
+        Ok(slot) => slot,
+        Err(refused) => {
+            let code = match refused {
+                LimitExceeded::Full => CloseCode::Again,
+                _ => CloseCode::Policy,
+            };
+            let _ = ws
+                .close(Some(close_frame(code, &refused.to_string())))
+                .await;
+            return;
+        }
+    };
+    converse(ws, shared, slot).await;
+}
+
+fn close_frame(code: CloseCode, reason: &str) -> CloseFrame {
+    // A close reason is at most 123 bytes.
+    let mut reason = reason.to_string();
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+async fn next_out(rx: &mut Option<mpsc::Receiver<ServerMessage>>) -> Option<ServerMessage> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One widget's WebSocket, from the handshake to the close.
+async fn converse(ws: WebSocketStream<TcpStream>, shared: Arc<Shared>, slot: ConnectionSlot) {
+    let _slot = slot;
+    let connection = shared.next_connection.fetch_add(1, Ordering::Relaxed);
+    let (mut sink, mut stream) = ws.split();
+    let settings = &shared.settings;
+    let mut bucket = RateLimiter::new(
+        settings.messages_per_second,
+        settings.message_burst,
+        Instant::now(),
+    );
+    let mut chat: Option<String> = None;
+    let mut outbox: Option<mpsc::Receiver<ServerMessage>> = None;
+    let close: Option<CloseFrame> = loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let text = match incoming {
+                    None | Some(Ok(Message::Close(_))) => break None,
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
+                        break Some(close_frame(CloseCode::Size, &format!("message too large: {e}")));
+                    }
+                    Some(Err(_)) => break None,
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        break Some(close_frame(CloseCode::Unsupported, "binary messages are not accepted"));
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                let now = Instant::now();
+                if let Err(e) = bucket.take(now).and_then(|()| check_size(text.as_str(), settings.max_message_bytes.saturating_add(256))) {
+                    let code = if matches!(e, LimitExceeded::TooLarge { .. }) { CloseCode::Size } else { CloseCode::Policy };
+                    break Some(close_frame(code, &e.to_string()));
+                }
+                let request = match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                    Ok(request) => request,
+                    Err(_) => {
+                        break Some(close_frame(CloseCode::Invalid, "message not understood"));
+                    }
+                };
+                match act(&shared, connection, &mut chat, &mut outbox, request, now) {
+                    Ok(()) => {}
+                    Err(Stop::Close(frame)) => break Some(frame),
+                    Err(Stop::Refuse(message)) => {
+                        let reply = ServerMessage::Error { message }.to_json();
+                        if sink.send(Message::text(reply)).await.is_err() {
+                            break None;
+                        }
+                    }
+                }
+            }
+            out = next_out(&mut outbox) => match out {
+                Some(message) => {
+                    if sink.send(Message::text(message.to_json())).await.is_err() {
+                        break None;
+                    }
+                }
+                // The chat dropped this connection: it fell behind, or another one took over.
+                None => break Some(close_frame(CloseCode::Again, "the chat continued on another connection; reconnect to resume")),
+            },
+        }
+    };
+    if let Some(id) = &chat {
+        shared.chats().detach(id, connection, Instant::now());
+    }
+    if let Some(frame) = close {
+        let _ = sink.send(Message::Close(Some(frame))).await;
+    }
+    let _ = sink.close().await;
+}
+
+enum Stop {
+    /// Close the connection with this frame.
+    Close(CloseFrame),
+    /// Answer with an error; the connection stays open.
+    Refuse(String),
+}
+
+/// Carries out one widget request.
+fn act(
+    shared: &Shared,
+    connection: u64,
+    chat: &mut Option<String>,
+    outbox: &mut Option<mpsc::Receiver<ServerMessage>>,
+    request: ClientMessage,
+    now: Instant,
+) -> Result<(), Stop> {
+    let settings = &shared.settings;
+    let attach = |chats: &mut Chats, id: &str, last_seq: u64| {
+        let (tx, rx) = mpsc::channel(OUTBOX);
+        chats
+            .attach(
+                id,
+                Outbox { id: connection, tx },
+                last_seq,
+                settings.max_message_bytes,
+            )
+            .map(|()| rx)
+    };
+    let refuse = |e: crate::session::SessionError| Stop::Refuse(e.to_string());
+    match request {
+        ClientMessage::Start { name, email } => {
+            if chat.is_some() {
+                return Err(Stop::Refuse(
+                    "a chat is already open on this connection".into(),
+                ));
+            }
+            check_size(&name, 1000)
+                .and_then(|()| check_size(&email, 1000))
+                .map_err(|e| Stop::Close(close_frame(CloseCode::Size, &e.to_string())))?;
+            let mut chats = shared.chats();
+            let (id, events) = chats
+                .start(&name, &email, &settings.greeting, &settings.queue, now)
+                .map_err(refuse)?;
+            *outbox = Some(attach(&mut chats, &id, 0).map_err(refuse)?);
+            drop(chats);
+            *chat = Some(id);
+            shared.emit(events);
+        }
+        ClientMessage::Resume { token, last_seq } => {
+            let mut chats = shared.chats();
+            let id = chats.by_token(&token).map_err(refuse)?;
+            if let Some(previous) = chat.take() {
+                chats.detach(&previous, connection, now);
+            }
+            *outbox = Some(attach(&mut chats, &id, last_seq).map_err(refuse)?);
+            *chat = Some(id);
+        }
+        ClientMessage::Message { cid, text } => {
+            let id = chat
+                .as_deref()
+                .ok_or_else(|| Stop::Refuse("start a chat first".into()))?;
+            check_size(&text, settings.max_message_bytes)
+                .map_err(|e| Stop::Close(close_frame(CloseCode::Size, &e.to_string())))?;
+            let events = shared
+                .chats()
+                .customer_message(id, &cid, &text, now)
+                .map_err(refuse)?;
+            shared.emit(events);
+        }
+        ClientMessage::Typing { typing } => {
+            if let Some(id) = chat.as_deref() {
+                let events = shared.chats().customer_typing(id, typing).map_err(refuse)?;
+                shared.emit(events);
+            }
+        }
+        ClientMessage::Leave => {
+            let id = chat
+                .as_deref()
+                .ok_or_else(|| Stop::Refuse("no chat to leave".into()))?;
+            let events = shared
+                .chats()
+                .customer_left(id, "The customer ended the chat", now);
+            shared.emit(events);
+        }
+    }
+    Ok(())
+}
+
+/// Escapes text for an HTML text node or attribute.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(origin: Option<&str>, host: &str) -> Head {
+        Head {
+            method: "GET".into(),
+            path: "/ws".into(),
+            host: Some(host.into()),
+            origin: origin.map(String::from),
+            ..Head::default()
+        }
+    }
+
+    #[test]
+    fn without_a_list_only_the_widgets_own_origin_may_connect() {
+        let s = Settings::default();
+        let local: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(origin_allowed(
+            local,
+            &head(Some("http://127.0.0.1:8780"), "127.0.0.1:8780"),
+            &s
+        ));
+        assert!(!origin_allowed(
+            local,
+            &head(Some("http://evil.example"), "127.0.0.1:8780"),
+            &s
+        ));
+        assert!(
+            !origin_allowed(local, &head(None, "127.0.0.1:8780"), &s),
+            "no origin, no entry"
+        );
+    }
+
+    #[test]
+    fn a_listed_origin_is_allowed_and_others_are_not() {
+        let s = Settings {
+            allowed_origins: vec!["https://shop.example".into()],
+            ..Settings::default()
+        };
+        let peer: IpAddr = "127.0.0.1".parse().expect("ip");
+        assert!(origin_allowed(
+            peer,
+            &head(Some("https://shop.example"), "x"),
+            &s
+        ));
+        assert!(!origin_allowed(
+            peer,
+            &head(Some("https://shop.example.evil"), "x"),
+            &s
+        ));
+    }
+
+    #[test]
+    fn forwarded_headers_count_only_from_a_trusted_proxy() {
+        let proxy: IpAddr = "10.0.0.1".parse().expect("ip");
+        let s = Settings {
+            trusted_proxies: vec!["10.0.0.1".into()],
+            ..Settings::default()
+        };
+        let mut h = head(Some("https://chat.example"), "127.0.0.1:8780");
+        h.forwarded_for = Some("1.2.3.4, 203.0.113.9".into());
+        h.forwarded_proto = Some("https".into());
+        h.forwarded_host = Some("chat.example".into());
+        assert_eq!(
+            client_address(proxy, &h, &s),
+            "203.0.113.9".parse::<IpAddr>().expect("ip")
+        );
+        assert!(origin_allowed(proxy, &h, &s));
+        let stranger: IpAddr = "10.9.9.9".parse().expect("ip");
+        assert_eq!(
+            client_address(stranger, &h, &s),
+            stranger,
+            "an untrusted peer's header is ignored"
+        );
+        assert!(!origin_allowed(stranger, &h, &s));
+    }
+
+    #[test]
+    fn a_request_head_is_parsed_and_garbage_is_refused() {
+        let raw = b"GET /ws?x=1 HTTP/1.1\r\nHost: a:1\r\nUpgrade: websocket\r\nOrigin: http://a:1\r\n\
+                    Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let h = parse_head(raw).expect("head");
+        assert_eq!(h.path, "/ws");
+        assert!(h.upgrade);
+        assert_eq!(h.ws_version.as_deref(), Some("13"));
+        assert!(parse_head(b"\x00\x01\x02\r\n\r\n").is_none());
+    }
+
+    #[test]
+    fn markup_in_the_title_is_escaped() {
+        assert_eq!(escape_html("<b>\"&'"), "&lt;b&gt;&quot;&amp;&#39;");
+    }
+}
