@@ -231,15 +231,7 @@ fn chat_transcripts_are_searchable_by_words_and_contact_and_im_text_never_reache
     let config = AdminConfig::load(&install.write_config(&[], agents)).expect("config");
     let policy = Policy::from_config(&config, &[]);
     std::fs::create_dir_all(&install.data).expect("data dir");
-    let store = install.data.join("agentdesk.sqlite3");
-    let service = CoreService::start(
-        policy,
-        Some(Journal::open(&store).expect("journal")),
-        Some(History::open(&store).expect("history")),
-        None,
-        Arc::new(SystemClock),
-    )
-    .expect("service");
+    let service = agentdesk_tests::start_core(&install.data, policy, None);
     let core = service.handle();
     let ann = core.login("ann").expect("login");
     for channel in ["chat", "im"] {

@@ -8,7 +8,7 @@ use agentdesk_host::core::{ChannelState, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::service::{Answer, CoreHandle, CoreService, Query};
-use agentdesk_host::storage::{History, Journal};
+use agentdesk_host::storage::Journal;
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::{FixtureSpec, first_party_library, install_fixture};
 use agentdesk_ui::desk::{Desk, DeskInfo};
@@ -50,15 +50,8 @@ impl Rig {
         let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
         assert_eq!(plugins.running_ids().len(), 2, "{:#?}", plugins.reports());
         let policy = Policy::from_config(&config, &["demo".to_string(), "voice".to_string()]);
-        let store = install.data.join("agentdesk.sqlite3");
-        let service = CoreService::start(
-            policy.clone(),
-            Some(Journal::open(&store).expect("journal")),
-            Some(History::open(&store).expect("history")),
-            Some(plugins.clone()),
-            Arc::new(SystemClock),
-        )
-        .expect("service");
+        let service =
+            agentdesk_tests::start_core(&install.data, policy.clone(), Some(plugins.clone()));
         let core = service.handle();
         Rig {
             install,
@@ -108,15 +101,11 @@ impl Rig {
         if let Some(service) = self.service.take() {
             service.stop();
         }
-        let store = self.install.data.join("agentdesk.sqlite3");
-        let service = CoreService::start(
+        let service = agentdesk_tests::start_core(
+            &self.install.data,
             self.policy.clone(),
-            Some(Journal::open(&store).expect("journal")),
-            Some(History::open(&store).expect("history")),
             Some(self.plugins.clone()),
-            Arc::new(SystemClock),
-        )
-        .expect("restart");
+        );
         self.core = service.handle();
         self.service = Some(service);
     }
@@ -575,15 +564,7 @@ fn a_workitem_pdf_shows_its_metadata_text_and_page_preview_in_the_document_view(
     let config = AdminConfig::load(&install.write_config(&[WORKITEM], &extra)).expect("config");
     let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
     let policy = Policy::from_config(&config, &["workitem".to_string()]);
-    let store = install.data.join("agentdesk.sqlite3");
-    let service = CoreService::start(
-        policy.clone(),
-        Some(Journal::open(&store).expect("journal")),
-        Some(History::open(&store).expect("history")),
-        Some(plugins.clone()),
-        Arc::new(SystemClock),
-    )
-    .expect("service");
+    let service = agentdesk_tests::start_core(&install.data, policy.clone(), Some(plugins.clone()));
     let desk = Desk::login(
         service.handle(),
         "ann",

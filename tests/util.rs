@@ -554,3 +554,21 @@ pub fn config_text(plugin_dir: &Path, data_dir: &Path, allow: &[&str], extra: &s
     text.push_str(extra);
     text
 }
+
+/// The core service as the desktop runs it: journal and history in `<data_dir>/agentdesk.sqlite3`
+/// (one file), the system clock, and the given plugins (if any).
+pub fn start_core(
+    data_dir: &Path,
+    policy: agentdesk_host::core::Policy,
+    plugins: Option<std::sync::Arc<agentdesk_host::PluginHost>>,
+) -> agentdesk_host::service::CoreService {
+    let store = data_dir.join("agentdesk.sqlite3");
+    agentdesk_host::service::CoreService::start(
+        policy,
+        Some(agentdesk_host::storage::Journal::open(&store).expect("journal")),
+        Some(agentdesk_host::storage::History::open(&store).expect("history")),
+        plugins,
+        std::sync::Arc::new(agentdesk_host::service::clock::SystemClock),
+    )
+    .expect("the core service starts")
+}

@@ -5,11 +5,9 @@
 use crate::support::Install;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
-use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::service::{
     AgentSession, AgentSnapshot, Answer, CoreHandle, CoreService, Interact, Query,
 };
-use agentdesk_host::storage::{History, Journal};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::first_party_library;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -102,15 +100,8 @@ impl Rig {
             "{:#?}",
             plugins.reports()
         );
-        let store = install.data.join("agentdesk.sqlite3");
-        let service = CoreService::start(
-            policy.clone(),
-            Some(Journal::open(&store).expect("journal")),
-            Some(History::open(&store).expect("history")),
-            Some(plugins.clone()),
-            Arc::new(SystemClock),
-        )
-        .expect("service");
+        let service =
+            agentdesk_tests::start_core(&install.data, policy.clone(), Some(plugins.clone()));
         (plugins, service)
     }
 

@@ -7,7 +7,6 @@ use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::service::{AgentSession, Answer, CoreHandle, CoreService, Query};
-use agentdesk_host::storage::{History, Journal};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::first_party_library;
 use plugin_api::{Event, MessageReceived, Offer};
@@ -400,15 +399,7 @@ fn start(install: &Install) -> Running {
         AdminConfig::load(&install.write_config(&[WORKITEM], &settings(""))).expect("config");
     let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
     let policy = Policy::from_config(&config, &["workitem".to_string()]);
-    let store = install.data.join("agentdesk.sqlite3");
-    let service = CoreService::start(
-        policy,
-        Some(Journal::open(&store).expect("journal")),
-        Some(History::open(&store).expect("history")),
-        Some(plugins.clone()),
-        Arc::new(SystemClock),
-    )
-    .expect("service");
+    let service = agentdesk_tests::start_core(&install.data, policy, Some(plugins.clone()));
     Running { service, plugins }
 }
 

@@ -9,9 +9,7 @@
 
 use agentdesk_host::core::{AgentCommand, Policy};
 use agentdesk_host::plugins::package::package;
-use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::service::{CoreHandle, CoreService};
-use agentdesk_host::storage::{History, Journal};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::{build_workspace_plugin_release, config_text};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -85,15 +83,11 @@ impl Bench {
         let config = AdminConfig::load(&config_path).expect("config");
         let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
         assert_eq!(plugins.running_ids().len(), 1, "{:#?}", plugins.reports());
-        let store = data.join("agentdesk.sqlite3");
-        let service = CoreService::start(
+        let service = agentdesk_tests::start_core(
+            &data,
             Policy::from_config(&config, &["chat".to_string()]),
-            Some(Journal::open(&store).expect("journal")),
-            Some(History::open(&store).expect("history")),
             Some(plugins.clone()),
-            Arc::new(SystemClock),
-        )
-        .expect("service");
+        );
         let core = service.handle();
         for a in 0..AGENTS {
             let agent = format!("a{a}");
