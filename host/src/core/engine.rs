@@ -907,7 +907,7 @@ impl Core {
         Ok(i)
     }
 
-    /// The open interactions of an agent on a channel that satisfy `test`.
+    /// The open interactions an agent owns on a channel.
     fn open_on<'a>(
         &'a self,
         agent: &str,

@@ -79,6 +79,17 @@ pub struct LiveLine {
     pub from_agent: bool,
 }
 
+impl LiveLine {
+    /// A line read back from the history (which keeps neither attachments nor the author's side).
+    pub fn stored(line: TranscriptLine) -> Self {
+        LiveLine {
+            line,
+            attachments: vec![],
+            from_agent: false,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct Detail {
     view: DetailView,
@@ -123,14 +134,7 @@ impl Details {
         d.view.case_data = declared.case_data;
         d.view.actions = declared.actions;
         d.view.parties = declared.parties;
-        d.lines = lines
-            .into_iter()
-            .map(|line| LiveLine {
-                line,
-                attachments: vec![],
-                from_agent: false,
-            })
-            .collect();
+        d.lines = lines.into_iter().map(LiveLine::stored).collect();
         d.view.lines = d.lines.len();
     }
 

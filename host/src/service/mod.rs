@@ -722,11 +722,7 @@ impl Worker {
                     .transcript(key, offset, limit)
                     .map_err(failed)?
                     .into_iter()
-                    .map(|line| LiveLine {
-                        line,
-                        attachments: vec![],
-                        from_agent: false,
-                    })
+                    .map(LiveLine::stored)
                     .collect(),
             ),
             Query::Transcript { key, offset, limit } => {

@@ -507,10 +507,11 @@ fn outbound(address: &Address) -> Option<(&'static str, &'static str)> {
     }
 }
 
-fn contact_name(i: &InteractionView) -> String {
+/// The contact's name, else their first address.
+pub(super) fn contact_name(i: &InteractionView) -> String {
     i.contact
         .display_name
         .clone()
         .or_else(|| i.contact.addresses.first().map(|a| a.value.clone()))
-        .unwrap_or_else(|| "unknown".into())
+        .unwrap_or_else(|| "unknown contact".into())
 }

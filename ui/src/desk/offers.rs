@@ -18,12 +18,7 @@ impl Desk {
             })
             .collect();
         for (n, (i, deadline)) in offers.into_iter().enumerate() {
-            let who = i
-                .contact
-                .display_name
-                .clone()
-                .or_else(|| i.contact.addresses.first().map(|a| a.value.clone()))
-                .unwrap_or_else(|| "unknown contact".into());
+            let who = super::interaction::contact_name(&i);
             egui::Window::new(format!("Incoming {} #{}", i.channel, i.key))
                 .anchor(
                     egui::Align2::RIGHT_TOP,
