@@ -9,6 +9,8 @@ use eframe::egui;
 /// The eframe application.
 pub struct App {
     runtime: Option<Runtime>,
+    /// Who may log in (id, name), from the admin's configuration.
+    agents: Vec<(String, String)>,
     desk: Option<Desk>,
     picked: Option<String>,
     error: Option<String>,
@@ -18,8 +20,10 @@ impl App {
     /// An app over a started runtime; logs `agent` in at once when given.
     pub fn new(runtime: Runtime, agent: Option<String>, ready: bool, ctx: &egui::Context) -> Self {
         install_fallback_fonts(ctx);
+        let agents = DeskInfo::from_policy(&runtime.policy).agents;
         let mut app = App {
             runtime: Some(runtime),
+            agents,
             desk: None,
             picked: agent.clone(),
             error: None,
@@ -58,14 +62,9 @@ impl App {
     }
 
     fn picker(&mut self, ui: &mut egui::Ui) {
-        let agents: Vec<(String, String)> = self
-            .runtime
-            .as_ref()
-            .map(|r| DeskInfo::from_policy(&r.policy).agents)
-            .unwrap_or_default();
         egui::CentralPanel::default().show(ui, |ui| {
             ui.heading("agentdesk: log in");
-            for (id, name) in &agents {
+            for (id, name) in &self.agents {
                 ui.radio_value(&mut self.picked, Some(id.clone()), format!("{name} ({id})"));
             }
             if let Some(error) = &self.error {

@@ -18,7 +18,7 @@ pub struct Runtime {
     pub clock: Arc<dyn Clock>,
     /// The data directory (the store, the ring tone).
     pub data_dir: std::path::PathBuf,
-    service: Option<CoreService>,
+    service: CoreService,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -58,22 +58,17 @@ impl Runtime {
             policy,
             clock,
             data_dir: config.data_dir(),
-            service: Some(service),
+            service,
         })
     }
 
     /// A client handle on the core.
     pub fn core(&self) -> CoreHandle {
-        match &self.service {
-            Some(service) => service.handle(),
-            None => unreachable!("the service lives as long as the runtime"),
-        }
+        self.service.handle()
     }
 
     /// Stops the core (everything acknowledged is journaled), then the plugins.
-    pub fn stop(mut self) {
-        if let Some(service) = self.service.take() {
-            service.stop();
-        }
+    pub fn stop(self) {
+        self.service.stop();
     }
 }

@@ -2,7 +2,7 @@
 //! the command palette (every command by name).
 
 use super::{Desk, Tab};
-use agentdesk_host::core::{AgentCommand, InteractionState};
+use agentdesk_host::core::AgentCommand;
 use eframe::egui;
 
 /// A command the palette lists.
@@ -58,11 +58,7 @@ impl Desk {
     }
 
     fn offered(&self) -> Option<u64> {
-        self.snap
-            .interactions
-            .iter()
-            .find(|i| matches!(i.state, InteractionState::Offered { .. }))
-            .map(|i| i.key)
+        self.offers().next().map(|i| i.key)
     }
 
     fn run(&mut self, command: PaletteCommand) {

@@ -17,7 +17,9 @@ use agentdesk_host::PluginHost;
 use agentdesk_host::config::AcwPolicy;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::service::clock::Clock;
-use agentdesk_host::service::{AgentSession, AgentSnapshot, ClientError, CoreHandle, LiveLine};
+use agentdesk_host::service::{
+    AgentSession, AgentSnapshot, ClientError, CoreHandle, InteractionView, LiveLine,
+};
 use crossbeam_channel::Receiver;
 use eframe::egui;
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,6 +178,14 @@ impl Desk {
         })
     }
 
+    /// The interactions ringing at this agent now.
+    fn offers(&self) -> impl Iterator<Item = &InteractionView> {
+        self.snap
+            .interactions
+            .iter()
+            .filter(|i| matches!(i.state, InteractionState::Offered { .. }))
+    }
+
     /// The agent's channels.
     fn channel_names(&self) -> Vec<String> {
         self.snap
@@ -309,10 +319,7 @@ impl Desk {
 
     fn announce_offers(&mut self, ctx: &egui::Context) {
         let new: Vec<Ring> = self
-            .snap
-            .interactions
-            .iter()
-            .filter(|i| matches!(i.state, InteractionState::Offered { .. }))
+            .offers()
             .filter(|i| !self.announced.contains(&i.key))
             .map(|i| Ring {
                 key: i.key,
