@@ -5,12 +5,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-docs/images/desktop.png}"
+case "$out" in /*) ;; *) out="$(pwd)/$out" ;; esac
 display=":$(( 90 + RANDOM % 9 ))"
 Xvfb "$display" -screen 0 1280x800x24 -nolisten tcp &
 xvfb=$!
 trap 'kill $xvfb 2>/dev/null || true' EXIT
 sleep 1
 cargo build --workspace
-DISPLAY="$display" LIBGL_ALWAYS_SOFTWARE=1 AGENTDESK_SCREENSHOT="$(pwd)/$out" \
+DISPLAY="$display" LIBGL_ALWAYS_SOFTWARE=1 AGENTDESK_SCREENSHOT="$out" \
     cargo test -p agentdesk-tests --test tests -- --ignored --exact shell::desktop_screenshot_under_xvfb
 echo "wrote $out"
