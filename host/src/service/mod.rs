@@ -541,7 +541,6 @@ impl Worker {
                         }
                     },
                     Request::Plugin { plugin, event } => {
-                        self.transcribe(&plugin, &event, now);
                         events.extend(self.core.on_plugin_event(now, &plugin, &event));
                         self.note_detail(&plugin, &event, now);
                     }
@@ -618,30 +617,6 @@ impl Worker {
             | Request::Interact { .. }
             | Request::Link { .. }
             | Request::Stop => {}
-        }
-    }
-
-    /// Writes a customer's or colleague's message to the transcript (never IM text).
-    fn transcribe(&mut self, plugin: &str, event: &Event, now: Millis) {
-        let Event::MessageReceived(message) = event else {
-            return;
-        };
-        let Some(i) = self
-            .core
-            .interaction_by_plugin_id(plugin, &message.interaction)
-        else {
-            return;
-        };
-        if let Some(history) = &mut self.history
-            && let Err(e) = history.add_message(
-                i.key,
-                &i.channel,
-                now,
-                &message.from.display_name,
-                &message.message.text,
-            )
-        {
-            tracing::error!("transcript not saved: {e}");
         }
     }
 
@@ -768,19 +743,29 @@ impl Worker {
         }
     }
 
-    /// Takes in what a plugin event says about an interaction's detail (after the core applied it,
-    /// so an offer already has its key).
+    /// Takes in what a plugin event says about an interaction (after the core applied it, so an
+    /// offer already has its key): its detail, and a message into the stored transcript.
     fn note_detail(&mut self, plugin: &str, event: &Event, now: Millis) {
         let Some(id) = detail::interaction_of(event) else {
             return;
         };
-        let Some(key) = self
-            .core
-            .interaction_by_plugin_id(plugin, id)
-            .map(|i| i.key)
-        else {
+        let Some(i) = self.core.interaction_by_plugin_id(plugin, id) else {
             return;
         };
+        let key = i.key;
+        // A customer's or colleague's message goes to the stored transcript (never IM text).
+        if let Event::MessageReceived(message) = event
+            && let Some(history) = &mut self.history
+            && let Err(e) = history.add_message(
+                key,
+                &i.channel,
+                now,
+                &message.from.display_name,
+                &message.message.text,
+            )
+        {
+            tracing::error!("transcript not saved: {e}");
+        }
         let change = self.details.on_plugin_event(key, event, now);
         if change == detail::Change::Declared
             && let Some(history) = &mut self.history
