@@ -639,7 +639,7 @@ impl Worker {
             .map_or_else(|| agent.to_string(), |a| a.name.clone());
         if let Some(history) = &mut self.history {
             history
-                .add_message(key, &channel, now, &name, &text)
+                .add_message(key, &channel, now, &name, &text, None)
                 .map_err(|e| ClientError::History(e.to_string()))?;
         }
         self.details.agent_wrote(key, now, &name, &text);
@@ -736,8 +736,11 @@ impl Worker {
                     detail::Declared::default()
                 }
             };
-            match history.transcript(key, 0, usize::MAX >> 1) {
-                Ok(lines) => self.details.restore(key, declared, lines),
+            let stored = history
+                .transcript(key, 0, usize::MAX >> 1)
+                .and_then(|lines| Ok((lines, history.message_ids(key)?)));
+            match stored {
+                Ok((lines, ids)) => self.details.restore(key, declared, lines, ids),
                 Err(e) => tracing::error!("transcript of {key} not restored: {e}"),
             }
         }
@@ -753,18 +756,24 @@ impl Worker {
             return;
         };
         let key = i.key;
-        // A customer's or colleague's message goes to the stored transcript (never IM text).
-        if let Event::MessageReceived(message) = event
-            && let Some(history) = &mut self.history
-            && let Err(e) = history.add_message(
-                key,
-                &i.channel,
-                now,
-                &message.from.display_name,
-                &message.message.text,
-            )
-        {
-            tracing::error!("transcript not saved: {e}");
+        if let Event::MessageReceived(message) = event {
+            if !self.details.first_sight(key, &message.message.id) {
+                tracing::debug!("message {} of {key} seen before", message.message.id);
+                return;
+            }
+            // A customer's or colleague's message goes to the stored transcript (never IM text).
+            if let Some(history) = &mut self.history
+                && let Err(e) = history.add_message(
+                    key,
+                    &i.channel,
+                    now,
+                    &message.from.display_name,
+                    &message.message.text,
+                    Some(&message.message.id),
+                )
+            {
+                tracing::error!("transcript not saved: {e}");
+            }
         }
         let change = self.details.on_plugin_event(key, event, now);
         if change == detail::Change::Declared
