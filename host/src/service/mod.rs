@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod detail;
+pub mod early;
 pub mod effects;
 pub mod snapshot;
 
@@ -390,6 +391,7 @@ impl CoreService {
                 voice_plugins,
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
+                early: early::EarlyEvents::default(),
                 detail_changed: BTreeSet::new(),
             };
             worker.restore_transcripts();
@@ -494,6 +496,7 @@ struct Worker {
     voice_plugins: Vec<String>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
+    early: early::EarlyEvents,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
 }
@@ -540,10 +543,10 @@ impl Worker {
                             let _ = reply.send(Err(ClientError::Refused(refused)));
                         }
                     },
-                    Request::Plugin { plugin, event } => {
-                        events.extend(self.core.on_plugin_event(now, &plugin, &event));
-                        self.note_detail(&plugin, &event, now);
-                    }
+                    Request::Plugin { plugin, event } => match self.unlinked(&plugin, &event) {
+                        Some(id) => self.early.hold(&plugin, &id, event, now),
+                        None => self.take_plugin_event(now, &plugin, &event, &mut events),
+                    },
                     Request::SendMessage {
                         agent,
                         key,
@@ -561,7 +564,14 @@ impl Worker {
                         let _ = reply.send(self.interact(&agent, key, act));
                     }
                     Request::Link { key, interaction } => {
+                        let id = interaction.as_str().to_string();
                         events.extend(self.core.link_plugin_id(now, key, interaction));
+                        // Events the plugin sent about its new id before this reply was linked.
+                        if let Some(plugin) = self.core.interaction(key).map(|i| i.plugin.clone()) {
+                            for event in self.early.release(&plugin, &id) {
+                                self.take_plugin_event(now, &plugin, &event, &mut events);
+                            }
+                        }
                     }
                     Request::Tick { reply } => {
                         events.extend(self.core.tick(now));
@@ -571,6 +581,7 @@ impl Worker {
                     read => reads.push(read),
                 }
             }
+            self.early.expire(now);
             let committed = self.commit(&events);
             for ack in acks {
                 let _ = ack.send(committed.clone());
@@ -743,6 +754,31 @@ impl Worker {
                 Ok((lines, ids)) => self.details.restore(key, declared, lines, ids),
                 Err(e) => tracing::error!("transcript of {key} not restored: {e}"),
             }
+        }
+    }
+
+    /// Applies a plugin event to the core and to the interaction's detail.
+    fn take_plugin_event(
+        &mut self,
+        now: Millis,
+        plugin: &str,
+        event: &Event,
+        out: &mut Vec<Stamped>,
+    ) {
+        out.extend(self.core.on_plugin_event(now, plugin, event));
+        self.note_detail(plugin, event, now);
+    }
+
+    /// The plugin's interaction id an event is about, when the core does not know it (yet): see
+    /// [`early`]. An offer introduces its id, so it is never early.
+    fn unlinked(&self, plugin: &str, event: &Event) -> Option<String> {
+        if matches!(event, Event::Offer(_)) {
+            return None;
+        }
+        let id = detail::interaction_of(event)?;
+        match self.core.interaction_by_plugin_id(plugin, id) {
+            Some(_) => None,
+            None => Some(id.as_str().to_string()),
         }
     }
 
