@@ -108,7 +108,7 @@ pub fn read(raw: &[u8]) -> Inbound {
     }
     let texts: Vec<String> = (0..message.text_body_count())
         .filter_map(|i| message.body_text(i))
-        .map(|t| t.trim_end().to_string())
+        .map(|t| t.replace("\r\n", "\n").trim_end().to_string())
         .collect();
     inbound.text = texts.join("\n\n");
     for part in message.attachments() {
@@ -207,7 +207,7 @@ fn automatic(message: &mail_parser::Message<'_>, from: Option<&str>) -> Option<S
 /// A message that cannot be read: offered with a clear note, its raw source as text and as a file.
 fn unreadable(raw: &[u8], why: &str, parsed: Option<Inbound>) -> Inbound {
     let mut inbound = parsed.unwrap_or_default();
-    let source = String::from_utf8_lossy(&raw[..raw.len().min(RAW_SHOWN)]);
+    let source = String::from_utf8_lossy(&raw[..raw.len().min(RAW_SHOWN)]).replace("\r\n", "\n");
     let cut = if raw.len() > RAW_SHOWN {
         "\n[… cut; the whole source is attached]"
     } else {
