@@ -827,7 +827,7 @@ fn tls_with_a_ca_made_by_the_test_carries_mail_both_ways_and_a_stranger_ca_is_re
 }
 
 #[test]
-fn with_no_mail_server_the_default_settings_load_and_report_disconnected_retrying() {
+fn with_no_mail_server_the_plugin_starts_and_reports_disconnected_retrying() {
     let port = free_port();
     let (install, _data, config) = setup(&format!("imap_port = {port}\n"), ANN);
     let host = PluginHost::start(&config, StartMode::Run);
