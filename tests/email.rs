@@ -34,6 +34,7 @@ fn setup(settings: &str, agents: &str) -> (Install, PathBuf, AdminConfig) {
 }
 
 const ANN: &str = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"email\"]\n";
+const BOB: &str = "[[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"email\"]\n";
 
 /// The events of a plugin host, with waiting for the one that matters.
 struct Events {
@@ -425,7 +426,7 @@ fn replies_reply_all_forwards_and_new_mail_thread_in_the_recipients_mailboxes() 
         &["support@example.com"],
         &html_with_attachment("invoice-1@example.com"),
     );
-    let (install, _data, config) = setup(&server.plugin_settings(""), ANN);
+    let (install, _data, config) = setup(&server.plugin_settings(""), &format!("{ANN}{BOB}"));
     let core = start_core(&install, &config);
     let handle = core.service.handle();
     let ann = ready(&handle, "ann");
@@ -550,6 +551,46 @@ fn replies_reply_all_forwards_and_new_mail_thread_in_the_recipients_mailboxes() 
     });
     assert!(!carol.is_empty());
 
+    // Consultation: Bob reads the email and comments privately; nothing goes to the customer.
+    let bob = ready(&handle, "bob");
+    ann.send(AgentCommand::Consult {
+        key: order,
+        colleague: "bob".into(),
+    })
+    .expect("consult");
+    let consultation = until("the consultation offered to Bob", || {
+        let s = bob.snapshot().ok()?;
+        let i = s
+            .interactions
+            .iter()
+            .find(|i| i.consult_about == Some(order))?;
+        if matches!(i.state, InteractionState::Offered { .. }) {
+            let _ = bob.send(AgentCommand::Accept { key: i.key });
+        }
+        (i.state == InteractionState::Active).then_some(i.key)
+    });
+    until("the email in Bob's consultation", || {
+        let Ok(agentdesk_host::service::Answer::LiveLines(lines)) =
+            handle.query(agentdesk_host::service::Query::Live {
+                agent: "bob".into(),
+                key: consultation,
+                offset: 0,
+                limit: 50,
+            })
+        else {
+            return None;
+        };
+        lines
+            .iter()
+            .any(|l| l.line.text.contains("Where is my order 1234?"))
+            .then_some(())
+    });
+    handle
+        .send_message("bob", consultation, "Offer a voucher, privately.")
+        .expect("comment");
+    bob.send(AgentCommand::EndConsultation { consultation })
+        .expect("end consultation");
+
     // Workbin and back: the interaction stays the same email.
     ann.send(AgentCommand::Park {
         key: invoice,
@@ -600,6 +641,13 @@ fn replies_reply_all_forwards_and_new_mail_thread_in_the_recipients_mailboxes() 
     assert_eq!(header(&new_mail, "In-Reply-To"), None);
     assert!(String::from_utf8_lossy(&new_mail).contains("It left our warehouse today."));
     assert_eq!(server.sent().len(), 4, "sent once");
+    assert!(
+        server
+            .sent()
+            .iter()
+            .all(|(m, _)| !String::from_utf8_lossy(m).contains("voucher")),
+        "a colleague's comment in a consultation is never emailed"
+    );
     core.service.stop();
     drop(core.plugins);
 }

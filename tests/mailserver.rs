@@ -465,7 +465,12 @@ service pop3-login {{
     /// the IMAP server is down).
     pub fn drop_into_maildir(&self, user: &str, name: &str, raw: &[u8]) {
         let maildir = self.dir.path().join("mail").join(user);
-        for dir in [maildir.clone(), maildir.join("tmp"), maildir.join("new"), maildir.join("cur")] {
+        for dir in [
+            maildir.clone(),
+            maildir.join("tmp"),
+            maildir.join("new"),
+            maildir.join("cur"),
+        ] {
             if !dir.exists() {
                 std::fs::create_dir_all(&dir).expect("maildir");
                 std::os::unix::fs::chown(&dir, Some(self.owner.0), Some(self.owner.1))

@@ -807,6 +807,51 @@ impl Email {
         Ok(Reply::done())
     }
 
+    /// Gives the consulted colleague the email to read (the customer takes no part: their
+    /// comments are never sent). The core learns the consultation's id from the `created`
+    /// reply, so the copy follows a moment later.
+    fn show_to_colleague(
+        &self,
+        about: &InteractionId,
+        consultation: &InteractionId,
+    ) -> Result<(), PluginError> {
+        let mail = self.mail(about)?;
+        let running = self.running.as_ref().ok_or_else(|| {
+            PluginError::new(ErrorCode::STATE, "the email channel is not running")
+        })?;
+        let who = match (&mail.from_name, &mail.from) {
+            (Some(name), Some(address)) => format!("{name} <{address}>"),
+            (_, Some(address)) => address.clone(),
+            _ => "(unknown sender)".into(),
+        };
+        let copy = MessageReceived {
+            interaction: consultation.clone(),
+            from: Party {
+                id: "customer".into(),
+                role: Party::CUSTOMER.into(),
+                display_name: who.clone(),
+                address: mail.from.clone().map(plugin_api::Address::email),
+            },
+            message: MessageContent {
+                id: format!("{consultation}-email"),
+                text: format!(
+                    "[The email you are consulted about; your comments stay private.]\n\
+                     From: {who}\nSubject: {}\n\n{}",
+                    mail.subject, mail.text
+                ),
+                attachments: mail.attachments.clone(),
+            },
+        };
+        let ctx = running.ctx.clone();
+        if let Some(handle) = running.runtime.handle() {
+            handle.spawn(async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                ctx.emit(copy);
+            });
+        }
+        Ok(())
+    }
+
     fn compose(&self, compose: plugin_api::Compose) -> Result<Reply, PluginError> {
         let to: Vec<String> = compose
             .to
@@ -967,12 +1012,15 @@ impl ChannelPlugin for Email {
             Command::Consult(consult) => {
                 self.confirm(&consult.interaction)?;
                 self.consultations += 1;
-                Ok(Reply::Created(Created {
-                    interaction: InteractionId::new(format!(
-                        "{}~consult-{}",
-                        consult.interaction, self.consultations
-                    )),
-                }))
+                // Unique across restarts too: the counter alone starts again at 1.
+                let id = InteractionId::new(format!(
+                    "{}~consult-{}-{}",
+                    consult.interaction,
+                    self.consultations,
+                    random_hex(3)
+                ));
+                self.show_to_colleague(&consult.interaction, &id)?;
+                Ok(Reply::Created(Created { interaction: id }))
             }
             Command::SendMessage(send) => self.send(&send.interaction, &send.message.text),
             Command::InvokeAction(invoke) => self.invoke(invoke.interaction, &invoke.action),
