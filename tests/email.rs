@@ -812,7 +812,7 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts() {
 }
 
 #[test]
-fn tls_with_a_ca_made_by_the_test_carries_mail_both_ways_and_a_stranger_ca_is_refused() {
+fn tls_and_starttls_with_a_ca_made_by_the_test_carry_mail_and_a_stranger_ca_is_refused() {
     let server = MailServer::start(true);
     server.deliver(
         &["support@example.com"],
@@ -847,6 +847,19 @@ fn tls_with_a_ca_made_by_the_test_carries_mail_both_ways_and_a_stranger_ca_is_re
             .any(|l| l.trim_end() == "* 1 EXISTS")
             .then_some(())
     });
+
+    // STARTTLS on the plain IMAP port: the same message, read by a second installation.
+    let starttls = server.plugin_settings("").replace(
+        &format!("imap_port = {}\nimap_security = \"tls\"", server.imaps),
+        &format!("imap_port = {}\nimap_security = \"starttls\"", server.imap),
+    );
+    assert!(starttls.contains("starttls"), "{starttls}");
+    let (upgraded, _data, config) = setup(&starttls, ANN);
+    let second = PluginHost::start(&config, StartMode::Run);
+    let mut second_events = Events::new();
+    assert!(second_events.offers(&second, 1).contains_key("secure"));
+    drop(second);
+    drop(upgraded);
 
     // A CA that did not sign the server's certificate: refused, nothing offered.
     let stranger = crate::mailserver::make_ca(server.dir.path(), "stranger");
