@@ -34,6 +34,8 @@ use tokio::sync::{mpsc, watch};
 pub const ID: &str = "agentdesk.email";
 /// The channel kind.
 pub const CHANNEL: &str = ChannelKind::EMAIL;
+/// The health of a connection not yet tried.
+const CONNECTING: &str = "connecting";
 /// Where attachments are stored, under the data directory.
 pub const ATTACHMENTS: &str = "attachments";
 
@@ -81,7 +83,13 @@ impl Ctx {
             .filter_map(|(w, p)| p.as_ref().map(|p| format!("{w}: {p}")))
             .collect();
         let s = &self.settings;
-        let (healthy, detail) = if problems.is_empty() {
+        let connecting = by_what.values().all(|p| p.as_deref() == Some(CONNECTING));
+        let (healthy, detail) = if connecting {
+            (
+                false,
+                format!("connecting to IMAP {}:{}", s.imap_host, s.imap_port),
+            )
+        } else if problems.is_empty() {
             let folders: Vec<&str> = s.folders.iter().map(|f| f.name.as_str()).collect();
             (
                 true,
@@ -599,7 +607,7 @@ impl Email {
     /// Notes that the core has the interaction (it sent a command about it).
     fn confirm(&self, id: &InteractionId) -> Result<Reply, PluginError> {
         let base = id.as_str().split('~').next().unwrap_or_default();
-        self.update(base, |m| m.confirmed = true)?;
+        self.update(base, Mail::confirm)?;
         Ok(Reply::done())
     }
 
@@ -743,7 +751,7 @@ impl Email {
             .find_map(|l| l.strip_prefix("Message-ID: "))
             .map(|m| m.trim().trim_matches(['<', '>']).to_string());
         self.update(&mail_id, |m| {
-            m.confirmed = true;
+            m.confirm();
             if m.mode == Mode::New {
                 // Later messages of a new thread answer the previous one.
                 if let Some(sent) = &message_id {
@@ -801,7 +809,7 @@ impl Email {
         };
         self.update(id.as_str(), |m| {
             m.mode = mode;
-            m.confirmed = true;
+            m.confirm();
         })?;
         self.ctx()?.system_note(id.as_str(), note);
         Ok(Reply::done())
@@ -957,7 +965,7 @@ impl ChannelPlugin for Email {
         for folder in &s.folders {
             ctx.health(
                 &format!("IMAP {}", folder.name),
-                Some("connecting".to_string()),
+                Some(CONNECTING.to_string()),
             );
             handle.spawn(watch_folder(ctx.clone(), folder.clone(), stopped.clone()));
         }

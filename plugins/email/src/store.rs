@@ -96,6 +96,15 @@ pub struct Mail {
     pub body: Option<MessageReceived>,
 }
 
+impl Mail {
+    /// Notes that the core has it: the copies kept for sending again are no longer needed.
+    pub fn confirm(&mut self) {
+        self.confirmed = true;
+        self.offer = None;
+        self.body = None;
+    }
+}
+
 /// A message waiting to be sent (kept until the SMTP server took it).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Draft {
