@@ -522,7 +522,7 @@ fn replies_reply_all_forwards_and_new_mail_thread_in_the_recipients_mailboxes() 
         .send_message(
             "ann",
             invoice,
-            "carol@example.com\nPlease check this invoice.",
+            "To: carol@example.com Please check this invoice.",
         )
         .expect("send");
     let (forward, to) = until("the forward", || server.sent().into_iter().nth(2));

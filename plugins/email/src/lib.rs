@@ -406,6 +406,20 @@ async fn watch_session(
                 return Ok(());
             }
             let fetched = imap.fetch(chunk).await?;
+            if fetched.len() < chunk.len() {
+                // Expunged between SEARCH and FETCH, or a body the server did not send as a
+                // literal: named in the log, never silently skipped.
+                let missing: Vec<String> = chunk
+                    .iter()
+                    .filter(|uid| !fetched.iter().any(|(f, _)| f == *uid))
+                    .map(u32::to_string)
+                    .collect();
+                ctx.host.warn(&format!(
+                    "folder {}: no message came back for UID {}",
+                    folder.name,
+                    missing.join(", ")
+                ));
+            }
             let highest = fetched.iter().map(|(uid, _)| *uid).max().unwrap_or(0);
             let (task_ctx, task_folder) = (ctx.clone(), folder.clone());
             let uidvalidity = mark.uidvalidity;
@@ -664,15 +678,14 @@ impl Email {
                 out.text = outbound::body(&text, Some(&quote), &s.signature);
             }
             Mode::Forward => {
-                let mut lines = text.splitn(2, '\n');
-                let first = lines.next().unwrap_or_default();
-                out.to = outbound::addresses_in(first);
+                let (to, note) = outbound::leading_recipients(&text);
+                out.to = to;
                 if out.to.is_empty() {
                     return Err(PluginError::invalid(
-                        "forward: write the recipients' addresses on the first line",
+                        "forward: start your text with the recipients' addresses",
                     ));
                 }
-                let note = lines.next().unwrap_or_default();
+                let note = note.as_str();
                 out.subject = outbound::forward_subject(&mail.subject);
                 let original = outbound::forwarded(
                     &who,
@@ -797,8 +810,8 @@ impl Email {
             }
             "forward" => (
                 Mode::Forward,
-                "Forward: write the recipients' addresses on the first line of your next message; \
-                 the original and its attachments go below your text."
+                "Forward: start your next message with the recipients' addresses, then your \
+                 note; the original and its attachments go below it."
                     .to_string(),
             ),
             other => {

@@ -138,6 +138,27 @@ pub fn addresses_in(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The recipients at the start of a forward's text (`To:` optional, separated by spaces, commas
+/// or semicolons), and the rest of the text: works in a one-line composer too.
+pub fn leading_recipients(text: &str) -> (Vec<String>, String) {
+    let mut to = Vec::new();
+    let mut rest = text.trim_start();
+    loop {
+        let token_end = rest
+            .find(|c: char| c.is_whitespace() || c == ',' || c == ';')
+            .unwrap_or(rest.len());
+        let token = &rest[..token_end];
+        let found = addresses_in(token);
+        if token.eq_ignore_ascii_case("to:") || (found.len() == 1 && !token.is_empty()) {
+            to.extend(found);
+            rest = rest[token_end..]
+                .trim_start_matches(|c: char| c.is_whitespace() || c == ',' || c == ';');
+        } else {
+            return (to, rest.to_string());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +196,25 @@ mod tests {
         assert_eq!(parsed.references, vec!["m0@x.org", "m1@x.org"]);
         assert!(parsed.text.contains("> there"));
         assert_eq!(reply_subject("RE: x"), "RE: x");
+    }
+
+    #[test]
+    fn a_forward_starts_with_its_recipients_on_one_line_or_several() {
+        assert_eq!(
+            leading_recipients("To: bob@example.com, c@d.org Please check.\nThanks"),
+            (
+                vec!["bob@example.com".to_string(), "c@d.org".to_string()],
+                "Please check.\nThanks".to_string()
+            )
+        );
+        assert_eq!(
+            leading_recipients("bob@example.com\nSee below."),
+            (
+                vec!["bob@example.com".to_string()],
+                "See below.".to_string()
+            )
+        );
+        assert!(leading_recipients("Please forward this").0.is_empty());
     }
 
     #[test]
