@@ -189,6 +189,12 @@ impl MailServer {
     /// Starts Dovecot and the SMTP server (both with TLS when `tls`).
     pub fn start(tls: bool) -> MailServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        // Dovecot's unprivileged processes must reach the mail and sockets under it.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("chmod");
         let tls = tls.then(|| make_ca(dir.path(), "test"));
         let outgoing = dir.path().join("outgoing");
         std::fs::create_dir_all(&outgoing).expect("outgoing");
