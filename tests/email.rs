@@ -720,7 +720,7 @@ fn a_restart_in_the_middle_and_mail_that_arrived_while_down_are_offered_exactly_
 }
 
 #[test]
-fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts() {
+fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts_across_a_restart() {
     let mut server = MailServer::start(false);
     server.deliver(
         &["support@example.com"],
@@ -800,6 +800,10 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts() {
         "the draft is on disk"
     );
     assert!(server.sent().is_empty());
+    // The host restarts while the draft waits; the new instance sends it.
+    drop(host);
+    let host = PluginHost::start(&config, StartMode::Run);
+    let mut events = Events::new();
     server.start_smtp();
     events.note(&host, &before, "Sent to a@example.com");
     let (sent, _) = until("the reply", || server.sent().into_iter().next());
@@ -807,6 +811,7 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts() {
     until("the draft removed once filed in Sent", || {
         (std::fs::read_dir(&outbox).ok()?.count() == 0).then_some(())
     });
+    assert_eq!(server.sent().len(), 1, "sent once");
     drop(host);
     drop(install);
 }
