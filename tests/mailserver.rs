@@ -27,12 +27,21 @@ pub fn support_password() -> String {
         .unwrap_or_else(|_| panic!("{PASSWORD_ENV} is not set: run the tests through cargo"))
 }
 
-/// A free TCP port on loopback, chosen now.
+/// A free TCP port on loopback, chosen now. Ports come from below Linux's ephemeral range (where
+/// outgoing connections take theirs) and from a counter, so two servers of this process never get
+/// the same one while both are starting.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = 20_000 + (std::process::id() % 400) * 25;
+    for _ in 0..2000 {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = (base + n % 12_000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000")
 }
 
 /// Runs a program and fails with the Debian package to install when it is missing.
@@ -355,6 +364,11 @@ service pop3-login {{
         self.dovecot = Some(child);
         self.wait_for(self.imap, "Dovecot's IMAP port");
         self.wait_for(self.lmtp, "Dovecot's LMTP port");
+        if let Some(child) = &mut self.dovecot
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            panic!("Dovecot exited ({status}); dovecot.log:\n{}", self.log());
+        }
     }
 
     /// Stops Dovecot (SIGTERM to its master, which ends every process it started).
