@@ -77,10 +77,13 @@ fn ingest_rate(c: &mut Criterion) {
         out[0]
     );
     if std::env::var_os("EMAIL_BENCH_ONCE").is_some() {
+        let fetched = fetch_only(&server, count);
         let took = one_pass(&library, &server, count);
         eprintln!(
-            "email: {count} messages fetched, parsed and offered in {took:.1?}: {:.0} messages/s",
-            count as f64 / took.as_secs_f64()
+            "email: {count} messages fetched, parsed and offered in {took:.1?}: {:.0} messages/s \
+             (IMAP fetch alone: {fetched:.1?}, {:.0} messages/s)",
+            count as f64 / took.as_secs_f64(),
+            count as f64 / fetched.as_secs_f64()
         );
         return;
     }
@@ -100,7 +103,40 @@ fn ingest_rate(c: &mut Criterion) {
             total
         })
     });
+    group.bench_function(format!("imap_fetch_only_{count}_messages"), |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| fetch_only(&server, count)).sum())
+    });
     group.finish();
+}
+
+/// The baseline: the same mailbox fetched with the plugin's IMAP client in batches of 200, nothing
+/// parsed, stored or offered.
+fn fetch_only(server: &MailServer, count: usize) -> Duration {
+    let settings = agentdesk_email::settings::Settings {
+        imap_port: server.imap,
+        ..Default::default()
+    };
+    let password = mailserver::support_password();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let started = Instant::now();
+        let mut imap = agentdesk_email::imap::Imap::open(&settings, None, &password)
+            .await
+            .expect("login");
+        imap.select("INBOX").await.expect("select");
+        let uids = imap.uids_after(0).await.expect("search");
+        let mut fetched = 0;
+        for chunk in uids.chunks(200) {
+            fetched += imap.fetch(chunk).await.expect("fetch").len();
+        }
+        let took = started.elapsed();
+        assert_eq!(fetched, count);
+        imap.logout().await;
+        took
+    })
 }
 
 /// A fresh installation (nothing read yet) on the seeded mailbox; the time from the host's start

@@ -12,6 +12,9 @@ use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::watch;
 
+/// How many UIDs the watermark may lag behind what was read.
+const WATERMARK_EVERY: u32 = 2000;
+
 /// A short stable tag of a folder name (interaction ids stay short and file-name safe).
 pub(crate) fn folder_tag(folder: &str) -> String {
     use sha2::Digest;
@@ -263,10 +266,22 @@ async fn watch_session(
             last_uid: 0,
         };
     }
+    // The watermark only spares reading messages again: each message is in the mail log (synced)
+    // before it is offered, and one read again is skipped. So it is saved every few thousand
+    // messages and when a round ends, not per batch (each save costs two fsyncs).
+    let mut saved = ctx.store.watermark(&folder.name);
+    let save = |mark: Watermark, saved: &mut Watermark| -> std::io::Result<()> {
+        if mark != *saved {
+            ctx.store.set_watermark(&folder.name, mark)?;
+            *saved = mark;
+        }
+        Ok(())
+    };
     loop {
         let uids = imap.uids_after(mark.last_uid).await?;
         for chunk in uids.chunks(ctx.settings.fetch_batch) {
             if *stop.borrow() {
+                save(mark, &mut saved)?;
                 return Ok(());
             }
             let fetched = imap.fetch(chunk).await?;
@@ -293,8 +308,13 @@ async fn watch_session(
             .await
             .map_err(|e| net::NetError::Io(std::io::Error::other(e.to_string())))??;
             mark.last_uid = mark.last_uid.max(highest);
-            ctx.store.set_watermark(&folder.name, mark)?;
+            if mark.last_uid.saturating_sub(saved.last_uid) >= WATERMARK_EVERY
+                || mark.uidvalidity != saved.uidvalidity
+            {
+                save(mark, &mut saved)?;
+            }
         }
+        save(mark, &mut saved)?;
         if ctx.settings.idle && imap.idle {
             if imap.idle(ctx.settings.poll_interval(), stop).await? == imap::Woken::Stopping {
                 imap.logout().await;
