@@ -4,7 +4,7 @@
 //!
 //! `EMAIL_BENCH_MESSAGES` (default 10,000) sets the mailbox size:
 //! `cargo bench -p agentdesk-tests --bench email`; with `EMAIL_BENCH_ONCE=1` a single pass is
-//! timed instead of criterion's ten.
+//! timed instead of criterion's ten (`EMAIL_BENCH_ONCE=4`: four passes, each printed).
 
 #[path = "../mailserver.rs"]
 #[allow(dead_code)]
@@ -76,7 +76,11 @@ fn ingest_rate(c: &mut Criterion) {
         "the mailbox holds {count} messages: {:?}",
         out[0]
     );
-    if std::env::var_os("EMAIL_BENCH_ONCE").is_some() {
+    if let Ok(passes) = std::env::var("EMAIL_BENCH_ONCE") {
+        for _ in 1..passes.parse::<usize>().unwrap_or(1) {
+            let took = one_pass(&library, &server, count);
+            eprintln!("email: a pass took {took:.1?}");
+        }
         let fetched = fetch_only(&server, count);
         let took = one_pass(&library, &server, count);
         eprintln!(
