@@ -741,7 +741,11 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts_acros
     let mut events = Events::new();
     let before = events.offers(&host, 1)["before"].interaction.clone();
 
+    let uidvalidity = server.uidvalidity("support", "INBOX");
     server.stop_dovecot();
+    // While it is down the mailbox is rebuilt: new UIDVALIDITY, new UIDs for the same messages.
+    std::thread::sleep(Duration::from_millis(1100));
+    server.forget_uids("support");
     match events.wait(
         &host,
         "the channel reporting the outage",
@@ -782,7 +786,12 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts_acros
     assert_eq!(
         offers.keys().collect::<Vec<_>>(),
         vec!["after", "before", "during"],
-        "each once, none lost"
+        "each once (the rebuilt mailbox's old message is not offered again), none lost"
+    );
+    assert_ne!(
+        server.uidvalidity("support", "INBOX"),
+        uidvalidity,
+        "the mailbox was rebuilt"
     );
 
     // The SMTP server is away: the reply is kept as a draft, and sent when it is back.

@@ -507,6 +507,27 @@ service pop3-login {{
         std::fs::rename(&tmp, maildir.join("new").join(name)).expect("deliver");
     }
 
+    /// Forgets a user's UIDs (Dovecot stopped): at the next start the mailbox gets a new
+    /// UIDVALIDITY and its messages new UIDs, as after a mailbox rebuild or restore.
+    pub fn forget_uids(&self, user: &str) {
+        let maildir = self.dir.path().join("mail").join(user);
+        for entry in std::fs::read_dir(&maildir).expect("maildir").flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with("dovecot-uid") || name.starts_with("dovecot.index") {
+                std::fs::remove_file(entry.path()).expect("remove");
+            }
+        }
+    }
+
+    /// A folder's UIDVALIDITY.
+    pub fn uidvalidity(&self, user: &str, folder: &str) -> u32 {
+        let out = self.imap(user, &[&format!("SELECT {folder}")]);
+        out[0]
+            .iter()
+            .find_map(|l| agentdesk_email::imap::number_after(l, "[UIDVALIDITY"))
+            .expect("UIDVALIDITY")
+    }
+
     /// The messages the SMTP server received, in order, with their envelope recipients.
     pub fn sent(&self) -> Vec<(Vec<u8>, Vec<String>)> {
         let mut names: Vec<PathBuf> = std::fs::read_dir(&self.outgoing)

@@ -122,6 +122,18 @@ pub(crate) fn ingest(
             continue;
         }
         let read = inbound::read(&raw);
+        if let Some(message_id) = &read.message_id
+            && (ctx.store.seen(&folder.name, message_id)
+                || mails
+                    .iter()
+                    .any(|m: &Mail| m.message_id.as_ref() == Some(message_id)))
+        {
+            ctx.host.info(&format!(
+                "folder {}: UID {uid} is <{message_id}>, read before: not offered again",
+                folder.name
+            ));
+            continue;
+        }
         let attachments = save_attachments(&ctx.data_dir, &id, &read.attachments)?;
         let sender = read.from.clone().unwrap_or_default();
         let who = read.from_name.clone().unwrap_or_else(|| sender.clone());

@@ -5,7 +5,7 @@
 use plugin_api::store::StateFile;
 use plugin_api::{AttachmentRef, MessageReceived, Offer};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -134,6 +134,20 @@ pub struct Store {
 struct Inner {
     marks: BTreeMap<String, Watermark>,
     mails: HashMap<String, Mail>,
+    // (folder, Message-ID) of every message read: a rebuilt folder (new UIDVALIDITY) or a second
+    // delivery of the same message is not offered twice.
+    seen: HashSet<(String, String)>,
+}
+
+impl Inner {
+    fn insert(&mut self, mail: Mail) {
+        if let Some(message_id) = &mail.message_id
+            && !mail.folder.is_empty()
+        {
+            self.seen.insert((mail.folder.clone(), message_id.clone()));
+        }
+        self.mails.insert(mail.id.clone(), mail);
+    }
 }
 
 const MAILS: &str = "mails.jsonl";
@@ -144,13 +158,16 @@ impl Store {
     /// Loads the store in `dir` (empty when new) and compacts the mail log.
     pub fn open(dir: &Path) -> std::io::Result<Store> {
         let marks = StateFile::new(dir, FOLDERS).load::<BTreeMap<String, Watermark>>()?;
-        let mut mails = HashMap::new();
+        let mut inner = Inner {
+            marks,
+            ..Inner::default()
+        };
         match std::fs::read_to_string(dir.join(MAILS)) {
             Ok(text) => {
                 for line in text.lines() {
                     // A line cut by a crash is the last one; it was never acted upon.
                     if let Ok(mail) = serde_json::from_str::<Mail>(line) {
-                        mails.insert(mail.id.clone(), mail);
+                        inner.insert(mail);
                     }
                 }
             }
@@ -159,7 +176,7 @@ impl Store {
         }
         let store = Store {
             dir: dir.to_path_buf(),
-            inner: Arc::new(Mutex::new(Inner { marks, mails })),
+            inner: Arc::new(Mutex::new(inner)),
         };
         store.compact()?;
         Ok(store)
@@ -213,7 +230,7 @@ impl Store {
         file.write_all(&bytes)?;
         file.sync_data()?;
         for mail in mails {
-            inner.mails.insert(mail.id.clone(), mail.clone());
+            inner.insert(mail.clone());
         }
         Ok(())
     }
@@ -226,6 +243,13 @@ impl Store {
     /// Whether a mail with this id is known.
     pub fn contains(&self, id: &str) -> bool {
         self.lock().mails.contains_key(id)
+    }
+
+    /// Whether a message with this Message-ID was read from this folder before.
+    pub fn seen(&self, folder: &str, message_id: &str) -> bool {
+        self.lock()
+            .seen
+            .contains(&(folder.to_string(), message_id.to_string()))
     }
 
     /// Changes a mail and logs it; `None` when unknown.
