@@ -931,3 +931,41 @@ fn with_no_mail_server_the_plugin_starts_and_reports_disconnected_retrying() {
     drop(host);
     drop(install);
 }
+
+#[test]
+fn without_an_automatic_queue_an_auto_reply_is_filed_not_offered() {
+    let server = MailServer::start(false);
+    server.deliver(
+        &["support@example.com"],
+        &message(
+            "Vacation <customer@example.com>",
+            "Out of office",
+            "ooo-1@example.com",
+            "Auto-Submitted: auto-replied\r\n",
+            "Back on Monday.\r\n",
+        ),
+    );
+    server.deliver(
+        &["support@example.com"],
+        &message(
+            "customer@example.com",
+            "Real question",
+            "q-1@example.com",
+            "",
+            "Hi\r\n",
+        ),
+    );
+    let (install, data, config) = setup(&server.plugin_settings("automatic_queue = \"\"\n"), ANN);
+    let host = PluginHost::start(&config, StartMode::Run);
+    let mut events = Events::new();
+    // Read in UID order: once the second message is offered, the first was handled.
+    let offers = events.offers(&host, 1);
+    assert_eq!(offers.keys().collect::<Vec<_>>(), vec!["Real question"]);
+    let log = std::fs::read_to_string(data.join("mails.jsonl")).expect("mail log");
+    assert!(
+        log.contains("Out of office") && log.contains("Auto-Submitted: auto-replied"),
+        "the auto-reply is recorded as filed: {log}"
+    );
+    drop(host);
+    drop(install);
+}
