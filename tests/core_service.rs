@@ -398,22 +398,27 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
         .first()
         .map(|i| i.key)
         .expect("a call");
-    // The plugin answered `dial` with its own id, "dialed-1"; once linked, its events reach the call.
+    // The plugin reported "dialing" for its own id, "dialed-1", before its reply named that id;
+    // the host held the event until the reply linked the id to the call. An event sent now,
+    // whether or not the link has happened yet, is not lost either.
     let ended = plugin_api::Event::Ended(plugin_api::Ended {
         interaction: InteractionId::new("dialed-1"),
         reason: plugin_api::EndReason::ContactLeft,
         detail: String::new(),
     });
+    core.plugin_event(&spec.id(), ended).expect("event");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        core.plugin_event(&spec.id(), ended.clone()).expect("event");
-        core.tick().expect("tick");
         let snapshot = ann.snapshot().expect("snapshot");
-        if snapshot
-            .interactions
-            .iter()
-            .any(|i| i.key == call && i.state == InteractionState::Ended)
+        let view = snapshot.interactions.iter().find(|i| i.key == call);
+        if let Some(view) = view
+            && view.state == InteractionState::Ended
         {
+            assert_eq!(
+                view.detail.media_state,
+                Some(plugin_api::MediaState::Dialing),
+                "the event sent before the reply reached the call"
+            );
             break;
         }
         assert!(

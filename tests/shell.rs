@@ -260,9 +260,13 @@ fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_an
     );
     click(&mut ann, "Interactions");
     settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    // A long message, which the transcript shows in full, wrapped.
+    let said = format!(
+        "Your parcel left today.{}",
+        " The courier rings between nine and five; please have an ID ready.".repeat(6)
+    );
     ann.get_by_label("Message").focus();
-    ann.get_by_label("Message")
-        .type_text("Your parcel left today");
+    ann.get_by_label("Message").type_text(&said);
     ann.step();
     click(&mut ann, "Send");
     // The demo customer answers every message: its answer proves the plugin got ours.
@@ -279,14 +283,17 @@ fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_an
         panic!("live lines")
     };
     assert!(
-        lines
-            .iter()
-            .any(|l| l.from_agent && l.line.text == "Your parcel left today"),
+        lines.iter().any(|l| l.from_agent && l.line.text == said),
         "{lines:#?}"
     );
     settle(&mut ann, "the customer's answer on screen", |h| {
         h.query_all_by_label("Demo Customer:").count() >= 2
     });
+    let shown = ann.get_by_label(&said).rect();
+    assert!(
+        shown.height() > 3.0 * 14.0 && shown.right() <= 1400.0,
+        "the whole message, wrapped over several rows: {shown:?}"
+    );
 }
 
 #[test]

@@ -598,6 +598,28 @@ fn workitems_are_routed_by_the_core_done_moves_the_file_and_a_restart_offers_not
     );
     for name in &names {
         assert_eq!(all[name].len(), 1, "{name} offered exactly once: {all:#?}");
+        // A workitem offered before the restart is offered again with its text; the stored
+        // transcript keeps that text once.
+        let transcript = || {
+            let Answer::Lines(lines) = core
+                .query(Query::Transcript {
+                    key: all[name][0].0,
+                    offset: 0,
+                    limit: 10,
+                })
+                .expect("transcript")
+            else {
+                panic!("transcript lines")
+            };
+            lines
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while transcript().is_empty() {
+            assert!(Instant::now() < deadline, "{name}'s text never stored");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let lines = transcript();
+        assert_eq!(lines.len(), 1, "{name}'s text stored once: {lines:?}");
     }
     assert_eq!(
         all["fax.tif"].len(),

@@ -8,7 +8,7 @@ use crate::core::{InteractionKey, Millis};
 use crate::storage::TranscriptLine;
 use plugin_api::{AttachmentRef, CaseField, CustomAction, Event, InteractionId, MediaState, Party};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The interaction a plugin event is about, if any.
 pub fn interaction_of(event: &Event) -> Option<&InteractionId> {
@@ -94,6 +94,9 @@ impl LiveLine {
 struct Detail {
     view: DetailView,
     lines: Vec<LiveLine>,
+    /// Ids of the plugin messages taken in, so one sent again (after a restart of the plugin or
+    /// the host) is not shown or stored twice.
+    message_ids: HashSet<String>,
 }
 
 /// The details of every open interaction of this host.
@@ -129,13 +132,26 @@ impl Details {
     }
 
     /// Restores an open interaction after a restart: what was declared and the transcript.
-    pub fn restore(&mut self, key: InteractionKey, declared: Declared, lines: Vec<TranscriptLine>) {
+    pub fn restore(
+        &mut self,
+        key: InteractionKey,
+        declared: Declared,
+        lines: Vec<TranscriptLine>,
+        message_ids: Vec<String>,
+    ) {
         let d = self.by_key.entry(key).or_default();
+        d.message_ids = message_ids.into_iter().collect();
         d.view.case_data = declared.case_data;
         d.view.actions = declared.actions;
         d.view.parties = declared.parties;
         d.lines = lines.into_iter().map(LiveLine::stored).collect();
         d.view.lines = d.lines.len();
+    }
+
+    /// Notes a plugin message's id; false when the interaction already had it.
+    pub fn first_sight(&mut self, key: InteractionKey, message_id: &str) -> bool {
+        let ids = &mut self.by_key.entry(key).or_default().message_ids;
+        !ids.contains(message_id) && ids.insert(message_id.to_string())
     }
 
     /// Adds a line an agent wrote.

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod detail;
+pub mod early;
 pub mod effects;
 pub mod snapshot;
 
@@ -390,6 +391,7 @@ impl CoreService {
                 voice_plugins,
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
+                early: early::EarlyEvents::default(),
                 detail_changed: BTreeSet::new(),
             };
             worker.restore_transcripts();
@@ -494,6 +496,7 @@ struct Worker {
     voice_plugins: Vec<String>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
+    early: early::EarlyEvents,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
 }
@@ -540,10 +543,10 @@ impl Worker {
                             let _ = reply.send(Err(ClientError::Refused(refused)));
                         }
                     },
-                    Request::Plugin { plugin, event } => {
-                        events.extend(self.core.on_plugin_event(now, &plugin, &event));
-                        self.note_detail(&plugin, &event, now);
-                    }
+                    Request::Plugin { plugin, event } => match self.unlinked(&plugin, &event) {
+                        Some(id) => self.early.hold(&plugin, &id, event, now),
+                        None => self.take_plugin_event(now, &plugin, &event, &mut events),
+                    },
                     Request::SendMessage {
                         agent,
                         key,
@@ -561,7 +564,14 @@ impl Worker {
                         let _ = reply.send(self.interact(&agent, key, act));
                     }
                     Request::Link { key, interaction } => {
+                        let id = interaction.as_str().to_string();
                         events.extend(self.core.link_plugin_id(now, key, interaction));
+                        // Events the plugin sent about its new id before this reply was linked.
+                        if let Some(plugin) = self.core.interaction(key).map(|i| i.plugin.clone()) {
+                            for event in self.early.release(&plugin, &id) {
+                                self.take_plugin_event(now, &plugin, &event, &mut events);
+                            }
+                        }
                     }
                     Request::Tick { reply } => {
                         events.extend(self.core.tick(now));
@@ -571,6 +581,7 @@ impl Worker {
                     read => reads.push(read),
                 }
             }
+            self.early.expire(now);
             let committed = self.commit(&events);
             for ack in acks {
                 let _ = ack.send(committed.clone());
@@ -639,7 +650,7 @@ impl Worker {
             .map_or_else(|| agent.to_string(), |a| a.name.clone());
         if let Some(history) = &mut self.history {
             history
-                .add_message(key, &channel, now, &name, &text)
+                .add_message(key, &channel, now, &name, &text, None)
                 .map_err(|e| ClientError::History(e.to_string()))?;
         }
         self.details.agent_wrote(key, now, &name, &text);
@@ -736,10 +747,38 @@ impl Worker {
                     detail::Declared::default()
                 }
             };
-            match history.transcript(key, 0, usize::MAX >> 1) {
-                Ok(lines) => self.details.restore(key, declared, lines),
+            let stored = history
+                .transcript(key, 0, usize::MAX >> 1)
+                .and_then(|lines| Ok((lines, history.message_ids(key)?)));
+            match stored {
+                Ok((lines, ids)) => self.details.restore(key, declared, lines, ids),
                 Err(e) => tracing::error!("transcript of {key} not restored: {e}"),
             }
+        }
+    }
+
+    /// Applies a plugin event to the core and to the interaction's detail.
+    fn take_plugin_event(
+        &mut self,
+        now: Millis,
+        plugin: &str,
+        event: &Event,
+        out: &mut Vec<Stamped>,
+    ) {
+        out.extend(self.core.on_plugin_event(now, plugin, event));
+        self.note_detail(plugin, event, now);
+    }
+
+    /// The plugin's interaction id an event is about, when the core does not know it (yet): see
+    /// [`early`]. An offer introduces its id, so it is never early.
+    fn unlinked(&self, plugin: &str, event: &Event) -> Option<String> {
+        if matches!(event, Event::Offer(_)) {
+            return None;
+        }
+        let id = detail::interaction_of(event)?;
+        match self.core.interaction_by_plugin_id(plugin, id) {
+            Some(_) => None,
+            None => Some(id.as_str().to_string()),
         }
     }
 
@@ -753,18 +792,24 @@ impl Worker {
             return;
         };
         let key = i.key;
-        // A customer's or colleague's message goes to the stored transcript (never IM text).
-        if let Event::MessageReceived(message) = event
-            && let Some(history) = &mut self.history
-            && let Err(e) = history.add_message(
-                key,
-                &i.channel,
-                now,
-                &message.from.display_name,
-                &message.message.text,
-            )
-        {
-            tracing::error!("transcript not saved: {e}");
+        if let Event::MessageReceived(message) = event {
+            if !self.details.first_sight(key, &message.message.id) {
+                tracing::debug!("message {} of {key} seen before", message.message.id);
+                return;
+            }
+            // A customer's or colleague's message goes to the stored transcript (never IM text).
+            if let Some(history) = &mut self.history
+                && let Err(e) = history.add_message(
+                    key,
+                    &i.channel,
+                    now,
+                    &message.from.display_name,
+                    &message.message.text,
+                    Some(&message.message.id),
+                )
+            {
+                tracing::error!("transcript not saved: {e}");
+            }
         }
         let change = self.details.on_plugin_event(key, event, now);
         if change == detail::Change::Declared

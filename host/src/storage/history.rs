@@ -104,7 +104,9 @@ impl History {
                  outcome TEXT NOT NULL DEFAULT '', wrap_up TEXT, handling_ms INTEGER);
              CREATE INDEX IF NOT EXISTS interactions_by_contact ON interactions (contact_id);
              CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5(key UNINDEXED, at UNINDEXED, party UNINDEXED, text);
-             CREATE TABLE IF NOT EXISTS details (key INTEGER PRIMARY KEY, json TEXT NOT NULL);",
+             CREATE TABLE IF NOT EXISTS details (key INTEGER PRIMARY KEY, json TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS message_ids (
+                 key INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;",
         )
         .map_err(err)?;
         // Stores created before handling time was kept get the column now.
@@ -248,7 +250,9 @@ impl History {
             .map_err(self.err())
     }
 
-    /// Adds a transcript line to an interaction. IM text is refused here, whoever asks.
+    /// Adds a transcript line to an interaction; says whether it was added. IM text is refused
+    /// here, whoever asks. A line with a message id the interaction already has (a plugin that
+    /// sent the message again after a restart) is not added twice.
     pub fn add_message(
         &mut self,
         key: InteractionKey,
@@ -256,9 +260,22 @@ impl History {
         at: Millis,
         party: &str,
         text: &str,
+        message_id: Option<&str>,
     ) -> Result<bool, HistoryError> {
         if channel == IM_CHANNEL {
             return Ok(false);
+        }
+        if let Some(id) = message_id {
+            let new = self
+                .conn
+                .execute(
+                    "INSERT OR IGNORE INTO message_ids (key, id) VALUES (?1, ?2)",
+                    params![key as i64, id],
+                )
+                .map_err(self.err())?;
+            if new == 0 {
+                return Ok(false);
+            }
         }
         self.conn
             .execute(
@@ -267,6 +284,18 @@ impl History {
             )
             .map_err(self.err())?;
         Ok(true)
+    }
+
+    /// The ids of the plugin messages stored in an interaction's transcript.
+    pub fn message_ids(&self, key: InteractionKey) -> Result<Vec<String>, HistoryError> {
+        let mut select = self
+            .conn
+            .prepare("SELECT id FROM message_ids WHERE key = ?1")
+            .map_err(self.err())?;
+        let rows = select
+            .query_map(params![key as i64], |r| r.get(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     /// A page of an interaction's transcript, oldest first.
@@ -702,10 +731,10 @@ mod tests {
         .iter()
         .enumerate()
         {
-            h.add_message(1, "chat", n as u64, "Jo", text)
+            h.add_message(1, "chat", n as u64, "Jo", text, None)
                 .expect("message");
         }
-        h.add_message(2, "chat", 9, "Al", "Where is my invoice?")
+        h.add_message(2, "chat", 9, "Al", "Where is my invoice?", None)
             .expect("message");
         let found = h.search(None, Some("parcel arrived"), 10).expect("search");
         assert_eq!(found.iter().map(|e| e.key).collect::<Vec<_>>(), vec![1]);
@@ -722,13 +751,52 @@ mod tests {
     }
 
     #[test]
+    fn a_message_sent_again_with_its_id_is_stored_once() {
+        let (_dir, mut h) = store();
+        h.record(&[arrived(1, 1, "workitem", Contact::default())])
+            .expect("record");
+        assert!(
+            h.add_message(1, "workitem", 1, "Fax", "page one", Some("m1"))
+                .expect("add")
+        );
+        assert!(
+            !h.add_message(1, "workitem", 2, "Fax", "page one", Some("m1"))
+                .expect("again")
+        );
+        assert!(
+            h.add_message(1, "workitem", 3, "Fax", "page two", Some("m2"))
+                .expect("add")
+        );
+        // The same id in another interaction is another message.
+        assert!(
+            h.add_message(2, "workitem", 4, "Fax", "page one", Some("m1"))
+                .expect("add")
+        );
+        let lines = h.transcript(1, 0, 10).expect("transcript");
+        assert_eq!(
+            lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
+            vec!["page one", "page two"]
+        );
+        let mut ids = h.message_ids(1).expect("ids");
+        ids.sort();
+        assert_eq!(ids, vec!["m1", "m2"]);
+    }
+
+    #[test]
     fn im_text_is_refused_by_the_store_itself() {
         let (dir, mut h) = store();
         h.record(&[arrived(1, 1, IM_CHANNEL, Contact::default())])
             .expect("record");
         assert!(
-            !h.add_message(1, IM_CHANNEL, 1, "Sam", "the secret launch code is 1234")
-                .expect("call")
+            !h.add_message(
+                1,
+                IM_CHANNEL,
+                1,
+                "Sam",
+                "the secret launch code is 1234",
+                None
+            )
+            .expect("call")
         );
         assert!(h.transcript(1, 0, 10).expect("page").is_empty());
         drop(h);

@@ -417,8 +417,8 @@ impl Email {
     }
 
     /// Gives the consulted colleague the email to read (the customer takes no part: their
-    /// comments are never sent). The core learns the consultation's id from the `created`
-    /// reply, so the copy follows a moment later.
+    /// comments are never sent). The copy may reach the host before the `created` reply that
+    /// tells the core the consultation's id; the host holds it until then.
     fn show_to_colleague(
         &self,
         about: &InteractionId,
@@ -451,13 +451,7 @@ impl Email {
                 attachments: mail.attachments.clone(),
             },
         };
-        let ctx = running.ctx.clone();
-        if let Some(handle) = running.runtime.handle() {
-            handle.spawn(async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                ctx.emit(copy);
-            });
-        }
+        running.ctx.emit(copy);
         Ok(())
     }
 

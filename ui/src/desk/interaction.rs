@@ -3,16 +3,15 @@
 //! actions, consult / conference / transfer, hold, end, Mark Done with a wrap-up code, workbin,
 //! the plugin's custom actions and case data, the contact's history.
 
+use super::transcript::outbound;
 use super::{Desk, text};
-use agentdesk_host::contacts::recognise_addresses;
 use agentdesk_host::core::{AgentCommand, InteractionState};
-use agentdesk_host::service::{Answer, Interact, InteractionView, LiveLine, Query};
+use agentdesk_host::service::{Answer, Interact, InteractionView, Query};
 use eframe::egui;
 use plugin_api::{Address, Media, MediaState, Route};
 
 /// Transcript rows are one line high (long messages are cut, the whole text is on hover), so the
 /// list is virtualised: only visible rows are laid out, however long the transcript.
-const ROW_HEIGHT: f32 = 20.0;
 /// Lines fetched per query when a transcript grows.
 const PAGE: usize = 2_000;
 
@@ -309,7 +308,7 @@ impl Desk {
         }
     }
 
-    fn start_outbound(&mut self, channel: &str, to: Address, from: u64) {
+    pub(super) fn start_outbound(&mut self, channel: &str, to: Address, from: u64) {
         self.send(AgentCommand::StartOutbound {
             channel: channel.into(),
             to,
@@ -371,38 +370,6 @@ impl Desk {
                 self.error = None;
             }
             Err(e) => self.error = Some(e.to_string()),
-        }
-    }
-
-    fn transcript(&mut self, ui: &mut egui::Ui, key: u64) {
-        let lines: &[LiveLine] = self.views.get(&key).map_or(&[], |v| &v.lines);
-        let mut clicked: Option<(&'static str, Address)> = None;
-        egui::ScrollArea::vertical()
-            .stick_to_bottom(true)
-            .auto_shrink([false, false])
-            .show_rows(ui, ROW_HEIGHT, lines.len(), |ui, rows| {
-                for line in &lines[rows] {
-                    ui.horizontal(|ui| {
-                        let who = egui::RichText::new(format!("{}:", line.line.party));
-                        ui.label(if line.from_agent {
-                            who.italics()
-                        } else {
-                            who.strong()
-                        });
-                        ui.add(egui::Label::new(&line.line.text).truncate())
-                            .on_hover_text(&line.line.text);
-                        for address in recognise_addresses(&line.line.text) {
-                            if let Some((verb, channel)) = outbound(&address)
-                                && ui.link(format!("{verb} {}", address.value)).clicked()
-                            {
-                                clicked = Some((channel, address));
-                            }
-                        }
-                    });
-                }
-            });
-        if let Some((channel, address)) = clicked {
-            self.start_outbound(channel, address, key);
         }
     }
 
@@ -495,15 +462,6 @@ impl Desk {
         };
         ui.heading(format!("Co-browse: {state}"));
         self.transcript(ui, i.key);
-    }
-}
-
-/// What an address lets the agent start, and on which channel.
-fn outbound(address: &Address) -> Option<(&'static str, &'static str)> {
-    match address.kind.as_str() {
-        Address::PHONE => Some(("Call", "voice")),
-        Address::EMAIL => Some(("Email", "email")),
-        _ => None,
     }
 }
 

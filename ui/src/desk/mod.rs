@@ -11,6 +11,7 @@ mod keys;
 mod offers;
 mod status;
 pub mod text;
+mod transcript;
 
 use crate::ring::{Ring, RingSink};
 use agentdesk_host::PluginHost;
@@ -89,6 +90,7 @@ pub enum Tab {
 struct View {
     composer: String,
     lines: Vec<LiveLine>,
+    layout: transcript::TranscriptLayout,
     wrap_up: Option<String>,
     dtmf: String,
     colleague: Option<String>,
