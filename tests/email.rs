@@ -453,6 +453,11 @@ fn replies_reply_all_forwards_and_new_mail_thread_in_the_recipients_mailboxes() 
         Some("<order-1@example.com>")
     );
     assert_eq!(header(&reply, "Subject").as_deref(), Some("Re: My order"));
+    assert_eq!(
+        header(&reply, "Auto-Submitted").as_deref(),
+        Some("no"),
+        "written by a person"
+    );
     let text = String::from_utf8_lossy(&reply);
     assert!(text.contains("Your order ships tomorrow."), "{text}");
     assert!(
@@ -831,7 +836,7 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts_acros
 
 #[test]
 fn tls_and_starttls_with_a_ca_made_by_the_test_carry_mail_and_a_stranger_ca_is_refused() {
-    let server = MailServer::start(true);
+    let mut server = MailServer::start(true);
     server.deliver(
         &["support@example.com"],
         &message(
@@ -866,16 +871,39 @@ fn tls_and_starttls_with_a_ca_made_by_the_test_carry_mail_and_a_stranger_ca_is_r
             .then_some(())
     });
 
-    // STARTTLS on the plain IMAP port: the same message, read by a second installation.
-    let starttls = server.plugin_settings("").replace(
-        &format!("imap_port = {}\nimap_security = \"tls\"", server.imaps),
-        &format!("imap_port = {}\nimap_security = \"starttls\"", server.imap),
-    );
-    assert!(starttls.contains("starttls"), "{starttls}");
+    // STARTTLS on the plain IMAP port and on an SMTP server that requires it and a login (the
+    // password from the environment): the same message, read and answered by a second
+    // installation.
+    let (starttls_port, starttls_out) = server.start_starttls_smtp();
+    let starttls = server
+        .plugin_settings("")
+        .replace(
+            &format!("imap_port = {}\nimap_security = \"tls\"", server.imaps),
+            &format!("imap_port = {}\nimap_security = \"starttls\"", server.imap),
+        )
+        .replace(
+            &format!("smtp_port = {}\nsmtp_security = \"tls\"", server.smtp),
+            &format!("smtp_port = {starttls_port}\nsmtp_security = \"starttls\""),
+        );
+    assert_eq!(starttls.matches("starttls").count(), 2, "{starttls}");
     let (upgraded, _data, config) = setup(&starttls, ANN);
     let second = PluginHost::start(&config, StartMode::Run);
     let mut second_events = Events::new();
-    assert!(second_events.offers(&second, 1).contains_key("secure"));
+    let again = second_events.offers(&second, 1)["secure"].clone();
+    let reply = Command::SendMessage(SendMessage {
+        interaction: again.interaction.clone(),
+        message: MessageContent {
+            id: "r2".into(),
+            text: "Answered after STARTTLS.".into(),
+            attachments: vec![],
+        },
+    });
+    second.send(EMAIL, &reply).expect("send");
+    second_events.note(&second, &again.interaction, "Sent to customer@example.com");
+    let (sent, _) = until("the reply over SMTP with STARTTLS", || {
+        crate::mailserver::sent_in(&starttls_out).into_iter().next()
+    });
+    assert!(String::from_utf8_lossy(&sent).contains("Answered after STARTTLS."));
     drop(second);
     drop(upgraded);
 

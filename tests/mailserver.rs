@@ -162,7 +162,20 @@ context = None
 if cert:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-controller = Controller(Relay(), hostname="127.0.0.1", port=port, ssl_context=context)
+if len(sys.argv) > 6 and sys.argv[6] == "starttls":
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+    password = sys.argv[7].encode()
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = (isinstance(auth_data, LoginPassword) and auth_data.login == b"support"
+              and auth_data.password == password)
+        return AuthResult(success=ok)
+
+    controller = Controller(Relay(), hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True, authenticator=authenticate,
+                            auth_required=True, auth_require_tls=True)
+else:
+    controller = Controller(Relay(), hostname="127.0.0.1", port=port, ssl_context=context)
 controller.start()
 print("ready", flush=True)
 try:
@@ -192,6 +205,7 @@ pub struct MailServer {
     owner: (u32, u32),
     dovecot: Option<Child>,
     smtp_server: Option<Child>,
+    extra: Vec<Child>,
 }
 
 impl MailServer {
@@ -226,6 +240,7 @@ impl MailServer {
             owner,
             dovecot: None,
             smtp_server: None,
+            extra: Vec::new(),
         };
         server.configure();
         server.start_dovecot();
@@ -398,16 +413,36 @@ service pop3-login {{
 
     /// Starts the SMTP server.
     pub fn start_smtp(&mut self) {
+        let child = self.spawn_smtp(&self.outgoing, self.smtp, false);
+        self.smtp_server = Some(child);
+    }
+
+    /// Starts a second SMTP server that requires STARTTLS and AUTH (TLS only); returns its port and the
+    /// directory where it keeps what it receives. It stops with the server.
+    pub fn start_starttls_smtp(&mut self) -> (u16, PathBuf) {
+        let port = free_port();
+        let out = self.dir.path().join("outgoing-starttls");
+        std::fs::create_dir_all(&out).expect("dir");
+        let child = self.spawn_smtp(&out, port, true);
+        self.extra.push(child);
+        (port, out)
+    }
+
+    fn spawn_smtp(&self, out: &Path, port: u16, starttls: bool) -> Child {
         let script = self.dir.path().join("smtp_server.py");
         std::fs::write(&script, SMTP_SERVER).expect("script");
         let mut command = Command::new("/usr/bin/python3");
         command
             .arg(&script)
-            .arg(&self.outgoing)
-            .arg(self.smtp.to_string())
+            .arg(out)
+            .arg(port.to_string())
             .arg(self.lmtp.to_string());
         if let Some(tls) = &self.tls {
             command.arg(&tls.cert).arg(&tls.key);
+            if starttls {
+                // This one also requires SMTP AUTH as `support`.
+                command.arg("starttls").arg(support_password());
+            }
         }
         let mut child = command
             .stdout(Stdio::piped())
@@ -421,7 +456,7 @@ service pop3-login {{
             first.trim() == "ready",
             "the SMTP server did not start (is the Debian package python3-aiosmtpd installed?)"
         );
-        self.smtp_server = Some(child);
+        child
     }
 
     /// Stops the SMTP server.
@@ -530,23 +565,7 @@ service pop3-login {{
 
     /// The messages the SMTP server received, in order, with their envelope recipients.
     pub fn sent(&self) -> Vec<(Vec<u8>, Vec<String>)> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.outgoing)
-            .expect("outgoing")
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        names.sort();
-        names
-            .into_iter()
-            .map(|p| {
-                let rcpt = std::fs::read_to_string(p.with_extension("rcpt")).unwrap_or_default();
-                (
-                    std::fs::read(&p).expect("eml"),
-                    rcpt.lines().map(str::to_string).collect(),
-                )
-            })
-            .collect()
+        sent_in(&self.outgoing)
     }
 
     /// The plugin settings for this server (extra lines appended as they are).
@@ -618,7 +637,32 @@ service pop3-login {{
 
 impl Drop for MailServer {
     fn drop(&mut self) {
+        for mut child in self.extra.drain(..) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
         self.stop_smtp();
         self.stop_dovecot();
     }
+}
+
+/// The messages an SMTP server of the test kept in `dir`, in order, with their recipients.
+pub fn sent_in(dir: &Path) -> Vec<(Vec<u8>, Vec<String>)> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("outgoing")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|p| {
+            let rcpt = std::fs::read_to_string(p.with_extension("rcpt")).unwrap_or_default();
+            (
+                std::fs::read(&p).expect("eml"),
+                rcpt.lines().map(str::to_string).collect(),
+            )
+        })
+        .collect()
 }
