@@ -129,8 +129,11 @@ pub fn make_ca(dir: &Path, name: &str) -> Tls {
 
 /// The SMTP server: keeps each message as `<n>.eml` and relays it to Dovecot over LMTP.
 const SMTP_SERVER: &str = r#"
-import os, smtplib, ssl, sys, time
+import os, smtplib, ssl, sys, time, warnings
 from aiosmtpd.controller import Controller
+
+# aiosmtpd 1.4 warns about its own use of a deprecated attribute on every login.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 out, port, lmtp_port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 cert = sys.argv[4] if len(sys.argv) > 5 else None
