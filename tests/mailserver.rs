@@ -62,6 +62,15 @@ fn run(program: &str, args: &[&str], package: &str) -> std::process::Output {
     output
 }
 
+/// Dovecot's master binary (in /usr/sbin, which not every PATH has).
+fn dovecot() -> &'static str {
+    if Path::new("/usr/sbin/dovecot").exists() {
+        "/usr/sbin/dovecot"
+    } else {
+        "dovecot"
+    }
+}
+
 /// A certificate authority made by the test, and a server certificate for 127.0.0.1 it signed.
 pub struct Tls {
     /// The CA certificate (PEM).
@@ -366,7 +375,7 @@ service pop3-login {{
     /// Starts Dovecot in the foreground and waits until its IMAP port answers.
     pub fn start_dovecot(&mut self) {
         let conf = self.dir.path().join("dovecot.conf");
-        let child = Command::new("dovecot")
+        let child = Command::new(dovecot())
             .arg("-F")
             .arg("-c")
             .arg(&conf)
@@ -392,9 +401,11 @@ service pop3-login {{
     /// Stops Dovecot (SIGTERM to its master, which ends every process it started).
     pub fn stop_dovecot(&mut self) {
         if let Some(mut child) = self.dovecot.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
+            // `dovecot stop` sends SIGTERM to the master named in its pid file (no procps needed).
+            let _ = Command::new(dovecot())
+                .arg("-c")
+                .arg(self.dir.path().join("dovecot.conf"))
+                .arg("stop")
                 .status();
             let deadline = Instant::now() + Duration::from_secs(10);
             while Instant::now() < deadline {
