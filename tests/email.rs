@@ -997,3 +997,90 @@ fn without_an_automatic_queue_an_auto_reply_is_filed_not_offered() {
     drop(host);
     drop(install);
 }
+
+#[test]
+fn the_desktop_shows_an_email_with_its_attachment_and_replies_to_all_from_its_button() {
+    use crate::shell::{click, has_label, settle};
+    use agentdesk_host::service::clock::SystemClock;
+    use agentdesk_ui::desk::{Desk, DeskInfo};
+    use agentdesk_ui::ring::WavSink;
+    use eframe::egui;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+
+    let server = MailServer::start(false);
+    server.deliver(
+        &["support@example.com"],
+        &html_with_attachment("desk-1@example.com"),
+    );
+    let (install, _data, config) = setup(&server.plugin_settings(""), ANN);
+    let core = start_core(&install, &config);
+    let policy = Policy::from_config(&config, &["email".to_string()]);
+    let desk = Desk::login(
+        core.service.handle(),
+        "ann",
+        DeskInfo {
+            data_dir: Some(install.data.clone()),
+            ..DeskInfo::from_policy(&policy)
+        },
+        Arc::new(SystemClock),
+        Box::new(WavSink::new(install.dir.path())),
+        || {},
+    )
+    .expect("log in");
+    let mut ann = Harness::builder()
+        .with_size(egui::vec2(1400.0, 1000.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
+    click(&mut ann, "My Channels");
+    click(&mut ann, "Log on email");
+    click(&mut ann, "Ready email");
+    let start = Instant::now();
+    while !ann
+        .state()
+        .snapshot()
+        .interactions
+        .iter()
+        .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    {
+        assert!(start.elapsed() < WAIT, "the email was never offered");
+        ann.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    ann.key_press(egui::Key::F2);
+    ann.step();
+    settle(&mut ann, "the sender", |h| {
+        has_label(h, "From: carol@example.com")
+    });
+    settle(&mut ann, "the text of the HTML body", |h| {
+        h.query_by_label_contains("The invoice total is wrong.")
+            .is_some()
+    });
+    assert!(has_label(
+        &ann,
+        "Attachments: invoice 4711.pdf (application/pdf)"
+    ));
+    click(&mut ann, "Reply all");
+    settle(&mut ann, "the reply-all note", |h| {
+        h.query_by_label_contains(
+            "Reply all: your next message goes to carol@example.com, boss@example.com",
+        )
+        .is_some()
+    });
+    ann.get_by_label("Message").focus();
+    ann.get_by_label("Message")
+        .type_text("Corrected invoice follows.");
+    ann.step();
+    click(&mut ann, "Send");
+    let (reply, to) = until("the reply-all sent from the desktop", || {
+        server.sent().into_iter().next()
+    });
+    assert_eq!(to, vec!["carol@example.com", "boss@example.com"]);
+    assert!(String::from_utf8_lossy(&reply).contains("Corrected invoice follows."));
+    assert_eq!(
+        header(&reply, "In-Reply-To").as_deref(),
+        Some("<desk-1@example.com>")
+    );
+    drop(ann);
+    core.service.stop();
+    drop(core.plugins);
+}
