@@ -153,12 +153,13 @@ class Relay:
     async def handle_DATA(self, server, session, envelope):
         data = envelope.original_content or envelope.content
         Relay.count += 1
+        # The recipients first: the test reads a message once its .eml is there.
+        with open(os.path.join(out, "%05d.rcpt" % Relay.count), "w") as f:
+            f.write("\n".join(envelope.rcpt_tos))
         tmp = os.path.join(out, ".incoming")
         with open(tmp, "wb") as f:
             f.write(data)
         os.rename(tmp, os.path.join(out, "%05d.eml" % Relay.count))
-        with open(os.path.join(out, "%05d.rcpt" % Relay.count), "w") as f:
-            f.write("\n".join(envelope.rcpt_tos))
         # One LMTP transaction per recipient: smtplib reads only one reply after DATA.
         for rcpt in envelope.rcpt_tos:
             try:
