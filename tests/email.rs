@@ -25,7 +25,7 @@ fn setup(settings: &str, agents: &str) -> (Install, PathBuf, AdminConfig) {
     let install = Install::new();
     package(&first_party_library("agentdesk_email"), &install.plugins).expect("package");
     let extra = format!(
-        "[plugins.settings.\"{EMAIL}\"]\n{settings}\n[channels.email]\ncapacity = 100\n\
+        "[plugins.settings.\"{EMAIL}\"]\n{settings}\n[channels.email]\ncapacity = 1000\n\
          answer_timeout_secs = 3600\n{agents}"
     );
     let config = AdminConfig::load(&install.write_config(&[EMAIL], &extra)).expect("config");
@@ -660,7 +660,7 @@ fn replies_reply_all_forwards_and_new_mail_thread_in_the_recipients_mailboxes() 
 #[test]
 fn a_restart_in_the_middle_and_mail_that_arrived_while_down_are_offered_exactly_once() {
     let server = MailServer::start(false);
-    let total = 40;
+    let total = 100;
     // A big attachment makes each message take a moment, so the stop lands mid-way.
     let filler = "QUJDRA==\r\n".repeat(8000);
     for n in 1..=total {
