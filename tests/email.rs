@@ -1,6 +1,7 @@
 //! The email channel end to end: the packaged `agentdesk.email` plugin in a real `PluginHost`
-//! (and `CoreService`), against Debian's Dovecot fed over LMTP and a real SMTP server
-//! (`tests/mailserver.rs`). Replies are checked where they land: in the recipients' mailboxes.
+//! (with the `CoreService`, and once with the real desktop), against Debian's Dovecot fed over LMTP
+//! and a real SMTP server (`tests/mailserver.rs`). Replies are checked where they land: in the
+//! recipients' mailboxes.
 
 use crate::mailserver::{MailServer, free_port};
 use crate::support::Install;
