@@ -120,7 +120,11 @@ impl Drop for Rig {
 }
 
 /// Steps the UI until `test` holds (snapshots arrive from other threads), or fails after 10 s.
-fn settle(harness: &mut Harness<'_, Desk>, what: &str, test: impl Fn(&Harness<'_, Desk>) -> bool) {
+pub(crate) fn settle(
+    harness: &mut Harness<'_, Desk>,
+    what: &str,
+    test: impl Fn(&Harness<'_, Desk>) -> bool,
+) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         harness.step();
@@ -137,11 +141,11 @@ fn settle(harness: &mut Harness<'_, Desk>, what: &str, test: impl Fn(&Harness<'_
     }
 }
 
-fn has_label(harness: &Harness<'_, Desk>, label: &str) -> bool {
+pub(crate) fn has_label(harness: &Harness<'_, Desk>, label: &str) -> bool {
     harness.query_by_label(label).is_some()
 }
 
-fn click(harness: &mut Harness<'_, Desk>, label: &str) {
+pub(crate) fn click(harness: &mut Harness<'_, Desk>, label: &str) {
     settle(harness, &format!("a control labelled `{label}`"), |h| {
         has_label(h, label)
     });

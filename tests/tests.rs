@@ -3,7 +3,9 @@
 mod cli;
 mod compat;
 mod core_service;
+mod email;
 mod loading;
+mod mailserver;
 mod runtime;
 mod shell;
 mod support;

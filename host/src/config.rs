@@ -446,6 +446,7 @@ mod tests {
         assert!(config.channel_assigned("chat"));
         assert!(config.plugins.allow.contains_key("agentdesk.demo"));
         assert!(config.plugins.allow.contains_key("agentdesk.workitem"));
+        assert!(config.plugins.allow.contains_key("agentdesk.email"));
     }
 
     #[test]
