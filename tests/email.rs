@@ -384,15 +384,8 @@ fn wait_for_subjects(
     }
 }
 
-fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    crate::support::wait_for(WAIT, what, probe)
 }
 
 /// A header's value in a raw message (first occurrence, unfolded).
@@ -1001,12 +994,8 @@ fn without_an_automatic_queue_an_auto_reply_is_filed_not_offered() {
 
 #[test]
 fn the_desktop_shows_an_email_with_its_attachment_and_replies_to_all_from_its_button() {
-    use crate::shell::{click, has_label, settle};
-    use agentdesk_host::service::clock::SystemClock;
-    use agentdesk_ui::desk::{Desk, DeskInfo};
-    use agentdesk_ui::ring::WavSink;
+    use crate::shell::{click, has_label, ready_desk, settle};
     use eframe::egui;
-    use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable;
 
     let server = MailServer::start(false);
@@ -1017,24 +1006,7 @@ fn the_desktop_shows_an_email_with_its_attachment_and_replies_to_all_from_its_bu
     let (install, _data, config) = setup(&server.plugin_settings(""), ANN);
     let core = start_core(&install, &config);
     let policy = Policy::from_config(&config, &["email".to_string()]);
-    let desk = Desk::login(
-        core.service.handle(),
-        "ann",
-        DeskInfo {
-            data_dir: Some(install.data.clone()),
-            ..DeskInfo::from_policy(&policy)
-        },
-        Arc::new(SystemClock),
-        Box::new(WavSink::new(install.dir.path())),
-        || {},
-    )
-    .expect("log in");
-    let mut ann = Harness::builder()
-        .with_size(egui::vec2(1400.0, 1000.0))
-        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
-    click(&mut ann, "My Channels");
-    click(&mut ann, "Log on email");
-    click(&mut ann, "Ready email");
+    let mut ann = ready_desk(core.service.handle(), &install, &policy, "email");
     let start = Instant::now();
     while !ann
         .state()

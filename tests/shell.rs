@@ -119,6 +119,35 @@ impl Drop for Rig {
     }
 }
 
+/// Ann's desktop over `core`, showing documents from the install's data dir, logged on to
+/// `channel` and Ready.
+pub(crate) fn ready_desk(
+    core: CoreHandle,
+    install: &Install,
+    policy: &Policy,
+    channel: &str,
+) -> Harness<'static, Desk> {
+    let desk = Desk::login(
+        core,
+        "ann",
+        DeskInfo {
+            data_dir: Some(install.data.clone()),
+            ..DeskInfo::from_policy(policy)
+        },
+        Arc::new(SystemClock),
+        Box::new(WavSink::new(install.dir.path())),
+        || {},
+    )
+    .expect("log in");
+    let mut ann = Harness::builder()
+        .with_size(egui::vec2(1400.0, 1000.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
+    click(&mut ann, "My Channels");
+    click(&mut ann, &format!("Log on {channel}"));
+    click(&mut ann, &format!("Ready {channel}"));
+    ann
+}
+
 /// Steps the UI until `test` holds (snapshots arrive from other threads), or fails after 10 s.
 pub(crate) fn settle(
     harness: &mut Harness<'_, Desk>,
@@ -576,24 +605,7 @@ fn a_workitem_pdf_shows_its_metadata_text_and_page_preview_in_the_document_view(
     let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
     let policy = Policy::from_config(&config, &["workitem".to_string()]);
     let service = agentdesk_tests::start_core(&install.data, policy.clone(), Some(plugins.clone()));
-    let desk = Desk::login(
-        service.handle(),
-        "ann",
-        DeskInfo {
-            data_dir: Some(install.data.clone()),
-            ..DeskInfo::from_policy(&policy)
-        },
-        Arc::new(SystemClock),
-        Box::new(WavSink::new(install.dir.path())),
-        || {},
-    )
-    .expect("log in");
-    let mut ann = Harness::builder()
-        .with_size(egui::vec2(1400.0, 1000.0))
-        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
-    click(&mut ann, "My Channels");
-    click(&mut ann, "Log on workitem");
-    click(&mut ann, "Ready workitem");
+    let mut ann = ready_desk(service.handle(), &install, &policy, "workitem");
 
     // A real PDF (Ghostscript), written elsewhere and moved in whole, as a scanner or fax gateway does.
     let staging = install.dir.path().join("claim.pdf");

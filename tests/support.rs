@@ -62,3 +62,18 @@ pub fn drain(host: &PluginHost, wait: Duration) -> Vec<agentdesk_host::plugins::
     }
     events
 }
+
+/// Polls `probe` every 50 ms until it finds something; fails the test naming `what` after `wait`.
+pub fn wait_for<T>(wait: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -32,15 +32,8 @@ fn free_port() -> u16 {
         .expect("a free port")
 }
 
-fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    crate::support::wait_for(WAIT, what, probe)
 }
 
 /// A host with the packaged web chat plugin, the core, and agents Ann and Bob.
