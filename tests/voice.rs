@@ -309,25 +309,40 @@ fn sipp(dir: &Path, name: &str, xml: &str, target: &str, args: &[&str]) -> Child
     if !target.is_empty() {
         command.arg(target);
     }
-    command.spawn().expect("sipp starts")
+    let mut child = command.spawn().expect("sipp starts");
+    std::thread::sleep(Duration::from_millis(200));
+    if let Ok(Some(status)) = child.try_wait()
+        && !status.success()
+    {
+        panic!("sipp {name} ended at once ({status}):\n{}", traces(dir, name));
+    }
+    child
+}
+
+/// SIPp's error and message traces of a scenario.
+fn traces(dir: &Path, name: &str) -> String {
+    let mut traces = String::new();
+    for entry in std::fs::read_dir(dir).expect("dir").flatten() {
+        let path = entry.path();
+        let file = path.file_name().unwrap_or_default().to_string_lossy().to_string();
+        if file.starts_with(name) && (file.ends_with("errors.log") || file.ends_with("messages.log")) {
+            traces.push_str(&format!(
+                "--- {file}\n{}\n",
+                std::fs::read_to_string(&path).unwrap_or_default()
+            ));
+        }
+    }
+    traces
 }
 
 /// Waits for SIPp and asserts every call of the scenario succeeded.
 fn sipp_passed(mut child: Child, dir: &Path, name: &str) {
     let status = child.wait().expect("sipp ends");
     if !status.success() {
-        let mut traces = String::new();
-        for entry in std::fs::read_dir(dir).expect("dir").flatten() {
-            let path = entry.path();
-            let file = path.file_name().unwrap_or_default().to_string_lossy();
-            if file.starts_with(name) && (file.ends_with("errors.log") || file.ends_with("messages.log")) {
-                traces.push_str(&format!(
-                    "--- {file}\n{}\n",
-                    std::fs::read_to_string(&path).unwrap_or_default()
-                ));
-            }
-        }
-        panic!("sipp scenario {name} failed ({status}):\n{traces}");
+        panic!(
+            "sipp scenario {name} failed ({status}):\n{}",
+            traces(dir, name)
+        );
     }
 }
 
@@ -667,7 +682,7 @@ fn voice_agent_hold_sends_sendonly_and_resume_sendrecv_to_sipp() {
          {}<recv request=\"ACK\"/>\n\
          <recv request=\"INVITE\"><action><ereg regexp=\"a=sendrecv\" search_in=\"body\" check_it=\"true\" assign_to=\"r\"/></action></recv>\n\
          {}<recv request=\"ACK\"/>\n<recv request=\"BYE\"/>\n\
-         <send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n",
+         <send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n<Reference variables=\"h,r\"/>\n",
         invite(),
         ack(),
         answer_200("recvonly"),
@@ -777,8 +792,8 @@ fn voice_malformed_unknown_and_out_of_dialog_requests_get_sip_errors_never_a_cra
     body.push_str("<recv response=\"481\"/>\n");
     body.push_str(&send("SUBSCRIBE", "5", "Event: presence\n", ""));
     body.push_str("<recv response=\"405\"/>\n");
-    // No CSeq at all.
-    body.push_str(&send("OPTIONS", "6", "", "").replace("CSeq: 6 OPTIONS\n", ""));
+    // No From header.
+    body.push_str(&send("OPTIONS", "6", "", "").replace("From: sipp <sip:sipp@[local_ip]:[local_port]>;tag=[call_number]\n", ""));
     body.push_str("<recv response=\"400\"/>\n");
     // An INVITE with SDP we cannot use.
     body.push_str(&send(
@@ -815,32 +830,121 @@ fn voice_malformed_unknown_and_out_of_dialog_requests_get_sip_errors_never_a_cra
     assert_eq!(rig.plugins.running_ids(), vec![VOICE.to_string()]);
 }
 
+/// A bare SIP client on a UDP socket, to send exactly the same bytes twice.
+struct Raw {
+    socket: UdpSocket,
+    target: String,
+}
+
+impl Raw {
+    fn new(target: String) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        Raw { socket, target }
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().expect("addr").port()
+    }
+
+    fn send(&self, text: &str) {
+        let text = text.replace('\n', "\r\n");
+        self.socket
+            .send_to(text.as_bytes(), &self.target)
+            .expect("send");
+    }
+
+    /// The next response with this status (100 Trying is skipped).
+    fn expect(&self, code: u16) -> String {
+        let mut buf = [0u8; 4096];
+        loop {
+            let (n, _) = self
+                .socket
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("no {code} from the plugin: {e}"));
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("SIP/2.0 100 ") && code != 100 {
+                continue;
+            }
+            assert!(
+                text.starts_with(&format!("SIP/2.0 {code} ")),
+                "expected {code}, got:\n{text}"
+            );
+            return text;
+        }
+    }
+
+    fn request(&self, method: &str, cseq: u32, to_tag: &str, body: &str) -> String {
+        let port = self.port();
+        let target = &self.target;
+        let to_tag = if to_tag.is_empty() {
+            String::new()
+        } else {
+            format!(";tag={to_tag}")
+        };
+        let content_type = if body.is_empty() {
+            ""
+        } else {
+            "Content-Type: application/sdp\n"
+        };
+        format!(
+            "{method} sip:2001@{target} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{method}-{cseq}\n\
+             From: <sip:raw@127.0.0.1:{port}>;tag=raw1\nTo: <sip:2001@{target}>{to_tag}\n\
+             Call-ID: raw-call-1\nCSeq: {cseq} {method}\nContact: <sip:raw@127.0.0.1:{port}>\n\
+             Max-Forwards: 70\n{content_type}Content-Length: {}\n\n{body}",
+            body.len()
+        )
+    }
+}
+
+fn to_tag(response: &str) -> String {
+    response
+        .lines()
+        .find(|l| l.starts_with("To:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .map(|t| t.trim().to_string())
+        .expect("a To tag")
+}
+
 #[test]
 fn voice_retransmissions_are_answered_from_the_transaction_and_order_is_enforced() {
     let rig = Rig::new("", "");
     rig.ready("ann");
-    let invite_fixed = invite().replace("branch=[branch]", "branch=z9hG4bK-fixed-[call_number]");
-    let xml = scenario(&format!(
-        "{invite_fixed}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\"/>\n\
-         <pause milliseconds=\"300\"/>\n{invite_fixed}<recv response=\"180\"/>\n\
-         <recv response=\"200\"/>\n<recv response=\"200\"/>\n{}\
-         {}<recv response=\"200\"/>\n{}<recv response=\"500\"/>\n{}<recv response=\"200\"/>\n",
-        ack(),
-        request("INFO", "5", true, "", ""),
-        request("BYE", "3", true, "", ""),
-        request("BYE", "6", true, "", ""),
-    ));
-    let child = sipp(rig.dir(), "retrans", &xml, &rig.target(), &["-s", "2001", "-p", &free_udp().to_string()]);
+    let raw = Raw::new(rig.target());
+    let sdp = SDP.replace("[media_port]", "7000").replace("\r\n", "\n");
+    let invite = raw.request("INVITE", 1, "", &sdp);
+    raw.send(&invite);
+    let ringing = raw.expect(180);
     let key = rig.wait_offer("ann");
-    std::thread::sleep(Duration::from_millis(800));
+    // The same INVITE again: the same 180 again, and still one call in the core.
+    raw.send(&invite);
+    assert_eq!(raw.expect(180), ringing, "a retransmission gets the same answer");
+    std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         rig.snapshot("ann").interactions.len(),
         1,
         "a retransmitted INVITE is not a second call"
     );
     rig.exec("ann", AgentCommand::Accept { key });
-    sipp_passed(child, rig.dir(), "retrans");
+    let ok = raw.expect(200);
+    // No ACK yet: the 200 OK is retransmitted (RFC 3261 section 13.3.1.4).
+    assert_eq!(raw.expect(200), ok, "the 2xx is retransmitted until the ACK");
+    let tag = to_tag(&ok);
+    raw.send(&raw.request("ACK", 1, &tag, ""));
+    raw.send(&raw.request("INFO", 5, &tag, ""));
+    raw.expect(200);
+    // An in-dialog request older than the last one: 500 (RFC 3261 section 12.2.2).
+    raw.send(&raw.request("BYE", 3, &tag, ""));
+    raw.expect(500);
+    // A BYE in order ends the call.
+    raw.send(&raw.request("BYE", 6, &tag, ""));
+    raw.expect(200);
     rig.wait_state("ann", key, InteractionState::Ended);
+    // A request in a dialog that no longer exists: 481.
+    raw.send(&raw.request("BYE", 7, &tag, ""));
+    raw.expect(481);
 }
 
 #[test]
@@ -886,7 +990,7 @@ fn voice_forwarding_redirects_new_calls_with_302() {
     std::thread::sleep(Duration::from_millis(300));
     let xml = scenario(&format!(
         "{}<recv response=\"100\" optional=\"true\"/>\n\
-         <recv response=\"302\"><action><ereg regexp=\"Contact: <sip:\\+15550100@127.0.0.1>\" search_in=\"msg\" check_it=\"true\" assign_to=\"c\"/></action></recv>\n{}",
+         <recv response=\"302\"><action><ereg regexp=\"sip:[+]15550100@127[.]0[.]0[.]1\" search_in=\"msg\" check_it=\"true\" assign_to=\"c\"/></action></recv>\n{}<Reference variables=\"c\"/>\n",
         invite(),
         ack().replace("[peer_tag_param]", "[peer_tag_param]")
     ));

@@ -437,13 +437,15 @@ impl Ua {
             "BYE" => self.on_bye(request, from),
             "OPTIONS" => self.reply(&request, 200, from),
             "NOTIFY" => self.on_notify(request, from),
-            "INFO" => {
-                if in_dialog && self.dialog_of(&request).is_none() {
-                    self.reply(&request, 481, from);
-                } else {
-                    self.reply(&request, 200, from);
+            "INFO" if in_dialog => match self.dialog_of(&request) {
+                Some(id) => {
+                    if self.in_order(&id, &request, from) {
+                        self.reply(&request, 200, from);
+                    }
                 }
-            }
+                None => self.reply(&request, 481, from),
+            },
+            "INFO" => self.reply(&request, 200, from),
             // Being transferred, presence and registrations are not ours to serve.
             "REFER" | "SUBSCRIBE" | "REGISTER" | "MESSAGE" | "PUBLISH" | "UPDATE" | "PRACK" => {
                 if in_dialog && self.dialog_of(&request).is_none() {
