@@ -127,6 +127,9 @@ struct Call {
     sdp_version: u64,
     local_hold: bool,
     remote_hold: bool,
+    /// Held inside the plugin during a consultation: the agent is taken out of the call's
+    /// audio (no re-INVITE, so the conference or transfer that follows needs no signalling).
+    parked: bool,
     /// Our re-INVITE in flight (hold true/false).
     reinvite: Option<bool>,
     leg_started: bool,
@@ -624,6 +627,7 @@ impl Ua {
             sdp_version: 1,
             local_hold: false,
             remote_hold: false,
+            parked: false,
             reinvite: None,
             leg_started: false,
             started: Instant::now(),
@@ -748,7 +752,7 @@ impl Ua {
                 return;
             }
         };
-        let held = !session.direction.sends() || session.rtp.ip().is_unspecified();
+        let held = !session.direction.receives() || session.rtp.ip().is_unspecified();
         let (was_held, local_hold) = {
             let call = &self.calls[&id];
             (call.remote_hold, call.local_hold)
@@ -965,7 +969,7 @@ impl Ua {
         call.telephone_event = session
             .telephone_event
             .and(Some(self.settings.dtmf_payload_type));
-        call.remote_hold = !session.direction.sends();
+        call.remote_hold = !session.direction.receives();
         call.remote_sdp = Some(session);
         call.state = State::Connected;
         let ack = self.ack_for(&self.calls[id], response, None).to_bytes();
@@ -1115,7 +1119,7 @@ impl Ua {
         if let Some(params) = Self::leg_params(call) {
             self.media.update_leg(call.n, params);
         }
-        let agent_here = !call.local_hold;
+        let agent_here = !call.local_hold && !call.parked;
         self.media.set_agent(call.n, agent_here);
     }
 
@@ -1204,6 +1208,31 @@ impl Ua {
             && let Some(partner) = self.calls.get_mut(other)
         {
             partner.conference_with = None;
+            let party = Party {
+                id: sip::uri_of(&call.remote).to_string(),
+                role: Party::COLLEAGUE.into(),
+                display_name: sip::display_name_of(&call.remote)
+                    .unwrap_or_else(|| sip::uri_of(&call.remote).to_string()),
+                address: Some(Address::new(Address::SIP, sip::uri_of(&call.remote))),
+            };
+            let partner_id = partner.id.clone();
+            self.emit(Event::PartyLeft(plugin_api::PartyLeft {
+                interaction: InteractionId::new(&partner_id),
+                party,
+            }));
+        }
+        // A consultation that ends without a conference gives the agent back to the customer.
+        if let Kind::Consultation { about } = &call.kind
+            && let Some(customer) = self.calls.get_mut(about)
+            && customer.parked
+        {
+            customer.parked = false;
+            note_hold(customer);
+            let about = about.clone();
+            self.apply_media(&about);
+            if self.calls.get(&about).is_some_and(|c| !c.local_hold) {
+                self.state_changed(&about, MediaState::Connected);
+            }
         }
         let mut record = vec![
             field(
@@ -1274,7 +1303,7 @@ impl Ua {
             call.rtp = rtp;
             call.state = State::Connected;
             call.telephone_event = te;
-            call.remote_hold = !direction.receives();
+            call.remote_hold = !direction.sends();
         }
         let body = self.local_sdp(id, direction);
         let tag = self.calls[id].local_tag.clone();
@@ -1515,6 +1544,7 @@ impl Ua {
             sdp_version: 0,
             local_hold: false,
             remote_hold: false,
+            parked: false,
             reinvite: None,
             leg_started: false,
             started: Instant::now(),
@@ -1556,9 +1586,12 @@ impl Ua {
             return Err(UaError::WrongState(about.into(), call.state.word()));
         }
         let uri = self.target_uri(target)?;
-        if !self.calls[about].local_hold {
-            self.hold(about, true)?;
+        if let Some(call) = self.calls.get_mut(about) {
+            call.parked = true;
+            note_hold(call);
         }
+        self.apply_media(about);
+        self.state_changed(about, MediaState::Held);
         self.dial(&uri, None, Kind2::Consultation(about.into()))
     }
 
@@ -1574,11 +1607,15 @@ impl Ua {
         }
         let (room, leg) = (call.n, consult.n);
         let colleague = consult.remote.clone();
-        if self.calls[id].local_hold {
-            self.hold(id, false)?;
+        if let Some(call) = self.calls.get_mut(id) {
+            call.parked = false;
+            note_hold(call);
         }
         self.media.move_leg(leg, room);
-        self.media.set_agent(room, true);
+        self.apply_media(id);
+        if !self.calls[id].local_hold {
+            self.state_changed(id, MediaState::Connected);
+        }
         if let Some(c) = self.calls.get_mut(id) {
             c.conference_with = Some(consultation.into());
         }
@@ -1922,7 +1959,7 @@ pub enum Kind2 {
 }
 
 fn note_hold(call: &mut Call) {
-    let held = call.local_hold || call.remote_hold;
+    let held = call.local_hold || call.remote_hold || call.parked;
     match (held, call.hold_since) {
         (true, None) => call.hold_since = Some(Instant::now()),
         (false, Some(since)) => {
