@@ -1321,3 +1321,19 @@ fn voice_conference_of_three_mixes_every_party() {
             .all(|c| c.state != ChannelState::LoggedOff)
     );
 }
+
+#[test]
+fn voice_ending_a_consultation_hangs_up_the_colleague_and_gives_the_caller_back() {
+    let mut settings = String::new();
+    let bob = bob_phone(&mut settings);
+    let rig = Rig::new(&settings, "");
+    let customer = Baresip::start("customer", CUSTOMER_HZ);
+    let (key, consultation) = consult_bob(&rig, &customer);
+    until("bob's phone answered", || bob.established().then_some(()));
+    rig.exec("ann", AgentCommand::EndConsultation { consultation });
+    until("bob's phone hung up", || (!bob.established()).then_some(()));
+    rig.wait_media("ann", key, MediaState::Connected);
+    assert!(customer.established(), "the caller is still there");
+    customer.cmd("hangup", "");
+    rig.wait_state("ann", key, InteractionState::Ended);
+}

@@ -8,6 +8,8 @@
 //! the mixer), `ua` (transactions, dialogs, calls).
 
 pub mod audio;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod digest;
 pub mod media;
 pub mod sdp;
@@ -205,6 +207,13 @@ impl ChannelPlugin for Voice {
             .parse()
             .map_err(|_| PluginError::new(ErrorCode::CONFIG, "`bind` is not an IP address"))?;
         let media = Media::new(voice, self.settings.jitter_frames, bind, news);
+        #[cfg(feature = "device")]
+        let media = media.with_device(device::Device::open().map_err(|e| {
+            PluginError::new(
+                ErrorCode::UNAVAILABLE,
+                format!("cannot open the audio device (arecord/aplay): {e}"),
+            )
+        })?);
         let ua = Ua::new(
             self.settings.clone(),
             data.clone(),

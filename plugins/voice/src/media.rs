@@ -83,6 +83,9 @@ pub struct Media {
     jitter_frames: usize,
     news: mpsc::UnboundedSender<MediaNews>,
     bind: std::net::IpAddr,
+    /// The agent's headset, when built with the `device` feature and opened.
+    #[cfg(feature = "device")]
+    device: Option<Arc<crate::device::Device>>,
 }
 
 /// Counters of one leg, for tests and diagnostics.
@@ -116,7 +119,32 @@ impl Media {
             jitter_frames,
             news,
             bind,
+            #[cfg(feature = "device")]
+            device: None,
         }
+    }
+
+    /// Uses the agent's headset instead of the WAV file (feature `device`).
+    #[cfg(feature = "device")]
+    pub fn with_device(mut self, device: crate::device::Device) -> Media {
+        self.device = Some(Arc::new(device));
+        self
+    }
+
+    /// The agent's next 20 ms: the headset's microphone, else the WAV file at `position`.
+    fn agent_frame(&self, voice: &[i16], position: &mut usize) -> Frame {
+        #[cfg(feature = "device")]
+        if let Some(device) = &self.device {
+            return device.capture();
+        }
+        let mut frame = SILENCE;
+        if !voice.is_empty() {
+            for s in frame.iter_mut() {
+                *s = voice[*position % voice.len()];
+                *position = (*position + 1) % voice.len();
+            }
+        }
+        frame
     }
 
     fn lock(&self) -> MutexGuard<'_, Plane> {
@@ -277,16 +305,21 @@ impl Media {
             };
             heard.insert(*id, frame);
         }
+        #[cfg(feature = "device")]
+        let microphone = self.device.as_ref().map(|d| d.capture());
+        let mut speaker = SILENCE;
         for (room_id, room) in rooms.iter_mut() {
-            let agent = if room.agent && !voice.is_empty() {
-                let mut frame = SILENCE;
-                for s in frame.iter_mut() {
-                    *s = voice[room.position % voice.len()];
-                    room.position = (room.position + 1) % voice.len();
-                }
-                frame
-            } else {
+            let agent = if !room.agent {
                 SILENCE
+            } else {
+                #[cfg(feature = "device")]
+                if let Some(frame) = microphone {
+                    frame
+                } else {
+                    self.agent_frame(&voice, &mut room.position)
+                }
+                #[cfg(not(feature = "device"))]
+                self.agent_frame(&voice, &mut room.position)
             };
             let members: Vec<LegId> = legs
                 .iter()
@@ -298,6 +331,9 @@ impl Media {
                 if let Some(f) = heard.get(id) {
                     mix(&mut far, f);
                 }
+            }
+            if room.agent {
+                mix(&mut speaker, &far);
             }
             if let Some(rec) = &mut room.recorder {
                 let mut stereo = [0i16; FRAME * 2];
@@ -323,6 +359,12 @@ impl Media {
             }
         }
         // Legs in no room (a room closed first) send nothing.
+        #[cfg(feature = "device")]
+        if let Some(device) = &self.device {
+            device.play(speaker);
+        }
+        #[cfg(not(feature = "device"))]
+        let _ = speaker;
     }
 }
 
