@@ -334,17 +334,15 @@ fn sipp(dir: &Path, name: &str, xml: &str, target: &str, args: &[&str]) -> Child
         .current_dir(dir)
         .arg("-sf")
         .arg(&file)
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-m",
-            "1",
-            "-timeout",
-            "30",
-            "-timeout_error",
-        ])
+        .args(["-i", "127.0.0.1", "-timeout", "30", "-timeout_error"])
         .args(["-trace_err", "-trace_msg", "-nostdin"])
         .args(args)
+        // One call unless the test asks for more.
+        .args(if args.contains(&"-m") {
+            &[][..]
+        } else {
+            &["-m", "1"][..]
+        })
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -471,7 +469,7 @@ impl Rig {
         let extra = format!(
             "[plugins.settings.\"{VOICE}\"]\nport = 0\nplay = \"{}\"\nrecordings = \"{}\"\n{settings}\n\
              [plugins.settings.\"{VOICE}\".agents.ann]\nextension = \"2001\"\n\
-             [channels.voice]\nanswer_timeout_secs = {answer_timeout_secs}\n\
+             [channels.voice]\nanswer_timeout_secs = {answer_timeout_secs}\ncapacity = 50\n\
              [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"voice\"]\nextension = \"2001\"\n{ann_extra}\n\
              [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"voice\"]\nextension = \"2002\"\n",
             voice.display(),
@@ -1336,4 +1334,62 @@ fn voice_ending_a_consultation_hangs_up_the_colleague_and_gives_the_caller_back(
     assert!(customer.established(), "the caller is still there");
     customer.cmd("hangup", "");
     rig.wait_state("ann", key, InteractionState::Ended);
+}
+
+#[test]
+fn voice_a_call_whose_peer_vanishes_is_ended_by_the_media_timer() {
+    let rig = Rig::new("media_timeout_secs = 2", "");
+    let customer = Baresip::start("customer", CUSTOMER_HZ);
+    let key = connected_call(&rig, &customer);
+    // The customer's phone dies without a BYE: its RTP stops.
+    drop(customer);
+    let ended = rig.wait_state("ann", key, InteractionState::Ended);
+    assert!(
+        ended
+            .detail
+            .case_data
+            .iter()
+            .any(|f| f.key == "duration_secs"),
+        "{:?}",
+        ended.detail.case_data
+    );
+}
+
+#[test]
+fn voice_twenty_simultaneous_calls_from_sipp_all_succeed() {
+    let rig = Rig::new("", "auto_answer = [\"voice\"]");
+    rig.ready("ann");
+    let xml = scenario(&format!(
+        "{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n\
+         <recv response=\"200\"/>\n{}<pause milliseconds=\"2000\"/>\n{}<recv response=\"200\"/>\n",
+        invite(),
+        ack(),
+        request("BYE", "2", true, "", "")
+    ));
+    let child = sipp(
+        rig.dir(),
+        "load",
+        &xml,
+        &rig.target(),
+        &[
+            "-s",
+            "2001",
+            "-p",
+            &free_udp().to_string(),
+            "-m",
+            "20",
+            "-l",
+            "20",
+            "-r",
+            "50",
+        ],
+    );
+    sipp_passed(child, rig.dir(), "load");
+    until("every call ended in the core", || {
+        rig.snapshot("ann")
+            .interactions
+            .iter()
+            .all(|i| i.state != InteractionState::Active)
+            .then_some(())
+    });
 }
