@@ -325,7 +325,26 @@ impl Drop for Baresip {
 
 /// Runs a SIPp scenario against `target` (or as a server when `target` is empty) and returns
 /// its exit status and its error trace.
-fn sipp(dir: &Path, name: &str, xml: &str, target: &str, args: &[&str]) -> Child {
+/// A running SIPp; its traces are printed and it is stopped if the test fails first.
+struct Sipp {
+    child: Option<Child>,
+    dir: PathBuf,
+    name: String,
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            if std::thread::panicking() {
+                eprintln!("--- sipp {}:\n{}", self.name, traces(&self.dir, &self.name));
+            }
+        }
+    }
+}
+
+fn sipp(dir: &Path, name: &str, xml: &str, target: &str, args: &[&str]) -> Sipp {
     let program = tool("sipp", "sip-tester");
     let file = dir.join(format!("{name}.xml"));
     std::fs::write(&file, xml).expect("scenario");
@@ -359,7 +378,11 @@ fn sipp(dir: &Path, name: &str, xml: &str, target: &str, args: &[&str]) -> Child
             traces(dir, name)
         );
     }
-    child
+    Sipp {
+        child: Some(child),
+        dir: dir.to_path_buf(),
+        name: name.to_string(),
+    }
 }
 
 /// SIPp's error and message traces of a scenario.
@@ -385,7 +408,10 @@ fn traces(dir: &Path, name: &str) -> String {
 }
 
 /// Waits for SIPp and asserts every call of the scenario succeeded.
-fn sipp_passed(mut child: Child, dir: &Path, name: &str) {
+fn sipp_passed(mut run: Sipp, dir: &Path, name: &str) {
+    let Some(mut child) = run.child.take() else {
+        return;
+    };
     let status = child.wait().expect("sipp ends");
     if !status.success() {
         panic!(
@@ -1392,4 +1418,62 @@ fn voice_twenty_simultaneous_calls_from_sipp_all_succeed() {
             .all(|i| i.state != InteractionState::Active)
             .then_some(())
     });
+}
+
+#[test]
+fn voice_an_outbound_call_that_is_challenged_is_sent_again_with_credentials() {
+    let sipp_port = free_udp();
+    let dir = tempfile::tempdir().expect("dir");
+    let reply = |status: &str, extra: &str| {
+        format!(
+            "<send><![CDATA[\nSIP/2.0 {status}\n[last_Via:]\n[last_From:]\n[last_To:];tag=uas[call_number]\n\
+             [last_Call-ID:]\n[last_CSeq:]\nContact: <sip:uas@[local_ip]:[local_port]>\n{extra}]]></send>\n"
+        )
+    };
+    let xml = scenario(&format!(
+        "<recv request=\"INVITE\"/>\n{}<recv request=\"ACK\"/>\n\
+         <recv request=\"INVITE\"><action><verifyauth assign_to=\"ok\" username=\"agentdesk\" password=\"agentdesk-tests\"/></action></recv>\n\
+         <nop hide=\"true\" test=\"ok\" next=\"good\"/>\n{}<recv request=\"NEVER\" timeout=\"500\"/>\n\
+         <label id=\"good\"/>\n{}<recv request=\"ACK\"/>\n<recv request=\"BYE\"/>\n{}",
+        reply(
+            "401 Unauthorized",
+            "WWW-Authenticate: Digest realm=\"agentdesk.test\", nonce=\"p[pid][call_number]\", qop=\"auth\"\nContent-Length: 0\n\n"
+        ),
+        reply("403 Forbidden", "Content-Length: 0\n\n"),
+        reply(
+            "200 OK",
+            &format!(
+                "Content-Type: application/sdp\nContent-Length: [len]\n\n{}",
+                SDP.replace("\r\n", "\n")
+            )
+        ),
+        reply("200 OK", "Content-Length: 0\n\n"),
+    ));
+    let child = sipp(dir.path(), "uas", &xml, "", &["-p", &sipp_port.to_string()]);
+    // The credentials are the registrar account's; nothing listens at the registrar here.
+    let rig = Rig::new(
+        &format!(
+            "[plugins.settings.\"{VOICE}\".registrar]\nuri = \"sip:127.0.0.1:{}\"\n\
+             user = \"agentdesk\"\npassword_env = \"CARGO_PKG_NAME\"\n",
+            free_udp()
+        ),
+        "",
+    );
+    rig.ready("ann");
+    rig.exec(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "voice".into(),
+            to: Address::new(Address::SIP, format!("sip:uas@127.0.0.1:{sipp_port}")),
+            from: None,
+        },
+    );
+    let key = until("the outbound call", || {
+        rig.find("ann", |i| {
+            i.detail.media_state == Some(MediaState::Connected)
+        })
+        .map(|i| i.key)
+    });
+    rig.exec("ann", AgentCommand::End { key });
+    sipp_passed(child, dir.path(), "uas");
 }

@@ -98,6 +98,7 @@ async fn deliver(host: Host, mut events: mpsc::UnboundedReceiver<Event>) {
 
 /// Reads SIP datagrams until stopped.
 async fn listen(
+    host: Host,
     socket: Arc<tokio::net::UdpSocket>,
     ua: Arc<Mutex<Ua>>,
     mut stop: watch::Receiver<bool>,
@@ -107,7 +108,13 @@ async fn listen(
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 if let Ok((n, from)) = received {
-                    lock(&ua).on_datagram(&buf[..n], from);
+                    // Defence in depth: a bug met by one datagram must not stop the channel.
+                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        lock(&ua).on_datagram(&buf[..n], from)
+                    }));
+                    if served.is_err() {
+                        host.error(&format!("a SIP message from {from} hit a bug; it was dropped"));
+                    }
                 }
             }
             _ = stop.changed() => return,
@@ -225,7 +232,12 @@ impl ChannelPlugin for Voice {
         let ua = Arc::new(Mutex::new(ua));
         let (stop, stopped) = watch::channel(false);
         handle.spawn(deliver(self.host.clone(), outbox));
-        handle.spawn(listen(socket, ua.clone(), stopped.clone()));
+        handle.spawn(listen(
+            self.host.clone(),
+            socket,
+            ua.clone(),
+            stopped.clone(),
+        ));
         handle.spawn(keep(ua.clone(), news_in, stopped.clone()));
         handle.spawn(media::clock(media, stopped));
         self.host.info(&format!(

@@ -465,13 +465,8 @@ impl Ua {
     fn dialog_of(&self, request: &Message) -> Option<String> {
         let id = self.by_call_id.get(request.call_id()?)?;
         let call = self.calls.get(id)?;
-        let ours = if call.inbound {
-            request.to_tag()
-        } else {
-            // Requests from the far end of our outbound call carry our tag in To.
-            request.to_tag()
-        };
-        (ours == Some(call.local_tag.as_str())).then(|| id.clone())
+        // Requests from the far end carry our tag in To, whoever called.
+        (request.to_tag() == Some(call.local_tag.as_str())).then(|| id.clone())
     }
 
     /// Checks CSeq order of an in-dialog request; answers 500 when it is older than the last.
@@ -491,9 +486,11 @@ impl Ua {
     }
 
     fn on_invite(&mut self, invite: Message, from: SocketAddr) {
-        if let Some(id) = invite.call_id().and_then(|c| self.by_call_id.get(c)) {
+        if invite
+            .call_id()
+            .is_some_and(|c| self.by_call_id.contains_key(c))
+        {
             // Same Call-ID, another branch: a loop or a fork we already serve.
-            let _ = id;
             self.reply(&invite, 482, from);
             return;
         }
@@ -921,6 +918,9 @@ impl Ua {
                 .map(String::from);
             let ack = self.ack_for(call, response, branch.as_deref());
             self.send_to(&ack.to_bytes(), to);
+            if matches!(code, 401 | 407) && self.retry_with_credentials(id, response) {
+                return;
+            }
             let cancelled = code == 487;
             let detail = format!("{code} {}", sip::reason(code));
             let reason = if cancelled {
@@ -1004,6 +1004,49 @@ impl Ua {
                 address: Some(Address::new(Address::SIP, sip::uri_of(&remote))),
             },
         }));
+    }
+
+    /// Sends our INVITE again with digest credentials (the registrar's) after a 401/407, once.
+    fn retry_with_credentials(&mut self, id: &str, response: &Message) -> bool {
+        let code = response.code().unwrap_or(0);
+        let (challenge_header, answer_header) = if code == 401 {
+            ("WWW-Authenticate", "Authorization")
+        } else {
+            ("Proxy-Authenticate", "Proxy-Authorization")
+        };
+        let Some(challenge) = response.header(challenge_header).and_then(Challenge::parse) else {
+            return false;
+        };
+        let Some((username, password)) = self
+            .registration
+            .as_ref()
+            .and_then(|r| Some((r.username.clone(), r.password.clone()?)))
+        else {
+            return false;
+        };
+        let via = {
+            let branch = format!("z9hG4bK{}", sip::token());
+            self.via(&branch)
+        };
+        let Some(call) = self.calls.get_mut(id) else {
+            return false;
+        };
+        let Some(mut invite) = call.invite.clone() else {
+            return false;
+        };
+        if invite.header(answer_header).is_some() {
+            return false; // our credentials were refused already
+        }
+        let uri = invite.uri().unwrap_or_default().to_string();
+        call.local_cseq += 1;
+        invite.set("Via", via);
+        invite.set("CSeq", format!("{} INVITE", call.local_cseq));
+        let answer = challenge.answer("INVITE", &uri, &username, &password, 1, &sip::token());
+        invite.headers.push((answer_header.to_string(), answer));
+        call.invite = Some(invite.clone());
+        let peer = call.peer;
+        self.send_request(invite, peer, Purpose::Invite(id.into()));
+        true
     }
 
     fn reinvite_answered(&mut self, id: &str, response: &Message, to: SocketAddr) {
@@ -1356,16 +1399,11 @@ impl Ua {
         if call.reinvite.is_some() {
             return Err(UaError::WrongState(id.into(), "changing hold already"));
         }
-        let remote_dir = call
-            .remote_sdp
-            .as_ref()
-            .map_or(Direction::SendRecv, |s| s.direction);
         if let Some(call) = self.calls.get_mut(id) {
             call.local_hold = hold;
             call.reinvite = Some(hold);
             note_hold(call);
         }
-        let _ = remote_dir;
         let direction = if hold {
             Direction::SendOnly
         } else {
