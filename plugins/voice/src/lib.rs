@@ -11,6 +11,8 @@ pub mod audio;
 #[cfg(feature = "device")]
 pub mod device;
 pub mod digest;
+#[cfg(test)]
+mod fuzz;
 pub mod media;
 pub mod sdp;
 pub mod settings;
