@@ -168,7 +168,7 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config).expect("config");
         std::fs::write(
             dir.path().join("accounts"),
-            "<sip:bench@127.0.0.1>;regint=0;answermode=auto\n",
+            "<sip:2001@127.0.0.1>;regint=0;answermode=auto\n",
         )
         .expect("accounts");
         let child = Command::new(program)
@@ -354,6 +354,7 @@ fn sustains(dir: &Path, to: &SocketAddr, n: usize) -> bool {
         ])
         .args(["-m", &n.to_string(), "-l", &n.to_string()])
         .args(["-r", "200", "-rp", "1000", "-mp", &free_pair().to_string()])
+        .args(["-p", &free_pair().to_string()])
         .arg(to.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
