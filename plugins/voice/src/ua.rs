@@ -27,6 +27,8 @@ const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 /// 64·T1: how long a transaction (and a cached response) lives.
 const TX_LIFETIME: Duration = Duration::from_secs(32);
+/// How long an outbound INVITE may ring after a provisional answer (RFC 3261 Timer C).
+const TIMER_C: Duration = Duration::from_secs(180);
 /// What we accept, in `Allow`.
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, INFO, REFER";
 /// The channel kind.
@@ -861,6 +863,11 @@ impl Ua {
         };
         if code < 200 {
             tx.provisional = true;
+            if tx.invite {
+                // Ringing: wait for an answer as long as a proxy would (RFC 3261 Timer C),
+                // not the 32 s of an unanswered request.
+                tx.deadline = Instant::now() + TIMER_C;
+            }
             return;
         }
         let Some(tx) = self.client.remove(&branch) else {
@@ -1893,6 +1900,9 @@ impl Ua {
             };
             match tx.purpose {
                 Purpose::Invite(id) => {
+                    if tx.provisional {
+                        self.hang_up(&id); // rang too long: CANCEL
+                    }
                     self.finish(&id, Some((EndReason::Failed, "no answer from the far end")))
                 }
                 Purpose::ReInvite(id) => {
