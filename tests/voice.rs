@@ -1477,3 +1477,45 @@ fn voice_an_outbound_call_that_is_challenged_is_sent_again_with_credentials() {
     rig.exec("ann", AgentCommand::End { key });
     sipp_passed(child, dir.path(), "uas");
 }
+
+#[test]
+fn voice_an_outbound_call_ended_while_ringing_is_cancelled() {
+    let sipp_port = free_udp();
+    let dir = tempfile::tempdir().expect("dir");
+    let reply = |status: &str| {
+        format!(
+            "<send><![CDATA[\nSIP/2.0 {status}\n[last_Via:]\n[last_From:]\n[last_To:];tag=uas[call_number]\n\
+             [last_Call-ID:]\n[last_CSeq:]\nContact: <sip:uas@[local_ip]:[local_port]>\nContent-Length: 0\n\n]]></send>\n"
+        )
+    };
+    let xml = scenario(&format!(
+        "<recv request=\"INVITE\"/>\n{}<recv request=\"CANCEL\"/>\n{}{}<recv request=\"ACK\"/>\n",
+        reply("180 Ringing"),
+        reply("200 OK"),
+        reply("487 Request Terminated").replace("[last_CSeq:]", "CSeq: 1 INVITE"),
+    ));
+    let child = sipp(
+        dir.path(),
+        "ringing",
+        &xml,
+        "",
+        &["-p", &sipp_port.to_string()],
+    );
+    let rig = Rig::new("", "");
+    rig.ready("ann");
+    rig.exec(
+        "ann",
+        AgentCommand::StartOutbound {
+            channel: "voice".into(),
+            to: Address::new(Address::SIP, format!("sip:uas@127.0.0.1:{sipp_port}")),
+            from: None,
+        },
+    );
+    let key = until("the outbound call dialing", || {
+        rig.find("ann", |i| i.detail.media_state == Some(MediaState::Dialing))
+            .map(|i| i.key)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    rig.exec("ann", AgentCommand::End { key });
+    sipp_passed(child, dir.path(), "ringing");
+}

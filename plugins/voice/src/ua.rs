@@ -847,6 +847,10 @@ impl Ua {
             return;
         };
         let code = response.code().unwrap_or(0);
+        // A CANCEL shares its INVITE's branch: its answer is not the INVITE's.
+        if response.method() == Some("CANCEL") {
+            return;
+        }
         let Some(tx) = self.client.get_mut(&branch) else {
             // A retransmitted 2xx to our INVITE: ACK again.
             if code / 100 == 2
@@ -867,6 +871,13 @@ impl Ua {
                 // Ringing: wait for an answer as long as a proxy would (RFC 3261 Timer C),
                 // not the 32 s of an unanswered request.
                 tx.deadline = Instant::now() + TIMER_C;
+            }
+            // Said again now: the core may not have known the call's id when it was dialled.
+            if code > 100
+                && let Purpose::Invite(id) = &tx.purpose
+            {
+                let id = id.clone();
+                self.state_changed(&id, MediaState::Dialing);
             }
             return;
         }
