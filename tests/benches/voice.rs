@@ -7,14 +7,14 @@
 //! - simultaneous calls sustained with audio: SIPp places N calls at once, each playing G.711
 //!   audio (`g711a.pcap`) for several seconds; the answering side ends a call whose audio stops
 //!   for 2 s (the plugin's `media_timeout_secs`, baresip's `rtp_timeout`), so a run passes only
-//!   if every call was set up, kept its audio flowing and was torn down. N doubles from 50
-//!   until a run fails (or `VOICE_BENCH_MAX_CALLS`, 800 by default).
+//!   if every call was set up, kept its audio flowing and was torn down. N steps 50, 100, 150,
+//!   200, 300, 400, 600, 800, ... until a run fails (or `VOICE_BENCH_MAX_CALLS`, 800 by default).
 //!
 //! Run with `cargo bench -p agentdesk-tests --bench voice`; figures go to docs/performance.md.
 
-use agentdesk_host::core::{AgentCommand, Policy};
+use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
-use agentdesk_host::service::CoreService;
+use agentdesk_host::service::{CoreHandle, CoreService};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::{build_workspace_plugin_release, config_text};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -56,10 +56,33 @@ struct Agentdesk {
     _dir: tempfile::TempDir,
     _plugins: Arc<PluginHost>,
     service: Option<CoreService>,
+    core: CoreHandle,
     addr: SocketAddr,
 }
 
 impl Agentdesk {
+    /// Marks every ended call done (an ended call occupies its agent until then).
+    fn sweep(&self) {
+        for a in 0..AGENTS {
+            let agent = format!("a{a}");
+            let Ok(Some(snapshot)) = self.core.snapshot(&agent) else {
+                continue;
+            };
+            for i in snapshot.interactions {
+                if i.state == InteractionState::Ended {
+                    let _ = self.core.execute(
+                        &agent,
+                        AgentCommand::MarkDone {
+                            key: i.key,
+                            wrap_up: None,
+                            next: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
     fn start() -> Self {
         let library = build_workspace_plugin_release("agentdesk-plugin-voice", "agentdesk_voice");
         let dir = tempfile::tempdir().expect("temp dir");
@@ -67,7 +90,7 @@ impl Agentdesk {
         std::fs::create_dir_all(&plugin_dir).expect("plugin dir");
         package(&library, &plugin_dir).expect("package");
         let mut extra = "[plugins.settings.\"agentdesk.voice\"]\nport = 0\nrecord = false\n\
-             media_timeout_secs = 2\nworker_threads = 2\n[channels.voice]\ncapacity = 1000\n"
+             media_timeout_secs = 2\nworker_threads = 2\n[channels.voice]\ncapacity = 5000\n"
             .to_string();
         for a in 0..AGENTS {
             extra.push_str(&format!(
@@ -114,6 +137,7 @@ impl Agentdesk {
             _dir: dir,
             _plugins: plugins,
             service: Some(service),
+            core,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
         }
     }
@@ -365,15 +389,17 @@ fn sustains(dir: &Path, to: &SocketAddr, n: usize) -> bool {
 }
 
 /// The largest N (50, 100, 200, ...) of simultaneous calls with audio that all succeed.
-fn capacity(to: &SocketAddr) -> usize {
+fn capacity(to: &SocketAddr, between_runs: impl Fn()) -> usize {
     let max: usize = std::env::var("VOICE_BENCH_MAX_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(800);
     let dir = tempfile::tempdir().expect("dir");
     let mut sustained = 0;
-    let mut n = 50;
-    while n <= max {
+    for n in [50, 100, 150, 200, 300, 400, 600, 800, 1200, 1600] {
+        if n > max {
+            break;
+        }
         let ok = sustains(dir.path(), to, n);
         println!(
             "voice load {to}: {n} simultaneous calls with audio: {}",
@@ -383,8 +409,8 @@ fn capacity(to: &SocketAddr) -> usize {
             break;
         }
         sustained = n;
-        n *= 2;
         std::thread::sleep(Duration::from_secs(3));
+        between_runs();
     }
     sustained
 }
@@ -411,6 +437,9 @@ fn voice(c: &mut Criterion) {
                 (0..iters)
                     .map(|_| {
                         n += 1;
+                        if n % 1000 == 0 && addr == agentdesk.addr {
+                            agentdesk.sweep();
+                        }
                         setup_once(&socket, &addr, n)
                     })
                     .sum()
@@ -419,8 +448,9 @@ fn voice(c: &mut Criterion) {
     }
     group.finish();
     std::thread::sleep(Duration::from_secs(3));
-    let ours = capacity(&agentdesk.addr);
-    let theirs = capacity(&baresip.addr);
+    agentdesk.sweep();
+    let ours = capacity(&agentdesk.addr, || agentdesk.sweep());
+    let theirs = capacity(&baresip.addr, || {});
     println!(
         "voice simultaneous calls sustained with audio: agentdesk {ours}, baresip {theirs}, \
          ratio {:.2}",
