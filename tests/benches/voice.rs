@@ -376,6 +376,7 @@ fn sustains(dir: &Path, to: &SocketAddr, n: usize) -> bool {
             "60",
             "-timeout_error",
         ])
+        .args(["-trace_err", "-error_file", "load-errors.log"])
         .args(["-m", &n.to_string(), "-l", &n.to_string()])
         .args(["-r", "200", "-rp", "1000", "-mp", &free_pair().to_string()])
         .args(["-p", &free_pair().to_string()])
@@ -385,6 +386,17 @@ fn sustains(dir: &Path, to: &SocketAddr, n: usize) -> bool {
         .stderr(Stdio::null())
         .status()
         .expect("sipp runs");
+    if !status.success() {
+        // The first reasons, to tell the answerer's limits from the load generator's.
+        let errors = std::fs::read_to_string(dir.join("load-errors.log")).unwrap_or_default();
+        let reasons: Vec<&str> = errors
+            .lines()
+            .filter(|l| l.contains("Aborting") || l.contains("imeout") || l.contains("rror"))
+            .take(3)
+            .collect();
+        println!("  sipp: {}", reasons.join("\n  sipp: "));
+    }
+    let _ = std::fs::remove_file(dir.join("load-errors.log"));
     status.success()
 }
 

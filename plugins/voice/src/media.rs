@@ -277,9 +277,12 @@ impl Media {
         events.len()
     }
 
-    /// How long since the leg last received RTP.
-    pub fn silent_for(&self, id: LegId) -> Option<Duration> {
-        self.lock().legs.get(&id).map(|l| l.last_rx.elapsed())
+    /// How long since the leg last received RTP (or started), and whether it ever did.
+    pub fn silent_for(&self, id: LegId) -> Option<(Duration, bool)> {
+        self.lock()
+            .legs
+            .get(&id)
+            .map(|l| (l.last_rx.elapsed(), l.packets_in > 0))
     }
 
     /// A leg's counters.

@@ -210,6 +210,8 @@ pub struct Ua {
     held_back: std::sync::Mutex<Vec<(Instant, Event)>>,
 }
 
+/// How long a connected call may wait for the far end's first RTP packet (at least).
+const FIRST_RTP_GRACE: Duration = Duration::from_secs(10);
 /// How long events about a call minted by a command are held back.
 const FRESH: Duration = Duration::from_millis(100);
 
@@ -2004,7 +2006,18 @@ impl Ua {
                 && call.leg_started
                 && !call.local_hold
                 && !call.remote_hold
-                && self.media.silent_for(call.n).is_some_and(|s| s > timeout)
+                && self
+                    .media
+                    .silent_for(call.n)
+                    .is_some_and(|(silent, heard)| {
+                        // A far end that has not started sending yet gets a longer grace.
+                        silent
+                            > if heard {
+                                timeout
+                            } else {
+                                timeout.max(FIRST_RTP_GRACE)
+                            }
+                    })
             {
                 dead.push((
                     call.id.clone(),
