@@ -5,9 +5,11 @@
 //!   sides: an agentdesk agent with `auto_answer = ["voice"]`, baresip with `answermode auto`),
 //!   then ACKs and hangs up. Criterion measures INVITE -> 200 OK only.
 //! - simultaneous calls sustained with audio: SIPp places N calls at once, each playing G.711
-//!   audio (`g711a.pcap`) for several seconds; the answering side ends a call whose audio stops
-//!   for 2 s (the plugin's `media_timeout_secs`, baresip's `rtp_timeout`), so a run passes only
-//!   if every call was set up, kept its audio flowing and was torn down. N steps 50, 100, 150,
+//!   audio (`g711a.pcap`) for 6 s while the answerer plays its own; a run passes only if every
+//!   call was set up, kept its audio flowing and was torn down. Audio is checked on both
+//!   answerers by their RTP timeout (2 s: the plugin's `media_timeout_secs`, baresip's
+//!   `rtp_timeout`) and, for agentdesk, also by the plugin's call record: every call must have
+//!   received at least 250 packets (5 s of the 6). N steps 50, 100, 150,
 //!   200, 300, 400, 600, 800, ... until a run fails (or `VOICE_BENCH_MAX_CALLS`, 800 by default).
 //!
 //! Run with `cargo bench -p agentdesk-tests --bench voice`; figures go to docs/performance.md.
@@ -61,8 +63,10 @@ struct Agentdesk {
 }
 
 impl Agentdesk {
-    /// Marks every ended call done (an ended call occupies its agent until then).
-    fn sweep(&self) {
+    /// Marks every ended call done (an ended call occupies its agent until then); returns how
+    /// many of them received less than `min_rtp` RTP packets (from the plugin's call record).
+    fn sweep_counting(&self, min_rtp: u64) -> usize {
+        let mut without_audio = 0;
         for a in 0..AGENTS {
             let agent = format!("a{a}");
             let Ok(Some(snapshot)) = self.core.snapshot(&agent) else {
@@ -70,6 +74,16 @@ impl Agentdesk {
             };
             for i in snapshot.interactions {
                 if i.state == InteractionState::Ended {
+                    let received = i
+                        .detail
+                        .case_data
+                        .iter()
+                        .find(|f| f.key == "rtp_received")
+                        .and_then(|f| f.value.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if received < min_rtp {
+                        without_audio += 1;
+                    }
                     let _ = self.core.execute(
                         &agent,
                         AgentCommand::MarkDone {
@@ -81,6 +95,12 @@ impl Agentdesk {
                 }
             }
         }
+        without_audio
+    }
+
+    /// Marks every ended call done.
+    fn sweep(&self) {
+        self.sweep_counting(0);
     }
 
     fn start() -> Self {
@@ -401,7 +421,7 @@ fn sustains(dir: &Path, to: &SocketAddr, n: usize) -> bool {
 }
 
 /// The largest N (50, 100, 200, ...) of simultaneous calls with audio that all succeed.
-fn capacity(to: &SocketAddr, between_runs: impl Fn()) -> usize {
+fn capacity(to: &SocketAddr, without_audio: impl Fn() -> usize) -> usize {
     let max: usize = std::env::var("VOICE_BENCH_MAX_CALLS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -412,7 +432,12 @@ fn capacity(to: &SocketAddr, between_runs: impl Fn()) -> usize {
         if n > max {
             break;
         }
-        let ok = sustains(dir.path(), to, n);
+        let mut ok = sustains(dir.path(), to, n);
+        let silent = without_audio();
+        if silent > 0 {
+            println!("  {silent} of the {n} calls received too little audio");
+            ok = false;
+        }
         println!(
             "voice load {to}: {n} simultaneous calls with audio: {}",
             if ok { "all succeeded" } else { "failed" }
@@ -422,7 +447,6 @@ fn capacity(to: &SocketAddr, between_runs: impl Fn()) -> usize {
         }
         sustained = n;
         std::thread::sleep(Duration::from_secs(3));
-        between_runs();
     }
     sustained
 }
@@ -461,8 +485,13 @@ fn voice(c: &mut Criterion) {
     group.finish();
     std::thread::sleep(Duration::from_secs(3));
     agentdesk.sweep();
-    let ours = capacity(&agentdesk.addr, || agentdesk.sweep());
-    let theirs = capacity(&baresip.addr, || {});
+    // Each load call plays 6 s of audio: 250 packets of 20 ms at least reach a call that kept
+    // its audio (the plugin's own count, in its call record).
+    let ours = capacity(&agentdesk.addr, || {
+        std::thread::sleep(Duration::from_secs(1));
+        agentdesk.sweep_counting(250)
+    });
+    let theirs = capacity(&baresip.addr, || 0);
     println!(
         "voice simultaneous calls sustained with audio: agentdesk {ours}, baresip {theirs}, \
          ratio {:.2}",

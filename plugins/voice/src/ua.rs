@@ -1302,10 +1302,14 @@ impl Ua {
             return;
         }
         self.by_call_id.remove(&call.call_id);
-        if call.leg_started {
+        let rtp = if call.leg_started {
+            let stats = self.media.stats(call.n);
             self.media.remove_leg(call.n);
             self.media.close_room(call.n);
-        }
+            stats
+        } else {
+            None
+        };
         note_hold(&mut call);
         if let Some(since) = call.hold_since.take() {
             call.held_total += since.elapsed();
@@ -1353,6 +1357,23 @@ impl Ua {
             ),
             field("transfers", "Transfers", &call.transfers.to_string()),
         ];
+        if let Some(rtp) = rtp {
+            record.push(field(
+                "rtp_received",
+                "RTP packets received",
+                &rtp.packets_in.to_string(),
+            ));
+            record.push(field(
+                "rtp_sent",
+                "RTP packets sent",
+                &rtp.packets_out.to_string(),
+            ));
+            record.push(field(
+                "rtp_concealed",
+                "Audio frames lost or late",
+                &rtp.lost.to_string(),
+            ));
+        }
         if !call.dtmf_in.is_empty() {
             record.push(field("dtmf", "Digits pressed", &call.dtmf_in));
         }
