@@ -556,7 +556,6 @@ impl Rig {
         ] {
             session.send(command).expect("ready");
         }
-        std::mem::forget(session);
     }
 
     fn snapshot(&self, agent: &str) -> AgentSnapshot {
