@@ -1518,3 +1518,38 @@ fn voice_an_outbound_call_ended_while_ringing_is_cancelled() {
     rig.exec("ann", AgentCommand::End { key });
     sipp_passed(child, dir.path(), "ringing");
 }
+
+#[test]
+fn voice_a_late_offer_is_answered_with_our_offer_and_audio_starts_after_the_ack() {
+    let rig = Rig::new("", "auto_answer = [\"voice\"]");
+    rig.ready("ann");
+    let sdp = SDP.replace("\r\n", "\n");
+    let xml = scenario(&format!(
+        "{}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n\
+         <recv response=\"200\"><action><ereg regexp=\"m=audio [0-9]+ RTP/AVP 0 8 101\" search_in=\"body\" check_it=\"true\" assign_to=\"o\"/></action></recv>\n\
+         {}<pause milliseconds=\"1500\"/>\n{}<recv response=\"200\"/>\n<Reference variables=\"o\"/>\n",
+        request("INVITE", "1", false, "", ""),
+        request("ACK", "1", true, "Content-Type: application/sdp\n", &sdp)
+            .replace(" retrans=\"500\"", ""),
+        request("BYE", "2", true, "", ""),
+    ));
+    let child = sipp(
+        rig.dir(),
+        "late",
+        &xml,
+        &rig.target(),
+        &["-s", "2001", "-p", &free_udp().to_string()],
+    );
+    sipp_passed(child, rig.dir(), "late");
+    let ended = until("the call ended", || {
+        rig.find("ann", |i| i.state == InteractionState::Ended)
+    });
+    let sent: u64 = ended
+        .detail
+        .case_data
+        .iter()
+        .find(|f| f.key == "rtp_sent")
+        .map(|f| f.value.parse().expect("a number"))
+        .expect("RTP counters in the call record");
+    assert!(sent > 0, "audio was sent once the ACK answered");
+}

@@ -541,16 +541,25 @@ impl Ua {
             self.reply(&invite, 482, from);
             return;
         }
-        let session = match Session::parse(&String::from_utf8_lossy(&invite.body)) {
-            Ok(s) => s,
-            Err(e) => {
-                let response = Message::response(&invite, 488, Some(&sip::token()))
-                    .with("Warning", format!("399 agentdesk \"{e}\""));
-                self.respond(&invite, response, from);
-                return;
+        // No body: a late offer; ours goes in the 200 OK and the answer comes in the ACK.
+        let session = if invite.body.is_empty() {
+            None
+        } else {
+            match Session::parse(&String::from_utf8_lossy(&invite.body)) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    let response = Message::response(&invite, 488, Some(&sip::token()))
+                        .with("Warning", format!("399 agentdesk \"{e}\""));
+                    self.respond(&invite, response, from);
+                    return;
+                }
             }
         };
-        let codec = match sdp::choose(&session.codecs, &self.codecs) {
+        let chosen = match &session {
+            Some(session) => sdp::choose(&session.codecs, &self.codecs),
+            None => Ok(self.codecs[0]),
+        };
+        let codec = match chosen {
             Ok(c) => c,
             Err(e) => {
                 let response = Message::response(&invite, 488, Some(&sip::token()))
@@ -610,7 +619,7 @@ impl Ua {
         &mut self,
         invite: Message,
         from: SocketAddr,
-        session: Session,
+        session: Option<Session>,
         codec: Codec,
         route: Route,
     ) {
@@ -643,7 +652,7 @@ impl Ua {
             display_name: display.clone(),
             addresses,
         };
-        let te = session.telephone_event;
+        let te = session.as_ref().and_then(|s| s.telephone_event);
         let call = Call {
             id: id.clone(),
             n,
@@ -665,7 +674,7 @@ impl Ua {
             unacked: None,
             socket: None,
             rtp: from,
-            remote_sdp: Some(session),
+            remote_sdp: session,
             codec,
             telephone_event: te,
             sdp_version: 1,
@@ -715,8 +724,36 @@ impl Ua {
         let Some(id) = self.dialog_of(ack) else {
             return; // an ACK for a non-2xx final answer, absorbed by its transaction
         };
-        if let Some(call) = self.calls.get_mut(&id) {
-            call.unacked = None;
+        let Some(call) = self.calls.get_mut(&id) else {
+            return;
+        };
+        call.unacked = None;
+        if call.remote_sdp.is_some() || call.leg_started || call.state != State::Connected {
+            return;
+        }
+        // The answer to our offer in a 200 OK to a late-offer INVITE.
+        let answer = Session::parse(&String::from_utf8_lossy(&ack.body)).ok();
+        let codec = answer
+            .as_ref()
+            .and_then(|a| sdp::choose(&a.codecs, &self.codecs).ok());
+        let (Some(answer), Some(codec)) = (answer, codec) else {
+            self.hang_up(&id);
+            self.finish(
+                &id,
+                Some((EndReason::Failed, "no usable SDP answer in the ACK")),
+            );
+            return;
+        };
+        call.codec = codec;
+        call.telephone_event = answer.telephone_event;
+        call.remote_hold = !answer.direction.receives();
+        call.remote_sdp = Some(answer);
+        if let Err(e) = self.start_media(&id) {
+            self.hang_up(&id);
+            self.finish_with(
+                &id,
+                Some((EndReason::Failed, format!("cannot start audio: {e}"))),
+            );
         }
     }
 
@@ -1161,14 +1198,16 @@ impl Ua {
         let Some(call) = self.calls.get_mut(id) else {
             return String::new();
         };
+        // An answer (or a later offer) names the negotiated codec; a first offer all of ours.
+        let negotiated = call.remote_sdp.is_some();
         let session = Session {
             rtp: call.rtp,
-            codecs: if call.state == State::Connected || call.inbound {
+            codecs: if negotiated {
                 vec![call.codec]
             } else {
                 self.codecs.clone()
             },
-            telephone_event: if call.state == State::Connected || call.inbound {
+            telephone_event: if negotiated {
                 call.telephone_event
             } else {
                 Some(self.settings.dtmf_payload_type)
@@ -1195,6 +1234,9 @@ impl Ua {
         let Some(call) = self.calls.get_mut(id) else {
             return Ok(());
         };
+        if call.remote_sdp.is_none() {
+            return Ok(()); // a late offer: media starts when the ACK brings the answer
+        }
         let Some(socket) = call.socket.take() else {
             return Ok(());
         };
@@ -1787,9 +1829,7 @@ impl Ua {
                     let call_id = call.call_id.clone();
                     self.calls.remove(id);
                     self.by_call_id.remove(&call_id);
-                    if let Some(session) = session {
-                        self.ring(invite, from, session, codec, Route::extension(extension));
-                    }
+                    self.ring(invite, from, session, codec, Route::extension(extension));
                     return Ok(());
                 }
                 self.redirect(&invite, &address, from);
