@@ -1553,3 +1553,36 @@ fn voice_a_late_offer_is_answered_with_our_offer_and_audio_starts_after_the_ack(
         .expect("RTP counters in the call record");
     assert!(sent > 0, "audio was sent once the ACK answered");
 }
+
+#[test]
+fn voice_in_dialog_requests_follow_the_record_route_of_a_proxy() {
+    let rig = Rig::new("", "auto_answer = [\"voice\"]");
+    rig.ready("ann");
+    let invite = invite().replace(
+        "Max-Forwards: 70\n",
+        "Max-Forwards: 70\nRecord-Route: <sip:127.0.0.1:[local_port];lr;proxy=one>\n",
+    );
+    let xml = scenario(&format!(
+        "{invite}<recv response=\"100\" optional=\"true\"/>\n<recv response=\"180\" optional=\"true\"/>\n\
+         <recv response=\"200\"><action><ereg regexp=\"Record-Route: &lt;sip:127.0.0.1:[0-9]+;lr;proxy=one&gt;\" search_in=\"msg\" check_it=\"true\" assign_to=\"rr\"/></action></recv>\n\
+         {}<recv request=\"BYE\"><action><ereg regexp=\"\\nRoute: &lt;sip:127.0.0.1:[0-9]+;lr;proxy=one&gt;\" search_in=\"msg\" check_it=\"true\" assign_to=\"r\"/></action></recv>\n\
+         <send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n\n]]></send>\n\
+         <Reference variables=\"rr,r\"/>\n",
+        ack()
+    ));
+    let child = sipp(
+        rig.dir(),
+        "route",
+        &xml,
+        &rig.target(),
+        &["-s", "2001", "-p", &free_udp().to_string()],
+    );
+    let key = until("the answered call", || {
+        rig.find("ann", |i| {
+            i.detail.media_state == Some(MediaState::Connected)
+        })
+        .map(|i| i.key)
+    });
+    rig.exec("ann", AgentCommand::End { key });
+    sipp_passed(child, rig.dir(), "route");
+}

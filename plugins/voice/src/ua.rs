@@ -113,6 +113,9 @@ struct Call {
     peer: SocketAddr,
     /// Where the inbound INVITE came from (its responses go there).
     source: SocketAddr,
+    /// The dialog's route set (RFC 3261 §12.1): Route headers of our in-dialog requests, which
+    /// then go to the first of them (loose routing).
+    route: Vec<String>,
     local_cseq: u32,
     remote_cseq: u32,
     /// The inbound INVITE being answered (ringing), or our outbound INVITE (dialing).
@@ -633,7 +636,12 @@ impl Ua {
             .header("Contact")
             .map(|c| sip::uri_of(c).to_string())
             .unwrap_or_else(|| sip::uri_of(&from_value).to_string());
-        let peer = SipUri::parse(&remote_target)
+        let dialog_route = route_set(&invite, false);
+        let peer = dialog_route
+            .first()
+            .map(|r| sip::uri_of(r).to_string())
+            .or_else(|| Some(remote_target.clone()))
+            .and_then(|uri| SipUri::parse(&uri))
             .and_then(|u| resolve(&u.host, u.port.unwrap_or(5060)))
             .unwrap_or(from);
         let caller_uri = sip::uri_of(&from_value).to_string();
@@ -667,6 +675,7 @@ impl Ua {
             remote_target,
             peer,
             source: from,
+            route: dialog_route,
             local_cseq: 0,
             remote_cseq: invite.cseq().map_or(0, |(n, _)| n),
             invite: Some(invite.clone()),
@@ -989,6 +998,7 @@ impl Ua {
         } else {
             call.remote_target.clone()
         };
+        let branch_given = branch.is_some();
         let branch = branch.map_or_else(|| format!("z9hG4bK{}", sip::token()), String::from);
         let cseq = response.cseq().map_or(call.local_cseq, |(n, _)| n);
         Message::request("ACK", &uri)
@@ -1003,6 +1013,13 @@ impl Ua {
             )
             .with("Call-ID", call.call_id.clone())
             .with("CSeq", format!("{cseq} ACK"))
+            .pipe(|ack| {
+                if branch_given {
+                    ack
+                } else {
+                    with_route(call, ack)
+                }
+            })
     }
 
     fn invite_answered(&mut self, id: &str, response: &Message, to: SocketAddr) {
@@ -1036,10 +1053,16 @@ impl Ua {
             .header("Contact")
             .map(|c| sip::uri_of(c).to_string())
             .unwrap_or_else(|| call.remote_target.clone());
+        let route = route_set(response, true);
         let peer = if self.settings.outbound_proxy.is_some() {
             call.peer
         } else {
-            SipUri::parse(&remote_target)
+            route
+                .first()
+                .map(|r| sip::uri_of(r).to_string())
+                .unwrap_or_else(|| remote_target.clone())
+                .as_str()
+                .pipe(SipUri::parse)
                 .and_then(|u| resolve(&u.host, u.port.unwrap_or(5060)))
                 .unwrap_or(call.peer)
         };
@@ -1053,6 +1076,7 @@ impl Ua {
         call.remote_tag = response.to_tag().map(String::from);
         call.remote_target = remote_target;
         call.peer = peer;
+        call.route = route;
         let session = match session {
             Ok(s) => s,
             Err(_) => {
@@ -1287,7 +1311,8 @@ impl Ua {
                     .with("From", call.local.clone())
                     .with("To", call.remote.clone())
                     .with("Call-ID", call.call_id.clone())
-                    .with("CSeq", format!("{} BYE", call.local_cseq));
+                    .with("CSeq", format!("{} BYE", call.local_cseq))
+                    .pipe(|m| with_route(call, m));
                 let peer = call.peer;
                 let mut bye = bye;
                 bye.headers.insert(0, ("Via".into(), self.via(&branch)));
@@ -1547,6 +1572,7 @@ impl Ua {
             .with("To", call.remote.clone())
             .with("Call-ID", call.call_id.clone())
             .with("CSeq", format!("{} INVITE", call.local_cseq))
+            .pipe(|m| with_route(call, m))
             .with_body("application/sdp", body.into_bytes());
         let peer = call.peer;
         let mut invite = invite;
@@ -1695,6 +1721,7 @@ impl Ua {
             remote_target: uri.to_string(),
             peer,
             source: peer,
+            route: Vec::new(),
             local_cseq: 1,
             remote_cseq: 0,
             invite: None,
@@ -1871,7 +1898,8 @@ impl Ua {
                     .with("Call-ID", call.call_id.clone())
                     .with("CSeq", format!("{} REFER", call.local_cseq))
                     .with("Refer-To", format!("<{refer_to}>"))
-                    .with("Referred-By", format!("<{referred_by}>"));
+                    .with("Referred-By", format!("<{referred_by}>"))
+                    .pipe(|m| with_route(call, m));
                 let peer = call.peer;
                 let mut refer = refer;
                 refer.headers.insert(0, ("Via".into(), self.via(&branch)));
@@ -2134,6 +2162,57 @@ pub enum Kind2 {
     Customer,
     /// A consultation about the named call.
     Consultation(String),
+}
+
+/// Calls a function on a value (for builder chains).
+trait Pipe: Sized {
+    fn pipe<T>(self, f: impl FnOnce(Self) -> T) -> T {
+        f(self)
+    }
+}
+
+impl<T> Pipe for T {}
+
+/// The route set a request (UAS: Record-Route in order) or a 2xx (UAC: reversed) gives.
+fn route_set(message: &Message, reverse: bool) -> Vec<String> {
+    let mut route: Vec<String> = message
+        .headers_named("Record-Route")
+        .flat_map(split_name_addrs)
+        .collect();
+    if reverse {
+        route.reverse();
+    }
+    route
+}
+
+/// Comma-separated name-addrs of one header line (commas inside `<...>` or quotes kept).
+fn split_name_addrs(value: &str) -> Vec<String> {
+    let (mut out, mut current, mut depth, mut quoted) = (Vec::new(), String::new(), 0i32, false);
+    for c in value.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => depth += 1,
+            '>' if !quoted => depth -= 1,
+            ',' if depth == 0 && !quoted => {
+                out.push(std::mem::take(&mut current).trim().to_string());
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// Adds the dialog's Route headers to an in-dialog request.
+fn with_route(call: &Call, mut message: Message) -> Message {
+    for route in &call.route {
+        message.headers.push(("Route".into(), route.clone()));
+    }
+    message
 }
 
 fn note_hold(call: &mut Call) {
