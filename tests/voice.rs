@@ -1586,3 +1586,20 @@ fn voice_in_dialog_requests_follow_the_record_route_of_a_proxy() {
     rig.exec("ann", AgentCommand::End { key });
     sipp_passed(child, rig.dir(), "route");
 }
+
+#[test]
+fn voice_a_bye_while_ringing_ends_the_invite_and_withdraws_the_offer() {
+    let rig = Rig::new("", "");
+    rig.ready("ann");
+    let raw = Raw::new(rig.target());
+    let sdp = SDP.replace("[media_port]", "7000").replace("\r\n", "\n");
+    raw.send(&raw.request("INVITE", 1, "", &sdp));
+    let ringing = raw.expect(180);
+    let key = rig.wait_offer("ann");
+    raw.send(&raw.request("BYE", 2, &to_tag(&ringing), ""));
+    raw.expect(200);
+    raw.expect(487);
+    until("the offer withdrawn", || {
+        rig.find("ann", |i| i.key == key).is_none().then_some(())
+    });
+}

@@ -801,6 +801,15 @@ impl Ua {
             return;
         }
         self.reply(&bye, 200, from);
+        // A BYE in the early dialog (while ringing) also ends the INVITE.
+        if let Some(call) = self.calls.get(&id)
+            && call.state == State::Ringing
+            && let Some(invite) = call.invite.clone()
+        {
+            let (tag, to) = (call.local_tag.clone(), call.source);
+            let response = Message::response(&invite, 487, Some(&tag));
+            self.respond(&invite, response, to);
+        }
         let transferred = self.calls.get(&id).is_some_and(|c| c.transfer.is_some());
         let reason = if transferred {
             (EndReason::TransferredAway, "transferred")
