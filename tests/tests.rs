@@ -10,5 +10,6 @@ mod runtime;
 mod shell;
 mod support;
 mod vendor;
+mod voice;
 mod webchat;
 mod workitem;

@@ -135,6 +135,10 @@ fn commands_for(
                 }),
             )
         }),
+        // The consultation ends without a conference or transfer: the plugin closes its side
+        // (hangs up the consultation call, forgets the consultation chat).
+        CoreEvent::ConsultationEnded { consultation } => about(*consultation)
+            .map(|(p, interaction)| (p, Command::End(plugin_api::End { interaction }))),
         CoreEvent::ConferenceStarted {
             about: of,
             consultation,

@@ -412,6 +412,8 @@ impl Desk {
         let now = self.now();
         let key = i.key;
         let state = match i.detail.media_state {
+            // The channel's last media state is stale once the call is over.
+            _ if i.ended_at.is_some() => text::interaction_state(&i.state),
             Some(MediaState::Ringing) => "ringing",
             Some(MediaState::Dialing) => "dialing",
             Some(MediaState::Connected) => "connected",
