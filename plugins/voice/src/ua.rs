@@ -207,29 +207,10 @@ pub struct Ua {
     registration: Option<Registration>,
     /// Where offers for our extensions go while the core decides (extension -> agent).
     codecs: Vec<Codec>,
-    /// Calls minted by a command (dial, consult), by when.
-    fresh: HashMap<String, Instant>,
-    /// Events waiting for the core to know their call (see [`Ua::emit`]).
-    held_back: std::sync::Mutex<Vec<(Instant, Event)>>,
 }
 
 /// How long a connected call may wait for the far end's first RTP packet (at least).
 const FIRST_RTP_GRACE: Duration = Duration::from_secs(10);
-/// How long events about a call minted by a command are held back.
-const FRESH: Duration = Duration::from_millis(100);
-
-/// The interaction an event is about.
-fn interaction_of(event: &Event) -> Option<&str> {
-    Some(match event {
-        Event::Offer(e) => e.interaction.as_str(),
-        Event::MediaStateChanged(e) => e.interaction.as_str(),
-        Event::PartyJoined(e) => e.interaction.as_str(),
-        Event::PartyLeft(e) => e.interaction.as_str(),
-        Event::Ended(e) => e.interaction.as_str(),
-        Event::CaseDataChanged(e) => e.interaction.as_str(),
-        _ => return None,
-    })
-}
 
 fn now_stamp() -> String {
     let secs = SystemTime::now()
@@ -279,8 +260,6 @@ impl Ua {
             next: 0,
             registration: None,
             codecs,
-            fresh: HashMap::new(),
-            held_back: std::sync::Mutex::new(Vec::new()),
         };
         ua.registration = ua.registration_from_settings();
         Ok(ua)
@@ -315,29 +294,10 @@ impl Ua {
         self.local.port()
     }
 
-    /// Reports an event. Events about a call minted by a command in the last
-    /// [`FRESH`] are held back a moment: the core learns the call's id from the command's reply,
-    /// and an event that overtook it would be dropped as unknown.
+    /// Reports an event. An event about a call minted by a command may overtake the command's
+    /// reply: the host holds it until the reply has linked the call's id.
     fn emit(&self, event: Event) {
-        let fresh = interaction_of(&event)
-            .and_then(|id| self.fresh.get(id))
-            .is_some_and(|at| at.elapsed() < FRESH);
-        let mut held = self.held_back.lock().unwrap_or_else(|p| p.into_inner());
-        if fresh || !held.is_empty() {
-            held.push((Instant::now(), event));
-        } else {
-            let _ = self.events.send(event);
-        }
-    }
-
-    /// Sends the held-back events whose time has come, in order.
-    fn release_held_back(&mut self) {
-        self.fresh.retain(|_, at| at.elapsed() < FRESH);
-        let mut held = self.held_back.lock().unwrap_or_else(|p| p.into_inner());
-        while held.first().is_some_and(|(at, _)| at.elapsed() >= FRESH) {
-            let (_, event) = held.remove(0);
-            let _ = self.events.send(event);
-        }
+        let _ = self.events.send(event);
     }
 
     fn state_changed(&self, id: &str, state: MediaState) {
@@ -1758,7 +1718,6 @@ impl Ua {
         };
         self.calls.insert(id.clone(), call);
         self.by_call_id.insert(call_id.clone(), id.clone());
-        self.fresh.insert(id.clone(), Instant::now());
         let body = self.local_sdp(&id, Direction::SendRecv);
         let branch = format!("z9hG4bK{}", sip::token());
         let invite = Message::request("INVITE", uri)
@@ -2029,7 +1988,6 @@ impl Ua {
 
     /// Retransmissions, transaction timeouts, dead calls, registration refresh.
     pub fn tick(&mut self) {
-        self.release_held_back();
         let now = Instant::now();
         // Client transactions.
         let mut expired = Vec::new();
