@@ -12,7 +12,7 @@ use super::model::{
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::stats::TimeInState;
 use crate::config::AcwPolicy;
-use plugin_api::{EndReason, Event, InteractionId, Route};
+use plugin_api::{Address, EndReason, Event, InteractionId, Route};
 use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -579,6 +579,26 @@ impl Core {
                         i,
                         "only an active interaction can be transferred",
                     ));
+                }
+                // An extension no agent has is outside: the channel transfers the call there.
+                if to.to == Route::EXTENSION && self.agent_by_extension(&to.name).is_none() {
+                    if i.media != plugin_api::Media::Call {
+                        return Err(wrong_state(
+                            i,
+                            "only a call can be transferred to an outside number",
+                        ));
+                    }
+                    let to = if to.name.starts_with("sip:") || to.name.contains('@') {
+                        Address::new(Address::SIP, to.name)
+                    } else {
+                        Address::phone(to.name)
+                    };
+                    self.emit(
+                        now,
+                        CoreEvent::TransferOutRequested { key, agent: a, to },
+                        out,
+                    );
+                    return Ok(());
                 }
                 let channel = i.channel.clone();
                 self.emit(
@@ -1609,6 +1629,8 @@ impl Core {
                     i.state = InteractionState::Forwarded;
                 }
             }
+            // The call stays as it is until the channel reports how the transfer went.
+            CoreEvent::TransferOutRequested { .. } => {}
             CoreEvent::InteractionHeld { key } | CoreEvent::InteractionResumed { key } => {
                 let held = matches!(stamped.event, CoreEvent::InteractionHeld { .. });
                 if let Some(i) = self.interactions.get_mut(key) {
@@ -2068,7 +2090,8 @@ fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
         | CoreEvent::InteractionDone { key, agent, .. }
         | CoreEvent::InteractionTransferred {
             key, from: agent, ..
-        } => (vec![*key], vec![agent.clone()]),
+        }
+        | CoreEvent::TransferOutRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
         CoreEvent::InteractionArrived { key, .. }
         | CoreEvent::InteractionRejected { key, .. }
         | CoreEvent::InteractionHeld { key }

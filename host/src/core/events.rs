@@ -35,6 +35,7 @@ impl CoreEvent {
             CoreEvent::InteractionHeld { .. } => "interaction-held",
             CoreEvent::InteractionResumed { .. } => "interaction-resumed",
             CoreEvent::InteractionTransferred { .. } => "interaction-transferred",
+            CoreEvent::TransferOutRequested { .. } => "transfer-out-requested",
             CoreEvent::InteractionEnded { .. } => "interaction-ended",
             CoreEvent::InteractionAbandoned { .. } => "interaction-abandoned",
             CoreEvent::InteractionDone { .. } => "interaction-done",
@@ -175,6 +176,17 @@ pub enum CoreEvent {
         from: String,
         /// The new route.
         to: Route,
+    },
+    /// The owner asked the channel to transfer a live call blind to an outside number or address
+    /// (no agent has it as an extension). The call stays the owner's until the channel reports it
+    /// ended (`transferred-away`), or keeps it if the transfer fails.
+    TransferOutRequested {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent who transferred it.
+        agent: String,
+        /// Where to.
+        to: Address,
     },
     /// Ended (by the contact, the agent or the channel).
     InteractionEnded {

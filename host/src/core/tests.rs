@@ -1137,3 +1137,51 @@ fn de_duplication_keys_of_closed_interactions_expire_after_the_window_and_open_o
         "an open interaction is always de-duplicated"
     );
 }
+
+#[test]
+fn a_transfer_to_an_outside_number_asks_the_channel_and_the_call_stays_until_it_ends() {
+    let mut day = Day::new();
+    day.ready("ann", &["voice", "chat"]);
+    let call = day.offer("voice");
+    day.ok("ann", AgentCommand::Accept { key: call });
+    let asked = day.ok(
+        "ann",
+        AgentCommand::Transfer {
+            key: call,
+            to: Route::extension("+1 555 0199"),
+        },
+    );
+    assert!(asked.iter().any(|s| s.event
+        == CoreEvent::TransferOutRequested {
+            key: call,
+            agent: "ann".into(),
+            to: Address::phone("+1 555 0199"),
+        }));
+    assert_eq!(
+        day.state(call),
+        InteractionState::Active,
+        "the call is Ann's until the channel says the transfer went through"
+    );
+    day.contact_leaves(call);
+    assert_eq!(day.state(call), InteractionState::Ended);
+    assert!(matches!(
+        day.channel("ann", "voice"),
+        ChannelState::AfterCallWork { .. }
+    ));
+    // A chat cannot go to an outside address.
+    let mut day = Day::new();
+    day.ready("ann", &["chat"]);
+    let chat = day.offer("chat");
+    day.ok("ann", AgentCommand::Accept { key: chat });
+    assert!(
+        day.run(
+            "ann",
+            AgentCommand::Transfer {
+                key: chat,
+                to: Route::extension("sip:bob@example.com"),
+            },
+        )
+        .is_err()
+    );
+    assert_eq!(day.state(chat), InteractionState::Active);
+}

@@ -80,7 +80,8 @@ fn commands_for(
                 }),
             )
         }),
-        CoreEvent::InteractionForwarded { key, to, .. } => about(*key).map(|(p, interaction)| {
+        CoreEvent::InteractionForwarded { key, to, .. }
+        | CoreEvent::TransferOutRequested { key, to, .. } => about(*key).map(|(p, interaction)| {
             let target = Target::Address {
                 address: to.clone(),
             };

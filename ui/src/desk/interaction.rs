@@ -254,7 +254,7 @@ impl Desk {
         let view = self.views.entry(key).or_default();
         ui.add(
             egui::TextEdit::singleline(&mut view.transfer_to)
-                .hint_text("queue or agent")
+                .hint_text("queue, agent or number")
                 .desired_width(100.0),
         )
         .labelled_by(label.id);
@@ -265,6 +265,10 @@ impl Desk {
         {
             let route = if self.info.agents.iter().any(|(id, _)| *id == to) {
                 Route::agent(to)
+            } else if is_dialable(&to) {
+                // An agent's extension is routed inside; any other number or SIP address is
+                // dialled out by the channel (calls only).
+                Route::extension(to)
             } else {
                 Route::queue(to)
             };
@@ -465,6 +469,15 @@ impl Desk {
         ui.heading(format!("Co-browse: {state}"));
         self.transcript(ui, i.key);
     }
+}
+
+/// A phone number, an extension or a SIP address (what a blind transfer can dial).
+fn is_dialable(to: &str) -> bool {
+    to.starts_with("sip:")
+        || (to.chars().any(|c| c.is_ascii_digit())
+            && to
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-()*#.".contains(c)))
 }
 
 /// The contact's name, else their first address.
