@@ -398,6 +398,23 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
         .first()
         .map(|i| i.key)
         .expect("a call");
+    // A command the plugin refuses (this fixture has no hold) is told to the agent, by the call.
+    ann.send(AgentCommand::Hold { key: call }).expect("hold");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let snapshot = ann.snapshot().expect("snapshot");
+        let notice = snapshot
+            .interactions
+            .iter()
+            .find(|i| i.key == call)
+            .and_then(|i| i.detail.notice.clone());
+        if let Some(notice) = notice {
+            assert!(notice.contains("hold"), "{notice}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no notice of the refused hold");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // The plugin reported "dialing" for its own id, "dialed-1", before its reply named that id;
     // the host held the event until the reply linked the id to the call. An event sent now,
     // whether or not the link has happened yet, is not lost either.

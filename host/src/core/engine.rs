@@ -2075,7 +2075,7 @@ impl Core {
 }
 
 /// The interactions an event is about, and the agents it names.
-fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
+pub(crate) fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
     match event {
         CoreEvent::AgentLoggedIn { agent }
         | CoreEvent::AgentLoggedOut { agent }

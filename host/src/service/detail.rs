@@ -41,6 +41,10 @@ pub struct DetailView {
     pub typing: Vec<String>,
     /// Transcript lines so far (fetch them with a transcript query).
     pub lines: usize,
+    /// The last command the channel refused or failed, in words (e.g. a transfer it could not
+    /// make); the agent's request did not happen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 /// What a plugin declared about an interaction that must survive a restart (kept in the
@@ -146,6 +150,11 @@ impl Details {
         d.view.parties = declared.parties;
         d.lines = lines.into_iter().map(LiveLine::stored).collect();
         d.view.lines = d.lines.len();
+    }
+
+    /// Notes what the channel said when it failed a command about the interaction.
+    pub fn notice(&mut self, key: InteractionKey, notice: String) {
+        self.by_key.entry(key).or_default().view.notice = Some(notice);
     }
 
     /// Notes a plugin message's id; false when the interaction already had it.

@@ -16,6 +16,8 @@ pub struct PluginCommand {
     pub command: Command,
     /// The core's interaction the reply's `created` id belongs to.
     pub link: Option<u64>,
+    /// The core's interaction the command acts on, whose people hear of a failure.
+    pub about: Option<u64>,
 }
 
 /// The plugin commands that carry out `events` (which `core` has already applied).
@@ -33,11 +35,16 @@ pub fn plugin_commands(
             }
             _ => None,
         };
+        let about = crate::core::engine::touched(&stamped.event)
+            .0
+            .first()
+            .copied();
         for (plugin, command) in commands_for(core, stamped, voice_plugins) {
             out.push(PluginCommand {
                 plugin,
                 command,
                 link,
+                about,
             });
         }
     }
@@ -305,6 +312,7 @@ mod tests {
             plugin,
             command: Command::Dial(dial),
             link,
+            about,
         } = &commands[0]
         else {
             panic!("{commands:?}")
@@ -323,5 +331,6 @@ mod tests {
             link.is_some(),
             "the plugin's created id must be linked back"
         );
+        assert_eq!(about, link, "a failed dial is told to the call's agent");
     }
 }

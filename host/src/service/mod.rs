@@ -55,6 +55,11 @@ enum Request {
         key: u64,
         interaction: plugin_api::InteractionId,
     },
+    /// A plugin refused or failed a command about an interaction.
+    CommandFailed {
+        key: u64,
+        notice: String,
+    },
     Snapshot {
         agent: String,
         reply: Sender<Option<AgentSnapshot>>,
@@ -466,6 +471,7 @@ fn dispatch_commands(
         plugin,
         command,
         link,
+        about,
     }) = outbox.recv()
     {
         match plugins.send(&plugin, &command) {
@@ -478,11 +484,19 @@ fn dispatch_commands(
                 }
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(
-                plugin,
-                command = command.kind(),
-                "plugin command failed: {e}"
-            ),
+            Err(e) => {
+                tracing::warn!(
+                    plugin,
+                    command = command.kind(),
+                    "plugin command failed: {e}"
+                );
+                if let Some(key) = about {
+                    let _ = links.send(Request::CommandFailed {
+                        key,
+                        notice: format!("The channel could not {}: {e}", command.kind()),
+                    });
+                }
+            }
         }
     }
 }
@@ -563,6 +577,10 @@ impl Worker {
                     } => {
                         let _ = reply.send(self.interact(&agent, key, act));
                     }
+                    Request::CommandFailed { key, notice } => {
+                        self.details.notice(key, notice);
+                        self.detail_changed.insert(key);
+                    }
                     Request::Link { key, interaction } => {
                         let id = interaction.as_str().to_string();
                         events.extend(self.core.link_plugin_id(now, key, interaction));
@@ -627,6 +645,7 @@ impl Worker {
             | Request::SendMessage { .. }
             | Request::Interact { .. }
             | Request::Link { .. }
+            | Request::CommandFailed { .. }
             | Request::Stop => {}
         }
     }
@@ -669,6 +688,7 @@ impl Worker {
             plugin,
             command,
             link: None,
+            about: Some(key),
         });
         Ok(())
     }
@@ -849,6 +869,7 @@ impl Worker {
             plugin: i.plugin.clone(),
             command,
             link: None,
+            about: Some(key),
         });
         Ok(())
     }

@@ -121,6 +121,9 @@ impl Desk {
         if let Some(subject) = &i.subject {
             ui.label(format!("Subject: {subject}"));
         }
+        if let Some(notice) = &i.detail.notice {
+            ui.colored_label(ui.visuals().error_fg_color, notice);
+        }
         if !i.detail.case_data.is_empty() {
             egui::Grid::new(("case-data", i.key)).show(ui, |ui| {
                 for field in &i.detail.case_data {
