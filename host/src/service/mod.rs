@@ -9,7 +9,9 @@ pub mod early;
 pub mod effects;
 pub mod snapshot;
 
-use crate::core::{AgentCommand, Core, CoreError, InteractionKey, Millis, Policy, Stamped};
+use crate::core::{
+    AgentCommand, Core, CoreError, InteractionKey, InteractionState, Millis, Policy, Stamped,
+};
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
 use crate::storage::{History, Journal, StorageError};
@@ -490,7 +492,8 @@ fn dispatch_commands(
                     command = command.kind(),
                     "plugin command failed: {e}"
                 );
-                if let Some(key) = about {
+                // Typing is advisory: a channel without it is not worth a notice.
+                if let Some(key) = about.filter(|_| !matches!(command, Command::SetTyping(_))) {
                     let _ = links.send(Request::CommandFailed {
                         key,
                         notice: format!("The channel could not {}: {e}", command.kind()),
@@ -577,9 +580,17 @@ impl Worker {
                     } => {
                         let _ = reply.send(self.interact(&agent, key, act));
                     }
+                    // Only while the interaction is active: a refused `end` of a call the
+                    // customer already left, say, is nothing the agent must act on.
                     Request::CommandFailed { key, notice } => {
-                        self.details.notice(key, notice);
-                        self.detail_changed.insert(key);
+                        if self
+                            .core
+                            .interaction(key)
+                            .is_some_and(|i| i.state == InteractionState::Active)
+                        {
+                            self.details.notice(key, notice);
+                            self.detail_changed.insert(key);
+                        }
                     }
                     Request::Link { key, interaction } => {
                         let id = interaction.as_str().to_string();
