@@ -572,3 +572,65 @@ pub fn start_core(
     )
     .expect("the core service starts")
 }
+
+/// A host for a channel benchmark, as agentdesk runs it: the plugin `library` packaged and loaded
+/// (allowed as `id`), the core service with journal and history, and `agents` agents `a0`, `a1`,
+/// ... with only `channel`, auto-answering, logged on and Ready. `settings` holds the plugin's
+/// section and any `[channels.<channel>]` rules. Returns the plugins, the service and the
+/// plugin's `endpoint.json`.
+pub fn start_bench_host(
+    dir: &Path,
+    library: &Path,
+    id: &str,
+    channel: &str,
+    agents: usize,
+    settings: &str,
+) -> (
+    std::sync::Arc<agentdesk_host::PluginHost>,
+    agentdesk_host::service::CoreService,
+    serde_json::Value,
+) {
+    use agentdesk_host::core::{AgentCommand, Policy};
+    let (plugin_dir, data) = (dir.join("plugins"), dir.join("data"));
+    std::fs::create_dir_all(&plugin_dir).expect("plugin dir");
+    agentdesk_host::plugins::package::package(library, &plugin_dir).expect("package");
+    let mut extra = settings.to_string();
+    for a in 0..agents {
+        extra.push_str(&format!(
+            "\n[[agents]]\nid = \"a{a}\"\nname = \"Agent {a}\"\nchannels = [\"{channel}\"]\n\
+             auto_answer = [\"{channel}\"]\n"
+        ));
+    }
+    let config_path = dir.join("agentdesk.toml");
+    std::fs::write(&config_path, config_text(&plugin_dir, &data, &[id], &extra)).expect("config");
+    let config = agentdesk_host::AdminConfig::load(&config_path).expect("config");
+    let plugins = std::sync::Arc::new(agentdesk_host::PluginHost::start(
+        &config,
+        agentdesk_host::StartMode::Run,
+    ));
+    assert_eq!(plugins.running_ids().len(), 1, "{:#?}", plugins.reports());
+    let service = start_core(
+        &data,
+        Policy::from_config(&config, &[channel.to_string()]),
+        Some(plugins.clone()),
+    );
+    let core = service.handle();
+    for a in 0..agents {
+        let agent = format!("a{a}");
+        core.login(&agent).expect("login");
+        for command in [
+            AgentCommand::LogOnChannel {
+                channel: channel.into(),
+            },
+            AgentCommand::SetReady {
+                channel: channel.into(),
+            },
+        ] {
+            core.execute(&agent, command).expect("ready");
+        }
+    }
+    let endpoint = data.join("plugins").join(id).join("endpoint.json");
+    let endpoint = serde_json::from_str(&std::fs::read_to_string(endpoint).expect("endpoint"))
+        .expect("endpoint json");
+    (plugins, service, endpoint)
+}

@@ -14,11 +14,10 @@
 //!
 //! Run with `cargo bench -p agentdesk-tests --bench voice`; figures go to docs/performance.md.
 
-use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
-use agentdesk_host::plugins::package::package;
+use agentdesk_host::PluginHost;
+use agentdesk_host::core::{AgentCommand, InteractionState};
 use agentdesk_host::service::{CoreHandle, CoreService};
-use agentdesk_host::{AdminConfig, PluginHost, StartMode};
-use agentdesk_tests::{build_workspace_plugin_release, config_text};
+use agentdesk_tests::{build_workspace_plugin_release, start_bench_host};
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
@@ -112,52 +111,16 @@ impl Agentdesk {
     fn start() -> Self {
         let library = build_workspace_plugin_release("agentdesk-plugin-voice", "agentdesk_voice");
         let dir = tempfile::tempdir().expect("temp dir");
-        let (plugin_dir, data) = (dir.path().join("plugins"), dir.path().join("data"));
-        std::fs::create_dir_all(&plugin_dir).expect("plugin dir");
-        package(&library, &plugin_dir).expect("package");
-        let mut extra = "[plugins.settings.\"agentdesk.voice\"]\nport = 0\nrecord = false\n\
-             media_timeout_secs = 2\nworker_threads = 2\n[channels.voice]\ncapacity = 5000\n"
-            .to_string();
-        for a in 0..AGENTS {
-            extra.push_str(&format!(
-                "[[agents]]\nid = \"a{a}\"\nname = \"Agent {a}\"\nchannels = [\"voice\"]\n\
-                 auto_answer = [\"voice\"]\n"
-            ));
-        }
-        let config_path = dir.path().join("agentdesk.toml");
-        std::fs::write(
-            &config_path,
-            config_text(&plugin_dir, &data, &["agentdesk.voice"], &extra),
-        )
-        .expect("config");
-        let config = AdminConfig::load(&config_path).expect("config");
-        let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
-        assert_eq!(plugins.running_ids().len(), 1, "{:#?}", plugins.reports());
-        let service = agentdesk_tests::start_core(
-            &data,
-            Policy::from_config(&config, &["voice".to_string()]),
-            Some(plugins.clone()),
+        let (plugins, service, endpoint) = start_bench_host(
+            dir.path(),
+            &library,
+            "agentdesk.voice",
+            "voice",
+            AGENTS,
+            "[plugins.settings.\"agentdesk.voice\"]\nport = 0\nrecord = false\n\
+             media_timeout_secs = 2\nworker_threads = 2\n[channels.voice]\ncapacity = 5000\n",
         );
         let core = service.handle();
-        for a in 0..AGENTS {
-            let agent = format!("a{a}");
-            core.login(&agent).expect("login");
-            for command in [
-                AgentCommand::LogOnChannel {
-                    channel: "voice".into(),
-                },
-                AgentCommand::SetReady {
-                    channel: "voice".into(),
-                },
-            ] {
-                core.execute(&agent, command).expect("ready");
-            }
-        }
-        let endpoint: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(data.join("plugins/agentdesk.voice/endpoint.json"))
-                .expect("endpoint"),
-        )
-        .expect("endpoint json");
         let port = endpoint["port"].as_u64().expect("port") as u16;
         Agentdesk {
             _dir: dir,

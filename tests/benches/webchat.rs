@@ -7,11 +7,9 @@
 //!
 //! Run with `cargo bench -p agentdesk-tests --bench webchat`; figures go to docs/performance.md.
 
-use agentdesk_host::core::{AgentCommand, Policy};
-use agentdesk_host::plugins::package::package;
+use agentdesk_host::PluginHost;
 use agentdesk_host::service::{CoreHandle, CoreService};
-use agentdesk_host::{AdminConfig, PluginHost, StartMode};
-use agentdesk_tests::{build_workspace_plugin_release, config_text};
+use agentdesk_tests::{build_workspace_plugin_release, start_bench_host};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
@@ -57,57 +55,23 @@ impl Bench {
     fn new(n: usize) -> Self {
         let library = build_workspace_plugin_release("agentdesk-plugin-chat", "agentdesk_chat");
         let dir = tempfile::tempdir().expect("temp dir");
-        let (plugin_dir, data) = (dir.path().join("plugins"), dir.path().join("data"));
-        std::fs::create_dir_all(&plugin_dir).expect("plugin dir");
-        package(&library, &plugin_dir).expect("package");
         let per_agent = n.div_ceil(AGENTS) + 1;
-        let mut extra = format!(
+        let settings = format!(
             "[plugins.settings.\"agentdesk.chat\"]\nport = 0\ngreeting = \"\"\n\
              max_connections_per_address = {limit}\nmax_connections = {limit}\n\
              messages_per_second = 1000\nmessage_burst = 1000\nworker_threads = 2\n\
              [channels.chat]\ncapacity = {per_agent}\n",
             limit = n + 100
         );
-        for a in 0..AGENTS {
-            extra.push_str(&format!(
-                "[[agents]]\nid = \"a{a}\"\nname = \"Agent {a}\"\nchannels = [\"chat\"]\n\
-                 auto_answer = [\"chat\"]\n"
-            ));
-        }
-        let config_path = dir.path().join("agentdesk.toml");
-        std::fs::write(
-            &config_path,
-            config_text(&plugin_dir, &data, &["agentdesk.chat"], &extra),
-        )
-        .expect("config");
-        let config = AdminConfig::load(&config_path).expect("config");
-        let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
-        assert_eq!(plugins.running_ids().len(), 1, "{:#?}", plugins.reports());
-        let service = agentdesk_tests::start_core(
-            &data,
-            Policy::from_config(&config, &["chat".to_string()]),
-            Some(plugins.clone()),
+        let (plugins, service, endpoint) = start_bench_host(
+            dir.path(),
+            &library,
+            "agentdesk.chat",
+            "chat",
+            AGENTS,
+            &settings,
         );
         let core = service.handle();
-        for a in 0..AGENTS {
-            let agent = format!("a{a}");
-            core.login(&agent).expect("login");
-            for command in [
-                AgentCommand::LogOnChannel {
-                    channel: "chat".into(),
-                },
-                AgentCommand::SetReady {
-                    channel: "chat".into(),
-                },
-            ] {
-                core.execute(&agent, command).expect("ready");
-            }
-        }
-        let endpoint: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(data.join("plugins/agentdesk.chat/endpoint.json"))
-                .expect("endpoint"),
-        )
-        .expect("endpoint json");
         let url = endpoint["websocket"].as_str().expect("ws url").to_string();
         let origin = endpoint["url"]
             .as_str()
