@@ -398,26 +398,35 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
         .first()
         .map(|i| i.key)
         .expect("a call");
+    // The plugin reported "dialing" for its own id, "dialed-1", before its reply named that id;
+    // the host held the event until the reply linked the id to the call.
+    let view = |ann: &agentdesk_host::service::AgentSession| {
+        ann.snapshot()
+            .expect("snapshot")
+            .interactions
+            .into_iter()
+            .find(|i| i.key == call)
+            .expect("the call")
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while view(&ann).detail.media_state != Some(plugin_api::MediaState::Dialing) {
+        assert!(
+            Instant::now() < deadline,
+            "the event sent before the reply never reached the call: {:#?}",
+            view(&ann)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // A command the plugin refuses (this fixture has no hold) is told to the agent, by the call.
     ann.send(AgentCommand::Hold { key: call }).expect("hold");
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let snapshot = ann.snapshot().expect("snapshot");
-        let notice = snapshot
-            .interactions
-            .iter()
-            .find(|i| i.key == call)
-            .and_then(|i| i.detail.notice.clone());
-        if let Some(notice) = notice {
-            assert!(notice.contains("hold"), "{notice}");
-            break;
-        }
+    while view(&ann).detail.notice.is_none() {
         assert!(Instant::now() < deadline, "no notice of the refused hold");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The plugin reported "dialing" for its own id, "dialed-1", before its reply named that id;
-    // the host held the event until the reply linked the id to the call. An event sent now,
-    // whether or not the link has happened yet, is not lost either.
+    let notice = view(&ann).detail.notice.unwrap_or_default();
+    assert!(notice.contains("hold"), "{notice}");
+    // The plugin's events reach the call by its id.
     let ended = plugin_api::Event::Ended(plugin_api::Ended {
         interaction: InteractionId::new("dialed-1"),
         reason: plugin_api::EndReason::ContactLeft,
@@ -425,22 +434,11 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
     });
     core.plugin_event(&spec.id(), ended).expect("event");
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let snapshot = ann.snapshot().expect("snapshot");
-        let view = snapshot.interactions.iter().find(|i| i.key == call);
-        if let Some(view) = view
-            && view.state == InteractionState::Ended
-        {
-            assert_eq!(
-                view.detail.media_state,
-                Some(plugin_api::MediaState::Dialing),
-                "the event sent before the reply reached the call"
-            );
-            break;
-        }
+    while view(&ann).state != InteractionState::Ended {
         assert!(
             Instant::now() < deadline,
-            "the plugin's call id was never linked: {snapshot:#?}"
+            "the plugin's call id was never linked: {:#?}",
+            view(&ann)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
