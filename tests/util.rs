@@ -634,3 +634,30 @@ pub fn start_bench_host(
         .expect("endpoint json");
     (plugins, service, endpoint)
 }
+
+/// The path of a peer program, or a failure naming the Debian package to install.
+pub fn tool(name: &str, package: &str) -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("`{name}` is missing: apt-get install {package}"))
+}
+
+/// A UDP+TCP port free now whose next port is free too (baresip binds TLS on port + 1).
+pub fn free_pair() -> u16 {
+    use std::net::{TcpListener, UdpSocket};
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if port < 65000
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+        {
+            return port;
+        }
+    }
+}

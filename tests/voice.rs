@@ -9,11 +9,11 @@ use agentdesk_host::core::{AgentCommand, ChannelState, InteractionState, Policy}
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::service::{AgentSnapshot, CoreHandle, CoreService, Interact, InteractionView};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
-use agentdesk_tests::first_party_library;
+use agentdesk_tests::{first_party_library, free_pair, tool};
 use plugin_api::{Address, MediaState, Route};
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -34,32 +34,6 @@ fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// The path of a peer program, or a failure naming the Debian package to install.
-fn tool(name: &str, package: &str) -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("`{name}` is missing: apt-get install {package}"))
-}
-
-/// A UDP+TCP port free now whose next port is free too (baresip binds TLS on port + 1).
-fn free_pair() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        if port < 65000
-            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
-            return port;
-        }
     }
 }
 

@@ -17,9 +17,9 @@
 use agentdesk_host::PluginHost;
 use agentdesk_host::core::{AgentCommand, InteractionState};
 use agentdesk_host::service::{CoreHandle, CoreService};
-use agentdesk_tests::{build_workspace_plugin_release, start_bench_host};
+use agentdesk_tests::{build_workspace_plugin_release, free_pair, start_bench_host, tool};
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,30 +27,6 @@ use std::time::{Duration, Instant};
 
 const AGENTS: usize = 10;
 const PCAP: &str = "/usr/share/sip-tester/g711a.pcap";
-
-fn tool(name: &str, package: &str) -> String {
-    let found = std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .any(|dir| dir.join(name).is_file());
-    assert!(found, "`{name}` is missing: apt-get install {package}");
-    name.to_string()
-}
-
-fn free_pair() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
-        if port < 65000
-            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
-            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-        {
-            return port;
-        }
-    }
-}
 
 /// agentdesk with the voice plugin and auto-answering agents.
 struct Agentdesk {
