@@ -452,3 +452,53 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
     );
     service.stop();
 }
+
+#[test]
+fn a_message_received_again_is_dropped_and_a_reused_id_with_other_content_is_kept_across_a_restart()
+{
+    use agentdesk_host::service::{Answer, Query};
+    let install = Install::new();
+    let agents = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\"]\n";
+    let config = AdminConfig::load(&install.write_config(&[], agents)).expect("config");
+    let policy = Policy::from_config(&config, &[]);
+    std::fs::create_dir_all(&install.data).expect("data dir");
+    let texts = |core: &agentdesk_host::service::CoreHandle| -> Vec<String> {
+        let Answer::Lines(lines) = core
+            .query(Query::Transcript {
+                key: 1,
+                offset: 0,
+                limit: 10,
+            })
+            .expect("transcript")
+        else {
+            panic!("lines")
+        };
+        lines.into_iter().map(|l| l.text).collect()
+    };
+    let service = agentdesk_tests::start_core(&install.data, policy.clone(), None);
+    let core = service.handle();
+    core.plugin_event("web", offer_event("c1", "chat", Contact::default()))
+        .expect("offer");
+    // `message_event` gives every message of c1 the same id.
+    for text in ["hello", "hello", "a different message"] {
+        core.plugin_event("web", message_event("c1", text))
+            .expect("message");
+    }
+    core.tick().expect("tick");
+    assert_eq!(texts(&core), vec!["hello", "a different message"]);
+    service.stop();
+
+    let service = agentdesk_tests::start_core(&install.data, policy, None);
+    let core = service.handle();
+    for text in ["hello", "a different message", "a third"] {
+        core.plugin_event("web", message_event("c1", text))
+            .expect("message after the restart");
+    }
+    core.tick().expect("tick");
+    assert_eq!(
+        texts(&core),
+        vec!["hello", "a different message", "a third"],
+        "what was stored is recognised after the restart; new content is kept"
+    );
+    service.stop();
+}

@@ -23,6 +23,10 @@ pub struct PluginMetrics {
     pub calls_ok: AtomicU64,
     /// Commands answered with an error.
     pub calls_failed: AtomicU64,
+    /// Messages received again (same id, same content) and dropped by the core.
+    pub messages_duplicate: AtomicU64,
+    /// Messages whose id an earlier message with other content had; kept as new.
+    pub message_ids_reused: AtomicU64,
 }
 
 /// One event as it left a plugin, before decoding.

@@ -6,9 +6,12 @@
 
 use crate::core::{InteractionKey, Millis};
 use crate::storage::TranscriptLine;
-use plugin_api::{AttachmentRef, CaseField, CustomAction, Event, InteractionId, MediaState, Party};
+use plugin_api::{
+    AttachmentRef, CaseField, CustomAction, Event, InteractionId, MediaState, MessageContent, Party,
+};
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// The interaction a plugin event is about, if any.
 pub fn interaction_of(event: &Event) -> Option<&InteractionId> {
@@ -98,9 +101,41 @@ impl LiveLine {
 struct Detail {
     view: DetailView,
     lines: Vec<LiveLine>,
-    /// Ids of the plugin messages taken in, so one sent again (after a restart of the plugin or
-    /// the host) is not shown or stored twice.
-    message_ids: HashSet<String>,
+    /// The plugin messages taken in, by id, with the digests of their contents: one sent again
+    /// (after a restart of the plugin or the host) is not shown or stored twice.
+    message_marks: HashMap<String, Vec<String>>,
+}
+
+/// What a plugin message's id and content say about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sight {
+    /// Never seen: take it in.
+    New,
+    /// The same id with the same content: sent again; drop it.
+    Duplicate,
+    /// The same id as earlier messages with other content: a new message all the same (the
+    /// channel reused an id); take it in and warn.
+    Reused {
+        /// The digests of the earlier messages with this id.
+        earlier: Vec<String>,
+    },
+}
+
+/// A digest of a message's content — its text and its attachments' names, types and sizes; not
+/// its id, nor where the plugin keeps the files — as hex SHA-256.
+pub fn content_digest(message: &MessageContent) -> String {
+    let mut hash = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    part(message.text.as_bytes());
+    for a in &message.attachments {
+        part(a.name.as_bytes());
+        part(a.content_type.as_bytes());
+        part(&a.size.to_le_bytes());
+    }
+    hex::encode(hash.finalize())
 }
 
 /// The details of every open interaction of this host.
@@ -141,10 +176,13 @@ impl Details {
         key: InteractionKey,
         declared: Declared,
         lines: Vec<TranscriptLine>,
-        message_ids: Vec<String>,
+        message_marks: Vec<(String, String)>,
     ) {
         let d = self.by_key.entry(key).or_default();
-        d.message_ids = message_ids.into_iter().collect();
+        d.message_marks.clear();
+        for (id, digest) in message_marks {
+            d.message_marks.entry(id).or_default().push(digest);
+        }
         d.view.case_data = declared.case_data;
         d.view.actions = declared.actions;
         d.view.parties = declared.parties;
@@ -157,10 +195,24 @@ impl Details {
         self.by_key.entry(key).or_default().view.notice = Some(notice);
     }
 
-    /// Notes a plugin message's id; false when the interaction already had it.
-    pub fn first_sight(&mut self, key: InteractionKey, message_id: &str) -> bool {
-        let ids = &mut self.by_key.entry(key).or_default().message_ids;
-        !ids.contains(message_id) && ids.insert(message_id.to_string())
+    /// Notes a plugin message by id and content digest, and says whether it is new. An id
+    /// stored before digests were kept (empty digest) matches any content.
+    pub fn sight(&mut self, key: InteractionKey, message_id: &str, digest: &str) -> Sight {
+        let marks = &mut self.by_key.entry(key).or_default().message_marks;
+        match marks.get_mut(message_id) {
+            None => {
+                marks.insert(message_id.to_string(), vec![digest.to_string()]);
+                Sight::New
+            }
+            Some(earlier) if earlier.iter().any(|d| d == digest || d.is_empty()) => {
+                Sight::Duplicate
+            }
+            Some(earlier) => {
+                let seen = earlier.clone();
+                earlier.push(digest.to_string());
+                Sight::Reused { earlier: seen }
+            }
+        }
     }
 
     /// Adds a line an agent wrote.

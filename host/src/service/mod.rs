@@ -14,7 +14,7 @@ use crate::core::{
 };
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
-use crate::storage::{History, Journal, StorageError};
+use crate::storage::{History, Journal, MessageMark, StorageError};
 use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 pub use detail::{DetailView, LiveLine};
@@ -369,6 +369,7 @@ impl CoreService {
         let mut helpers = Vec::new();
         let (dispatch, outbox) = unbounded::<effects::PluginCommand>();
         let mut voice_plugins = Vec::new();
+        let worker_plugins = plugins.clone();
         if let Some(plugins) = plugins {
             voice_plugins = plugins
                 .running_ids()
@@ -396,6 +397,7 @@ impl CoreService {
                 clock,
                 dispatch,
                 voice_plugins,
+                plugins: worker_plugins,
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
@@ -511,6 +513,8 @@ struct Worker {
     clock: Arc<dyn Clock>,
     dispatch: Sender<effects::PluginCommand>,
     voice_plugins: Vec<String>,
+    /// For the plugins' counters.
+    plugins: Option<Arc<PluginHost>>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
     early: early::EarlyEvents,
@@ -780,7 +784,7 @@ impl Worker {
             };
             let stored = history
                 .transcript(key, 0, usize::MAX >> 1)
-                .and_then(|lines| Ok((lines, history.message_ids(key)?)));
+                .and_then(|lines| Ok((lines, history.message_marks(key)?)));
             match stored {
                 Ok((lines, ids)) => self.details.restore(key, declared, lines, ids),
                 Err(e) => tracing::error!("transcript of {key} not restored: {e}"),
@@ -824,9 +828,29 @@ impl Worker {
         };
         let key = i.key;
         if let Event::MessageReceived(message) = event {
-            if !self.details.first_sight(key, &message.message.id) {
-                tracing::debug!("message {} of {key} seen before", message.message.id);
-                return;
+            let id = &message.message.id;
+            let digest = detail::content_digest(&message.message);
+            let metrics = self.plugins.as_ref().and_then(|p| p.metrics(plugin));
+            match self.details.sight(key, id, &digest) {
+                detail::Sight::New => {}
+                detail::Sight::Duplicate => {
+                    if let Some(m) = &metrics {
+                        m.messages_duplicate.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::debug!(plugin, "message {id} of {key} received again; dropped");
+                    return;
+                }
+                detail::Sight::Reused { earlier } => {
+                    if let Some(m) = &metrics {
+                        m.message_ids_reused.fetch_add(1, Ordering::Relaxed);
+                    }
+                    tracing::warn!(
+                        plugin,
+                        "message id {id} of {key} reused for other content (digest {digest}, \
+                         earlier {}); kept as a new message",
+                        earlier.join(", ")
+                    );
+                }
             }
             // A customer's or colleague's message goes to the stored transcript (never IM text).
             if let Some(history) = &mut self.history
@@ -836,7 +860,10 @@ impl Worker {
                     now,
                     &message.from.display_name,
                     &message.message.text,
-                    Some(&message.message.id),
+                    Some(MessageMark {
+                        id,
+                        digest: &digest,
+                    }),
                 )
             {
                 tracing::error!("transcript not saved: {e}");

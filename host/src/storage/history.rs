@@ -67,6 +67,15 @@ pub struct HistoryError {
     source: rusqlite::Error,
 }
 
+/// How a plugin message is recognised when it is sent again: its id and a digest of its content.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageMark<'a> {
+    /// The plugin's message id.
+    pub id: &'a str,
+    /// The digest of its content (`service::detail::content_digest`).
+    pub digest: &'a str,
+}
+
 /// The history and contact store.
 pub struct History {
     path: PathBuf,
@@ -105,10 +114,30 @@ impl History {
              CREATE INDEX IF NOT EXISTS interactions_by_contact ON interactions (contact_id);
              CREATE VIRTUAL TABLE IF NOT EXISTS messages USING fts5(key UNINDEXED, at UNINDEXED, party UNINDEXED, text);
              CREATE TABLE IF NOT EXISTS details (key INTEGER PRIMARY KEY, json TEXT NOT NULL);
-             CREATE TABLE IF NOT EXISTS message_ids (
-                 key INTEGER NOT NULL, id TEXT NOT NULL, PRIMARY KEY (key, id)) WITHOUT ROWID;",
+             CREATE TABLE IF NOT EXISTS message_marks (
+                 key INTEGER NOT NULL, id TEXT NOT NULL, digest TEXT NOT NULL,
+                 PRIMARY KEY (key, id, digest)) WITHOUT ROWID;",
         )
         .map_err(err)?;
+        // Stores from before content digests were kept: their ids carry the empty digest, which
+        // matches any content (`Details::sight`).
+        let ids_only: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'message_ids'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        if ids_only {
+            conn.execute_batch(
+                "BEGIN;
+                 INSERT OR IGNORE INTO message_marks (key, id, digest) SELECT key, id, '' FROM message_ids;
+                 DROP TABLE message_ids;
+                 COMMIT;",
+            )
+            .map_err(err)?;
+        }
         // Stores created before handling time was kept get the column now.
         if conn
             .prepare("SELECT handling_ms FROM interactions LIMIT 0")
@@ -251,8 +280,9 @@ impl History {
     }
 
     /// Adds a transcript line to an interaction; says whether it was added. IM text is refused
-    /// here, whoever asks. A line with a message id the interaction already has (a plugin that
-    /// sent the message again after a restart) is not added twice.
+    /// here, whoever asks. A line whose message id and content digest the interaction already
+    /// has (a plugin that sent the message again after a restart) is not added twice; the same
+    /// id with other content is another message.
     pub fn add_message(
         &mut self,
         key: InteractionKey,
@@ -260,40 +290,49 @@ impl History {
         at: Millis,
         party: &str,
         text: &str,
-        message_id: Option<&str>,
+        mark: Option<MessageMark<'_>>,
     ) -> Result<bool, HistoryError> {
         if channel == IM_CHANNEL {
             return Ok(false);
         }
-        if let Some(id) = message_id {
-            let new = self
-                .conn
+        let err = |source| HistoryError {
+            path: self.path.clone(),
+            source,
+        };
+        // One transaction: a crash between the mark and the line would make the message look
+        // stored when it is sent again.
+        let tx = self.conn.transaction().map_err(err)?;
+        if let Some(mark) = mark {
+            let new = tx
                 .execute(
-                    "INSERT OR IGNORE INTO message_ids (key, id) VALUES (?1, ?2)",
-                    params![key as i64, id],
+                    "INSERT OR IGNORE INTO message_marks (key, id, digest) VALUES (?1, ?2, ?3)",
+                    params![key as i64, mark.id, mark.digest],
                 )
-                .map_err(self.err())?;
+                .map_err(err)?;
             if new == 0 {
                 return Ok(false);
             }
         }
-        self.conn
-            .execute(
-                "INSERT INTO messages (key, at, party, text) VALUES (?1, ?2, ?3, ?4)",
-                params![key as i64, at as i64, party, text],
-            )
-            .map_err(self.err())?;
+        tx.execute(
+            "INSERT INTO messages (key, at, party, text) VALUES (?1, ?2, ?3, ?4)",
+            params![key as i64, at as i64, party, text],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
         Ok(true)
     }
 
-    /// The ids of the plugin messages stored in an interaction's transcript.
-    pub fn message_ids(&self, key: InteractionKey) -> Result<Vec<String>, HistoryError> {
+    /// The (id, content digest) of every plugin message stored in an interaction's transcript.
+    pub fn message_marks(
+        &self,
+        key: InteractionKey,
+    ) -> Result<Vec<(String, String)>, HistoryError> {
         let mut select = self
             .conn
-            .prepare("SELECT id FROM message_ids WHERE key = ?1")
+            .prepare("SELECT id, digest FROM message_marks WHERE key = ?1")
             .map_err(self.err())?;
         let rows = select
-            .query_map(params![key as i64], |r| r.get(0))
+            .query_map(params![key as i64], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
@@ -751,35 +790,65 @@ mod tests {
     }
 
     #[test]
-    fn a_message_sent_again_with_its_id_is_stored_once() {
+    fn a_message_sent_again_with_its_id_and_content_is_stored_once_and_a_reused_id_is_kept() {
         let (_dir, mut h) = store();
         h.record(&[arrived(1, 1, "workitem", Contact::default())])
             .expect("record");
+        let mark = |id, digest| Some(MessageMark { id, digest });
         assert!(
-            h.add_message(1, "workitem", 1, "Fax", "page one", Some("m1"))
+            h.add_message(1, "workitem", 1, "Fax", "page one", mark("m1", "d1"))
                 .expect("add")
         );
         assert!(
-            !h.add_message(1, "workitem", 2, "Fax", "page one", Some("m1"))
+            !h.add_message(1, "workitem", 2, "Fax", "page one", mark("m1", "d1"))
                 .expect("again")
         );
         assert!(
-            h.add_message(1, "workitem", 3, "Fax", "page two", Some("m2"))
+            h.add_message(1, "workitem", 3, "Fax", "page two", mark("m2", "d2"))
                 .expect("add")
+        );
+        assert!(
+            h.add_message(1, "workitem", 4, "Fax", "other page", mark("m1", "d3"))
+                .expect("a reused id with other content")
         );
         // The same id in another interaction is another message.
         assert!(
-            h.add_message(2, "workitem", 4, "Fax", "page one", Some("m1"))
+            h.add_message(2, "workitem", 5, "Fax", "page one", mark("m1", "d1"))
                 .expect("add")
         );
         let lines = h.transcript(1, 0, 10).expect("transcript");
         assert_eq!(
             lines.iter().map(|l| l.text.as_str()).collect::<Vec<_>>(),
-            vec!["page one", "page two"]
+            vec!["page one", "page two", "other page"]
         );
-        let mut ids = h.message_ids(1).expect("ids");
-        ids.sort();
-        assert_eq!(ids, vec!["m1", "m2"]);
+        let mut marks = h.message_marks(1).expect("marks");
+        marks.sort();
+        let pair = |a: &str, b: &str| (a.to_string(), b.to_string());
+        assert_eq!(
+            marks,
+            vec![pair("m1", "d1"), pair("m1", "d3"), pair("m2", "d2")]
+        );
+    }
+
+    #[test]
+    fn ids_stored_before_digests_were_kept_carry_the_empty_digest() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("old.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE message_ids (key INTEGER NOT NULL, id TEXT NOT NULL,
+                 PRIMARY KEY (key, id)) WITHOUT ROWID;
+             INSERT INTO message_ids VALUES (1, 'm1');",
+        )
+        .expect("an old store");
+        drop(conn);
+        let h = History::open(&path).expect("upgraded");
+        assert_eq!(
+            h.message_marks(1).expect("marks"),
+            vec![("m1".to_string(), String::new())]
+        );
+        drop(h);
+        History::open(&path).expect("opens again");
     }
 
     #[test]

@@ -4,5 +4,5 @@
 pub mod history;
 pub mod journal;
 
-pub use history::{History, HistoryError, TranscriptLine};
+pub use history::{History, HistoryError, MessageMark, TranscriptLine};
 pub use journal::{Journal, StorageError};
