@@ -1057,3 +1057,58 @@ fn the_desktop_shows_an_email_with_its_attachment_and_replies_to_all_from_its_bu
     core.service.stop();
     drop(core.plugins);
 }
+
+#[test]
+fn a_reused_message_id_is_offered_a_second_delivery_is_not_and_a_mail_without_from_is_readable() {
+    let server = MailServer::start(false);
+    let first = message(
+        "a@example.com",
+        "first",
+        "reused@example.com",
+        "",
+        "the first text\r\n",
+    );
+    for mail in [
+        first.clone(),
+        // Delivered again: the same message, not offered twice.
+        first,
+        // Another message reusing the Message-ID (a broken client): offered.
+        message(
+            "b@example.com",
+            "second",
+            "reused@example.com",
+            "",
+            "another text\r\n",
+        ),
+        // No From and no Message-ID, otherwise well formed: offered, sender unknown.
+        b"To: support@example.com\r\nSubject: anonymous\r\n\
+          Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\nwho am I?\r\n"
+            .to_vec(),
+    ] {
+        server.deliver(&["support@example.com"], &mail);
+    }
+    let (_install, _data, config) = setup(&server.plugin_settings(""), ANN);
+    let host = PluginHost::start(&config, StartMode::Run);
+    let mut events = Events::new();
+    let offers = events.offers(&host, 3);
+    assert_eq!(
+        offers.keys().collect::<Vec<_>>(),
+        vec!["anonymous", "first", "second"]
+    );
+    let anonymous = &offers["anonymous"];
+    assert_eq!(field(anonymous, "from").as_deref(), Some("unknown"));
+    assert_eq!(field(anonymous, "problem"), None, "not flagged unreadable");
+    let body = events.body(&host, &anonymous.interaction);
+    assert_eq!(body.message.text, "who am I?");
+    assert_eq!(body.from.display_name, "unknown");
+    let second = events.body(&host, &offers["second"].interaction);
+    assert_eq!(second.message.text, "another text");
+    // Nothing more arrives: the second delivery of `first` stays unoffered.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        if let Some(e) = host.recv_event(Duration::from_millis(100)) {
+            events.seen.push(e.event);
+        }
+    }
+    assert_eq!(events.all_offers().len(), 3, "{:#?}", events.all_offers());
+}

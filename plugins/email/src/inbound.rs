@@ -96,12 +96,10 @@ pub fn read(raw: &[u8]) -> Inbound {
         }
     }
     inbound.automatic = automatic(&message, inbound.from.as_deref());
-    if message.headers().is_empty() || (inbound.from.is_none() && inbound.message_id.is_none()) {
-        return unreadable(
-            raw,
-            "the message has no From nor Message-ID header",
-            Some(inbound),
-        );
+    // A well-formed message without From or Message-ID is readable: it is offered with the
+    // sender "unknown".
+    if message.headers().is_empty() {
+        return unreadable(raw, "the message has no headers", Some(inbound));
     }
     if let Some(problem) = broken_structure(&message, raw) {
         return unreadable(raw, &problem, Some(inbound));

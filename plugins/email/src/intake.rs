@@ -2,7 +2,7 @@
 //! each new message read, its attachments stored, recorded, then offered. No sending here.
 
 use crate::settings::{Folder, Settings};
-use crate::store::{Mail, Mode, Watermark};
+use crate::store::{self, Mail, Mode, Watermark};
 use crate::{ATTACHMENTS, CHANNEL, Ctx, imap, inbound, net};
 use plugin_api::{
     ActionsChanged, AttachmentRef, CaseField, ChannelKind, Contact, CustomAction, Event,
@@ -14,6 +14,8 @@ use tokio::sync::watch;
 
 /// How many UIDs the watermark may lag behind what was read.
 const WATERMARK_EVERY: u32 = 2000;
+/// The sender shown for a message without a From (or Reply-To) address.
+const UNKNOWN_SENDER: &str = "unknown";
 
 /// A short stable tag of a folder name (interaction ids stay short and file-name safe).
 pub(crate) fn folder_tag(folder: &str) -> String {
@@ -122,20 +124,32 @@ pub(crate) fn ingest(
             continue;
         }
         let read = inbound::read(&raw);
+        // The same message delivered again (same Message-ID, same content) is not offered twice;
+        // another message that reuses a Message-ID is (ids come from the UID, not from it).
+        let digest = store::content_digest(
+            &read.subject,
+            read.from.as_deref(),
+            read.date.as_deref(),
+            &read.text,
+            read.attachments
+                .iter()
+                .map(|p| (safe_name(&p.name), p.bytes.len() as u64)),
+        );
         if let Some(message_id) = &read.message_id
-            && (ctx.store.seen(&folder.name, message_id)
-                || mails
-                    .iter()
-                    .any(|m: &Mail| m.message_id.as_ref() == Some(message_id)))
+            && (ctx.store.seen(&folder.name, message_id, &digest)
+                || mails.iter().any(|m: &Mail| {
+                    m.message_id.as_ref() == Some(message_id) && m.content_digest() == digest
+                }))
         {
             ctx.host.info(&format!(
-                "folder {}: UID {uid} is <{message_id}>, read before: not offered again",
+                "folder {}: UID {uid} is <{message_id}> with the content read before: not \
+                 offered again",
                 folder.name
             ));
             continue;
         }
         let attachments = save_attachments(&ctx.data_dir, &id, &read.attachments)?;
-        let sender = read.from.clone().unwrap_or_default();
+        let sender = read.from.clone().unwrap_or_else(|| UNKNOWN_SENDER.into());
         let who = read.from_name.clone().unwrap_or_else(|| sender.clone());
         let mut case_data = vec![field("from", "From", sender.clone())];
         if !read.to.is_empty() {

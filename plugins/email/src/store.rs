@@ -5,6 +5,7 @@
 use plugin_api::store::StateFile;
 use plugin_api::{AttachmentRef, MessageReceived, Offer};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -96,7 +97,48 @@ pub struct Mail {
     pub body: Option<MessageReceived>,
 }
 
+/// A digest of what a message says — subject, sender, date, text, and its attachments' names and
+/// sizes — as hex SHA-256. Trace headers a server adds on delivery are left out, so a second
+/// delivery of a message has its digest, while another message reusing its Message-ID has not.
+pub fn content_digest(
+    subject: &str,
+    from: Option<&str>,
+    date: Option<&str>,
+    text: &str,
+    attachments: impl IntoIterator<Item = (String, u64)>,
+) -> String {
+    let mut hash = Sha256::new();
+    let mut part = |bytes: &[u8]| {
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    };
+    for field in [
+        subject,
+        from.unwrap_or_default(),
+        date.unwrap_or_default(),
+        text,
+    ] {
+        part(field.as_bytes());
+    }
+    for (name, size) in attachments {
+        part(name.as_bytes());
+        part(&size.to_le_bytes());
+    }
+    hex::encode(hash.finalize())
+}
+
 impl Mail {
+    /// The [`content_digest`] of the message read.
+    pub fn content_digest(&self) -> String {
+        content_digest(
+            &self.subject,
+            self.from.as_deref(),
+            self.date.as_deref(),
+            &self.text,
+            self.attachments.iter().map(|a| (a.name.clone(), a.size)),
+        )
+    }
+
     /// Notes that the core has it: the copies kept for sending again are no longer needed.
     pub fn confirm(&mut self) {
         self.confirmed = true;
@@ -134,9 +176,9 @@ pub struct Store {
 struct Inner {
     marks: BTreeMap<String, Watermark>,
     mails: HashMap<String, Mail>,
-    // (folder, Message-ID) of every message read: a rebuilt folder (new UIDVALIDITY) or a second
-    // delivery of the same message is not offered twice.
-    seen: HashSet<(String, String)>,
+    // (folder, Message-ID, content digest) of every message read: a rebuilt folder (new
+    // UIDVALIDITY) or a second delivery of the same message is not offered twice.
+    seen: HashSet<(String, String, String)>,
 }
 
 impl Inner {
@@ -144,7 +186,11 @@ impl Inner {
         if let Some(message_id) = &mail.message_id
             && !mail.folder.is_empty()
         {
-            self.seen.insert((mail.folder.clone(), message_id.clone()));
+            self.seen.insert((
+                mail.folder.clone(),
+                message_id.clone(),
+                mail.content_digest(),
+            ));
         }
         self.mails.insert(mail.id.clone(), mail);
     }
@@ -245,11 +291,13 @@ impl Store {
         self.lock().mails.contains_key(id)
     }
 
-    /// Whether a message with this Message-ID was read from this folder before.
-    pub fn seen(&self, folder: &str, message_id: &str) -> bool {
-        self.lock()
-            .seen
-            .contains(&(folder.to_string(), message_id.to_string()))
+    /// Whether a message with this Message-ID and content was read from this folder before.
+    pub fn seen(&self, folder: &str, message_id: &str, digest: &str) -> bool {
+        self.lock().seen.contains(&(
+            folder.to_string(),
+            message_id.to_string(),
+            digest.to_string(),
+        ))
     }
 
     /// Changes a mail and logs it; `None` when unknown.
