@@ -1,5 +1,6 @@
 //! One integration-test binary for the workspace (fast to link); modules by area.
 
+mod chat_crash;
 mod cli;
 mod compat;
 mod core_service;

@@ -1010,3 +1010,149 @@ fn the_customer_ends_an_active_chat_and_the_agent_sees_it_ended() {
         "no message into an ended chat"
     );
 }
+
+/// Every message until the server closes, and the close code and reason.
+fn until_close(client: &RawClient, socket: &mut Socket) -> (Vec<Value>, Option<(u16, String)>) {
+    client.runtime.block_on(async {
+        let mut seen = Vec::new();
+        let read = async {
+            while let Some(message) = socket.next().await {
+                match message {
+                    Ok(Message::Text(text)) => {
+                        seen.push(serde_json::from_str(text.as_str()).unwrap_or(Value::Null));
+                    }
+                    Ok(Message::Close(frame)) => {
+                        return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+                    }
+                    Ok(_) => {}
+                    Err(_) => return None,
+                }
+            }
+            None
+        };
+        let close = tokio::time::timeout(WAIT, read).await.ok().flatten();
+        (seen, close)
+    })
+}
+
+#[test]
+fn earned_acks_precede_a_limit_close_a_newer_widgets_messages_are_tolerated_and_bad_utf8_gets_1007()
+{
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    let rig = Rig::new("messages_per_second = 1\nmessage_burst = 4\n");
+    let ws = rig.websocket();
+    let origin = rig.url.trim_end_matches('/').to_string();
+    let client = RawClient::new();
+    let start = json!({"type": "start", "name": "Flo", "email": "flo@example.com"});
+
+    // The start and three messages fit the burst (a fourth may fit what refilled); the fifth
+    // trips the limit.
+    let mut flood = client.connect(&ws, &origin).expect("connect");
+    client.send(&mut flood, start.clone());
+    for n in 0..5 {
+        client.send(
+            &mut flood,
+            json!({"type": "message", "cid": format!("c{n}"), "text": "quick"}),
+        );
+    }
+    let (seen, close) = until_close(&client, &mut flood);
+    assert_eq!(close.map(|(code, _)| code), Some(1008));
+    let acked: Vec<&str> = seen
+        .iter()
+        .filter(|m| m["type"] == "ack")
+        .filter_map(|m| m["cid"].as_str())
+        .collect();
+    let recorded: Vec<&str> = seen
+        .iter()
+        .filter(|m| m["type"] == "event" && m["author"] == "customer")
+        .filter_map(|m| m["cid"].as_str())
+        .collect();
+    assert_eq!(
+        acked, recorded,
+        "every recorded message is acked before the close"
+    );
+    assert!(
+        (3..5).contains(&acked.len()),
+        "the burst (and what refilled meanwhile) went through, the rest tripped the limit: \
+         {seen:?}"
+    );
+
+    // A newer widget: an unknown field is ignored, an unknown type is refused and the
+    // conversation goes on.
+    let mut newer = client.connect(&ws, &origin).expect("connect");
+    client.send(&mut newer, start.clone());
+    read_until(&client, &mut newer, |m| m["type"] == "welcome");
+    client.send(
+        &mut newer,
+        json!({"type": "message", "cid": "n1", "text": "hi", "mood": "happy"}),
+    );
+    read_until(&client, &mut newer, |m| {
+        m["type"] == "ack" && m["cid"] == "n1"
+    });
+    client.send(&mut newer, json!({"type": "rate-agent", "stars": 5}));
+    let refused = read_until(&client, &mut newer, |m| m["type"] == "error");
+    assert_eq!(refused["message"], "unknown message type `rate-agent`");
+    client.send(
+        &mut newer,
+        json!({"type": "message", "cid": "n2", "text": "still here"}),
+    );
+    read_until(&client, &mut newer, |m| {
+        m["type"] == "ack" && m["cid"] == "n2"
+    });
+
+    // A text frame that is not UTF-8: closed with 1007 (RFC 6455 §8.1).
+    let mut broken = client.connect(&ws, &origin).expect("connect");
+    client.send(&mut broken, start);
+    read_until(&client, &mut broken, |m| m["type"] == "welcome");
+    let frame = Frame::message(vec![0x68, 0xff, 0xfe], OpCode::Data(Data::Text), true);
+    client
+        .runtime
+        .block_on(broken.send(Message::Frame(frame)))
+        .expect("send the raw frame");
+    let (_, close) = until_close(&client, &mut broken);
+    assert_eq!(close.map(|(code, _)| code), Some(1007));
+}
+
+#[test]
+fn the_start_form_hides_once_the_chat_starts_and_a_new_chat_can_follow_an_ended_one() {
+    let rig = Rig::new("");
+    let browser = Browser::open();
+    browser.start_chat(&rig.url, "Jo Customer", "jo@example.com");
+    let shown = |css: &str| {
+        browser.eval(&format!(
+            "return getComputedStyle(document.querySelector({})).display !== 'none';",
+            json!(css)
+        )) == Value::Bool(true)
+    };
+    assert!(!shown("#start-form"), "the start form is hidden in a chat");
+    browser.click("#end");
+    until("the new-chat button", || shown("#new-chat").then_some(()));
+    browser.click("#new-chat");
+    until("the start form again", || {
+        shown("#start-form").then_some(())
+    });
+    browser.eval("document.getElementById('name').value = ''; return null;");
+    browser.type_into("#name", "Jo Again");
+    browser.click("#start");
+    until("the second chat", || {
+        (browser.text_of("#status") == "Connected as Jo Again.").then_some(())
+    });
+    assert!(
+        browser.text_of("#error").is_empty(),
+        "{}",
+        browser.text_of("#error")
+    );
+    let Answer::Entries(chats) = rig
+        .core
+        .query(Query::Search {
+            contact: None,
+            text: Some("Web chat with".into()),
+            limit: 10,
+        })
+        .expect("search")
+    else {
+        panic!("entries")
+    };
+    assert_eq!(chats.len(), 2, "{chats:?}");
+}

@@ -32,8 +32,12 @@ use tokio::sync::{mpsc, watch};
 pub const ID: &str = "agentdesk.chat";
 /// The file in the plugin's data directory naming the address the server listens on.
 pub const ENDPOINT_FILE: &str = "endpoint.json";
-/// How often timers run and changed state is saved.
+/// How often timers run.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a host command waits for its changes to be stored: within the host's call deadline
+/// (2 s by default, 1 s in the tests), so a disk that slow fails the command instead of getting
+/// the plugin quarantined. A sync takes milliseconds.
+const STORE_WAIT: Duration = Duration::from_millis(700);
 
 /// Where the server listens, written to [`ENDPOINT_FILE`] at start (port 0 is chosen then).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -80,12 +84,56 @@ impl WebChat {
             .ok_or_else(|| PluginError::new(ErrorCode::STATE, "the web chat is not running"))
     }
 
-    /// Appends what changed to the store (the lock is held only to collect the changes).
-    fn save(store: &ChatStore, shared: &Shared) -> Result<(), PluginError> {
-        let changes = shared.chats().take_changes();
-        store
-            .append(&changes)
-            .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")))
+    /// Waits until the changes a command made are stored: its reply acknowledges them.
+    fn stored(&self, shared: &Shared) -> Result<(), PluginError> {
+        let running = self
+            .running
+            .as_ref()
+            .ok_or_else(|| PluginError::new(ErrorCode::STATE, "the web chat is not running"))?;
+        if running.runtime.block_on(shared.wait_stored(STORE_WAIT))? {
+            Ok(())
+        } else {
+            Err(PluginError::failed(
+                "the web chat could not save its chats in time (see the log)",
+            ))
+        }
+    }
+}
+
+/// Writes one batch of changes and syncs it (a group commit: everything changed while the
+/// previous batch was syncing goes in this one), then shows it to widgets and the host. The lock
+/// is held only to take the batch and to release it. Returns false when the write failed (the
+/// batch is taken again next time; nothing of it was shown).
+async fn store_batch(shared: &Arc<Shared>, store: &ChatStore, host: &Host) -> bool {
+    let mut batch = shared.chats().take_batch();
+    let number = batch.number;
+    let written = if batch.writes_nothing() {
+        Ok(())
+    } else {
+        let changes = std::mem::take(&mut batch.changes);
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.append(&changes)).await {
+            Ok(written) => written.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("the writer failed: {e}")),
+        }
+    };
+    match written {
+        Ok(()) => {
+            let events = shared.chats().stored(batch);
+            let lost = shared.release(events);
+            if lost > 0 {
+                host.warn(&format!(
+                    "{lost} events not sent to the host (stopping); they are sent again at start"
+                ));
+            }
+            shared.mark_stored(number);
+            true
+        }
+        Err(e) => {
+            host.error(&format!("cannot save chats: {e}"));
+            shared.chats().not_stored(batch);
+            false
+        }
     }
 }
 
@@ -107,7 +155,7 @@ async fn deliver(host: Host, mut events: mpsc::UnboundedReceiver<Event>) {
     }
 }
 
-/// Runs the chats' timers and saves changed state.
+/// Runs the chats' timers and stores what changed, as soon as it changed.
 async fn keep(shared: Arc<Shared>, store: ChatStore, host: Host, mut stop: watch::Receiver<bool>) {
     let timing = Timing {
         idle_warning: shared.settings.idle_warning(),
@@ -117,15 +165,16 @@ async fn keep(shared: Arc<Shared>, store: ChatStore, host: Host, mut stop: watch
     let mut ticks = tokio::time::interval(TICK);
     loop {
         tokio::select! {
-            _ = ticks.tick() => {}
+            _ = ticks.tick() => {
+                let events = shared.chats().tick(Instant::now(), timing);
+                shared.emit(events);
+            }
+            () = shared.dirty.notified() => {}
             _ = stop.changed() => return,
         }
-        let events = shared.chats().tick(Instant::now(), timing);
-        shared.emit(events);
-        let (shared, store) = (shared.clone(), store.clone());
-        let saved = tokio::task::spawn_blocking(move || WebChat::save(&store, &shared)).await;
-        if let Ok(Err(e)) = saved {
-            host.error(&e.to_string());
+        if !store_batch(&shared, &store, &host).await {
+            // A full disk or the like: try again a little later, not in a tight loop.
+            tokio::time::sleep(TICK).await;
         }
     }
 }
@@ -167,6 +216,7 @@ impl ChannelPlugin for WebChat {
             .compact(&chats)
             .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")))?;
         let restored = chats.len();
+        let redelivered = chats.redeliver(&self.settings.queue);
         let runtime = PluginRuntime::new(ID, self.settings.worker_threads)?;
         let address = format!("{}:{}", self.settings.bind, self.settings.port);
         let listener = runtime
@@ -191,6 +241,9 @@ impl ChannelPlugin for WebChat {
             .map_err(|e| PluginError::failed(format!("cannot write {ENDPOINT_FILE}: {e}")))?;
         let (events, outbox) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new(self.settings.clone(), chats, events));
+        // Stored already, so sent at once and before any new chat event: the host drops what
+        // it had taken in before.
+        shared.release(redelivered);
         let (stop, stopped) = watch::channel(false);
         let handle = runtime
             .handle()
@@ -265,11 +318,12 @@ impl ChannelPlugin for WebChat {
                 vec![]
             }
             Command::SetTyping(t) => {
-                shared
+                // Nothing to store: typing is shown at once and never acknowledged.
+                return shared
                     .chats()
                     .agent_typing(t.interaction.as_str(), t.typing)
-                    .map_err(error)?;
-                vec![]
+                    .map(|()| Reply::done())
+                    .map_err(error);
             }
             Command::End(e) => shared
                 .chats()
@@ -289,6 +343,8 @@ impl ChannelPlugin for WebChat {
                     .chats()
                     .consult(c.interaction.as_str(), &agent.display_name)
                     .map_err(error)?;
+                shared.emit(vec![]);
+                self.stored(&shared)?;
                 return Ok(Reply::Created(plugin_api::Created {
                     interaction: plugin_api::InteractionId::new(id),
                 }));
@@ -317,6 +373,7 @@ impl ChannelPlugin for WebChat {
             other => return unsupported(&other),
         };
         shared.emit(events);
+        self.stored(&shared)?;
         Ok(Reply::done())
     }
 
@@ -324,9 +381,18 @@ impl ChannelPlugin for WebChat {
         let Some(mut running) = self.running.take() else {
             return Ok(());
         };
-        let _ = running.stop.send(true);
-        let saved = Self::save(&self.store, &running.shared);
+        // The tasks watch this channel; a send fails only when all of them have ended already.
+        if running.stop.send(true).is_err() {
+            self.host.info("web chat tasks had already ended");
+        }
         running.runtime.shutdown(Duration::from_millis(500));
+        // What changed since the last batch (nothing of it was shown yet) is kept; its events
+        // for the host are sent again at the next start.
+        let batch = running.shared.chats().take_batch();
+        let saved = self
+            .store
+            .append(&batch.changes)
+            .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")));
         self.host.info("web chat stopped");
         saved
     }

@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 /// What the widget sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+/// Fields this version does not know are ignored, so a newer widget keeps working.
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ClientMessage {
     /// Start a new chat.
     Start {
@@ -43,6 +44,37 @@ pub enum ClientMessage {
     /// The customer ends the chat.
     Leave,
 }
+
+/// Why a widget's text is not a [`ClientMessage`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// A JSON object whose `type` this version does not know (a newer widget's message).
+    UnknownType(String),
+    /// Not JSON, no `type`, or a known type with missing or mistyped fields.
+    Malformed,
+}
+
+impl ClientMessage {
+    /// Decodes a widget's text message.
+    pub fn parse(text: &str) -> Result<Self, ParseError> {
+        serde_json::from_str(text).map_err(|_| {
+            #[derive(Deserialize)]
+            struct Tagged {
+                #[serde(rename = "type")]
+                kind: String,
+            }
+            match serde_json::from_str::<Tagged>(text) {
+                Ok(Tagged { kind }) if !KNOWN_TYPES.contains(&kind.as_str()) => {
+                    ParseError::UnknownType(kind.chars().take(40).collect())
+                }
+                _ => ParseError::Malformed,
+            }
+        })
+    }
+}
+
+/// The `type`s of [`ClientMessage`].
+const KNOWN_TYPES: [&str; 5] = ["start", "resume", "message", "typing", "leave"];
 
 /// Who wrote a transcript line, as the widget shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,12 +220,33 @@ mod tests {
             "",
             "null",
             "{}",
-            r#"{"type":"nope"}"#,
             r#"{"type":"message","cid":1}"#,
+            r#"{"type":"message","cid":"c1","text":"hi","text":"twice"}"#,
             "\u{0}\u{ffff}",
         ] {
-            assert!(serde_json::from_str::<ClientMessage>(bad).is_err(), "{bad}");
+            assert_eq!(
+                ClientMessage::parse(bad),
+                Err(ParseError::Malformed),
+                "{bad}"
+            );
         }
+    }
+
+    #[test]
+    fn a_newer_widgets_fields_are_ignored_and_its_new_types_are_told_apart_from_garbage() {
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"typing","typing":true,"draft":"hel"}"#),
+            Ok(ClientMessage::Typing { typing: true })
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"rate-agent","stars":5}"#),
+            Err(ParseError::UnknownType("rate-agent".into()))
+        );
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"message"}"#),
+            Err(ParseError::Malformed),
+            "a known type with missing fields is malformed"
+        );
     }
 
     #[test]

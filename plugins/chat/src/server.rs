@@ -3,7 +3,7 @@
 //! What a message does to a chat is in `session.rs`; this module only carries it.
 
 use crate::limits::{ConnectionLimits, ConnectionSlot, LimitExceeded, RateLimiter, check_size};
-use crate::protocol::{ClientMessage, ServerMessage};
+use crate::protocol::{ClientMessage, ParseError, ServerMessage};
 use crate::session::{Chats, OUTBOX, Outbox};
 use crate::settings::Settings;
 use futures_util::{SinkExt, StreamExt};
@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
@@ -29,6 +29,8 @@ const WIDGET_CSS: &str = include_str!("widget.css");
 const MAX_HEAD: usize = 8 * 1024;
 /// How long a client may take to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a connection closed for a limit waits for its messages to be stored (and acked).
+const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 /// What every connection shares: settings, the chats, limits and the way to the host.
 #[derive(Debug)]
@@ -41,6 +43,10 @@ pub struct Shared {
     pub limits: Arc<ConnectionLimits>,
     /// Events for the host, in order (the outbox task emits them).
     pub events: mpsc::UnboundedSender<Event>,
+    /// Wakes the store's writer: something changed.
+    pub dirty: Notify,
+    /// The number of the last batch stored.
+    stored: watch::Sender<u64>,
     next_connection: AtomicU64,
     page: String,
 }
@@ -58,6 +64,8 @@ impl Shared {
             chats: Mutex::new(chats),
             limits,
             events,
+            dirty: Notify::new(),
+            stored: watch::Sender::new(0),
             next_connection: AtomicU64::new(1),
             page,
         }
@@ -68,12 +76,44 @@ impl Shared {
         self.chats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Hands events to the outbox task.
+    /// Queues events for the host; they go once what they report is stored.
     pub fn emit(&self, events: Vec<Event>) {
-        for event in events {
-            // The receiver lives as long as the runtime; after shutdown there is nobody to tell.
-            let _ = self.events.send(event);
+        if !events.is_empty() {
+            self.chats().report(events);
         }
+        self.dirty.notify_one();
+    }
+
+    /// Hands stored events to the outbox task; returns how many could not go (only after the
+    /// outbox task stopped: the next start tells the host again, see `Chats::redeliver`).
+    pub fn release(&self, events: Vec<Event>) -> usize {
+        let total = events.len();
+        for (n, event) in events.into_iter().enumerate() {
+            if self.events.send(event).is_err() {
+                return total - n;
+            }
+        }
+        0
+    }
+
+    /// Notes that batch `number` is stored and wakes whoever waits for it.
+    pub fn mark_stored(&self, number: u64) {
+        self.stored.send_if_modified(|last| {
+            let newer = number > *last;
+            *last = (*last).max(number);
+            newer
+        });
+    }
+
+    /// Waits until every change made so far is stored; false when that took longer than
+    /// `timeout`.
+    pub async fn wait_stored(&self, timeout: Duration) -> bool {
+        let wanted = self.chats().taken() + 1;
+        let mut stored = self.stored.subscribe();
+        self.dirty.notify_one();
+        tokio::time::timeout(timeout, stored.wait_for(|last| *last >= wanted))
+            .await
+            .is_ok_and(|waited| waited.is_ok())
     }
 }
 
@@ -378,6 +418,9 @@ async fn converse(ws: WebSocketStream<TcpStream>, shared: Arc<Shared>, slot: Con
                     Some(Err(tokio_tungstenite::tungstenite::Error::Capacity(e))) => {
                         break Some(close_frame(CloseCode::Size, &format!("message too large: {e}")));
                     }
+                    Some(Err(tokio_tungstenite::tungstenite::Error::Utf8(_))) => {
+                        break Some(close_frame(CloseCode::Invalid, "text is not valid UTF-8"));
+                    }
                     Some(Err(_)) => break None,
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
@@ -388,11 +431,23 @@ async fn converse(ws: WebSocketStream<TcpStream>, shared: Arc<Shared>, slot: Con
                 let now = Instant::now();
                 if let Err(e) = bucket.take(now).and_then(|()| check_size(text.as_str(), settings.max_message_bytes.saturating_add(256))) {
                     let code = if matches!(e, LimitExceeded::TooLarge { .. }) { CloseCode::Size } else { CloseCode::Policy };
+                    // The acknowledgements already earned go out before the close.
+                    if !flush_acknowledged(&shared, &mut sink, &mut outbox).await {
+                        break None;
+                    }
                     break Some(close_frame(code, &e.to_string()));
                 }
-                let request = match serde_json::from_str::<ClientMessage>(text.as_str()) {
+                let request = match ClientMessage::parse(text.as_str()) {
                     Ok(request) => request,
-                    Err(_) => {
+                    Err(ParseError::UnknownType(kind)) => {
+                        // From a newer widget, say: refused, and the conversation goes on.
+                        let reply = ServerMessage::Error { message: format!("unknown message type `{kind}`") }.to_json();
+                        if sink.send(Message::text(reply)).await.is_err() {
+                            break None;
+                        }
+                        continue;
+                    }
+                    Err(ParseError::Malformed) => {
                         break Some(close_frame(CloseCode::Invalid, "message not understood"));
                     }
                 };
@@ -427,6 +482,27 @@ async fn converse(ws: WebSocketStream<TcpStream>, shared: Arc<Shared>, slot: Con
     let _ = sink.close().await;
 }
 
+/// Waits (briefly) for what this connection's chat recorded to be stored, then sends everything
+/// the chat has for the widget, acknowledgements included. False when the widget is gone.
+async fn flush_acknowledged(
+    shared: &Shared,
+    sink: &mut futures_util::stream::SplitSink<WebSocketStream<TcpStream>, Message>,
+    outbox: &mut Option<mpsc::Receiver<ServerMessage>>,
+) -> bool {
+    if !shared.wait_stored(FLUSH_WAIT).await {
+        return true;
+    }
+    let Some(outbox) = outbox else {
+        return true;
+    };
+    while let Ok(message) = outbox.try_recv() {
+        if sink.send(Message::text(message.to_json())).await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
 enum Stop {
     /// Close the connection with this frame.
     Close(CloseFrame),
@@ -458,10 +534,18 @@ fn act(
     let refuse = |e: crate::session::SessionError| Stop::Refuse(e.to_string());
     match request {
         ClientMessage::Start { name, email } => {
-            if chat.is_some() {
-                return Err(Stop::Refuse(
-                    "a chat is already open on this connection".into(),
-                ));
+            if let Some(previous) = chat.as_deref() {
+                let mut chats = shared.chats();
+                if chats.is_open(previous) {
+                    return Err(Stop::Refuse(
+                        "a chat is already open on this connection".into(),
+                    ));
+                }
+                // A new chat after the previous one ended.
+                chats.detach(previous, connection, now);
+                drop(chats);
+                *chat = None;
+                *outbox = None;
             }
             check_size(&name, 1000)
                 .and_then(|()| check_size(&email, 1000))

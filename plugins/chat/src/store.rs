@@ -123,13 +123,13 @@ mod tests {
         let (id, _) = chats
             .start("Jo", "jo@example.com", "Hello", "default", now)
             .expect("start");
-        store.append(&chats.take_changes()).expect("append");
+        store.append(&chats.take_batch().changes).expect("append");
         store.compact(&chats).expect("compact");
         chats.accept(&id, "Sam", now).expect("accept");
         chats
             .customer_message(&id, "c1", "hi", now)
             .expect("message");
-        store.append(&chats.take_changes()).expect("append");
+        store.append(&chats.take_batch().changes).expect("append");
         std::fs::OpenOptions::new()
             .append(true)
             .open(dir.join(LOG))
