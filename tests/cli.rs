@@ -30,9 +30,15 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
     let config = install.write_config(&["agentdesk.demo"], "");
     let out = agentdesk(&["plugins", "--config", &config.display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a refused plugin fails the command: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
-        out.status.success(),
-        "{text}{}",
+        String::from_utf8_lossy(&out.stderr).contains("1 plugin(s) refused"),
+        "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let header = text.lines().next().unwrap_or_default();
@@ -164,4 +170,61 @@ fn scenario_steps_the_rules_forbid_are_reported_with_the_rule() {
         err.contains("step 2") && err.contains("logged off"),
         "{err}"
     );
+}
+
+#[test]
+fn plugins_resolves_relative_directories_from_the_config_reports_what_is_missing_and_speaks_json() {
+    let install = Install::new();
+    package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
+    // Relative to the config file's directory, wherever the command runs from.
+    let config = install.dir.path().join("agentdesk.toml");
+    std::fs::write(
+        &config,
+        "[host]\ndata_dir = \"data\"\n[plugins]\ndirectories = [\"plugins\", \"not-there\"]\n\
+         [plugins.allow.\"agentdesk.demo\"]\n[plugins.allow.\"acme.missing\"]\n\
+         [[agents]]\nid = \"a1\"\nname = \"A\"\nchannels = \"all\"\n",
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let out = agentdesk(&["plugins", "--config", &config, "--json"]);
+    assert_eq!(out.status.code(), Some(1), "an allowed plugin is missing");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let demo = report["plugins"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["id"] == "agentdesk.demo"))
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(demo["status"], "loaded");
+    assert_eq!(demo["channels"], serde_json::json!(["demo"]));
+    let not_found: Vec<&str> = report["not_found"]
+        .as_array()
+        .map(|n| n.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    let not_there = install.dir.path().join("not-there");
+    assert_eq!(
+        not_found,
+        vec![
+            format!("plugin directory {} does not exist", not_there.display()),
+            "`acme.missing` is allowed but no plugin directory holds a manifest for it".into(),
+        ]
+    );
+    assert!(
+        install
+            .dir
+            .path()
+            .join("data/plugins/agentdesk.demo")
+            .is_dir(),
+        "the data directory is relative to the config too"
+    );
+
+    let verified = agentdesk(&["plugins", "--config", &config, "--verify-only"]);
+    let text = String::from_utf8_lossy(&verified.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("agentdesk.demo"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.ends_with("verified"),
+        "not started, so not `loaded`: {row}"
+    );
+    assert!(text.contains("Expected but not found:"), "{text}");
 }

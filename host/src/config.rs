@@ -57,6 +57,10 @@ pub struct AdminConfig {
     /// Per-channel rules: capacity, answer timeout, after-call work.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelPolicy>,
+    /// The directory of the file it was read from: relative paths in it resolve against this
+    /// (none for the built-in default and parsed text: then against the working directory).
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
 }
 
 /// `[core]`.
@@ -322,7 +326,13 @@ impl AdminConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, &path.display().to_string())
+        let mut config = Self::parse(&text, &path.display().to_string())?;
+        config.base_dir = Some(
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
+        );
+        Ok(config)
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
@@ -384,14 +394,28 @@ impl AdminConfig {
         Ok(())
     }
 
-    /// Plugin directories with `@exe` expanded.
+    /// Plugin directories with `@exe` expanded, relative ones against the config file's
+    /// directory.
     pub fn plugin_directories(&self) -> Vec<PathBuf> {
-        self.plugins.directories.iter().map(|d| expand(d)).collect()
+        self.plugins
+            .directories
+            .iter()
+            .map(|d| self.resolve(d))
+            .collect()
     }
 
-    /// The data directory with `@data`/`@exe` expanded.
+    /// The data directory with `@data`/`@exe` expanded, a relative one against the config file's
+    /// directory.
     pub fn data_dir(&self) -> PathBuf {
-        expand(&self.host.data_dir)
+        self.resolve(&self.host.data_dir)
+    }
+
+    fn resolve(&self, path: &str) -> PathBuf {
+        let expanded = expand(path);
+        match &self.base_dir {
+            Some(base) if expanded.is_relative() => base.join(expanded),
+            _ => expanded,
+        }
     }
 
     /// Whether some agent served by this host has the channel.
@@ -438,6 +462,23 @@ fn default_data_dir() -> PathBuf {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn relative_directories_resolve_against_the_config_files_directory() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("agentdesk.toml");
+        std::fs::write(
+            &file,
+            "[host]\ndata_dir = \"data\"\n[plugins]\ndirectories = [\"plugins\", \"/opt/x\"]\n",
+        )
+        .expect("write");
+        let config = super::AdminConfig::load(&file).expect("config");
+        assert_eq!(
+            config.plugin_directories(),
+            vec![dir.path().join("plugins"), "/opt/x".into()]
+        );
+        assert_eq!(config.data_dir(), dir.path().join("data"));
+    }
+
     use super::*;
 
     #[test]

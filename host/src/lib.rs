@@ -12,4 +12,4 @@ pub mod service;
 pub mod storage;
 
 pub use config::AdminConfig;
-pub use plugins::{PluginHost, PluginReport, PluginStatus, StartMode};
+pub use plugins::{NotFound, PluginHost, PluginReport, PluginStatus, StartMode};

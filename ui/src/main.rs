@@ -32,10 +32,14 @@ enum Action {
         ready: bool,
     },
     /// List every plugin found in the plugin directories with its status, without a window.
+    /// Exits 1 when a plugin is refused, failed or quarantined, or an allowed one is not found.
     Plugins {
         /// Only verify and open the libraries; do not create or start instances.
         #[arg(long)]
         verify_only: bool,
+        /// Print the report as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Run a working day from a scenario file through the core, without a window, and print the
     /// time-in-state report; exits 1 if the file's expected figures do not match.
@@ -100,7 +104,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Action::Plugins { verify_only } => {
+        Action::Plugins { verify_only, json } => {
             let config = load_config(cli.config.as_deref())?;
             let mode = if verify_only {
                 StartMode::VerifyOnly
@@ -108,8 +112,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 StartMode::Run
             };
             let mut host = PluginHost::start(&config, mode);
-            print!("{}", agentdesk_ui::plugin_table::render(&host.reports()));
+            let reports = host.reports();
+            let not_found = host.not_found().to_vec();
             host.shutdown();
+            if json {
+                print!(
+                    "{}",
+                    agentdesk_ui::plugin_table::render_json(&reports, &not_found)
+                );
+            } else {
+                print!(
+                    "{}",
+                    agentdesk_ui::plugin_table::render(&reports, &not_found)
+                );
+            }
+            let problems = reports.iter().filter(|r| r.status.is_problem()).count();
+            let missing_plugins = not_found
+                .iter()
+                .filter(|n| matches!(n, agentdesk_host::NotFound::Plugin(_)))
+                .count();
+            if problems + missing_plugins > 0 {
+                anyhow::bail!(
+                    "{problems} plugin(s) refused, failed or quarantined; {missing_plugins} allowed \
+                     plugin(s) not found"
+                );
+            }
             Ok(())
         }
         Action::Run { agent, ready } => {

@@ -1,11 +1,48 @@
 //! The plugin report as text, for `agentdesk plugins`: one block per plugin, reasons in full.
 //! Formatting only; the statuses come from the host.
 
+use agentdesk_host::NotFound;
 use agentdesk_host::PluginReport;
 use std::fmt::Write;
 
-/// Renders the reports as an aligned table followed by the reasons.
-pub fn render(reports: &[PluginReport]) -> String {
+/// The reports as JSON for scripts: `{"plugins": [{id, name, vendor, version, api_version,
+/// channels, path, status, reason}], "not_found": [..]}`.
+pub fn render_json(reports: &[PluginReport], not_found: &[NotFound]) -> String {
+    let plugins: Vec<serde_json::Value> = reports
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "name": r.name,
+                "vendor": r.vendor,
+                "version": r.version.as_ref().map(ToString::to_string),
+                "api_version": r.api_version.as_ref().map(ToString::to_string),
+                "channels": r.channels,
+                "path": r.path.display().to_string(),
+                "status": r.status.word(),
+                "reason": r.status.reason(),
+            })
+        })
+        .collect();
+    let not_found: Vec<String> = not_found.iter().map(ToString::to_string).collect();
+    let all = serde_json::json!({ "plugins": plugins, "not_found": not_found });
+    format!("{all:#}\n")
+}
+
+/// Renders the reports as an aligned table followed by the reasons, then what the configuration
+/// names but nothing provides.
+pub fn render(reports: &[PluginReport], not_found: &[NotFound]) -> String {
+    let mut out = table(reports);
+    if !not_found.is_empty() {
+        let _ = writeln!(out, "\nExpected but not found:");
+        for missing in not_found {
+            let _ = writeln!(out, "  {missing}");
+        }
+    }
+    out
+}
+
+fn table(reports: &[PluginReport]) -> String {
     if reports.is_empty() {
         return "No plugins found in the plugin directories.\n".into();
     }

@@ -10,4 +10,6 @@ pub mod package;
 pub mod policy;
 pub mod supervisor;
 
-pub use supervisor::{PluginEvent, PluginHost, PluginReport, PluginStatus, SendError, StartMode};
+pub use supervisor::{
+    NotFound, PluginEvent, PluginHost, PluginReport, PluginStatus, SendError, StartMode,
+};

@@ -22,6 +22,8 @@ use std::time::Duration;
 pub enum PluginStatus {
     /// Opened, created and started; taking commands.
     Loaded,
+    /// Opened and checked (abi_stable's checks, `describe`), not started: `--verify-only`.
+    Verified,
     /// Verified but not started: no agent served by this host has any of its channels.
     NotStarted(String),
     /// Not opened, or opened and refused by a check. The reason is for the admin.
@@ -35,10 +37,19 @@ pub enum PluginStatus {
 }
 
 impl PluginStatus {
-    /// One word for tables: loaded, not-started, refused, failed, quarantined, stopped.
+    /// Whether the admin has something to fix: refused, failed or quarantined.
+    pub fn is_problem(&self) -> bool {
+        matches!(
+            self,
+            PluginStatus::Refused(_) | PluginStatus::Failed(_) | PluginStatus::Quarantined(_)
+        )
+    }
+
+    /// One word for tables: loaded, verified, not-started, refused, failed, quarantined, stopped.
     pub fn word(&self) -> &'static str {
         match self {
             PluginStatus::Loaded => "loaded",
+            PluginStatus::Verified => "verified",
             PluginStatus::NotStarted(_) => "not-started",
             PluginStatus::Refused(_) => "refused",
             PluginStatus::Failed(_) => "failed",
@@ -54,7 +65,30 @@ impl PluginStatus {
             | PluginStatus::Refused(r)
             | PluginStatus::Failed(r)
             | PluginStatus::Quarantined(r) => Some(r),
-            PluginStatus::Loaded | PluginStatus::Stopped => None,
+            PluginStatus::Loaded | PluginStatus::Verified | PluginStatus::Stopped => None,
+        }
+    }
+}
+
+/// Something the configuration names that no plugin directory provides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotFound {
+    /// A configured plugin directory that does not exist.
+    Directory(PathBuf),
+    /// An allowed plugin id with no manifest in any plugin directory.
+    Plugin(String),
+}
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotFound::Directory(dir) => {
+                write!(f, "plugin directory {} does not exist", dir.display())
+            }
+            NotFound::Plugin(id) => write!(
+                f,
+                "`{id}` is allowed but no plugin directory holds a manifest for it"
+            ),
         }
     }
 }
@@ -166,6 +200,9 @@ pub enum StartMode {
 pub struct PluginHost {
     limits: Limits,
     reports: Vec<PluginReport>,
+    /// What the configuration names but nothing provides: plugin directories that do not exist,
+    /// allowed plugins found in none of them.
+    not_found: Vec<NotFound>,
     running: BTreeMap<String, RunningPlugin>,
     events: Vec<(Arc<str>, crossbeam_channel::Receiver<RawEvent>)>,
 }
@@ -194,6 +231,7 @@ impl PluginHost {
         let mut host = PluginHost {
             limits: Limits::from_config(config),
             reports: Vec::new(),
+            not_found: Vec::new(),
             running: BTreeMap::new(),
             events: Vec::new(),
         };
@@ -236,6 +274,16 @@ impl PluginHost {
                 ),
             }
         }
+        for dir in config.plugin_directories() {
+            if !dir.exists() {
+                host.not_found.push(NotFound::Directory(dir));
+            }
+        }
+        for id in config.plugins.allow.keys() {
+            if !host.reports.iter().any(|r| &r.id == id) {
+                host.not_found.push(NotFound::Plugin(id.clone()));
+            }
+        }
         for (id, mut candidates) in admitted {
             candidates.sort_by(|a, b| b.1.version.cmp(&a.1.version));
             let mut winner: Option<semver::Version> = None;
@@ -251,7 +299,10 @@ impl PluginHost {
                     continue;
                 }
                 let status = host.bring_up(index, &manifest, config, mode);
-                if matches!(status, PluginStatus::Loaded | PluginStatus::NotStarted(_)) {
+                if matches!(
+                    status,
+                    PluginStatus::Loaded | PluginStatus::Verified | PluginStatus::NotStarted(_)
+                ) {
                     winner = Some(manifest.version.clone());
                 }
                 host.set_status(index, status);
@@ -339,7 +390,7 @@ impl PluginHost {
         };
         tracing::debug!(plugin = %manifest.id, channel, "starting: channel assigned");
         if mode == StartMode::VerifyOnly {
-            return PluginStatus::Loaded;
+            return PluginStatus::Verified;
         }
         let data_dir = config.data_dir().join("plugins").join(&manifest.id);
         if let Err(e) = std::fs::create_dir_all(&data_dir) {
@@ -392,6 +443,11 @@ impl PluginHost {
             },
         );
         PluginStatus::Loaded
+    }
+
+    /// What the configuration names but nothing provides (see [`PluginHost::start`]).
+    pub fn not_found(&self) -> &[NotFound] {
+        &self.not_found
     }
 
     /// Every plugin found, with its current status (a running plugin that has been quarantined
