@@ -5,6 +5,7 @@ mod cli;
 mod compat;
 mod core_service;
 mod email;
+mod fake_host;
 mod loading;
 mod mailserver;
 mod runtime;

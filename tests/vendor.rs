@@ -116,3 +116,55 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
         other => panic!("expected an offer, got {other:?}"),
     }
 }
+
+#[test]
+fn plugin_api_stands_alone_with_the_workspaces_own_pins() {
+    let read = |path: &str| -> toml::Table {
+        let text = std::fs::read_to_string(repo_root().join(path)).expect(path);
+        text.parse().expect("TOML")
+    };
+    let api = read("plugin-api/Cargo.toml");
+    let workspace = read("Cargo.toml");
+    let package = api["package"].as_table().expect("[package]");
+    for key in ["edition", "rust-version", "license", "version"] {
+        assert!(
+            package.get(key).is_some_and(|v| !v.is_table()),
+            "plugin-api's `{key}` must be written out, not inherited"
+        );
+    }
+    let pins = workspace["workspace"]["dependencies"]
+        .as_table()
+        .expect("[workspace.dependencies]");
+    let version = |value: &toml::Value| -> String {
+        match value {
+            toml::Value::String(v) => v.clone(),
+            other => other["version"].as_str().unwrap_or_default().to_string(),
+        }
+    };
+    let mut checked = 0;
+    for section in ["dependencies", "dev-dependencies"] {
+        for (name, spec) in api[section].as_table().expect(section) {
+            assert!(
+                spec.get("workspace").is_none(),
+                "plugin-api's `{name}` inherits from the workspace"
+            );
+            let pinned = pins.get(name).map(version).unwrap_or_default();
+            assert_eq!(
+                version(spec),
+                pinned,
+                "plugin-api's `{name}` differs from the workspace pin"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 4, "{checked} dependencies checked");
+    let template = std::fs::read_to_string(repo_root().join("plugins/template/Cargo.toml"))
+        .expect("template manifest");
+    assert!(
+        template.contains(&format!(
+            "abi_stable = {{ version = \"{}\"",
+            version(&pins["abi_stable"])
+        )),
+        "the template pins the host's abi_stable"
+    );
+}

@@ -25,10 +25,13 @@
 
 pub mod abi;
 pub mod codec;
+pub mod emit;
 pub mod plugin;
 #[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vocabulary;
 
 pub use abi::{
@@ -36,6 +39,7 @@ pub use abi::{
     Plugin_TO, PluginBox, PluginError, PluginRoot, PluginRoot_Ref,
 };
 pub use codec::{CodecError, Message, UnknownMessage};
+pub use emit::OrderedEmitter;
 pub use plugin::{ChannelPlugin, Host, unsupported};
 pub use vocabulary::commands::*;
 pub use vocabulary::events::*;
