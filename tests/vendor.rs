@@ -25,39 +25,79 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-#[test]
-fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
-    let install = Install::new();
-    // Outside the workspace: a directory of its own under the system temp dir.
-    let vendor = tempfile::tempdir().expect("vendor dir");
-    let crate_dir = vendor.path().join("acme-sms");
-    copy_dir(&repo_root().join("plugins/template"), &crate_dir);
-    let manifest_path = crate_dir.join("Cargo.toml");
-    let manifest = std::fs::read_to_string(&manifest_path).expect("template manifest");
-    let api = repo_root().join("plugin-api");
-    assert!(
-        manifest.contains("path = \"../../plugin-api\""),
-        "the template's plugin-api line moved"
-    );
-    let manifest = manifest.replace(
-        "path = \"../../plugin-api\"",
-        &format!("path = \"{}\"", api.display()),
-    );
-    write_if_changed(&manifest_path, &manifest);
-    let _ = std::fs::copy(repo_root().join("Cargo.lock"), crate_dir.join("Cargo.lock"));
-    let build = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["build", "--release", "--quiet"])
-        .current_dir(&crate_dir)
+/// A git repository holding plugin-api alone, tagged `plugin-api-v<version>` as a release would
+/// be: vendors depend on the tag, so the crate must build on its own, outside the workspace.
+fn plugin_api_release(dir: &Path) -> (String, String) {
+    copy_dir(&repo_root().join("plugin-api"), &dir.join("plugin-api"));
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .args([
+                "-c",
+                "user.name=Release",
+                "-c",
+                "user.email=release@example.com",
+            ])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let tag = format!("plugin-api-v{}", plugin_api::API_VERSION);
+    git(&["init", "--quiet"]);
+    git(&["add", "."]);
+    git(&["commit", "--quiet", "-m", "plugin-api release"]);
+    git(&["tag", &tag]);
+    (format!("file://{}", dir.display()), tag)
+}
+
+fn cargo_in(dir: &Path, args: &[&str]) {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(args)
+        .current_dir(dir)
         // Shares compiled dependencies with the other fixtures; the crate itself stays outside.
         .env("CARGO_TARGET_DIR", target_dir().join("fixtures"))
         .env_remove("RUSTFLAGS")
         .output()
         .expect("cargo runs");
     assert!(
-        build.status.success(),
-        "vendor build failed:\n{}",
-        String::from_utf8_lossy(&build.stderr)
+        out.status.success(),
+        "vendor `cargo {}` failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
+    let install = Install::new();
+    // Outside the workspace: a directory of its own under the system temp dir.
+    let vendor = tempfile::tempdir().expect("vendor dir");
+    let (repository, tag) = plugin_api_release(&vendor.path().join("agentdesk"));
+    let crate_dir = vendor.path().join("acme-sms");
+    copy_dir(&repo_root().join("plugins/template"), &crate_dir);
+    let manifest_path = crate_dir.join("Cargo.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).expect("template manifest");
+    let path_line = "path = \"../../plugin-api\"";
+    assert_eq!(
+        manifest.matches(path_line).count(),
+        2,
+        "the template's plugin-api lines moved"
+    );
+    let manifest = manifest.replace(
+        path_line,
+        &format!("git = \"{repository}\", tag = \"{tag}\""),
+    );
+    write_if_changed(&manifest_path, &manifest);
+    let _ = std::fs::copy(repo_root().join("Cargo.lock"), crate_dir.join("Cargo.lock"));
+    // Its own tests first: the template runs itself under plugin-api's FakeHost.
+    cargo_in(&crate_dir, &["test", "--quiet"]);
+    cargo_in(&crate_dir, &["build", "--release", "--quiet"]);
     let library = target_dir().join("fixtures/release/libacme_sms_plugin.so");
 
     let packaged = agentdesk(&[

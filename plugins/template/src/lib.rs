@@ -4,8 +4,9 @@
 //! what you support) → `handle` (quick, never block) → `stop` (join your threads).
 
 use plugin_api::{
-    Address, ChannelKind, ChannelPlugin, Command, Contact, Host, HostHello, InteractionId, Media,
-    Offer, PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply, Route, unsupported,
+    Address, ChannelKind, ChannelPlugin, Command, Contact, EndReason, Ended, Host, HostHello,
+    InteractionId, Media, Offer, PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply,
+    Route, unsupported,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -85,7 +86,7 @@ impl ChannelPlugin for Sms {
                 "end".into(),
                 "mark-done".into(),
             ],
-            events: vec!["offer".into()],
+            events: vec!["offer".into(), "ended".into()],
             media: vec![Media::Conversation],
             actions: vec![],
         })
@@ -93,7 +94,14 @@ impl ChannelPlugin for Sms {
 
     fn handle(&mut self, command: Command) -> Result<Reply, PluginError> {
         match command {
-            Command::Accept(_) | Command::Reject(_) | Command::End(_) | Command::MarkDone(_) => {
+            Command::Accept(_) | Command::Reject(_) | Command::MarkDone(_) => Ok(Reply::done()),
+            // The lifecycle: after `end`, say it ended (the host then starts after-call work).
+            Command::End(end) => {
+                self.host.emit(Ended {
+                    interaction: end.interaction,
+                    reason: EndReason::AgentEnded,
+                    detail: String::new(),
+                })?;
                 Ok(Reply::done())
             }
             other => unsupported(&other),
@@ -151,3 +159,50 @@ fn watch_spool(host: &Host, running: &AtomicBool, spool: &std::path::Path, queue
 }
 
 plugin_api::export_plugin!(Sms);
+
+/// Runs the plugin under `FakeHost`, which enforces the agentdesk host's rules: commands the
+/// hello does not declare are refused, events are decoded and checked, every call has a deadline.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::testing::FakeHost;
+    use plugin_api::{Accept, AgentRef, End, Event};
+
+    #[test]
+    fn a_spooled_sms_is_offered_and_the_conversation_follows_the_hosts_rules() {
+        let spool = std::env::temp_dir().join(format!("acme-sms-spool-{}", std::process::id()));
+        std::fs::create_dir_all(&spool).expect("spool");
+        std::fs::write(spool.join("m1.txt"), "+15550123\nWhere is my parcel?\n").expect("sms");
+        let mut fake =
+            FakeHost::create::<Sms>(serde_json::json!({ "spool": spool })).expect("create");
+        fake.start().expect("start");
+        let offer = fake
+            .wait_for(Duration::from_secs(5), |e| matches!(e, Event::Offer(_)))
+            .expect("an offer");
+        let Event::Offer(offer) = offer else {
+            unreachable!()
+        };
+        assert_eq!(offer.contact.addresses[0].value, "+15550123");
+        let agent = AgentRef {
+            id: "ann".into(),
+            display_name: "Ann".into(),
+        };
+        fake.handle(Command::Accept(Accept {
+            interaction: offer.interaction.clone(),
+            agent,
+        }))
+        .expect("accept");
+        fake.handle(Command::End(End {
+            interaction: offer.interaction,
+        }))
+        .expect("end");
+        assert!(
+            fake.wait_for(Duration::from_secs(1), |e| matches!(e, Event::Ended(_)))
+                .is_some(),
+            "ended follows end"
+        );
+        fake.stop().expect("stop");
+        fake.assert_clean();
+        let _ = std::fs::remove_dir_all(spool);
+    }
+}
