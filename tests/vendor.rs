@@ -5,10 +5,8 @@
 use crate::cli::agentdesk;
 use crate::support::Install;
 use agentdesk_tests::{repo_root, target_dir, write_if_changed};
-use plugin_api::Event;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
@@ -145,15 +143,47 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
         assert!(row.contains(cell), "`{cell}` missing in: {row}");
     }
 
-    // And it works: an SMS dropped in the spool becomes an offer in the host.
-    let host = install.start(&["acme.sms"], &settings);
+    // And it works, played headless by `agentdesk scenario`: an SMS dropped in the spool becomes
+    // an offer, which Ann accepts, ends and marks done.
     std::fs::write(spool.join("m1.txt"), "+15550123\nWhere is my parcel?\n").expect("sms");
-    let event = host
-        .recv_event(Duration::from_secs(5))
-        .expect("an offer from the vendor plugin");
-    match event.event {
-        Event::Offer(offer) => assert_eq!(offer.contact.addresses[0].value, "+15550123"),
-        other => panic!("expected an offer, got {other:?}"),
+    let config_text = std::fs::read_to_string(&config).expect("config");
+    let steps = [
+        "command = \"log-in\"",
+        "command = \"log-on-channel\"\nchannel = \"sms\"",
+        "command = \"set-ready\"\nchannel = \"sms\"",
+        "wait = \"offer\"\nas = \"sms1\"",
+        "command = \"accept\"\ninteraction = \"sms1\"",
+        "command = \"end\"\ninteraction = \"sms1\"",
+        "command = \"mark-done\"\ninteraction = \"sms1\"",
+        "wait = \"done\"\ninteraction = \"sms1\"",
+    ]
+    .map(|step| format!("\n[[step]]\nagent = \"ann\"\n{step}\n"))
+    .concat();
+    let scenario = install.dir.path().join("sms-day.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "mode = \"live\"\nconfig = '''\n{config_text}\n[[agents]]\nid = \"ann\"\n\
+             name = \"Ann\"\nchannels = [\"sms\"]\n'''\n{steps}"
+        ),
+    )
+    .expect("scenario");
+    let played = agentdesk(&["scenario", &scenario.display().to_string()]);
+    let printed = String::from_utf8_lossy(&played.stdout);
+    assert!(
+        played.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    for seen in [
+        "plugin acme.sms loaded",
+        "ann: #1 (sms +15550123) offered to ann",
+        "ann: #1 is sms1",
+        "ann: sms1 (sms +15550123) active",
+        "ann: sms1 (sms +15550123) ended",
+        "transcript of sms1:\n  +15550123: Where is my parcel?",
+    ] {
+        assert!(printed.contains(seen), "`{seen}` missing:\n{printed}");
     }
 }
 

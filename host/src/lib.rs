@@ -7,6 +7,7 @@ pub mod config;
 pub mod contacts;
 pub mod core;
 pub mod plugins;
+pub mod runtime;
 pub mod scenario;
 pub mod service;
 pub mod storage;

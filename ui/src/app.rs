@@ -3,7 +3,7 @@
 
 use crate::desk::{Desk, DeskInfo};
 use crate::ring::{PlayerSink, RingSink, SilentSink};
-use crate::runtime::Runtime;
+use agentdesk_host::runtime::Runtime;
 use eframe::egui;
 
 /// The eframe application.

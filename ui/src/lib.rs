@@ -7,4 +7,3 @@ pub mod app;
 pub mod desk;
 pub mod plugin_table;
 pub mod ring;
-pub mod runtime;

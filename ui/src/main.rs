@@ -42,7 +42,8 @@ enum Action {
         json: bool,
     },
     /// Run a working day from a scenario file through the core, without a window, and print the
-    /// time-in-state report; exits 1 if the file's expected figures do not match.
+    /// time-in-state report; exits 1 if the file's expected figures do not match. A scenario
+    /// with `mode = "live"` runs the real plugins of its configuration and plays its agents.
     Scenario {
         /// The scenario (TOML).
         file: PathBuf,
@@ -94,6 +95,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Action::Scenario { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read scenario {}", file.display()))?;
+            if agentdesk_host::scenario::is_live(&text) {
+                let mut out = std::io::stdout();
+                agentdesk_host::scenario::run_live(
+                    &text,
+                    &file.display().to_string(),
+                    file.parent(),
+                    &mut out,
+                )?;
+                return Ok(());
+            }
             let report = agentdesk_host::scenario::run(&text, &file.display().to_string())?;
             print!("{}", report.render());
             if !report.mismatches.is_empty() {

@@ -5,8 +5,8 @@
 
 use plugin_api::{
     Address, ChannelKind, ChannelPlugin, Command, Contact, EndReason, Ended, Host, HostHello,
-    InteractionId, Media, Offer, PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply,
-    Route, unsupported,
+    InteractionId, Media, MessageContent, MessageReceived, Offer, Party, PluginConfig,
+    PluginDescriptor, PluginError, PluginHello, Reply, Route, unsupported,
 };
 use serde::Deserialize;
 use std::path::PathBuf;
@@ -86,7 +86,7 @@ impl ChannelPlugin for Sms {
                 "end".into(),
                 "mark-done".into(),
             ],
-            events: vec!["offer".into(), "ended".into()],
+            events: vec!["offer".into(), "message-received".into(), "ended".into()],
             media: vec![Media::Conversation],
             actions: vec![],
         })
@@ -111,7 +111,9 @@ impl ChannelPlugin for Sms {
     fn stop(&mut self) -> Result<(), PluginError> {
         self.running.store(false, Ordering::SeqCst);
         if let Some(thread) = self.watcher.take() {
-            let _ = thread.join();
+            if thread.join().is_err() {
+                self.host.error("the spool watcher had panicked");
+            }
         }
         Ok(())
     }
@@ -127,7 +129,7 @@ fn watch_spool(host: &Host, running: &AtomicBool, spool: &std::path::Path, queue
             let Ok(text) = std::fs::read_to_string(&path) else {
                 continue;
             };
-            let (sender, _body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
+            let (sender, body) = text.split_once('\n').unwrap_or((text.as_str(), ""));
             let id = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -147,9 +149,27 @@ fn watch_spool(host: &Host, running: &AtomicBool, spool: &std::path::Path, queue
                 actions: vec![],
                 priority: 0,
             };
-            match host.emit(offer) {
+            // The text follows the offer as the customer's message; its id is stable, so the
+            // host keeps it once even if a crash makes us send it again.
+            let message = MessageReceived {
+                interaction: offer.interaction.clone(),
+                from: Party {
+                    id: "customer".into(),
+                    role: Party::CUSTOMER.into(),
+                    display_name: sender.trim().to_string(),
+                    address: Some(Address::phone(sender.trim())),
+                },
+                message: MessageContent {
+                    id: format!("{}-text", offer.external_id),
+                    text: body.trim_end().to_string(),
+                    attachments: vec![],
+                },
+            };
+            match host.emit(offer).and_then(|()| host.emit(message)) {
                 Ok(()) => {
-                    let _ = std::fs::rename(&path, path.with_extension("offered"));
+                    if let Err(e) = std::fs::rename(&path, path.with_extension("offered")) {
+                        host.warn(&format!("cannot mark {} offered: {e}", path.display()));
+                    }
                 }
                 Err(e) => host.warn(&format!("offer not accepted, will retry: {e}")),
             }

@@ -1,6 +1,11 @@
 //! The headless driver: a working day written as a TOML scenario (agent commands, plugin offers,
 //! contacts leaving, at given times) run through the core on a manual clock, with a time-in-state
-//! report and optional expected figures to compare. No window, no plugins, no wall clock.
+//! report and optional expected figures to compare. No window, no plugins, no wall clock. A
+//! scenario with `mode = "live"` is played with real plugins instead (`live`).
+
+mod live;
+
+pub use live::{is_live, run_live};
 
 use crate::config::AdminConfig;
 use crate::core::{AgentCommand, Core, InteractionKey, Millis, Policy};

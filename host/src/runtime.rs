@@ -1,11 +1,13 @@
-//! The host a desktop runs on: the plugins (each on its own actor thread) and the core service
-//! (its own thread), started before the window opens so no plugin call ever runs on the UI thread.
+//! The host as the desktop and the headless commands run it: the plugins (each on its own actor
+//! thread) and the core service (its own thread) over the journal and history in the data
+//! directory. Started before any window opens, so no plugin call ever runs on a UI thread.
 
-use agentdesk_host::core::Policy;
-use agentdesk_host::service::clock::{Clock, SystemClock};
-use agentdesk_host::service::{CoreHandle, CoreService};
-use agentdesk_host::storage::{History, Journal};
-use agentdesk_host::{AdminConfig, PluginHost, StartMode};
+use crate::config::AdminConfig;
+use crate::core::Policy;
+use crate::plugins::{PluginHost, StartMode};
+use crate::service::clock::{Clock, SystemClock};
+use crate::service::{CoreHandle, CoreService};
+use crate::storage::{History, Journal};
 use std::sync::Arc;
 
 /// The running plugins and core.
