@@ -71,14 +71,12 @@ fn cargo_in(dir: &Path, args: &[&str]) {
     );
 }
 
-#[test]
-fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
-    let install = Install::new();
-    // Outside the workspace: a directory of its own under the system temp dir.
-    let vendor = tempfile::tempdir().expect("vendor dir");
-    let (repository, tag) = plugin_api_release(&vendor.path().join("agentdesk"));
-    let crate_dir = vendor.path().join("acme-sms");
-    copy_dir(&repo_root().join("plugins/template"), &crate_dir);
+/// Copies a template out of the workspace into `vendor/<name>`, with plugin-api from a local
+/// git tag, and runs the template's own FakeHost tests there. Returns the crate directory.
+fn vendor_crate(vendor: &Path, template: &str, name: &str) -> std::path::PathBuf {
+    let (repository, tag) = plugin_api_release(&vendor.join(format!("agentdesk-{name}")));
+    let crate_dir = vendor.join(name);
+    copy_dir(&repo_root().join("plugins").join(template), &crate_dir);
     let manifest_path = crate_dir.join("Cargo.toml");
     let manifest = std::fs::read_to_string(&manifest_path).expect("template manifest");
     let path_line = "path = \"../../plugin-api\"";
@@ -92,9 +90,55 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
         &format!("git = \"{repository}\", tag = \"{tag}\""),
     );
     write_if_changed(&manifest_path, &manifest);
-    let _ = std::fs::copy(repo_root().join("Cargo.lock"), crate_dir.join("Cargo.lock"));
+    std::fs::copy(repo_root().join("Cargo.lock"), crate_dir.join("Cargo.lock"))
+        .expect("a lock file with the workspace's versions");
     // Its own tests first: the template runs itself under plugin-api's FakeHost.
     cargo_in(&crate_dir, &["test", "--quiet"]);
+    crate_dir
+}
+
+/// Writes a live scenario (Ann, on `channel`, with `config` plus her agent entry) and plays it
+/// with `agentdesk scenario`; returns what it printed.
+fn play(install: &Install, config: &Path, channel: &str, steps: &[&str]) -> String {
+    let config_text = std::fs::read_to_string(config).expect("config");
+    let steps = steps
+        .iter()
+        .map(|step| format!("\n[[step]]\nagent = \"ann\"\n{step}\n"))
+        .collect::<String>();
+    let scenario = install.dir.path().join("day.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "mode = \"live\"\nconfig = '''\n{config_text}\n[[agents]]\nid = \"ann\"\n\
+             name = \"Ann\"\nchannels = [\"{channel}\"]\n'''\n{steps}"
+        ),
+    )
+    .expect("scenario");
+    let played = agentdesk(&["scenario", &scenario.display().to_string()]);
+    let printed = String::from_utf8_lossy(&played.stdout).into_owned();
+    assert!(
+        played.status.success(),
+        "{printed}\n{}",
+        String::from_utf8_lossy(&played.stderr)
+    );
+    printed
+}
+
+/// The steps that bring Ann to Ready on `channel`.
+fn ready_on(channel: &str) -> [String; 3] {
+    [
+        "command = \"log-in\"".to_string(),
+        format!("command = \"log-on-channel\"\nchannel = \"{channel}\""),
+        format!("command = \"set-ready\"\nchannel = \"{channel}\""),
+    ]
+}
+
+#[test]
+fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
+    let install = Install::new();
+    // Outside the workspace: a directory of its own under the system temp dir.
+    let vendor = tempfile::tempdir().expect("vendor dir");
+    let crate_dir = vendor_crate(vendor.path(), "template", "acme-sms");
     cargo_in(&crate_dir, &["build", "--release", "--quiet"]);
     let library = target_dir().join("fixtures/release/libacme_sms_plugin.so");
 
@@ -146,35 +190,16 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
     // And it works, played headless by `agentdesk scenario`: an SMS dropped in the spool becomes
     // an offer, which Ann accepts, ends and marks done.
     std::fs::write(spool.join("m1.txt"), "+15550123\nWhere is my parcel?\n").expect("sms");
-    let config_text = std::fs::read_to_string(&config).expect("config");
-    let steps = [
-        "command = \"log-in\"",
-        "command = \"log-on-channel\"\nchannel = \"sms\"",
-        "command = \"set-ready\"\nchannel = \"sms\"",
+    let ready = ready_on("sms");
+    let mut steps: Vec<&str> = ready.iter().map(String::as_str).collect();
+    steps.extend([
         "wait = \"offer\"\nas = \"sms1\"",
         "command = \"accept\"\ninteraction = \"sms1\"",
         "command = \"end\"\ninteraction = \"sms1\"",
         "command = \"mark-done\"\ninteraction = \"sms1\"",
         "wait = \"done\"\ninteraction = \"sms1\"",
-    ]
-    .map(|step| format!("\n[[step]]\nagent = \"ann\"\n{step}\n"))
-    .concat();
-    let scenario = install.dir.path().join("sms-day.toml");
-    std::fs::write(
-        &scenario,
-        format!(
-            "mode = \"live\"\nconfig = '''\n{config_text}\n[[agents]]\nid = \"ann\"\n\
-             name = \"Ann\"\nchannels = [\"sms\"]\n'''\n{steps}"
-        ),
-    )
-    .expect("scenario");
-    let played = agentdesk(&["scenario", &scenario.display().to_string()]);
-    let printed = String::from_utf8_lossy(&played.stdout);
-    assert!(
-        played.status.success(),
-        "{printed}\n{}",
-        String::from_utf8_lossy(&played.stderr)
-    );
+    ]);
+    let printed = play(&install, &config, "sms", &steps);
     for seen in [
         "plugin acme.sms loaded",
         "ann: #1 (sms +15550123) offered to ann",
@@ -185,6 +210,54 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
     ] {
         assert!(printed.contains(seen), "`{seen}` missing:\n{printed}");
     }
+}
+
+#[test]
+fn the_conversation_template_talks_both_ways_through_the_core() {
+    let install = Install::new();
+    let vendor = tempfile::tempdir().expect("vendor dir");
+    let crate_dir = vendor_crate(vendor.path(), "template-conversation", "acme-relay");
+    // A debug build is enough to package and load (it shares the test build's dependencies).
+    cargo_in(&crate_dir, &["build", "--quiet"]);
+    let library = target_dir().join("fixtures/debug/libacme_relay_plugin.so");
+    let packaged = agentdesk(&[
+        "package",
+        &library.display().to_string(),
+        "--out",
+        &install.plugins.display().to_string(),
+    ]);
+    assert!(
+        packaged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packaged.stderr)
+    );
+    let config = install.write_config(&["acme.relay"], "");
+    let folder = install.data.join("plugins/acme.relay/relay");
+    std::fs::create_dir_all(folder.join("in")).expect("relay folder");
+    std::fs::write(folder.join("in/c1-1.txt"), "My order is late\n").expect("customer");
+    let ready = ready_on("relay");
+    let mut steps: Vec<&str> = ready.iter().map(String::as_str).collect();
+    steps.extend([
+        "wait = \"offer\"\nas = \"c1\"",
+        "command = \"accept\"\ninteraction = \"c1\"",
+        "reply = \"Let me check that for you\"\ninteraction = \"c1\"",
+        "command = \"end\"\ninteraction = \"c1\"",
+        "wait = \"ended\"\ninteraction = \"c1\"",
+        "command = \"mark-done\"\ninteraction = \"c1\"",
+        "wait = \"done\"\ninteraction = \"c1\"",
+    ]);
+    let printed = play(&install, &config, "relay", &steps);
+    assert!(
+        printed.contains(
+            "transcript of c1:\n  c1: My order is late\n  Ann: Let me check that for you"
+        ),
+        "{printed}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(folder.join("out/c1.txt")).expect("delivered"),
+        "Agent: Let me check that for you\n"
+    );
+    assert!(folder.join("out/c1.ended").exists(), "its side was closed");
 }
 
 #[test]
