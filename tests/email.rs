@@ -858,6 +858,11 @@ fn tls_and_starttls_with_a_ca_made_by_the_test_carry_mail_and_a_stranger_ca_is_r
     assert_eq!(to, vec!["customer@example.com"]);
     assert!(String::from_utf8_lossy(&sent).contains("Answered over TLS."));
     until("the Sent copy appended over IMAPS", || {
+        // The folder is created by the plugin's first APPEND: until then SELECT would be refused.
+        let listed = server.imap("support", &["LIST \"\" \"Sent\""]);
+        if !listed[0].iter().any(|l| l.contains("Sent")) {
+            return None;
+        }
         let out = server.imap("support", &["SELECT Sent"]);
         out[0]
             .iter()
