@@ -124,6 +124,21 @@ fn play(install: &Install, config: &Path, channel: &str, steps: &[&str]) -> Stri
     printed
 }
 
+/// `agentdesk package` of a vendor's library into the installation's plugin directory.
+fn package_into(install: &Install, library: &Path) {
+    let packaged = agentdesk(&[
+        "package",
+        &library.display().to_string(),
+        "--out",
+        &install.plugins.display().to_string(),
+    ]);
+    assert!(
+        packaged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&packaged.stderr)
+    );
+}
+
 /// The steps that bring Ann to Ready on `channel`.
 fn ready_on(channel: &str) -> [String; 3] {
     [
@@ -142,17 +157,7 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
     cargo_in(&crate_dir, &["build", "--release", "--quiet"]);
     let library = target_dir().join("fixtures/release/libacme_sms_plugin.so");
 
-    let packaged = agentdesk(&[
-        "package",
-        &library.display().to_string(),
-        "--out",
-        &install.plugins.display().to_string(),
-    ]);
-    assert!(
-        packaged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&packaged.stderr)
-    );
+    package_into(&install, &library);
     let manifest = std::fs::read_to_string(install.plugins.join("acme.sms.plugin.toml"))
         .expect("manifest written");
     let sha = agentdesk_host::plugins::manifest::sha256_file(
@@ -220,17 +225,7 @@ fn the_conversation_template_talks_both_ways_through_the_core() {
     // A debug build is enough to package and load (it shares the test build's dependencies).
     cargo_in(&crate_dir, &["build", "--quiet"]);
     let library = target_dir().join("fixtures/debug/libacme_relay_plugin.so");
-    let packaged = agentdesk(&[
-        "package",
-        &library.display().to_string(),
-        "--out",
-        &install.plugins.display().to_string(),
-    ]);
-    assert!(
-        packaged.status.success(),
-        "{}",
-        String::from_utf8_lossy(&packaged.stderr)
-    );
+    package_into(&install, &library);
     let config = install.write_config(&["acme.relay"], "");
     let folder = install.data.join("plugins/acme.relay/relay");
     std::fs::create_dir_all(folder.join("in")).expect("relay folder");

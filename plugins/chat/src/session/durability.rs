@@ -294,6 +294,7 @@ impl Chat {
 mod tests {
     use super::super::tests::{drain, outbox, started, store_all};
     use super::*;
+    use tokio::sync::mpsc;
 
     fn acks(messages: &[ServerMessage]) -> Vec<(String, u64)> {
         messages
@@ -305,8 +306,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn nothing_is_acknowledged_or_shown_before_it_is_stored() {
+    /// A stored chat with a widget attached and a customer message `c1` recorded, not stored.
+    fn with_an_unstored_message() -> (Chats, String, mpsc::Receiver<ServerMessage>) {
         let now = Instant::now();
         let mut chats = Chats::default();
         let id = started(&mut chats, now);
@@ -315,6 +316,13 @@ mod tests {
         drain(&mut rx);
         let events = chats.customer_message(&id, "c1", "hi", now).expect("c1");
         chats.report(events);
+        (chats, id, rx)
+    }
+
+    #[test]
+    fn nothing_is_acknowledged_or_shown_before_it_is_stored() {
+        let now = Instant::now();
+        let (mut chats, id, mut rx) = with_an_unstored_message();
         chats
             .customer_message(&id, "c1", "hi", now)
             .expect("resent");
@@ -339,14 +347,7 @@ mod tests {
 
     #[test]
     fn a_batch_that_could_not_be_stored_is_taken_again_and_nothing_of_it_is_shown() {
-        let now = Instant::now();
-        let mut chats = Chats::default();
-        let id = started(&mut chats, now);
-        let (o, mut rx) = outbox(1);
-        chats.attach(&id, o, 1, 4000).expect("attach");
-        drain(&mut rx);
-        let events = chats.customer_message(&id, "c1", "hi", now).expect("c1");
-        chats.report(events);
+        let (mut chats, _, mut rx) = with_an_unstored_message();
         let failed = chats.take_batch();
         chats.not_stored(failed);
         assert!(drain(&mut rx).is_empty());
