@@ -7,9 +7,10 @@ use super::events::{CoreEvent, Stamped};
 use super::index::PluginIndex;
 use super::model::{
     Agent, AgentChannel, ChannelState, Consultation, Interaction, InteractionKey, InteractionState,
-    Millis, NextState,
+    Millis, NextState, PassedHow, PassedOver,
 };
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
+use super::reoffer::{Standing, standing};
 use super::stats::TimeInState;
 use crate::config::AcwPolicy;
 use plugin_api::{Address, EndReason, Event, InteractionId, Route};
@@ -34,6 +35,9 @@ enum Timer {
     Offer(InteractionKey),
     /// The end of an agent channel's ACW.
     Acw(String, String),
+    /// The end of a re-offer cool-down on a channel: route it again. Not derived from the state
+    /// (routing after it is harmless), so `check_invariants` does not recompute these.
+    Reoffer(String),
 }
 
 /// The waiting interactions of one channel: those for anyone, and those for one agent.
@@ -286,6 +290,9 @@ impl Core {
                     };
                     let state = then.clone().into_state();
                     self.change_state(now, agent, channel, state, &mut out);
+                }
+                Timer::Reoffer(channel) => {
+                    self.dirty.insert(channel);
                 }
             }
         }
@@ -1165,7 +1172,9 @@ impl Core {
                         },
                         out,
                     );
-                } else if !i.declined_by.contains(&target) && self.is_available(&target, &channel) {
+                } else if self.is_available(&target, &channel)
+                    && self.standing(i, &target, now) != Standing::CoolingDown
+                {
                     self.offer(now, key, &target, &channel, out);
                 }
             }
@@ -1183,19 +1192,37 @@ impl Core {
                 let Some(i) = self.interactions.get(&key) else {
                     break;
                 };
-                let best = self
-                    .available
-                    .get(&channel)
-                    .and_then(|agents| agents.iter().find(|(_, a)| !i.declined_by.contains(a)))
-                    .map(|(_, a)| a.clone());
+                let available = self.available.get(&channel);
+                // The longest-idle agent who never let it go; else one whose cool-down is over.
+                let mut best: Option<&String> = None;
+                for (_, a) in available.into_iter().flatten() {
+                    match self.standing(i, a, now) {
+                        Standing::Preferred => {
+                            best = Some(a);
+                            break;
+                        }
+                        Standing::SecondChance if best.is_none() => best = Some(a),
+                        Standing::SecondChance | Standing::CoolingDown => {}
+                    }
+                }
+                let best = best.cloned();
                 match best {
                     Some(agent) => self.offer(now, key, &agent, &channel, out),
                     // Nobody is available at all: nothing further in the pool can be placed.
-                    None if i.declined_by.is_empty() => break,
+                    None if available.is_none_or(|a| a.is_empty()) => break,
                     None => after = Some(entry),
                 }
             }
         }
+    }
+
+    /// How an agent stands for a queued interaction (see `reoffer`).
+    fn standing(&self, i: &Interaction, agent: &str, now: Millis) -> Standing {
+        let ch = self
+            .agents
+            .get(agent)
+            .and_then(|a| a.channels.get(&i.channel));
+        standing(i, agent, ch, self.policy.reoffer_after_ms(&i.channel), now)
     }
 
     fn is_available(&self, agent: &str, channel: &str) -> bool {
@@ -1431,6 +1458,14 @@ impl Core {
         }
     }
 
+    /// Routes an interaction's channel again when the cool-down of one who let it go ends.
+    fn reoffer_timer(&mut self, key: InteractionKey, at: Millis) {
+        if let Some(i) = self.interactions.get(&key) {
+            let due = at.saturating_add(self.policy.reoffer_after_ms(&i.channel));
+            self.timers.insert((due, Timer::Reoffer(i.channel.clone())));
+        }
+    }
+
     fn index_acw(&mut self, agent: &str, channel: &str, insert: bool) {
         let Some(ch) = self.agents.get(agent).and_then(|a| a.channels.get(channel)) else {
             return;
@@ -1555,7 +1590,7 @@ impl Core {
                     queue_seq: *key,
                     state: InteractionState::Queued,
                     owner: None,
-                    declined_by: BTreeSet::new(),
+                    passed_over: BTreeMap::new(),
                     held: false,
                     arrived_at: at,
                     accepted_at: None,
@@ -1608,12 +1643,17 @@ impl Core {
             }
             CoreEvent::InteractionDeclined { key, agent }
             | CoreEvent::OfferMissed { key, agent } => {
+                let how = match stamped.event {
+                    CoreEvent::InteractionDeclined { .. } => PassedHow::Declined,
+                    _ => PassedHow::Missed,
+                };
                 self.set_owner(*key, None, at);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Queued;
-                    i.declined_by.insert(agent.clone());
+                    i.passed_over.insert(agent.clone(), PassedOver { at, how });
                 }
                 self.requeue(*key);
+                self.reoffer_timer(*key, at);
             }
             CoreEvent::InteractionRejected { key, reason } => {
                 self.dequeue(*key);
@@ -1644,10 +1684,12 @@ impl Core {
                     i.state = InteractionState::Queued;
                     i.route = to.clone();
                     i.held = false;
-                    // Never offered straight back to the agent who transferred it.
-                    i.declined_by = BTreeSet::from([from.clone()]);
+                    // Not offered straight back to the agent who transferred it.
+                    let how = PassedHow::TransferredAway;
+                    i.passed_over = BTreeMap::from([(from.clone(), PassedOver { at, how })]);
                 }
                 self.requeue(*key);
+                self.reoffer_timer(*key, at);
             }
             CoreEvent::InteractionEnded { key, .. } => {
                 self.stop_handling(*key, at);
@@ -1713,7 +1755,7 @@ impl Core {
                         deadline: *deadline,
                     },
                     owner: Some(colleague.clone()),
-                    declined_by: BTreeSet::new(),
+                    passed_over: BTreeMap::new(),
                     held: false,
                     arrived_at: at,
                     accepted_at: None,
@@ -1834,7 +1876,7 @@ impl Core {
                     queue_seq: *key,
                     state: InteractionState::Active,
                     owner: Some(agent.clone()),
-                    declined_by: BTreeSet::new(),
+                    passed_over: BTreeMap::new(),
                     held: false,
                     arrived_at: at,
                     accepted_at: Some(at),
@@ -2041,7 +2083,13 @@ impl Core {
                 }
             }
         }
-        if timers != self.timers {
+        let indexed: BTreeSet<(Millis, Timer)> = self
+            .timers
+            .iter()
+            .filter(|(_, t)| !matches!(t, Timer::Reoffer(_)))
+            .cloned()
+            .collect();
+        if timers != indexed {
             return Err(format!(
                 "timers index {:?} but states say {timers:?}",
                 self.timers

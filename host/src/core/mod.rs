@@ -10,6 +10,7 @@ pub mod model;
 pub mod policy;
 #[cfg(test)]
 mod proptests;
+mod reoffer;
 pub mod stats;
 #[cfg(test)]
 mod testkit;

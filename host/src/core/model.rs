@@ -214,8 +214,9 @@ pub struct Interaction {
     pub state: InteractionState,
     /// The agent it belongs to (offered, active, ended, in workbin).
     pub owner: Option<String>,
-    /// Agents who declined it (not offered again).
-    pub declined_by: BTreeSet<String>,
+    /// Agents who declined or missed it, or transferred it away: others are preferred, and they
+    /// get it again only after the channel's re-offer cool-down (see `core::reoffer`).
+    pub passed_over: BTreeMap<String, PassedOver>,
     /// On hold.
     pub held: bool,
     /// When it arrived, was accepted, ended.
@@ -232,6 +233,27 @@ pub struct Interaction {
     pub conference: BTreeSet<String>,
     /// Interactions started from this one with the same contact, or that it was started from.
     pub linked: BTreeSet<InteractionKey>,
+}
+
+/// Why and when an agent let an interaction go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    /// When.
+    pub at: Millis,
+    /// How.
+    pub how: PassedHow,
+}
+
+/// How an agent let an interaction go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassedHow {
+    /// Declined the offer.
+    Declined,
+    /// Let the offer ring out.
+    Missed,
+    /// Transferred it to a queue (never straight back: only after the cool-down).
+    TransferredAway,
 }
 
 /// A private exchange with a colleague about an interaction; the contact takes no part.

@@ -104,6 +104,13 @@ impl Policy {
         self.channel(channel).answer_timeout_secs * 1000
     }
 
+    /// Re-offer cool-down of one channel, in ms (see `core::reoffer`).
+    pub fn reoffer_after_ms(&self, channel: &str) -> u64 {
+        self.channel(channel)
+            .reoffer_after_secs
+            .saturating_mul(1000)
+    }
+
     /// ACW policy of one channel.
     pub fn acw(&self, channel: &str) -> AcwPolicy {
         self.channel(channel).acw

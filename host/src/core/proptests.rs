@@ -10,8 +10,35 @@ use std::collections::BTreeMap;
 
 const AGENTS: [&str; 3] = ["ann", "bob", "cy"];
 const EXTRA: &str = "[[agents]]\nid = \"cy\"\nname = \"Cy\"\nchannels = [\"voice\", \"chat\"]\nauto_answer = [\"chat\"]\n\
-                     [channels.email]\nacw = { mode = \"minimum\", secs = 20 }\n\
-                     [channels.chat]\nacw = { mode = \"extendable\", secs = 15 }\n";
+                     [channels.email]\nacw = { mode = \"minimum\", secs = 20 }\nreoffer_after_secs = 25\n\
+                     [channels.chat]\nacw = { mode = \"extendable\", secs = 15 }\nreoffer_after_secs = 10\n";
+
+/// Nobody is stranded: no interaction waits in a channel's pool while an agent with the channel
+/// is Ready with free capacity and may have it now — never let it go, or let it go longer ago than
+/// the channel's cool-down (timers route again at its end, so this holds after every step).
+fn nobody_is_stranded(core: &Core, now: Millis) -> Result<(), String> {
+    for i in core.interactions() {
+        if i.state != InteractionState::Queued || i.route.to != Route::QUEUE {
+            continue;
+        }
+        let cooldown = core.policy().reoffer_after_ms(&i.channel);
+        for agent in core.agents() {
+            if !core.eligible(agent, &i.channel) {
+                continue;
+            }
+            let ch = agent.channels.get(&i.channel);
+            if super::reoffer::standing(i, &agent.id, ch, cooldown, now)
+                != super::reoffer::Standing::CoolingDown
+            {
+                return Err(format!(
+                    "interaction {} waits on {} while {} is Ready with room (passed over: {:?})",
+                    i.key, i.channel, agent.id, i.passed_over
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -338,6 +365,7 @@ proptest! {
             };
             watcher.follow(&day, &events).map_err(TestCaseError::fail)?;
             day.core.check_invariants().map_err(TestCaseError::fail)?;
+            nobody_is_stranded(&day.core, day.now).map_err(TestCaseError::fail)?;
         }
         let mut replayed = Day::with_config(EXTRA);
         for stamped in &day.journal {
