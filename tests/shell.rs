@@ -293,6 +293,26 @@ fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_an
     );
     click(&mut ann, "Interactions");
     settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    // Only what the demo plugin declared is offered: End and Consult, but no Hold (and the core
+    // refuses a Hold with the stable code `unsupported`).
+    assert!(has_label(&ann, "End") && has_label(&ann, "Consult"));
+    assert!(!has_label(&ann, "Hold"), "the demo plugin declared no hold");
+    let refused = rig
+        .core
+        .execute(
+            "ann",
+            agentdesk_host::core::AgentCommand::Hold { key: chat },
+        )
+        .expect_err("no hold");
+    assert_eq!(
+        refused,
+        agentdesk_host::service::ClientError::Refused(
+            agentdesk_host::core::CoreError::Unsupported {
+                key: chat,
+                command: "hold".into()
+            }
+        )
+    );
     // A long message, which the transcript shows in full, wrapped.
     let said = format!(
         "Your parcel left today.{}",
@@ -301,6 +321,8 @@ fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_an
     ann.get_by_label("Message").focus();
     ann.get_by_label("Message").type_text(&said);
     ann.step();
+    // Typing is not sent to a plugin that did not declare `set-typing` (the core would refuse).
+    assert_eq!(ann.state().error(), None, "typing was sent");
     click(&mut ann, "Send");
     // The demo customer answers every message: its answer proves the plugin got ours.
     let Answer::LiveLines(lines) = rig

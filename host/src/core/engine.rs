@@ -6,14 +6,17 @@ use super::commands::{AgentCommand, CoreError};
 use super::events::{CoreEvent, Stamped};
 use super::index::PluginIndex;
 use super::model::{
-    Agent, AgentChannel, ChannelState, Consultation, Interaction, InteractionKey, InteractionState,
-    Millis, NextState, PassedHow, PassedOver,
+    Agent, AgentChannel, ChannelRequest, ChannelState, Consultation, Interaction, InteractionKey,
+    InteractionState, Millis, NextState, PassedHow, PassedOver,
 };
+
+mod confirm;
+use super::capability::require;
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::reoffer::{Standing, standing};
 use super::stats::TimeInState;
 use crate::config::AcwPolicy;
-use plugin_api::{Address, EndReason, Event, InteractionId, Route};
+use plugin_api::{Address, EndReason, Event, InteractionId, RejectCode, Route};
 use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +84,9 @@ pub struct Core {
     closed_since_compact: Vec<InteractionKey>,
     /// Agents concerned by the events applied since the last `take_concerned`.
     concerned: BTreeSet<String>,
+    /// Channels taken out of routing, with the reason (their plugin was quarantined): see
+    /// `core::isolation`. Not journaled: it is a fact about this process, not the day's work.
+    out_of_service: BTreeMap<String, String>,
 }
 
 impl Core {
@@ -144,6 +150,7 @@ impl Core {
             served: policy_channels,
             closed_since_compact: Vec::new(),
             concerned: BTreeSet::new(),
+            out_of_service: BTreeMap::new(),
         }
     }
 
@@ -346,10 +353,12 @@ impl Core {
             .unwrap_or_default()
     }
 
-    /// Checks that an agent may send a message in an interaction now (it is theirs, active, and
-    /// written: a conversation or an email). Sending changes no core state.
+    /// Checks that an agent may send a message in an interaction now (they take part in it, it is
+    /// active, and written: a conversation or an email). Sending changes no core state.
+    /// Anyone taking part may write: the owner, a conferenced colleague, the agent who asked for
+    /// a consultation.
     pub fn check_send(&self, agent: &str, key: InteractionKey) -> Result<&Interaction, CoreError> {
-        let i = self.owned(key, agent)?;
+        let i = self.taking_part(agent, key)?;
         if i.state != InteractionState::Active
             || !matches!(
                 i.media,
@@ -361,6 +370,7 @@ impl Core {
                 "messages can be sent only in an active chat, message or email",
             ));
         }
+        require(&self.policy, i, "send-message")?;
         Ok(i)
     }
 
@@ -556,9 +566,15 @@ impl Core {
                         "only an active call, chat or co-browse can be held or resumed",
                     ));
                 }
+                require(&self.policy, i, if hold { "hold" } else { "resume" })?;
+                if i.pending.is_some() {
+                    return Err(wrong_state(
+                        i,
+                        "the channel has not answered the last hold or resume yet",
+                    ));
+                }
                 match (hold, i.held) {
-                    (true, false) => self.emit(now, CoreEvent::InteractionHeld { key }, out),
-                    (false, true) => self.emit(now, CoreEvent::InteractionResumed { key }, out),
+                    (true, false) | (false, true) => self.ask_hold(now, key, a, hold, out),
                     (true, true) => return Err(wrong_state(i, "it is already on hold")),
                     (false, false) => return Err(wrong_state(i, "it is not on hold")),
                 }
@@ -595,6 +611,7 @@ impl Core {
                             "only a call can be transferred to an outside number",
                         ));
                     }
+                    require(&self.policy, i, "transfer")?;
                     let to = if to.name.starts_with("sip:") || to.name.contains('@') {
                         Address::new(Address::SIP, to.name)
                     } else {
@@ -698,6 +715,7 @@ impl Core {
                         "only an active email or workitem can go to a workbin",
                     ));
                 }
+                require(&self.policy, i, "put-in-workbin")?;
                 let channel = i.channel.clone();
                 self.emit(now, CoreEvent::InteractionParked { key, workbin }, out);
                 self.after_work(now, agent_id, &channel, out);
@@ -723,6 +741,7 @@ impl Core {
                         "only an active interaction (not a consultation) can be consulted about",
                     ));
                 }
+                require(&self.policy, i, "consult")?;
                 let channel = i.channel.clone();
                 let unavailable = |reason: &str| CoreError::ColleagueUnavailable {
                     agent: colleague.clone(),
@@ -793,6 +812,11 @@ impl Core {
                 if i.state != InteractionState::Active {
                     return Err(wrong_state(i, "the interaction is no longer active"));
                 }
+                require(
+                    &self.policy,
+                    i,
+                    if conference { "conference" } else { "transfer" },
+                )?;
                 if conference {
                     if !matches!(
                         i.media,
@@ -1072,22 +1096,34 @@ impl Core {
             },
             out,
         );
-        let reason = if !self.served.contains(&channel) {
-            Some(format!("no agent on this host has channel `{channel}`"))
+        let refusal = if !self.served.contains(&channel) {
+            Some((
+                format!("no agent on this host has channel `{channel}`"),
+                RejectCode::NoAgents,
+            ))
+        } else if let Some(why) = self.out_of_service.get(&channel) {
+            Some((
+                format!("channel `{channel}` is unavailable: {why}"),
+                RejectCode::ChannelUnavailable,
+            ))
         } else {
             match offer.route.to.as_str() {
                 Route::QUEUE => None,
                 Route::AGENT if self.agents.contains_key(&offer.route.name) => None,
                 Route::EXTENSION if self.agent_by_extension(&offer.route.name).is_some() => None,
-                Route::AGENT | Route::EXTENSION => Some(format!(
-                    "no {} `{}` on this host",
-                    offer.route.to, offer.route.name
+                Route::AGENT | Route::EXTENSION => Some((
+                    format!("no {} `{}` on this host", offer.route.to, offer.route.name),
+                    RejectCode::NoSuchTarget,
                 )),
-                other => Some(format!("route kind `{other}` is not supported")),
+                other => Some((
+                    format!("route kind `{other}` is not supported"),
+                    RejectCode::UnsupportedRoute,
+                )),
             }
         };
-        if let Some(reason) = reason {
-            self.emit(now, CoreEvent::InteractionRejected { key, reason }, out);
+        if let Some((reason, code)) = refusal {
+            let event = CoreEvent::InteractionRejected { key, reason, code };
+            self.emit(now, event, out);
         }
     }
 
@@ -1131,6 +1167,7 @@ impl Core {
         agent.logged_in
             && !agent.dnd
             && ch.state == ChannelState::Ready
+            && !self.out_of_service.contains_key(channel)
             && ch.load < self.policy.capacity(channel)
             && !agent
                 .channels
@@ -1591,6 +1628,7 @@ impl Core {
                     state: InteractionState::Queued,
                     owner: None,
                     passed_over: BTreeMap::new(),
+                    pending: None,
                     held: false,
                     arrived_at: at,
                     accepted_at: None,
@@ -1655,7 +1693,7 @@ impl Core {
                 self.requeue(*key);
                 self.reoffer_timer(*key, at);
             }
-            CoreEvent::InteractionRejected { key, reason } => {
+            CoreEvent::InteractionRejected { key, reason, .. } => {
                 self.dequeue(*key);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Rejected {
@@ -1671,10 +1709,25 @@ impl Core {
             }
             // The call stays as it is until the channel reports how the transfer went.
             CoreEvent::TransferOutRequested { .. } => {}
+            CoreEvent::HoldRequested { key, hold, .. } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.pending = Some(if *hold {
+                        ChannelRequest::Hold
+                    } else {
+                        ChannelRequest::Resume
+                    });
+                }
+            }
+            CoreEvent::HoldRefused { key, .. } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.pending = None;
+                }
+            }
             CoreEvent::InteractionHeld { key } | CoreEvent::InteractionResumed { key } => {
                 let held = matches!(stamped.event, CoreEvent::InteractionHeld { .. });
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.held = held;
+                    i.pending = None;
                 }
             }
             CoreEvent::InteractionTransferred { key, from, to } => {
@@ -1684,6 +1737,7 @@ impl Core {
                     i.state = InteractionState::Queued;
                     i.route = to.clone();
                     i.held = false;
+                    i.pending = None;
                     // Not offered straight back to the agent who transferred it.
                     let how = PassedHow::TransferredAway;
                     i.passed_over = BTreeMap::from([(from.clone(), PassedOver { at, how })]);
@@ -1698,6 +1752,7 @@ impl Core {
                     i.state = InteractionState::Ended;
                     i.ended_at = Some(at);
                     i.held = false;
+                    i.pending = None;
                 }
             }
             CoreEvent::InteractionAbandoned { key } => {
@@ -1756,6 +1811,7 @@ impl Core {
                     },
                     owner: Some(colleague.clone()),
                     passed_over: BTreeMap::new(),
+                    pending: None,
                     held: false,
                     arrived_at: at,
                     accepted_at: None,
@@ -1877,6 +1933,7 @@ impl Core {
                     state: InteractionState::Active,
                     owner: Some(agent.clone()),
                     passed_over: BTreeMap::new(),
+                    pending: None,
                     held: false,
                     arrived_at: at,
                     accepted_at: Some(at),
@@ -2139,9 +2196,11 @@ pub(crate) fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
         | CoreEvent::InteractionTransferred {
             key, from: agent, ..
         }
-        | CoreEvent::TransferOutRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
+        | CoreEvent::TransferOutRequested { key, agent, .. }
+        | CoreEvent::HoldRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
         CoreEvent::InteractionArrived { key, .. }
         | CoreEvent::InteractionRejected { key, .. }
+        | CoreEvent::HoldRefused { key, .. }
         | CoreEvent::InteractionHeld { key }
         | CoreEvent::InteractionResumed { key }
         | CoreEvent::InteractionEnded { key, .. }

@@ -33,6 +33,8 @@ impl CoreEvent {
             CoreEvent::InteractionRejected { .. } => "interaction-rejected",
             CoreEvent::InteractionForwarded { .. } => "interaction-forwarded",
             CoreEvent::InteractionHeld { .. } => "interaction-held",
+            CoreEvent::HoldRequested { .. } => "hold-requested",
+            CoreEvent::HoldRefused { .. } => "hold-refused",
             CoreEvent::InteractionResumed { .. } => "interaction-resumed",
             CoreEvent::InteractionTransferred { .. } => "interaction-transferred",
             CoreEvent::TransferOutRequested { .. } => "transfer-out-requested",
@@ -146,8 +148,11 @@ pub enum CoreEvent {
     InteractionRejected {
         /// The interaction.
         key: InteractionKey,
-        /// Why.
+        /// Why, in words.
         reason: String,
+        /// Why, as the stable code the channel answers by (journals before 1.1 have none).
+        #[serde(default)]
+        code: plugin_api::RejectCode,
     },
     /// Sent to the target agent's forwarding address instead.
     InteractionForwarded {
@@ -158,12 +163,31 @@ pub enum CoreEvent {
         /// Where to.
         to: Address,
     },
-    /// Put on hold.
+    /// The agent asked for hold (`hold`) or resume; the channel has not answered yet, so nothing
+    /// changed. Its answer is `InteractionHeld` / `InteractionResumed` or `HoldRefused`.
+    HoldRequested {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent who asked.
+        agent: String,
+        /// Hold (true) or resume (false).
+        hold: bool,
+    },
+    /// The channel refused or failed the hold or resume asked for: nothing changed.
+    HoldRefused {
+        /// The interaction.
+        key: InteractionKey,
+        /// Hold (true) or resume (false).
+        hold: bool,
+        /// The channel's reason.
+        reason: String,
+    },
+    /// Put on hold (confirmed by the channel).
     InteractionHeld {
         /// The interaction.
         key: InteractionKey,
     },
-    /// Taken off hold.
+    /// Taken off hold (confirmed by the channel).
     InteractionResumed {
         /// The interaction.
         key: InteractionKey,

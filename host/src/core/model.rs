@@ -219,6 +219,8 @@ pub struct Interaction {
     pub passed_over: BTreeMap<String, PassedOver>,
     /// On hold.
     pub held: bool,
+    /// A request the channel has not answered yet (the state changes only on its answer).
+    pub pending: Option<ChannelRequest>,
     /// When it arrived, was accepted, ended.
     pub arrived_at: Millis,
     /// When the current owner accepted it.
@@ -233,6 +235,35 @@ pub struct Interaction {
     pub conference: BTreeSet<String>,
     /// Interactions started from this one with the same contact, or that it was started from.
     pub linked: BTreeSet<InteractionKey>,
+}
+
+/// A command that changes the core's state only once the channel confirms it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelRequest {
+    /// Put on hold.
+    Hold,
+    /// Take off hold.
+    Resume,
+}
+
+impl ChannelRequest {
+    /// The plugin command kind that carries it out.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ChannelRequest::Hold => "hold",
+            ChannelRequest::Resume => "resume",
+        }
+    }
+
+    /// The request a plugin command kind answers, if it is one the core waits for.
+    pub fn of_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "hold" => Some(ChannelRequest::Hold),
+            "resume" => Some(ChannelRequest::Resume),
+            _ => None,
+        }
+    }
 }
 
 /// Why and when an agent let an interaction go.

@@ -9,6 +9,7 @@ pub mod early;
 pub mod effects;
 pub mod snapshot;
 
+use crate::core::model::ChannelRequest;
 use crate::core::{
     AgentCommand, Core, CoreError, InteractionKey, InteractionState, Millis, Policy, Stamped,
 };
@@ -43,6 +44,19 @@ pub enum ClientError {
     History(String),
 }
 
+impl ClientError {
+    /// A stable code for the failure (the core's refusal codes, `CoreError::code`, and
+    /// `journal`, `stopped`, `history`); the message is for people.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Refused(refused) => refused.code(),
+            ClientError::Journal(_) => "journal",
+            ClientError::Stopped => "stopped",
+            ClientError::History(_) => "history",
+        }
+    }
+}
+
 enum Request {
     Execute {
         agent: String,
@@ -60,7 +74,13 @@ enum Request {
     /// A plugin refused or failed a command about an interaction.
     CommandFailed {
         key: u64,
+        kind: String,
         notice: String,
+    },
+    /// A plugin carried out a command the core waits for (hold, resume).
+    CommandDone {
+        key: u64,
+        request: ChannelRequest,
     },
     Snapshot {
         agent: String,
@@ -342,9 +362,12 @@ impl CoreService {
             // Outbound interactions of a channel go to the running plugin that serves it and
             // declared `dial` or `compose`.
             for id in plugins.running_ids() {
-                let outbound = plugins
-                    .hello(&id)
-                    .is_some_and(|h| h.supports("dial") || h.supports("compose"));
+                let hello = plugins.hello(&id).cloned().unwrap_or_default();
+                // What each plugin can do is its hello's word, never its channel's name.
+                policy
+                    .capabilities
+                    .insert(id.clone(), hello.commands.iter().cloned().collect());
+                let outbound = hello.supports("dial") || hello.supports("compose");
                 let channels = plugins
                     .descriptor(&id)
                     .map(|d| d.channels.clone())
@@ -368,17 +391,7 @@ impl CoreService {
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
         let (dispatch, outbox) = unbounded::<effects::PluginCommand>();
-        let mut voice_plugins = Vec::new();
         if let Some(plugins) = plugins {
-            voice_plugins = plugins
-                .running_ids()
-                .into_iter()
-                .filter(|id| {
-                    plugins
-                        .descriptor(id)
-                        .is_some_and(|d| d.channels.iter().any(|c| c.0 == "voice"))
-                })
-                .collect();
             helpers.push(spawn("core-plugin-events", {
                 let (plugins, requests, stop) = (plugins.clone(), requests.clone(), stop.clone());
                 move || pump_plugin_events(&plugins, &requests, &stop)
@@ -395,7 +408,6 @@ impl CoreService {
                 history,
                 clock,
                 dispatch,
-                voice_plugins,
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
@@ -476,7 +488,16 @@ fn dispatch_commands(
         about,
     }) = outbox.recv()
     {
-        match plugins.send(&plugin, &command) {
+        let kind = command.kind().to_string();
+        let answered = plugins.send(&plugin, &command);
+        // The core waits for the answer to some commands before it changes state.
+        if let (Some(key), Ok(_), Some(request)) =
+            (about, &answered, ChannelRequest::of_kind(&kind))
+            && links.send(Request::CommandDone { key, request }).is_err()
+        {
+            tracing::warn!(plugin, "the core stopped before the answer to {key}");
+        }
+        match answered {
             Ok(plugin_api::Reply::Created(created)) => {
                 if let Some(key) = link {
                     let _ = links.send(Request::Link {
@@ -493,11 +514,16 @@ fn dispatch_commands(
                     "plugin command failed: {e}"
                 );
                 // Typing is advisory: a channel without it is not worth a notice.
-                if let Some(key) = about.filter(|_| !matches!(command, Command::SetTyping(_))) {
-                    let _ = links.send(Request::CommandFailed {
-                        key,
-                        notice: format!("The channel could not {}: {e}", command.kind()),
-                    });
+                if let Some(key) = about.filter(|_| !matches!(command, Command::SetTyping(_)))
+                    && links
+                        .send(Request::CommandFailed {
+                            key,
+                            notice: format!("The channel could not {kind}: {e}"),
+                            kind,
+                        })
+                        .is_err()
+                {
+                    tracing::warn!(plugin, "the core stopped before the failure of {key}");
                 }
             }
         }
@@ -510,7 +536,6 @@ struct Worker {
     history: Option<History>,
     clock: Arc<dyn Clock>,
     dispatch: Sender<effects::PluginCommand>,
-    voice_plugins: Vec<String>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
     early: early::EarlyEvents,
@@ -582,7 +607,14 @@ impl Worker {
                     }
                     // Only while the interaction is active: a refused `end` of a call the
                     // customer already left, say, is nothing the agent must act on.
-                    Request::CommandFailed { key, notice } => {
+                    Request::CommandFailed { key, kind, notice } => {
+                        // A request the core waits for is rolled back (nothing changed).
+                        events.extend(self.core.channel_answered(
+                            now,
+                            key,
+                            &kind,
+                            Err(notice.clone()),
+                        ));
                         if self
                             .core
                             .interaction(key)
@@ -591,6 +623,10 @@ impl Worker {
                             self.details.notice(key, notice);
                             self.detail_changed.insert(key);
                         }
+                    }
+                    Request::CommandDone { key, request } => {
+                        let kind = request.kind();
+                        events.extend(self.core.channel_answered(now, key, kind, Ok(())));
                     }
                     Request::Link { key, interaction } => {
                         let id = interaction.as_str().to_string();
@@ -657,6 +693,7 @@ impl Worker {
             | Request::Interact { .. }
             | Request::Link { .. }
             | Request::CommandFailed { .. }
+            | Request::CommandDone { .. }
             | Request::Stop => {}
         }
     }
@@ -678,6 +715,10 @@ impl Worker {
             .core
             .agent(agent)
             .map_or_else(|| agent.to_string(), |a| a.name.clone());
+        let speaker = plugin_api::AgentRef {
+            id: agent.to_string(),
+            display_name: name.clone(),
+        };
         if let Some(history) = &mut self.history {
             history
                 .add_message(key, &channel, now, &name, &text, None)
@@ -694,6 +735,7 @@ impl Worker {
         let command = Command::SendMessage(SendMessage {
             interaction,
             message,
+            agent: Some(speaker),
         });
         let _ = self.dispatch.send(effects::PluginCommand {
             plugin,
@@ -862,6 +904,17 @@ impl Worker {
     fn interact(&mut self, agent: &str, key: u64, act: Interact) -> Result<(), ClientError> {
         let i = self.core.taking_part(agent, key)?;
         let interaction = i.plugin_interaction.clone();
+        let kind = match &act {
+            Interact::Dtmf(_) => "send-dtmf",
+            Interact::Typing(_) => "set-typing",
+            Interact::Action(_) => "invoke-action",
+        };
+        if !self.core.policy().supports(&i.plugin, kind) {
+            return Err(ClientError::Refused(CoreError::Unsupported {
+                key,
+                command: kind.into(),
+            }));
+        }
         let command = match act {
             Interact::Dtmf(digits) => Command::SendDtmf(plugin_api::SendDtmf {
                 interaction,
@@ -901,7 +954,7 @@ impl Worker {
         {
             tracing::error!("history not recorded: {e}");
         }
-        for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
+        for command in effects::plugin_commands(&self.core, events) {
             let _ = self.dispatch.send(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.

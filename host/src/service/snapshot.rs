@@ -81,6 +81,17 @@ pub struct InteractionView {
     pub ended_at: Option<Millis>,
     /// What the plugin reported inside it: transcript length, case data, actions, media state.
     pub detail: DetailView,
+    /// The command kinds its channel plugin declared (`hold`, `consult`, `set-typing`, ...): the
+    /// desk offers only these actions.
+    #[serde(default)]
+    pub commands: Vec<String>,
+}
+
+impl InteractionView {
+    /// Whether its channel plugin handles command `kind`.
+    pub fn supports(&self, kind: &str) -> bool {
+        self.commands.iter().any(|k| k == kind)
+    }
 }
 
 /// The snapshot of `agent`, or `None` for an unknown agent. It lists the agent's own open
@@ -119,6 +130,7 @@ pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Opt
             accepted_at: i.accepted_at,
             ended_at: i.ended_at,
             detail: details.view(i.key),
+            commands: core.policy().commands_of(&i.plugin),
         })
         .collect();
     Some(AgentSnapshot {
