@@ -27,7 +27,13 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
     package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
     let unlisted = FixtureSpec::new("cli-unlisted");
     install_fixture(&install.plugins, unlisted);
-    let config = install.write_config(&["agentdesk.demo"], "");
+    let reporting = FixtureSpec::new("cli-status");
+    install_fixture(&install.plugins, reporting);
+    let extra = format!(
+        "[plugins.settings.\"{}\"]\nstatus = \"watching the spool\"\n",
+        reporting.id()
+    );
+    let config = install.write_config(&["agentdesk.demo", &reporting.id()], &extra);
     let out = agentdesk(&["plugins", "--config", &config.display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -53,6 +59,14 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
         text.contains(&format!(
             "{} (refused): not on the admin's allowlist",
             unlisted.id()
+        )),
+        "{text}"
+    );
+    // The latest channel-status a started plugin reported.
+    assert!(
+        text.contains(&format!(
+            "{} channel status: ok: watching the spool",
+            reporting.id()
         )),
         "{text}"
     );

@@ -477,3 +477,96 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
     );
     service.stop();
 }
+
+#[test]
+fn a_quarantined_plugin_is_isolated_its_waiting_work_withdrawn_and_its_channel_unavailable() {
+    let install = Install::new();
+    let spec = agentdesk_tests::FixtureSpec::new("isolated");
+    agentdesk_tests::install_fixture(&install.plugins, spec);
+    let extra = format!(
+        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"fixture\"]\n\
+         [channels.fixture]\ncapacity = 2\n\
+         [plugins.settings.\"{}\"]\noffers_at_start = 3\nstatus = \"listening on test\"\n",
+        spec.id()
+    );
+    let config = AdminConfig::load(&install.write_config(&[&spec.id()], &extra)).expect("config");
+    let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+    let policy = Policy::from_config(&config, &["fixture".to_string()]);
+    let service = CoreService::start(
+        policy,
+        None,
+        None,
+        Some(plugins.clone()),
+        Arc::new(SystemClock),
+    )
+    .expect("service");
+    let ann = service.handle().login("ann").expect("login");
+    let view = ann.watch().expect("watch");
+    ann.send(AgentCommand::LogOnChannel {
+        channel: "fixture".into(),
+    })
+    .expect("log on");
+    ann.send(AgentCommand::SetReady {
+        channel: "fixture".into(),
+    })
+    .expect("ready");
+    let offered_two = wait_for(&view, "two offers (capacity 2) and the status", |s| {
+        s.interactions.len() == 2 && s.channels[0].status.is_some()
+    });
+    // The plugin's channel-status is on Ann's My Channels row and in the plugin report.
+    let status = offered_two.channels[0].status.clone().expect("status");
+    assert!(status.healthy && status.detail == "listening on test");
+    assert_eq!(
+        plugins
+            .report(&spec.id())
+            .and_then(|r| r.channel_status)
+            .map(|s| s.detail),
+        Some("listening on test".to_string())
+    );
+    let active = offered_two.interactions[0].key;
+    ann.send(AgentCommand::Accept { key: active })
+        .expect("accept");
+    // The plugin's own thread will offer again after the quarantine.
+    plugins
+        .send(
+            &spec.id(),
+            &Command::InvokeAction(InvokeAction {
+                interaction: None,
+                action: "offer-later".into(),
+            }),
+        )
+        .expect("offer-later");
+    plugins
+        .quarantine(&spec.id(), "panicked in handle (test)")
+        .expect("quarantine");
+    let isolated = wait_for(&view, "the channel unavailable, its offer withdrawn", |s| {
+        s.channels[0].unavailable.is_some()
+            && s.interactions.len() == 1
+            && s.interactions[0].detail.notice.is_some()
+    });
+    assert_eq!(
+        isolated.channels[0].unavailable.as_deref(),
+        Some("panicked in handle (test)")
+    );
+    assert_eq!(isolated.interactions[0].key, active);
+    let notice = isolated.interactions[0]
+        .detail
+        .notice
+        .clone()
+        .unwrap_or_default();
+    assert!(notice.contains("panicked in handle (test)"), "{notice}");
+    // The late offer is dropped and counted; nothing new reaches Ann, who is still Ready.
+    let metrics = plugins.metrics(&spec.id()).expect("metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metrics.events_after_quarantine.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the late offer never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = ann.snapshot().expect("snapshot");
+    assert_eq!(after.interactions.len(), 1, "{:#?}", after.interactions);
+    assert_eq!(
+        after.channels[0].state,
+        agentdesk_host::core::ChannelState::Ready
+    );
+    service.stop();
+}

@@ -108,6 +108,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 StartMode::Run
             };
             let mut host = PluginHost::start(&config, mode);
+            // What the started plugins report at once (their `channel-status`), for up to 1 s.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while std::time::Instant::now() < until
+                && host
+                    .recv_event(std::time::Duration::from_millis(200))
+                    .is_some()
+            {}
             print!("{}", agentdesk_ui::plugin_table::render(&host.reports()));
             host.shutdown();
             Ok(())

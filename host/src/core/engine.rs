@@ -11,6 +11,7 @@ use super::model::{
 };
 
 mod confirm;
+mod isolation;
 use super::capability::require;
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::reoffer::{Standing, standing};
@@ -1701,6 +1702,15 @@ impl Core {
                     };
                 }
             }
+            CoreEvent::InteractionWithdrawn { key, reason } => {
+                self.dequeue(*key);
+                self.set_owner(*key, None, at);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Rejected {
+                        reason: reason.clone(),
+                    };
+                }
+            }
             CoreEvent::InteractionForwarded { key, .. } => {
                 self.dequeue(*key);
                 if let Some(i) = self.interactions.get_mut(key) {
@@ -2200,6 +2210,7 @@ pub(crate) fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
         | CoreEvent::HoldRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
         CoreEvent::InteractionArrived { key, .. }
         | CoreEvent::InteractionRejected { key, .. }
+        | CoreEvent::InteractionWithdrawn { key, .. }
         | CoreEvent::HoldRefused { key, .. }
         | CoreEvent::InteractionHeld { key }
         | CoreEvent::InteractionResumed { key }

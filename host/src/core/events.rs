@@ -31,6 +31,7 @@ impl CoreEvent {
             CoreEvent::InteractionDeclined { .. } => "interaction-declined",
             CoreEvent::OfferMissed { .. } => "offer-missed",
             CoreEvent::InteractionRejected { .. } => "interaction-rejected",
+            CoreEvent::InteractionWithdrawn { .. } => "interaction-withdrawn",
             CoreEvent::InteractionForwarded { .. } => "interaction-forwarded",
             CoreEvent::InteractionHeld { .. } => "interaction-held",
             CoreEvent::HoldRequested { .. } => "hold-requested",
@@ -153,6 +154,14 @@ pub enum CoreEvent {
         /// Why, as the stable code the channel answers by (journals before 1.1 have none).
         #[serde(default)]
         code: plugin_api::RejectCode,
+    },
+    /// Withdrawn while queued or offered because its channel's plugin can no longer carry it
+    /// (quarantined): it leaves the queue or the agent it rang for, closed with the reason.
+    InteractionWithdrawn {
+        /// The interaction.
+        key: InteractionKey,
+        /// Why.
+        reason: String,
     },
     /// Sent to the target agent's forwarding address instead.
     InteractionForwarded {

@@ -23,6 +23,9 @@ pub struct PluginMetrics {
     pub calls_ok: AtomicU64,
     /// Commands answered with an error.
     pub calls_failed: AtomicU64,
+    /// Events dropped because the plugin was quarantined when they arrived (from its own
+    /// threads: no call of it can stop those).
+    pub events_after_quarantine: AtomicU64,
 }
 
 /// One event as it left a plugin, before decoding.

@@ -77,6 +77,11 @@ enum Request {
         kind: String,
         notice: String,
     },
+    /// A plugin was quarantined: isolate it (`Core::isolate`).
+    PluginQuarantined {
+        plugin: String,
+        reason: String,
+    },
     /// A plugin carried out a command the core waits for (hold, resume).
     CommandDone {
         key: u64,
@@ -391,6 +396,18 @@ impl CoreService {
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
         let (dispatch, outbox) = unbounded::<effects::PluginCommand>();
+        let plugin_channels: BTreeMap<String, Vec<String>> = plugins
+            .iter()
+            .flat_map(|p| {
+                p.running_ids().into_iter().map(|id| {
+                    let channels = p
+                        .descriptor(&id)
+                        .map(|d| d.channels.iter().map(|c| c.0.clone()).collect())
+                        .unwrap_or_default();
+                    (id, channels)
+                })
+            })
+            .collect();
         if let Some(plugins) = plugins {
             helpers.push(spawn("core-plugin-events", {
                 let (plugins, requests, stop) = (plugins.clone(), requests.clone(), stop.clone());
@@ -408,6 +425,9 @@ impl CoreService {
                 history,
                 clock,
                 dispatch,
+                plugin_channels,
+                statuses: BTreeMap::new(),
+                agents_changed: BTreeSet::new(),
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
@@ -462,7 +482,18 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 fn pump_plugin_events(plugins: &PluginHost, requests: &Sender<Request>, stop: &AtomicBool) {
+    let mut isolated = BTreeSet::new();
     while !stop.load(Ordering::SeqCst) {
+        // A quarantine happens on a plugin's actor; the core hears of it here, once.
+        for (plugin, reason) in plugins.quarantined() {
+            if isolated.insert(plugin.clone())
+                && requests
+                    .send(Request::PluginQuarantined { plugin, reason })
+                    .is_err()
+            {
+                return;
+            }
+        }
         if let Some(event) = plugins.recv_event(Duration::from_millis(50))
             && requests
                 .send(Request::Plugin {
@@ -536,6 +567,12 @@ struct Worker {
     history: Option<History>,
     clock: Arc<dyn Clock>,
     dispatch: Sender<effects::PluginCommand>,
+    /// The channels of each running plugin.
+    plugin_channels: BTreeMap<String, Vec<String>>,
+    /// The latest `channel-status` by channel.
+    statuses: BTreeMap<String, plugin_api::ChannelStatus>,
+    /// Agents whose snapshot changed outside the core (a channel's status).
+    agents_changed: BTreeSet<String>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
     early: early::EarlyEvents,
@@ -624,6 +661,9 @@ impl Worker {
                             self.detail_changed.insert(key);
                         }
                     }
+                    Request::PluginQuarantined { plugin, reason } => {
+                        self.isolate(now, &plugin, &reason, &mut events);
+                    }
                     Request::CommandDone { key, request } => {
                         let kind = request.kind();
                         events.extend(self.core.channel_answered(now, key, kind, Ok(())));
@@ -664,10 +704,17 @@ impl Worker {
     fn answer(&mut self, request: Request, now: Millis) {
         match request {
             Request::Snapshot { agent, reply } => {
-                let _ = reply.send(snapshot::of_agent(&self.core, &self.details, &agent, now));
+                let _ = reply.send(snapshot::of_agent(
+                    &self.core,
+                    &self.details,
+                    &self.statuses,
+                    &agent,
+                    now,
+                ));
             }
             Request::Watch { agent, updates } => {
-                if let Some(first) = snapshot::of_agent(&self.core, &self.details, &agent, now)
+                if let Some(first) =
+                    snapshot::of_agent(&self.core, &self.details, &self.statuses, &agent, now)
                     && updates.send(first).is_ok()
                 {
                     self.watchers.entry(agent).or_default().push(updates);
@@ -694,6 +741,7 @@ impl Worker {
             | Request::Link { .. }
             | Request::CommandFailed { .. }
             | Request::CommandDone { .. }
+            | Request::PluginQuarantined { .. }
             | Request::Stop => {}
         }
     }
@@ -830,6 +878,52 @@ impl Worker {
         }
     }
 
+    /// Takes a quarantined plugin's channels out of routing, withdraws its waiting work and tells
+    /// the people of its open interactions why.
+    fn isolate(&mut self, now: Millis, plugin: &str, reason: &str, out: &mut Vec<Stamped>) {
+        let channels = self
+            .plugin_channels
+            .get(plugin)
+            .cloned()
+            .unwrap_or_default();
+        tracing::warn!(
+            plugin,
+            "quarantined: its channels {channels:?} leave routing"
+        );
+        let done = self.core.isolate(now, plugin, &channels, reason);
+        out.extend(done.events);
+        let with_them = self
+            .core
+            .agents()
+            .filter(|a| channels.iter().any(|c| a.channels.contains_key(c)))
+            .map(|a| a.id.clone());
+        self.agents_changed.extend(with_them);
+        for key in done.open {
+            let notice =
+                format!("The channel stopped working and can no longer act on this: {reason}");
+            self.details.notice(key, notice);
+            self.detail_changed.insert(key);
+        }
+    }
+
+    /// Keeps the latest `channel-status` of a plugin's channels for My Channels.
+    fn channel_status(&mut self, plugin: &str, status: &plugin_api::ChannelStatus) {
+        let channels = self
+            .plugin_channels
+            .get(plugin)
+            .cloned()
+            .unwrap_or_default();
+        for channel in channels {
+            self.statuses.insert(channel.clone(), status.clone());
+            let with_it = self
+                .core
+                .agents()
+                .filter(|a| a.channels.contains_key(&channel))
+                .map(|a| a.id.clone());
+            self.agents_changed.extend(with_it);
+        }
+    }
+
     /// Applies a plugin event to the core and to the interaction's detail.
     fn take_plugin_event(
         &mut self,
@@ -838,6 +932,9 @@ impl Worker {
         event: &Event,
         out: &mut Vec<Stamped>,
     ) {
+        if let Event::ChannelStatus(status) = event {
+            self.channel_status(plugin, status);
+        }
         out.extend(self.core.on_plugin_event(now, plugin, event));
         self.note_detail(plugin, event, now);
     }
@@ -940,7 +1037,7 @@ impl Worker {
 
     /// Journals a batch (the acknowledgement), then tells plugins and watchers.
     fn commit(&mut self, events: &[Stamped]) -> Result<(), ClientError> {
-        if events.is_empty() && self.detail_changed.is_empty() {
+        if events.is_empty() && self.detail_changed.is_empty() && self.agents_changed.is_empty() {
             return Ok(());
         }
         if let Some(journal) = &mut self.journal
@@ -959,6 +1056,7 @@ impl Worker {
         }
         // Who to tell, including colleagues the batch removed from an interaction.
         let mut concerned = self.core.take_concerned();
+        concerned.append(&mut self.agents_changed);
         for key in std::mem::take(&mut self.detail_changed) {
             concerned.extend(self.core.participants(key));
         }
@@ -980,7 +1078,9 @@ impl Worker {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
             };
-            let Some(snapshot) = snapshot::of_agent(&self.core, &self.details, &agent, now) else {
+            let Some(snapshot) =
+                snapshot::of_agent(&self.core, &self.details, &self.statuses, &agent, now)
+            else {
                 continue;
             };
             watchers.retain(|w| w.send(snapshot.clone()).is_ok());

@@ -3,8 +3,9 @@
 
 use super::detail::{DetailView, Details};
 use crate::core::{ChannelState, Core, InteractionKey, InteractionState, Millis};
-use plugin_api::{Address, Contact, Media};
+use plugin_api::{Address, ChannelStatus, Contact, Media};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One agent's view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,13 @@ pub struct ChannelView {
     pub load: u32,
     /// Its capacity.
     pub capacity: u32,
+    /// Why the channel is out of service on this host (its plugin was quarantined), if it is:
+    /// it gets no offers meanwhile.
+    #[serde(default)]
+    pub unavailable: Option<String>,
+    /// The latest health its plugin reported (`channel-status`), if any.
+    #[serde(default)]
+    pub status: Option<ChannelStatus>,
 }
 
 /// One interaction as the agent sees it.
@@ -96,7 +104,14 @@ impl InteractionView {
 
 /// The snapshot of `agent`, or `None` for an unknown agent. It lists the agent's own open
 /// interactions, the consultations they asked for, and the interactions they are conferenced into.
-pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Option<AgentSnapshot> {
+/// `statuses` are the latest `channel-status` reports by channel.
+pub fn of_agent(
+    core: &Core,
+    details: &Details,
+    statuses: &BTreeMap<String, ChannelStatus>,
+    agent: &str,
+    now: Millis,
+) -> Option<AgentSnapshot> {
     let a = core.agent(agent)?;
     let channels = a
         .channels
@@ -107,6 +122,8 @@ pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Opt
             since: ch.since,
             load: ch.load,
             capacity: core.policy().capacity(channel),
+            unavailable: core.unavailable(channel).map(str::to_string),
+            status: statuses.get(channel).cloned(),
         })
         .collect();
     let interactions = core
