@@ -179,3 +179,49 @@ fn scenario_steps_the_rules_forbid_are_reported_with_the_rule() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_and_sigint_stop_the_plugins_of_a_running_command_before_it_exits() {
+    let install = Install::new();
+    let slow = FixtureSpec::new("cli-stop");
+    install_fixture(&install.plugins, slow);
+    for signal in ["TERM", "INT"] {
+        let marker = install.dir.path().join(format!("stopped-{signal}"));
+        let extra = format!(
+            "[plugins.settings.\"{}\"]\nstart_delay_ms = 1500\nstop_marker = \"{}\"\n",
+            slow.id(),
+            marker.display()
+        );
+        let config = install.write_config(&[&slow.id()], &extra);
+        let mut child = Command::new(workspace_artifacts().join("agentdesk"))
+            .args(["plugins", "--config", &config.display().to_string()])
+            .env_remove("AGENTDESK_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("agentdesk runs");
+        // The plugin is starting (1.5 s) when the signal arrives.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIG{signal} did not end it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
+        assert!(
+            marker.exists(),
+            "SIG{signal} ended the command without the plugin's stop: {stderr}"
+        );
+    }
+}
