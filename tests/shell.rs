@@ -45,8 +45,12 @@ impl Rig {
                      [channels.demo]\ncapacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n\
                      [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n\
                      [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = \"all\"\n";
+        let extra = format!(
+            "{extra}[plugins.settings.\"{}\"]\nstatus = \"registered with the PBX\"\n",
+            voice.id()
+        );
         let config =
-            AdminConfig::load(&install.write_config(&[DEMO, &voice.id()], extra)).expect("config");
+            AdminConfig::load(&install.write_config(&[DEMO, &voice.id()], &extra)).expect("config");
         let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
         assert_eq!(plugins.running_ids().len(), 2, "{:#?}", plugins.reports());
         let policy = Policy::from_config(&config, &["demo".to_string(), "voice".to_string()]);
@@ -239,6 +243,15 @@ fn channel_states_dnd_and_forwarding_are_set_from_my_channels() {
     ready_everywhere(&mut ann);
     assert_eq!(channel_state(&rig, "ann", "demo"), ChannelState::Ready);
     assert_eq!(channel_state(&rig, "ann", "voice"), ChannelState::Ready);
+    // The voice plugin's latest channel-status, on its My Channels row and in Diagnostics.
+    settle(&mut ann, "the channel status on My Channels", |h| {
+        has_label(h, "ok: registered with the PBX")
+    });
+    click(&mut ann, "Diagnostics");
+    settle(&mut ann, "the channel status in Diagnostics", |h| {
+        has_label(h, "ok: registered with the PBX")
+    });
+    click(&mut ann, "My Channels");
 
     click(&mut ann, "Not Ready voice");
     assert_eq!(

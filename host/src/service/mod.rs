@@ -434,6 +434,7 @@ impl CoreService {
                 detail_changed: BTreeSet::new(),
             };
             worker.restore_transcripts();
+            worker.settle_unanswered();
             worker.run(&inbox);
         });
         Ok(CoreService {
@@ -845,6 +846,14 @@ impl Worker {
                 Answer::ContactId(Some(history.add_address(id, &address).map_err(failed)?))
             }
         })
+    }
+
+    /// After a restart: holds and resumes the channel never answered are rolled back (journaled).
+    fn settle_unanswered(&mut self) {
+        let events = self.core.unanswered_after_restart(self.clock.now());
+        if let Err(e) = self.commit(&events) {
+            tracing::error!("unanswered requests not rolled back: {e}");
+        }
     }
 
     /// After a restart: the transcripts of open interactions, from the history.

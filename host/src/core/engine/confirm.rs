@@ -31,6 +31,22 @@ impl Core {
         self.emit(now, event, out);
     }
 
+    /// After a restart: requests the channel never answered (its plugin restarted too) are taken
+    /// as refused, so nothing stays half-done and the agent may ask again.
+    pub fn unanswered_after_restart(&mut self, now: Millis) -> Vec<Stamped> {
+        let waiting: Vec<(InteractionKey, ChannelRequest)> = self
+            .interactions
+            .values()
+            .filter_map(|i| i.pending.map(|p| (i.key, p)))
+            .collect();
+        let mut out = Vec::new();
+        for (key, request) in waiting {
+            let reason = "no answer from the channel before the restart".to_string();
+            out.extend(self.channel_answered(now, key, request.kind(), Err(reason)));
+        }
+        out
+    }
+
     /// The channel's answer to command `kind` about `key`: `Ok` when it carried it out, `Err` with
     /// its reason when it refused or failed. Answers nobody waits for change nothing.
     pub fn channel_answered(
@@ -118,5 +134,20 @@ mod tests {
         );
         assert!(!held(&day, key));
         day.ok("ann", AgentCommand::Hold { key });
+    }
+
+    #[test]
+    fn a_request_unanswered_at_a_restart_is_taken_as_refused() {
+        let (mut day, key) = day();
+        day.ok("ann", AgentCommand::Hold { key });
+        let mut restarted = Core::new(day.core.policy().clone(), day.now);
+        for stamped in &day.journal {
+            restarted.replay(stamped);
+        }
+        assert!(restarted.interaction(key).expect("known").pending.is_some());
+        let events = restarted.unanswered_after_restart(day.now);
+        assert_eq!(events.len(), 1);
+        let i = restarted.interaction(key).expect("known");
+        assert_eq!((i.pending, i.held), (None, false));
     }
 }
