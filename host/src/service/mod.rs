@@ -396,6 +396,22 @@ impl CoreService {
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
         let (dispatch, outbox) = unbounded::<effects::PluginCommand>();
+        // The latest health each plugin reported, kept by the plugin host across core restarts.
+        let statuses: BTreeMap<String, plugin_api::ChannelStatus> = plugins
+            .iter()
+            .flat_map(|p| {
+                p.running_ids().into_iter().flat_map(|id| {
+                    let status = p.channel_status(&id);
+                    let channels: Vec<String> = p
+                        .descriptor(&id)
+                        .map(|d| d.channels.iter().map(|c| c.0.clone()).collect())
+                        .unwrap_or_default();
+                    channels
+                        .into_iter()
+                        .filter_map(move |c| status.clone().map(|s| (c, s)))
+                })
+            })
+            .collect();
         let plugin_channels: BTreeMap<String, Vec<String>> = plugins
             .iter()
             .flat_map(|p| {
@@ -426,7 +442,7 @@ impl CoreService {
                 clock,
                 dispatch,
                 plugin_channels,
-                statuses: BTreeMap::new(),
+                statuses,
                 agents_changed: BTreeSet::new(),
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
