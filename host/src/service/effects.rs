@@ -145,7 +145,9 @@ fn commands_for(core: &Core, stamped: &Stamped) -> Vec<(String, Command)> {
         }),
         // The consultation ends without a conference or transfer: the plugin closes its side
         // (hangs up the consultation call, forgets the consultation chat).
+        // A consultation the plugin never created (it refused `consult`) has nothing to close.
         CoreEvent::ConsultationEnded { consultation } => about(*consultation)
+            .filter(|(_, interaction)| !interaction.as_str().starts_with("consult:"))
             .map(|(p, interaction)| (p, Command::End(plugin_api::End { interaction }))),
         CoreEvent::ConferenceStarted {
             about: of,

@@ -662,20 +662,26 @@ impl Worker {
                     // Only while the interaction is active: a refused `end` of a call the
                     // customer already left, say, is nothing the agent must act on.
                     Request::CommandFailed { key, kind, notice } => {
-                        // A request the core waits for is rolled back (nothing changed).
+                        // The agent hears of it where they act: on the interaction, or for a
+                        // consultation, on the interaction it is about.
+                        let told = self.core.interaction(key).and_then(|i| {
+                            let about = i.consult.as_ref().map_or(key, |c| c.about);
+                            let active = self
+                                .core
+                                .interaction(about)
+                                .is_some_and(|a| a.state == InteractionState::Active);
+                            active.then_some(about)
+                        });
+                        // What the core recorded on the request is rolled back (core::confirm).
                         events.extend(self.core.channel_answered(
                             now,
                             key,
                             &kind,
                             Err(notice.clone()),
                         ));
-                        if self
-                            .core
-                            .interaction(key)
-                            .is_some_and(|i| i.state == InteractionState::Active)
-                        {
-                            self.details.notice(key, notice);
-                            self.detail_changed.insert(key);
+                        if let Some(told) = told {
+                            self.details.notice(told, notice);
+                            self.detail_changed.insert(told);
                         }
                     }
                     Request::PluginQuarantined { plugin, reason } => {

@@ -57,12 +57,30 @@ impl Core {
         answer: Result<(), String>,
     ) -> Vec<Stamped> {
         let mut out = Vec::new();
-        let Some(pending) = self.interactions.get(&key).and_then(|i| i.pending) else {
+        let Some(i) = self.interactions.get(&key) else {
             return out;
         };
-        if ChannelRequest::of_kind(kind) != Some(pending) {
+        let Some(pending) = i
+            .pending
+            .filter(|p| ChannelRequest::of_kind(kind) == Some(*p))
+        else {
+            // Commands recorded when asked: a refusal undoes what cannot have happened.
+            if answer.is_err() && !i.state.is_closed() {
+                match kind {
+                    // The colleague was never reached: the consultation is over.
+                    "consult" if i.consult.is_some() => {
+                        let event = CoreEvent::ConsultationEnded { consultation: key };
+                        self.emit(now, event, &mut out);
+                    }
+                    // No call was placed, no message composed: it ends as failed.
+                    "dial" | "compose" => {
+                        self.contact_ended(now, key, plugin_api::EndReason::Failed, &mut out);
+                    }
+                    _ => {}
+                }
+            }
             return out;
-        }
+        };
         let hold = pending == ChannelRequest::Hold;
         let event = match (answer, hold) {
             (Ok(()), true) => CoreEvent::InteractionHeld { key },
@@ -149,5 +167,58 @@ mod tests {
         assert_eq!(events.len(), 1);
         let i = restarted.interaction(key).expect("known");
         assert_eq!((i.pending, i.held), (None, false));
+    }
+
+    #[test]
+    fn a_consultation_the_channel_refuses_is_over_and_the_colleague_is_free() {
+        let mut day = Day::new();
+        day.ready("ann", &["chat"]);
+        day.ready("bob", &["chat"]);
+        let chat = day.offer("chat");
+        let owner = day.owner(chat).expect("offered");
+        day.ok(&owner, AgentCommand::Accept { key: chat });
+        let colleague = if owner == "ann" { "bob" } else { "ann" };
+        day.ok(
+            &owner,
+            AgentCommand::Consult {
+                key: chat,
+                colleague: colleague.into(),
+            },
+        );
+        let consultation = day
+            .core
+            .interactions()
+            .find(|i| i.consult.is_some())
+            .map(|i| i.key)
+            .expect("consultation");
+        let events =
+            day.core
+                .channel_answered(day.now, consultation, "consult", Err("no agents".into()));
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(day.state(consultation).is_closed());
+        assert_eq!(
+            day.core.agent(colleague).map(|a| a.channels["chat"].load),
+            Some(0)
+        );
+        day.core.check_invariants().expect("invariants");
+    }
+
+    #[test]
+    fn a_dial_the_channel_refuses_ends_the_call_as_failed() {
+        let mut day = Day::new();
+        day.ready("ann", &["voice"]);
+        day.ok(
+            "ann",
+            AgentCommand::StartOutbound {
+                channel: "voice".into(),
+                to: plugin_api::Address::phone("+15550100"),
+                from: None,
+            },
+        );
+        let call = day.core.interactions().map(|i| i.key).next().expect("call");
+        day.core
+            .channel_answered(day.now, call, "dial", Err("no route".into()));
+        assert_eq!(day.state(call), crate::core::InteractionState::Ended);
+        day.core.check_invariants().expect("invariants");
     }
 }
