@@ -808,7 +808,7 @@ impl Worker {
             message,
             agent: Some(speaker),
         });
-        let _ = self.dispatch.send(effects::PluginCommand {
+        self.to_plugin(effects::PluginCommand {
             plugin,
             command,
             link: None,
@@ -1057,13 +1057,27 @@ impl Worker {
                 action,
             }),
         };
-        let _ = self.dispatch.send(effects::PluginCommand {
-            plugin: i.plugin.clone(),
+        let plugin = i.plugin.clone();
+        self.to_plugin(effects::PluginCommand {
+            plugin,
             command,
             link: None,
             about: Some(key),
         });
         Ok(())
+    }
+
+    /// Hands a command to the dispatcher thread. A core without plugins (scenarios, tests) has
+    /// none: the command is logged and dropped.
+    fn to_plugin(&self, command: effects::PluginCommand) {
+        if let Err(unsent) = self.dispatch.send(command) {
+            let unsent = unsent.into_inner();
+            tracing::debug!(
+                plugin = %unsent.plugin,
+                kind = unsent.command.kind(),
+                "no plugin dispatcher: command not sent"
+            );
+        }
     }
 
     /// Journals a batch (the acknowledgement), then tells plugins and watchers.
@@ -1083,7 +1097,7 @@ impl Worker {
             tracing::error!("history not recorded: {e}");
         }
         for command in effects::plugin_commands(&self.core, events) {
-            let _ = self.dispatch.send(command);
+            self.to_plugin(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.
         let mut concerned = self.core.take_concerned();
