@@ -492,10 +492,12 @@ fn a_quarantined_plugin_is_isolated_its_waiting_work_withdrawn_and_its_channel_u
     let config = AdminConfig::load(&install.write_config(&[&spec.id()], &extra)).expect("config");
     let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
     let policy = Policy::from_config(&config, &["fixture".to_string()]);
+    std::fs::create_dir_all(&install.data).expect("data dir");
+    let store = install.data.join("store.sqlite3");
     let service = CoreService::start(
         policy,
         None,
-        None,
+        Some(History::open(&store).expect("history")),
         Some(plugins.clone()),
         Arc::new(SystemClock),
     )
@@ -568,5 +570,19 @@ fn a_quarantined_plugin_is_isolated_its_waiting_work_withdrawn_and_its_channel_u
         after.channels[0].state,
         agentdesk_host::core::ChannelState::Ready
     );
+    // The withdrawn ones are closed in the history as such.
+    let agentdesk_host::service::Answer::Entries(entries) = service
+        .handle()
+        .query(agentdesk_host::service::Query::Search {
+            contact: None,
+            text: None,
+            limit: 10,
+        })
+        .expect("history")
+    else {
+        panic!("entries")
+    };
+    let withdrawn = entries.iter().filter(|e| e.outcome == "withdrawn").count();
+    assert_eq!(withdrawn, 2, "{entries:#?}");
     service.stop();
 }
