@@ -27,7 +27,13 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
     package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
     let unlisted = FixtureSpec::new("cli-unlisted");
     install_fixture(&install.plugins, unlisted);
-    let config = install.write_config(&["agentdesk.demo"], "");
+    let reporting = FixtureSpec::new("cli-status");
+    install_fixture(&install.plugins, reporting);
+    let extra = format!(
+        "[plugins.settings.\"{}\"]\nstatus = \"watching the spool\"\n",
+        reporting.id()
+    );
+    let config = install.write_config(&["agentdesk.demo", &reporting.id()], &extra);
     let out = agentdesk(&["plugins", "--config", &config.display().to_string()]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -59,6 +65,14 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
         text.contains(&format!(
             "{} (refused): not on the admin's allowlist",
             unlisted.id()
+        )),
+        "{text}"
+    );
+    // The latest channel-status a started plugin reported.
+    assert!(
+        text.contains(&format!(
+            "{} channel status: ok: watching the spool",
+            reporting.id()
         )),
         "{text}"
     );
@@ -227,4 +241,50 @@ fn plugins_resolves_relative_directories_from_the_config_reports_what_is_missing
         "not started, so not `loaded`: {row}"
     );
     assert!(text.contains("Expected but not found:"), "{text}");
+}
+
+#[test]
+fn sigterm_and_sigint_stop_the_plugins_of_a_running_command_before_it_exits() {
+    let install = Install::new();
+    let slow = FixtureSpec::new("cli-stop");
+    install_fixture(&install.plugins, slow);
+    for signal in ["TERM", "INT"] {
+        let marker = install.dir.path().join(format!("stopped-{signal}"));
+        let extra = format!(
+            "[plugins.settings.\"{}\"]\nstart_delay_ms = 1500\nstop_marker = \"{}\"\n",
+            slow.id(),
+            marker.display()
+        );
+        let config = install.write_config(&[&slow.id()], &extra);
+        let mut child = Command::new(workspace_artifacts().join("agentdesk"))
+            .args(["plugins", "--config", &config.display().to_string()])
+            .env_remove("AGENTDESK_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("agentdesk runs");
+        // The plugin is starting (1.5 s) when the signal arrives.
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        let sent = Command::new("kill")
+            .args([format!("-{signal}"), child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+        while child.try_wait().expect("wait").is_none() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIG{signal} did not end it"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let out = child.wait_with_output().expect("output");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(&format!("SIG{signal}")), "{stderr}");
+        assert!(
+            marker.exists(),
+            "SIG{signal} ended the command without the plugin's stop: {stderr}"
+        );
+    }
 }

@@ -153,8 +153,14 @@ fn two_agents_take_plugin_offers_through_the_core_and_the_journal_survives_a_res
     .expect("restart");
     let core = service.handle();
     let after_bob = core.snapshot("bob").expect("snapshot").expect("bob");
+    // What a channel can do is the running plugin's hello, not journaled: this restart runs none.
+    let journaled = |mut views: Vec<agentdesk_host::service::InteractionView>| {
+        views.iter_mut().for_each(|v| v.commands.clear());
+        views
+    };
     assert_eq!(
-        after_bob.interactions, before.1.interactions,
+        journaled(after_bob.interactions.clone()),
+        journaled(before.1.interactions.clone()),
         "Bob's chat is still his after a restart"
     );
     assert_eq!(after_bob.channels, before.1.channels);
@@ -365,8 +371,12 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
         ..agentdesk_tests::FixtureSpec::new("dialer")
     };
     agentdesk_tests::install_fixture(&install.plugins, spec);
-    let agents = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"voice\"]\n";
-    let config = AdminConfig::load(&install.write_config(&[&spec.id()], agents)).expect("config");
+    let agents = format!(
+        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"voice\"]\n\
+         [plugins.settings.\"{}\"]\nrefuse = [\"hold\"]\n",
+        spec.id()
+    );
+    let config = AdminConfig::load(&install.write_config(&[&spec.id()], &agents)).expect("config");
     let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
     assert_eq!(plugins.running_ids(), vec![spec.id()]);
     let policy = Policy::from_config(&config, &["voice".to_string()]);
@@ -417,15 +427,30 @@ fn a_party_action_reaches_the_plugin_and_the_plugins_call_id_is_linked_to_the_co
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // A command the plugin refuses (this fixture has no hold) is told to the agent, by the call.
+    // A hold the plugin declared but refuses: the core asked, and records what happened — the
+    // call is not on hold — and the agent is told why, by the call.
     ann.send(AgentCommand::Hold { key: call }).expect("hold");
+    assert!(
+        !view(&ann).held,
+        "a hold is recorded only when the channel confirms it"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     while view(&ann).detail.notice.is_none() {
         assert!(Instant::now() < deadline, "no notice of the refused hold");
         std::thread::sleep(Duration::from_millis(20));
     }
     let notice = view(&ann).detail.notice.unwrap_or_default();
-    assert!(notice.contains("hold"), "{notice}");
+    assert!(notice.contains("the fixture refuses hold"), "{notice}");
+    assert!(!view(&ann).held, "the refused hold left the call as it was");
+    // Rolled back, not stuck: the agent may ask again (and is refused again).
+    ann.send(AgentCommand::Hold { key: call })
+        .expect("a second hold is asked, not refused as pending");
+    // A command the plugin never declared (this fixture has no resume) is refused by the core,
+    // with a stable code.
+    let refused = ann
+        .send(AgentCommand::Resume { key: call })
+        .expect_err("no resume declared");
+    assert_eq!(refused.code(), "unsupported");
     // The plugin's events reach the call by its id.
     let ended = plugin_api::Event::Ended(plugin_api::Ended {
         interaction: InteractionId::new("dialed-1"),
@@ -500,5 +525,113 @@ fn a_message_received_again_is_dropped_and_a_reused_id_with_other_content_is_kep
         vec!["hello", "a different message", "a third"],
         "what was stored is recognised after the restart; new content is kept"
     );
+}
+
+#[test]
+fn a_quarantined_plugin_is_isolated_its_waiting_work_withdrawn_and_its_channel_unavailable() {
+    let install = Install::new();
+    let spec = agentdesk_tests::FixtureSpec::new("isolated");
+    agentdesk_tests::install_fixture(&install.plugins, spec);
+    let extra = format!(
+        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"fixture\"]\n\
+         [channels.fixture]\ncapacity = 2\n\
+         [plugins.settings.\"{}\"]\noffers_at_start = 3\nstatus = \"listening on test\"\n",
+        spec.id()
+    );
+    let config = AdminConfig::load(&install.write_config(&[&spec.id()], &extra)).expect("config");
+    let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+    let policy = Policy::from_config(&config, &["fixture".to_string()]);
+    std::fs::create_dir_all(&install.data).expect("data dir");
+    let store = install.data.join("store.sqlite3");
+    let service = CoreService::start(
+        policy,
+        None,
+        Some(History::open(&store).expect("history")),
+        Some(plugins.clone()),
+        Arc::new(SystemClock),
+    )
+    .expect("service");
+    let ann = service.handle().login("ann").expect("login");
+    let view = ann.watch().expect("watch");
+    ann.send(AgentCommand::LogOnChannel {
+        channel: "fixture".into(),
+    })
+    .expect("log on");
+    ann.send(AgentCommand::SetReady {
+        channel: "fixture".into(),
+    })
+    .expect("ready");
+    let offered_two = wait_for(&view, "two offers (capacity 2) and the status", |s| {
+        s.interactions.len() == 2 && s.channels[0].status.is_some()
+    });
+    // The plugin's channel-status is on Ann's My Channels row and in the plugin report.
+    let status = offered_two.channels[0].status.clone().expect("status");
+    assert!(status.healthy && status.detail == "listening on test");
+    assert_eq!(
+        plugins
+            .report(&spec.id())
+            .and_then(|r| r.channel_status)
+            .map(|s| s.detail),
+        Some("listening on test".to_string())
+    );
+    let active = offered_two.interactions[0].key;
+    ann.send(AgentCommand::Accept { key: active })
+        .expect("accept");
+    // The plugin's own thread will offer again after the quarantine.
+    plugins
+        .send(
+            &spec.id(),
+            &Command::InvokeAction(InvokeAction {
+                interaction: None,
+                action: "offer-later".into(),
+            }),
+        )
+        .expect("offer-later");
+    plugins
+        .quarantine(&spec.id(), "panicked in handle (test)")
+        .expect("quarantine");
+    let isolated = wait_for(&view, "the channel unavailable, its offer withdrawn", |s| {
+        s.channels[0].unavailable.is_some()
+            && s.interactions.len() == 1
+            && s.interactions[0].detail.notice.is_some()
+    });
+    assert_eq!(
+        isolated.channels[0].unavailable.as_deref(),
+        Some("panicked in handle (test)")
+    );
+    assert_eq!(isolated.interactions[0].key, active);
+    let notice = isolated.interactions[0]
+        .detail
+        .notice
+        .clone()
+        .unwrap_or_default();
+    assert!(notice.contains("panicked in handle (test)"), "{notice}");
+    // The late offer is dropped and counted; nothing new reaches Ann, who is still Ready.
+    let metrics = plugins.metrics(&spec.id()).expect("metrics");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metrics.events_after_quarantine.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "the late offer never came");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = ann.snapshot().expect("snapshot");
+    assert_eq!(after.interactions.len(), 1, "{:#?}", after.interactions);
+    assert_eq!(
+        after.channels[0].state,
+        agentdesk_host::core::ChannelState::Ready
+    );
+    // The withdrawn ones are closed in the history as such.
+    let agentdesk_host::service::Answer::Entries(entries) = service
+        .handle()
+        .query(agentdesk_host::service::Query::Search {
+            contact: None,
+            text: None,
+            limit: 10,
+        })
+        .expect("history")
+    else {
+        panic!("entries")
+    };
+    let withdrawn = entries.iter().filter(|e| e.outcome == "withdrawn").count();
+    assert_eq!(withdrawn, 2, "{entries:#?}");
     service.stop();
 }

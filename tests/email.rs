@@ -802,6 +802,7 @@ fn the_server_going_away_and_back_loses_nothing_and_replies_wait_as_drafts_acros
             text: "Got it.".into(),
             attachments: vec![],
         },
+        agent: None,
     });
     host.send(EMAIL, &reply).expect("send");
     events.note(&host, &before, "kept as a draft");
@@ -852,6 +853,7 @@ fn tls_and_starttls_with_a_ca_made_by_the_test_carry_mail_and_a_stranger_ca_is_r
             text: "Answered over TLS.".into(),
             attachments: vec![],
         },
+        agent: None,
     });
     host.send(EMAIL, &reply).expect("send");
     let (sent, to) = until("the reply over SMTPS", || server.sent().into_iter().next());
@@ -896,6 +898,7 @@ fn tls_and_starttls_with_a_ca_made_by_the_test_carry_mail_and_a_stranger_ca_is_r
             text: "Answered after STARTTLS.".into(),
             attachments: vec![],
         },
+        agent: None,
     });
     second.send(EMAIL, &reply).expect("send");
     second_events.note(&second, &again.interaction, "Sent to customer@example.com");

@@ -45,8 +45,12 @@ impl Rig {
                      [channels.demo]\ncapacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n\
                      [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n\
                      [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = \"all\"\n";
+        let extra = format!(
+            "{extra}[plugins.settings.\"{}\"]\nstatus = \"registered with the PBX\"\n",
+            voice.id()
+        );
         let config =
-            AdminConfig::load(&install.write_config(&[DEMO, &voice.id()], extra)).expect("config");
+            AdminConfig::load(&install.write_config(&[DEMO, &voice.id()], &extra)).expect("config");
         let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
         assert_eq!(plugins.running_ids().len(), 2, "{:#?}", plugins.reports());
         let policy = Policy::from_config(&config, &["demo".to_string(), "voice".to_string()]);
@@ -239,6 +243,15 @@ fn channel_states_dnd_and_forwarding_are_set_from_my_channels() {
     ready_everywhere(&mut ann);
     assert_eq!(channel_state(&rig, "ann", "demo"), ChannelState::Ready);
     assert_eq!(channel_state(&rig, "ann", "voice"), ChannelState::Ready);
+    // The voice plugin's latest channel-status, on its My Channels row and in Diagnostics.
+    settle(&mut ann, "the channel status on My Channels", |h| {
+        has_label(h, "ok: registered with the PBX")
+    });
+    click(&mut ann, "Diagnostics");
+    settle(&mut ann, "the channel status in Diagnostics", |h| {
+        has_label(h, "ok: registered with the PBX")
+    });
+    click(&mut ann, "My Channels");
 
     click(&mut ann, "Not Ready voice");
     assert_eq!(
@@ -293,6 +306,26 @@ fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_an
     );
     click(&mut ann, "Interactions");
     settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    // Only what the demo plugin declared is offered: End and Consult, but no Hold (and the core
+    // refuses a Hold with the stable code `unsupported`).
+    assert!(has_label(&ann, "End") && has_label(&ann, "Consult"));
+    assert!(!has_label(&ann, "Hold"), "the demo plugin declared no hold");
+    let refused = rig
+        .core
+        .execute(
+            "ann",
+            agentdesk_host::core::AgentCommand::Hold { key: chat },
+        )
+        .expect_err("no hold");
+    assert_eq!(
+        refused,
+        agentdesk_host::service::ClientError::Refused(
+            agentdesk_host::core::CoreError::Unsupported {
+                key: chat,
+                command: "hold".into()
+            }
+        )
+    );
     // A long message, which the transcript shows in full, wrapped.
     let said = format!(
         "Your parcel left today.{}",
@@ -301,6 +334,8 @@ fn an_offered_chat_rings_is_accepted_and_a_message_reaches_the_plugin_and_its_an
     ann.get_by_label("Message").focus();
     ann.get_by_label("Message").type_text(&said);
     ann.step();
+    // Typing is not sent to a plugin that did not declare `set-typing` (the core would refuse).
+    assert_eq!(ann.state().error(), None, "typing was sent");
     click(&mut ann, "Send");
     // The demo customer answers every message: its answer proves the plugin got ours.
     let Answer::LiveLines(lines) = rig

@@ -43,21 +43,35 @@ pub fn first_party_library(lib_name: &str) -> PathBuf {
 /// Which plugin-api a fixture is compiled against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// The real plugin-api of this repository (1.0.0).
+    /// The real plugin-api of this repository (1.1.0).
     Current,
-    /// A copy at 1.1.0 that adds a command kind (`send-survey`) and an event kind
+    /// plugin-api 1.0.0 exactly as released (`tests/fixtures/plugin-api-1.0.0/`, never edited):
+    /// what vendors' oldest plugins are built against.
+    Released1_0,
+    /// A copy at 1.2.0 that adds a command kind (`send-survey`) and an event kind
     /// (`sentiment-changed`), as a later minor release would.
     NextMinor,
     /// A copy at 2.0.0 (nothing else changed).
     NextMajor,
-    /// A copy still at 1.0.0 whose `LogLevel` is a u16 instead of a u8: a layout change.
+    /// A copy still at this version whose `LogLevel` is a u16 instead of a u8: a layout change.
     LayoutChanged,
 }
 
 impl Api {
+    /// The plugin-api version it is.
+    pub fn version(self) -> &'static str {
+        match self {
+            Api::Current | Api::LayoutChanged => CURRENT_API,
+            Api::Released1_0 => "1.0.0",
+            Api::NextMinor => "1.2.0",
+            Api::NextMajor => "2.0.0",
+        }
+    }
+
     fn key(self) -> &'static str {
         match self {
             Api::Current => "current",
+            Api::Released1_0 => "released-1-0",
             Api::NextMinor => "next-minor",
             Api::NextMajor => "next-major",
             Api::LayoutChanged => "layout-changed",
@@ -66,6 +80,9 @@ impl Api {
 }
 
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
+
+/// The version of this repository's plugin-api (its `Cargo.toml`).
+pub const CURRENT_API: &str = "1.1.0";
 
 /// The directory of the plugin-api crate for `api`, generating the altered copy if needed.
 pub fn api_dir(api: Api) -> PathBuf {
@@ -76,16 +93,27 @@ pub fn api_dir(api: Api) -> PathBuf {
     let dir = target_dir()
         .join("fixture-src")
         .join(format!("plugin-api-{}", api.key()));
-    let mut files = read_tree(&real.join("src"), Path::new(""));
-    let manifest = std::fs::read_to_string(real.join("Cargo.toml")).expect("plugin-api manifest");
-    let version = match api {
-        Api::NextMinor => "1.1.0",
-        Api::NextMajor => "2.0.0",
-        _ => "1.0.0",
+    // The released 1.0 sources are used as they are; the others are altered copies of ours.
+    let source = match api {
+        Api::Released1_0 => repo_root().join("tests/fixtures/plugin-api-1.0.0"),
+        _ => real,
     };
+    let mut files = read_tree(&source.join("src"), Path::new(""));
+    let manifest = std::fs::read_to_string(source.join("Cargo.toml")).expect("plugin-api manifest");
+    let current = format!(
+        "version = \"{}\"",
+        if api == Api::Released1_0 {
+            "1.0.0"
+        } else {
+            CURRENT_API
+        }
+    );
     let manifest = standalone_manifest(
         &manifest,
-        &[("version = \"1.0.0\"", &format!("version = \"{version}\""))],
+        &[(
+            current.as_str(),
+            &format!("version = \"{}\"", api.version()),
+        )],
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
     match api {
@@ -219,9 +247,11 @@ fn standalone_manifest(manifest: &str, replacements: &[(&str, &str)]) -> String 
     toml::to_string(&doc).expect("manifest serializes")
 }
 
-/// A fixture plugin to build from `tests/fixtures/plugin/lib.rs`.
+/// A fixture plugin to build from `tests/fixtures/plugin/lib.rs` (or another source there).
 #[derive(Debug, Clone, Copy)]
 pub struct FixtureSpec {
+    /// Its source, relative to `tests/fixtures/`.
+    pub source: &'static str,
     /// Package name; the plugin id is `fixture.<package>`.
     pub package: &'static str,
     /// Package (= plugin) version.
@@ -236,6 +266,7 @@ impl FixtureSpec {
     /// A fixture at version 1.0.0 built against the real plugin-api, on channel "fixture".
     pub const fn new(package: &'static str) -> Self {
         FixtureSpec {
+            source: "plugin/lib.rs",
             package,
             version: "1.0.0",
             api: Api::Current,
@@ -249,8 +280,12 @@ impl FixtureSpec {
     }
 
     fn key(&self) -> String {
+        let source = match self.source {
+            "plugin/lib.rs" => String::new(),
+            other => format!("-{}", other.trim_end_matches("/lib.rs").replace('/', "-")),
+        };
         format!(
-            "{}-{}-{}-{}",
+            "{}-{}-{}-{}{source}",
             self.package,
             self.version,
             self.api.key(),
@@ -291,7 +326,10 @@ pub fn build_fixture_in(spec: FixtureSpec, profile: Profile) -> PathBuf {
          [dependencies]\nplugin-api = {{ path = \"{api}\" }}\nabi_stable = {{ version = \"=0.11.3\", default-features = false }}\n\
          serde = {{ version = \"1\", features = [\"derive\"] }}\n\n[workspace]\n",
         version = spec.version,
-        source = repo_root().join("tests/fixtures/plugin/lib.rs").display(),
+        source = repo_root()
+            .join("tests/fixtures")
+            .join(spec.source)
+            .display(),
         api = api.display(),
     );
     write_if_changed(&dir.join("Cargo.toml"), &manifest);
@@ -470,11 +508,7 @@ pub fn install_with_manifest(
 /// Installs a built fixture with a manifest matching its spec; returns the installed library.
 pub fn install_fixture(plugin_dir: &Path, spec: FixtureSpec) -> PathBuf {
     let library = build_fixture(spec);
-    let api_version = match spec.api {
-        Api::NextMinor => "1.1.0",
-        Api::NextMajor => "2.0.0",
-        _ => "1.0.0",
-    };
+    let api_version = spec.api.version();
     install_with_manifest(
         plugin_dir,
         &library,

@@ -168,7 +168,13 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
         manifest.contains(&format!("sha256 = \"{sha}\"")),
         "{manifest}"
     );
-    assert!(manifest.contains("api_version = \"1.0.0\""), "{manifest}");
+    assert!(
+        manifest.contains(&format!(
+            "api_version = \"{}\"",
+            agentdesk_tests::CURRENT_API
+        )),
+        "{manifest}"
+    );
 
     let spool = install.dir.path().join("spool");
     std::fs::create_dir_all(&spool).expect("spool");
@@ -188,7 +194,14 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
         .lines()
         .find(|l| l.starts_with("acme.sms"))
         .unwrap_or_else(|| panic!("no row:\n{table}"));
-    for cell in ["Acme SMS", "Acme", "0.1.0", "1.0.0", "sms", "loaded"] {
+    for cell in [
+        "Acme SMS",
+        "Acme",
+        "0.1.0",
+        agentdesk_tests::CURRENT_API,
+        "sms",
+        "loaded",
+    ] {
         assert!(row.contains(cell), "`{cell}` missing in: {row}");
     }
 

@@ -128,6 +128,9 @@ pub struct ChannelPolicy {
     pub capacity: Option<u32>,
     /// Seconds an offer rings before it goes to the next agent.
     pub answer_timeout_secs: u64,
+    /// Seconds before an interaction an agent declined, missed or transferred away may be offered
+    /// to that agent again when nobody else can take it.
+    pub reoffer_after_secs: u64,
     /// After-call work.
     pub acw: AcwPolicy,
     /// The state after ACW (or after the last interaction when there is no ACW).
@@ -139,6 +142,7 @@ impl Default for ChannelPolicy {
         ChannelPolicy {
             capacity: None,
             answer_timeout_secs: 20,
+            reoffer_after_secs: 30,
             acw: AcwPolicy::None,
             after_acw: AfterAcw::Ready,
         }

@@ -21,6 +21,7 @@ fn every_command() -> Vec<Command> {
         Reject {
             interaction: i.clone(),
             reason: "no agents".into(),
+            code: RejectCode::NoAgents,
         }
         .into(),
         End {
@@ -34,6 +35,7 @@ fn every_command() -> Vec<Command> {
                 text: "<b>hi</b>".into(),
                 attachments: vec![],
             },
+            agent: Some(agent()),
         }
         .into(),
         SetTyping {
@@ -274,6 +276,47 @@ fn a_1_0_decoder_reads_a_message_from_a_newer_writer() {
     );
     assert_eq!(offer.contact.addresses[0].kind, "whatsapp");
     assert_eq!(offer.priority, 2);
+}
+
+#[test]
+fn the_1_1_additions_are_optional_both_ways() {
+    // From a 1.0 host: no refusal code, no sending agent.
+    let from_1_0 = |kind: &str, json: &[u8]| {
+        Command::from_envelope(&Envelope {
+            kind: kind.into(),
+            schema: 1,
+            bytes: json.to_vec().into(),
+        })
+        .expect("decodes")
+    };
+    let Command::Reject(reject) = from_1_0("reject", br#"{"interaction":"i","reason":"x"}"#) else {
+        panic!("not a reject")
+    };
+    assert_eq!(reject.code, RejectCode::Unspecified);
+    let send = br#"{"interaction":"i","message":{"id":"m","text":"t"}}"#;
+    let Command::SendMessage(send) = from_1_0("send-message", send) else {
+        panic!("not a send")
+    };
+    assert_eq!(send.agent, None);
+    // From a later host: a code this version does not know is `Unspecified`, not an error.
+    let later = br#"{"interaction":"i","reason":"x","code":"too-angry"}"#;
+    let Command::Reject(reject) = from_1_0("reject", later) else {
+        panic!("not a reject")
+    };
+    assert_eq!(reject.code, RejectCode::Unspecified);
+    // A 1.1 writer without a sending agent writes exactly what 1.0 wrote.
+    let bytes = Command::from(SendMessage {
+        interaction: InteractionId::new("i"),
+        message: MessageContent {
+            id: "m".into(),
+            text: "t".into(),
+            attachments: vec![],
+        },
+        agent: None,
+    })
+    .to_envelope()
+    .bytes;
+    assert!(!String::from_utf8_lossy(&bytes).contains("agent"));
 }
 
 #[test]

@@ -146,6 +146,10 @@ pub fn run(
     ready: bool,
 ) -> Result<(), String> {
     let runtime = Runtime::start(&config)?;
+    // Every plugin's stop, plus the core's, well within this; then the process ends regardless.
+    let grace = std::time::Duration::from_millis(config.plugins.stop_deadline_ms)
+        .saturating_mul(runtime.plugins.running_ids().len().max(1) as u32)
+        + std::time::Duration::from_secs(5);
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 760.0])
@@ -155,7 +159,23 @@ pub fn run(
     eframe::run_native(
         "agentdesk",
         options,
-        Box::new(move |cc| Ok(Box::new(App::new(runtime, agent, ready, &cc.egui_ctx)))),
+        Box::new(move |cc| {
+            // SIGTERM/SIGINT close the window: `on_exit` stops the core, then the plugins.
+            let ctx = cc.egui_ctx.clone();
+            let watched = crate::signals::watch(move |name| {
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                ctx.request_repaint();
+                std::thread::sleep(grace);
+                tracing::error!("{name}: the desktop did not close within {grace:?}; exiting");
+                std::process::exit(1);
+            });
+            if let Err(e) = watched {
+                tracing::error!(
+                    "SIGTERM and SIGINT will end the desktop without stopping plugins: {e}"
+                );
+            }
+            Ok(Box::new(App::new(runtime, agent, ready, &cc.egui_ctx)))
+        }),
     )
     .map_err(|e| e.to_string())
 }

@@ -7,3 +7,4 @@ pub mod app;
 pub mod desk;
 pub mod plugin_table;
 pub mod ring;
+pub mod signals;

@@ -5,6 +5,7 @@ use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 #[derive(Parser)]
 #[command(
@@ -122,7 +123,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 StartMode::Run
             };
+            // A signal while the plugins run stops them (with their stop deadline) before exiting.
+            let signalled = Arc::new(Mutex::new(None));
+            let flag = signalled.clone();
+            agentdesk_ui::signals::watch(move |name| match flag.lock() {
+                Ok(mut seen) => *seen = Some(name),
+                Err(e) => tracing::error!("{name} not recorded: {e}"),
+            })
+            .context("cannot watch SIGTERM and SIGINT")?;
+            let interrupted = || signalled.lock().map(|s| *s).unwrap_or(None);
             let mut host = PluginHost::start(&config, mode);
+            // What the started plugins report at once (their `channel-status`), for up to 1 s.
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while interrupted().is_none()
+                && std::time::Instant::now() < until
+                && host
+                    .recv_event(std::time::Duration::from_millis(200))
+                    .is_some()
+            {}
+            if let Some(name) = interrupted() {
+                host.shutdown();
+                anyhow::bail!("{name}: the plugins were stopped");
+            }
             let reports = host.reports();
             let not_found = host.not_found().to_vec();
             host.shutdown();

@@ -88,6 +88,19 @@ fn table(reports: &[PluginReport]) -> String {
     for row in &rows {
         line(&mut out, row);
     }
+    let with_status: Vec<&PluginReport> = reports
+        .iter()
+        .filter(|r| r.channel_status.is_some())
+        .collect();
+    if !with_status.is_empty() {
+        let _ = writeln!(out);
+        for r in with_status {
+            if let Some(status) = &r.channel_status {
+                let health = if status.healthy { "ok" } else { "trouble" };
+                let _ = writeln!(out, "{} channel status: {health}: {}", r.id, status.detail);
+            }
+        }
+    }
     let with_reasons: Vec<&PluginReport> = reports
         .iter()
         .filter(|r| r.status.reason().is_some())

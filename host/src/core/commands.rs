@@ -251,4 +251,46 @@ pub enum CoreError {
         /// The rule.
         rule: String,
     },
+    /// The interaction's channel plugin did not declare the command in its hello.
+    #[error("the channel of interaction {key} cannot {command}")]
+    Unsupported {
+        /// The interaction.
+        key: InteractionKey,
+        /// The command kind (`hold`, `set-typing`, ...).
+        command: String,
+    },
+    /// The channel is out of service on this host (its plugin was quarantined).
+    #[error("channel `{channel}` is unavailable: {reason}")]
+    ChannelUnavailable {
+        /// The channel.
+        channel: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl CoreError {
+    /// A stable code for the refusal, for clients and logs to act on; the message is for people.
+    /// Codes are never reused or renamed.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CoreError::UnknownAgent { .. } => "unknown-agent",
+            CoreError::NotLoggedIn { .. } => "not-logged-in",
+            CoreError::ChannelNotAssigned { .. } => "channel-not-assigned",
+            CoreError::ChannelLoggedOff { .. } => "channel-logged-off",
+            CoreError::OpenWork { .. } => "open-work",
+            CoreError::UnknownReason { .. } => "unknown-reason",
+            CoreError::UnknownInteraction { .. } => "unknown-interaction",
+            CoreError::NotYours { .. } => "not-yours",
+            CoreError::WrongState { .. } => "wrong-state",
+            CoreError::AtCapacity { .. } => "at-capacity",
+            CoreError::WrapUpRequired => "wrap-up-required",
+            CoreError::UnknownWrapUp { .. } => "unknown-wrap-up",
+            CoreError::ColleagueUnavailable { .. } => "colleague-unavailable",
+            CoreError::NoPluginFor { .. } => "no-plugin",
+            CoreError::AcwRule { .. } => "acw-rule",
+            CoreError::Unsupported { .. } => "unsupported",
+            CoreError::ChannelUnavailable { .. } => "channel-unavailable",
+        }
+    }
 }

@@ -6,13 +6,18 @@ use super::commands::{AgentCommand, CoreError};
 use super::events::{CoreEvent, Stamped};
 use super::index::PluginIndex;
 use super::model::{
-    Agent, AgentChannel, ChannelState, Consultation, Interaction, InteractionKey, InteractionState,
-    Millis, NextState,
+    Agent, AgentChannel, ChannelRequest, ChannelState, Consultation, Interaction, InteractionKey,
+    InteractionState, Millis, NextState, PassedHow, PassedOver,
 };
+
+mod confirm;
+mod isolation;
+use super::capability::require;
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
+use super::reoffer::{Standing, standing};
 use super::stats::TimeInState;
 use crate::config::AcwPolicy;
-use plugin_api::{Address, EndReason, Event, InteractionId, Route};
+use plugin_api::{Address, EndReason, Event, InteractionId, RejectCode, Route};
 use rustc_hash::FxHashMap as HashMap;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,6 +39,9 @@ enum Timer {
     Offer(InteractionKey),
     /// The end of an agent channel's ACW.
     Acw(String, String),
+    /// The end of a re-offer cool-down on a channel: route it again. Not derived from the state
+    /// (routing after it is harmless), so `check_invariants` does not recompute these.
+    Reoffer(String),
 }
 
 /// The waiting interactions of one channel: those for anyone, and those for one agent.
@@ -77,6 +85,9 @@ pub struct Core {
     closed_since_compact: Vec<InteractionKey>,
     /// Agents concerned by the events applied since the last `take_concerned`.
     concerned: BTreeSet<String>,
+    /// Channels taken out of routing, with the reason (their plugin was quarantined): see
+    /// `core::isolation`. Not journaled: it is a fact about this process, not the day's work.
+    out_of_service: BTreeMap<String, String>,
 }
 
 impl Core {
@@ -140,6 +151,7 @@ impl Core {
             served: policy_channels,
             closed_since_compact: Vec::new(),
             concerned: BTreeSet::new(),
+            out_of_service: BTreeMap::new(),
         }
     }
 
@@ -287,6 +299,9 @@ impl Core {
                     let state = then.clone().into_state();
                     self.change_state(now, agent, channel, state, &mut out);
                 }
+                Timer::Reoffer(channel) => {
+                    self.dirty.insert(channel);
+                }
             }
         }
         self.route(now, &mut out);
@@ -339,10 +354,12 @@ impl Core {
             .unwrap_or_default()
     }
 
-    /// Checks that an agent may send a message in an interaction now (it is theirs, active, and
-    /// written: a conversation or an email). Sending changes no core state.
+    /// Checks that an agent may send a message in an interaction now (they take part in it, it is
+    /// active, and written: a conversation or an email). Sending changes no core state.
+    /// Anyone taking part may write: the owner, a conferenced colleague, the agent who asked for
+    /// a consultation.
     pub fn check_send(&self, agent: &str, key: InteractionKey) -> Result<&Interaction, CoreError> {
-        let i = self.owned(key, agent)?;
+        let i = self.taking_part(agent, key)?;
         if i.state != InteractionState::Active
             || !matches!(
                 i.media,
@@ -354,6 +371,7 @@ impl Core {
                 "messages can be sent only in an active chat, message or email",
             ));
         }
+        require(&self.policy, i, "send-message")?;
         Ok(i)
     }
 
@@ -549,9 +567,15 @@ impl Core {
                         "only an active call, chat or co-browse can be held or resumed",
                     ));
                 }
+                require(&self.policy, i, if hold { "hold" } else { "resume" })?;
+                if i.pending.is_some() {
+                    return Err(wrong_state(
+                        i,
+                        "the channel has not answered the last hold or resume yet",
+                    ));
+                }
                 match (hold, i.held) {
-                    (true, false) => self.emit(now, CoreEvent::InteractionHeld { key }, out),
-                    (false, true) => self.emit(now, CoreEvent::InteractionResumed { key }, out),
+                    (true, false) | (false, true) => self.ask_hold(now, key, a, hold, out),
                     (true, true) => return Err(wrong_state(i, "it is already on hold")),
                     (false, false) => return Err(wrong_state(i, "it is not on hold")),
                 }
@@ -588,6 +612,7 @@ impl Core {
                             "only a call can be transferred to an outside number",
                         ));
                     }
+                    require(&self.policy, i, "transfer")?;
                     let to = if to.name.starts_with("sip:") || to.name.contains('@') {
                         Address::new(Address::SIP, to.name)
                     } else {
@@ -691,6 +716,7 @@ impl Core {
                         "only an active email or workitem can go to a workbin",
                     ));
                 }
+                require(&self.policy, i, "put-in-workbin")?;
                 let channel = i.channel.clone();
                 self.emit(now, CoreEvent::InteractionParked { key, workbin }, out);
                 self.after_work(now, agent_id, &channel, out);
@@ -716,6 +742,7 @@ impl Core {
                         "only an active interaction (not a consultation) can be consulted about",
                     ));
                 }
+                require(&self.policy, i, "consult")?;
                 let channel = i.channel.clone();
                 let unavailable = |reason: &str| CoreError::ColleagueUnavailable {
                     agent: colleague.clone(),
@@ -786,6 +813,11 @@ impl Core {
                 if i.state != InteractionState::Active {
                     return Err(wrong_state(i, "the interaction is no longer active"));
                 }
+                require(
+                    &self.policy,
+                    i,
+                    if conference { "conference" } else { "transfer" },
+                )?;
                 if conference {
                     if !matches!(
                         i.media,
@@ -1065,22 +1097,34 @@ impl Core {
             },
             out,
         );
-        let reason = if !self.served.contains(&channel) {
-            Some(format!("no agent on this host has channel `{channel}`"))
+        let refusal = if !self.served.contains(&channel) {
+            Some((
+                format!("no agent on this host has channel `{channel}`"),
+                RejectCode::NoAgents,
+            ))
+        } else if let Some(why) = self.out_of_service.get(&channel) {
+            Some((
+                format!("channel `{channel}` is unavailable: {why}"),
+                RejectCode::ChannelUnavailable,
+            ))
         } else {
             match offer.route.to.as_str() {
                 Route::QUEUE => None,
                 Route::AGENT if self.agents.contains_key(&offer.route.name) => None,
                 Route::EXTENSION if self.agent_by_extension(&offer.route.name).is_some() => None,
-                Route::AGENT | Route::EXTENSION => Some(format!(
-                    "no {} `{}` on this host",
-                    offer.route.to, offer.route.name
+                Route::AGENT | Route::EXTENSION => Some((
+                    format!("no {} `{}` on this host", offer.route.to, offer.route.name),
+                    RejectCode::NoSuchTarget,
                 )),
-                other => Some(format!("route kind `{other}` is not supported")),
+                other => Some((
+                    format!("route kind `{other}` is not supported"),
+                    RejectCode::UnsupportedRoute,
+                )),
             }
         };
-        if let Some(reason) = reason {
-            self.emit(now, CoreEvent::InteractionRejected { key, reason }, out);
+        if let Some((reason, code)) = refusal {
+            let event = CoreEvent::InteractionRejected { key, reason, code };
+            self.emit(now, event, out);
         }
     }
 
@@ -1124,6 +1168,7 @@ impl Core {
         agent.logged_in
             && !agent.dnd
             && ch.state == ChannelState::Ready
+            && !self.out_of_service.contains_key(channel)
             && ch.load < self.policy.capacity(channel)
             && !agent
                 .channels
@@ -1165,7 +1210,9 @@ impl Core {
                         },
                         out,
                     );
-                } else if !i.declined_by.contains(&target) && self.is_available(&target, &channel) {
+                } else if self.is_available(&target, &channel)
+                    && self.standing(i, &target, now) != Standing::CoolingDown
+                {
                     self.offer(now, key, &target, &channel, out);
                 }
             }
@@ -1183,19 +1230,37 @@ impl Core {
                 let Some(i) = self.interactions.get(&key) else {
                     break;
                 };
-                let best = self
-                    .available
-                    .get(&channel)
-                    .and_then(|agents| agents.iter().find(|(_, a)| !i.declined_by.contains(a)))
-                    .map(|(_, a)| a.clone());
+                let available = self.available.get(&channel);
+                // The longest-idle agent who never let it go; else one whose cool-down is over.
+                let mut best: Option<&String> = None;
+                for (_, a) in available.into_iter().flatten() {
+                    match self.standing(i, a, now) {
+                        Standing::Preferred => {
+                            best = Some(a);
+                            break;
+                        }
+                        Standing::SecondChance if best.is_none() => best = Some(a),
+                        Standing::SecondChance | Standing::CoolingDown => {}
+                    }
+                }
+                let best = best.cloned();
                 match best {
                     Some(agent) => self.offer(now, key, &agent, &channel, out),
                     // Nobody is available at all: nothing further in the pool can be placed.
-                    None if i.declined_by.is_empty() => break,
+                    None if available.is_none_or(|a| a.is_empty()) => break,
                     None => after = Some(entry),
                 }
             }
         }
+    }
+
+    /// How an agent stands for a queued interaction (see `reoffer`).
+    fn standing(&self, i: &Interaction, agent: &str, now: Millis) -> Standing {
+        let ch = self
+            .agents
+            .get(agent)
+            .and_then(|a| a.channels.get(&i.channel));
+        standing(i, agent, ch, self.policy.reoffer_after_ms(&i.channel), now)
     }
 
     fn is_available(&self, agent: &str, channel: &str) -> bool {
@@ -1431,6 +1496,14 @@ impl Core {
         }
     }
 
+    /// Routes an interaction's channel again when the cool-down of one who let it go ends.
+    fn reoffer_timer(&mut self, key: InteractionKey, at: Millis) {
+        if let Some(i) = self.interactions.get(&key) {
+            let due = at.saturating_add(self.policy.reoffer_after_ms(&i.channel));
+            self.timers.insert((due, Timer::Reoffer(i.channel.clone())));
+        }
+    }
+
     fn index_acw(&mut self, agent: &str, channel: &str, insert: bool) {
         let Some(ch) = self.agents.get(agent).and_then(|a| a.channels.get(channel)) else {
             return;
@@ -1555,7 +1628,8 @@ impl Core {
                     queue_seq: *key,
                     state: InteractionState::Queued,
                     owner: None,
-                    declined_by: BTreeSet::new(),
+                    passed_over: BTreeMap::new(),
+                    pending: None,
                     held: false,
                     arrived_at: at,
                     accepted_at: None,
@@ -1608,15 +1682,29 @@ impl Core {
             }
             CoreEvent::InteractionDeclined { key, agent }
             | CoreEvent::OfferMissed { key, agent } => {
+                let how = match stamped.event {
+                    CoreEvent::InteractionDeclined { .. } => PassedHow::Declined,
+                    _ => PassedHow::Missed,
+                };
                 self.set_owner(*key, None, at);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Queued;
-                    i.declined_by.insert(agent.clone());
+                    i.passed_over.insert(agent.clone(), PassedOver { at, how });
                 }
                 self.requeue(*key);
+                self.reoffer_timer(*key, at);
             }
-            CoreEvent::InteractionRejected { key, reason } => {
+            CoreEvent::InteractionRejected { key, reason, .. } => {
                 self.dequeue(*key);
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.state = InteractionState::Rejected {
+                        reason: reason.clone(),
+                    };
+                }
+            }
+            CoreEvent::InteractionWithdrawn { key, reason } => {
+                self.dequeue(*key);
+                self.set_owner(*key, None, at);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Rejected {
                         reason: reason.clone(),
@@ -1631,10 +1719,25 @@ impl Core {
             }
             // The call stays as it is until the channel reports how the transfer went.
             CoreEvent::TransferOutRequested { .. } => {}
+            CoreEvent::HoldRequested { key, hold, .. } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.pending = Some(if *hold {
+                        ChannelRequest::Hold
+                    } else {
+                        ChannelRequest::Resume
+                    });
+                }
+            }
+            CoreEvent::HoldRefused { key, .. } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.pending = None;
+                }
+            }
             CoreEvent::InteractionHeld { key } | CoreEvent::InteractionResumed { key } => {
                 let held = matches!(stamped.event, CoreEvent::InteractionHeld { .. });
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.held = held;
+                    i.pending = None;
                 }
             }
             CoreEvent::InteractionTransferred { key, from, to } => {
@@ -1644,10 +1747,13 @@ impl Core {
                     i.state = InteractionState::Queued;
                     i.route = to.clone();
                     i.held = false;
-                    // Never offered straight back to the agent who transferred it.
-                    i.declined_by = BTreeSet::from([from.clone()]);
+                    i.pending = None;
+                    // Not offered straight back to the agent who transferred it.
+                    let how = PassedHow::TransferredAway;
+                    i.passed_over = BTreeMap::from([(from.clone(), PassedOver { at, how })]);
                 }
                 self.requeue(*key);
+                self.reoffer_timer(*key, at);
             }
             CoreEvent::InteractionEnded { key, .. } => {
                 self.stop_handling(*key, at);
@@ -1656,6 +1762,7 @@ impl Core {
                     i.state = InteractionState::Ended;
                     i.ended_at = Some(at);
                     i.held = false;
+                    i.pending = None;
                 }
             }
             CoreEvent::InteractionAbandoned { key } => {
@@ -1713,7 +1820,8 @@ impl Core {
                         deadline: *deadline,
                     },
                     owner: Some(colleague.clone()),
-                    declined_by: BTreeSet::new(),
+                    passed_over: BTreeMap::new(),
+                    pending: None,
                     held: false,
                     arrived_at: at,
                     accepted_at: None,
@@ -1834,7 +1942,8 @@ impl Core {
                     queue_seq: *key,
                     state: InteractionState::Active,
                     owner: Some(agent.clone()),
-                    declined_by: BTreeSet::new(),
+                    passed_over: BTreeMap::new(),
+                    pending: None,
                     held: false,
                     arrived_at: at,
                     accepted_at: Some(at),
@@ -2041,7 +2150,13 @@ impl Core {
                 }
             }
         }
-        if timers != self.timers {
+        let indexed: BTreeSet<(Millis, Timer)> = self
+            .timers
+            .iter()
+            .filter(|(_, t)| !matches!(t, Timer::Reoffer(_)))
+            .cloned()
+            .collect();
+        if timers != indexed {
             return Err(format!(
                 "timers index {:?} but states say {timers:?}",
                 self.timers
@@ -2091,9 +2206,12 @@ pub(crate) fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
         | CoreEvent::InteractionTransferred {
             key, from: agent, ..
         }
-        | CoreEvent::TransferOutRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
+        | CoreEvent::TransferOutRequested { key, agent, .. }
+        | CoreEvent::HoldRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
         CoreEvent::InteractionArrived { key, .. }
         | CoreEvent::InteractionRejected { key, .. }
+        | CoreEvent::InteractionWithdrawn { key, .. }
+        | CoreEvent::HoldRefused { key, .. }
         | CoreEvent::InteractionHeld { key }
         | CoreEvent::InteractionResumed { key }
         | CoreEvent::InteractionEnded { key, .. }

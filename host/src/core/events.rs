@@ -31,8 +31,11 @@ impl CoreEvent {
             CoreEvent::InteractionDeclined { .. } => "interaction-declined",
             CoreEvent::OfferMissed { .. } => "offer-missed",
             CoreEvent::InteractionRejected { .. } => "interaction-rejected",
+            CoreEvent::InteractionWithdrawn { .. } => "interaction-withdrawn",
             CoreEvent::InteractionForwarded { .. } => "interaction-forwarded",
             CoreEvent::InteractionHeld { .. } => "interaction-held",
+            CoreEvent::HoldRequested { .. } => "hold-requested",
+            CoreEvent::HoldRefused { .. } => "hold-refused",
             CoreEvent::InteractionResumed { .. } => "interaction-resumed",
             CoreEvent::InteractionTransferred { .. } => "interaction-transferred",
             CoreEvent::TransferOutRequested { .. } => "transfer-out-requested",
@@ -146,6 +149,17 @@ pub enum CoreEvent {
     InteractionRejected {
         /// The interaction.
         key: InteractionKey,
+        /// Why, in words.
+        reason: String,
+        /// Why, as the stable code the channel answers by (journals before 1.1 have none).
+        #[serde(default)]
+        code: plugin_api::RejectCode,
+    },
+    /// Withdrawn while queued or offered because its channel's plugin can no longer carry it
+    /// (quarantined): it leaves the queue or the agent it rang for, closed with the reason.
+    InteractionWithdrawn {
+        /// The interaction.
+        key: InteractionKey,
         /// Why.
         reason: String,
     },
@@ -158,12 +172,31 @@ pub enum CoreEvent {
         /// Where to.
         to: Address,
     },
-    /// Put on hold.
+    /// The agent asked for hold (`hold`) or resume; the channel has not answered yet, so nothing
+    /// changed. Its answer is `InteractionHeld` / `InteractionResumed` or `HoldRefused`.
+    HoldRequested {
+        /// The interaction.
+        key: InteractionKey,
+        /// The agent who asked.
+        agent: String,
+        /// Hold (true) or resume (false).
+        hold: bool,
+    },
+    /// The channel refused or failed the hold or resume asked for: nothing changed.
+    HoldRefused {
+        /// The interaction.
+        key: InteractionKey,
+        /// Hold (true) or resume (false).
+        hold: bool,
+        /// The channel's reason.
+        reason: String,
+    },
+    /// Put on hold (confirmed by the channel).
     InteractionHeld {
         /// The interaction.
         key: InteractionKey,
     },
-    /// Taken off hold.
+    /// Taken off hold (confirmed by the channel).
     InteractionResumed {
         /// The interaction.
         key: InteractionKey,

@@ -2,6 +2,7 @@
 //! work, time-in-state. Pure and synchronous — no I/O, no clock, no plugin calls: callers pass the
 //! time in and carry out the journal events it returns.
 
+mod capability;
 pub mod commands;
 pub mod engine;
 pub mod events;
@@ -10,6 +11,7 @@ pub mod model;
 pub mod policy;
 #[cfg(test)]
 mod proptests;
+mod reoffer;
 pub mod stats;
 #[cfg(test)]
 mod testkit;

@@ -214,10 +214,13 @@ pub struct Interaction {
     pub state: InteractionState,
     /// The agent it belongs to (offered, active, ended, in workbin).
     pub owner: Option<String>,
-    /// Agents who declined it (not offered again).
-    pub declined_by: BTreeSet<String>,
+    /// Agents who declined or missed it, or transferred it away: others are preferred, and they
+    /// get it again only after the channel's re-offer cool-down (see `core::reoffer`).
+    pub passed_over: BTreeMap<String, PassedOver>,
     /// On hold.
     pub held: bool,
+    /// A request the channel has not answered yet (the state changes only on its answer).
+    pub pending: Option<ChannelRequest>,
     /// When it arrived, was accepted, ended.
     pub arrived_at: Millis,
     /// When the current owner accepted it.
@@ -232,6 +235,56 @@ pub struct Interaction {
     pub conference: BTreeSet<String>,
     /// Interactions started from this one with the same contact, or that it was started from.
     pub linked: BTreeSet<InteractionKey>,
+}
+
+/// A command that changes the core's state only once the channel confirms it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelRequest {
+    /// Put on hold.
+    Hold,
+    /// Take off hold.
+    Resume,
+}
+
+impl ChannelRequest {
+    /// The plugin command kind that carries it out.
+    pub fn kind(self) -> &'static str {
+        match self {
+            ChannelRequest::Hold => "hold",
+            ChannelRequest::Resume => "resume",
+        }
+    }
+
+    /// The request a plugin command kind answers, if it is one the core waits for.
+    pub fn of_kind(kind: &str) -> Option<Self> {
+        match kind {
+            "hold" => Some(ChannelRequest::Hold),
+            "resume" => Some(ChannelRequest::Resume),
+            _ => None,
+        }
+    }
+}
+
+/// Why and when an agent let an interaction go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassedOver {
+    /// When.
+    pub at: Millis,
+    /// How.
+    pub how: PassedHow,
+}
+
+/// How an agent let an interaction go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PassedHow {
+    /// Declined the offer.
+    Declined,
+    /// Let the offer ring out.
+    Missed,
+    /// Transferred it to a queue (never straight back: only after the cool-down).
+    TransferredAway,
 }
 
 /// A private exchange with a colleague about an interaction; the contact takes no part.

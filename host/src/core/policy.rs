@@ -3,7 +3,7 @@
 
 use crate::config::{AcwPolicy, AdminConfig, AfterAcw, ChannelPolicy, ExclusiveRule};
 use plugin_api::WrapUpCode;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The system reason set when an agent misses an offer.
 pub const MISSED_OFFER: &str = "missed-offer";
@@ -48,6 +48,9 @@ pub struct Policy {
     pub exclusive: Vec<ExclusiveRule>,
     /// Which plugin carries outbound interactions of each channel (the running plugins').
     pub channel_plugins: BTreeMap<String, String>,
+    /// The command kinds each running plugin declared in its hello. A plugin not listed (a core
+    /// without plugins: scenarios, tests) is taken to handle every kind.
+    pub capabilities: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Policy {
@@ -86,6 +89,25 @@ impl Policy {
             exclusive: config.core.exclusive.clone(),
             dedup_window_ms: config.core.dedup_days.saturating_mul(86_400_000),
             channel_plugins: BTreeMap::new(),
+            capabilities: BTreeMap::new(),
+        }
+    }
+
+    /// Whether `plugin` handles command `kind` (its hello declared it).
+    pub fn supports(&self, plugin: &str, kind: &str) -> bool {
+        self.capabilities
+            .get(plugin)
+            .is_none_or(|kinds| kinds.contains(kind))
+    }
+
+    /// The command kinds `plugin` handles (every known kind for a plugin not listed).
+    pub fn commands_of(&self, plugin: &str) -> Vec<String> {
+        match self.capabilities.get(plugin) {
+            Some(kinds) => kinds.iter().cloned().collect(),
+            None => plugin_api::Command::KNOWN_KINDS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
         }
     }
 
@@ -102,6 +124,13 @@ impl Policy {
     /// Answer timeout of one channel, in ms.
     pub fn answer_timeout_ms(&self, channel: &str) -> u64 {
         self.channel(channel).answer_timeout_secs * 1000
+    }
+
+    /// Re-offer cool-down of one channel, in ms (see `core::reoffer`).
+    pub fn reoffer_after_ms(&self, channel: &str) -> u64 {
+        self.channel(channel)
+            .reoffer_after_secs
+            .saturating_mul(1000)
     }
 
     /// ACW policy of one channel.

@@ -10,8 +10,47 @@ use std::collections::BTreeMap;
 
 const AGENTS: [&str; 3] = ["ann", "bob", "cy"];
 const EXTRA: &str = "[[agents]]\nid = \"cy\"\nname = \"Cy\"\nchannels = [\"voice\", \"chat\"]\nauto_answer = [\"chat\"]\n\
-                     [channels.email]\nacw = { mode = \"minimum\", secs = 20 }\n\
-                     [channels.chat]\nacw = { mode = \"extendable\", secs = 15 }\n";
+                     [channels.email]\nacw = { mode = \"minimum\", secs = 20 }\nreoffer_after_secs = 25\n\
+                     [channels.chat]\nacw = { mode = \"extendable\", secs = 15 }\nreoffer_after_secs = 10\n";
+
+/// A day whose plugin "p" declared every command kind: holds and resumes wait for its answer.
+fn asking_day() -> Day {
+    let mut day = Day::with_config(EXTRA);
+    let mut policy = day.core.policy().clone();
+    let every = plugin_api::Command::KNOWN_KINDS
+        .iter()
+        .map(|k| k.to_string());
+    policy.capabilities.insert("p".into(), every.collect());
+    day.core = Core::new(policy, day.now);
+    day
+}
+
+/// Nobody is stranded: no interaction waits in a channel's pool while an agent with the channel
+/// is Ready with free capacity and may have it now — never let it go, or let it go longer ago than
+/// the channel's cool-down (timers route again at its end, so this holds after every step).
+fn nobody_is_stranded(core: &Core, now: Millis) -> Result<(), String> {
+    for i in core.interactions() {
+        if i.state != InteractionState::Queued || i.route.to != Route::QUEUE {
+            continue;
+        }
+        let cooldown = core.policy().reoffer_after_ms(&i.channel);
+        for agent in core.agents() {
+            if !core.eligible(agent, &i.channel) {
+                continue;
+            }
+            let ch = agent.channels.get(&i.channel);
+            if super::reoffer::standing(i, &agent.id, ch, cooldown, now)
+                != super::reoffer::Standing::CoolingDown
+            {
+                return Err(format!(
+                    "interaction {} waits on {} while {} is Ready with room (passed over: {:?})",
+                    i.key, i.channel, agent.id, i.passed_over
+                ));
+            }
+        }
+    }
+    Ok(())
+}
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -22,6 +61,11 @@ enum Op {
     },
     ContactLeaves(usize),
     Advance(u64),
+    /// The channel answers a hold or resume it was asked for: done (true) or refused.
+    ChannelAnswers {
+        pick: usize,
+        done: bool,
+    },
     /// Agent consults a colleague about one of their active interactions, the colleague accepts,
     /// then the agent conferences (0), transfers (1) or ends the consultation (2).
     ConsultFlow {
@@ -94,6 +138,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(channel, to_agent)| Op::Offer { channel, to_agent }),
         1 => (0..64usize).prop_map(Op::ContactLeaves),
         2 => (1..40u64).prop_map(Op::Advance),
+        2 => (0..64usize, any::<bool>()).prop_map(|(pick, done)| Op::ChannelAnswers { pick, done }),
         2 => (0..AGENTS.len(), 0..64usize, 0..AGENTS.len(), 0..3u8)
             .prop_map(|(agent, pick, colleague, finish)| Op::ConsultFlow { agent, pick, colleague, finish }),
     ]
@@ -267,7 +312,7 @@ proptest! {
 
     #[test]
     fn random_days_keep_every_rule(ops in proptest::collection::vec(op(), 1..150)) {
-        let mut day = Day::with_config(EXTRA);
+        let mut day = asking_day();
         let mut watcher = Watcher::default();
         // The start of a working day: everyone logged in and Ready on their channels.
         day.ready("ann", &CHANNELS);
@@ -305,6 +350,21 @@ proptest! {
                     day.journal[from..].to_vec()
                 }
                 Op::Advance(secs) => day.advance(*secs),
+                Op::ChannelAnswers { pick, done } => {
+                    let waiting: Vec<_> = day
+                        .core
+                        .interactions()
+                        .filter_map(|i| i.pending.map(|p| (i.key, p)))
+                        .collect();
+                    let Some((key, request)) = waiting.get(pick % waiting.len().max(1)).copied() else {
+                        continue;
+                    };
+                    let answer = if *done { Ok(()) } else { Err("refused".to_string()) };
+                    let events = day.core.channel_answered(day.now, key, request.kind(), answer);
+                    prop_assert!(day.core.interaction(key).is_some_and(|i| i.pending.is_none()));
+                    day.journal.extend(events.clone());
+                    events
+                }
                 Op::ConsultFlow { agent, pick, colleague, finish } => {
                     let (a, c) = (AGENTS[*agent], AGENTS[*colleague]);
                     let from = day.journal.len();
@@ -338,8 +398,9 @@ proptest! {
             };
             watcher.follow(&day, &events).map_err(TestCaseError::fail)?;
             day.core.check_invariants().map_err(TestCaseError::fail)?;
+            nobody_is_stranded(&day.core, day.now).map_err(TestCaseError::fail)?;
         }
-        let mut replayed = Day::with_config(EXTRA);
+        let mut replayed = asking_day();
         for stamped in &day.journal {
             replayed.core.replay(stamped);
         }

@@ -979,6 +979,33 @@ fn conferencing_a_colleague_who_is_already_in_the_conference_takes_no_second_pla
 }
 
 #[test]
+fn a_conferenced_colleague_may_write_in_the_chat_and_an_outsider_may_not() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    assert!(
+        day.core.check_send("bob", chat).is_err(),
+        "not yet taking part"
+    );
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let consult = consultation_of(&day, chat);
+    day.ok("bob", AgentCommand::Accept { key: consult });
+    day.ok(
+        "ann",
+        AgentCommand::Conference {
+            consultation: consult,
+        },
+    );
+    assert!(day.core.check_send("bob", chat).is_ok());
+    assert!(day.core.check_send("ann", chat).is_ok());
+}
+
+#[test]
 fn a_party_action_starts_a_call_to_the_chat_contact_and_links_both() {
     let mut day = Day::new();
     day.ready("ann", &["chat", "voice"]);

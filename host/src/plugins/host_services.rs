@@ -27,6 +27,9 @@ pub struct PluginMetrics {
     pub messages_duplicate: AtomicU64,
     /// Messages whose id an earlier message with other content had; kept as new.
     pub message_ids_reused: AtomicU64,
+    /// Events dropped because the plugin was quarantined when they arrived (from its own
+    /// threads: no call of it can stop those).
+    pub events_after_quarantine: AtomicU64,
 }
 
 /// One event as it left a plugin, before decoding.

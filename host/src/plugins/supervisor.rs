@@ -112,6 +112,8 @@ pub struct PluginReport {
     pub path: PathBuf,
     /// Its status.
     pub status: PluginStatus,
+    /// The latest `channel-status` a running plugin reported (its own health), if any.
+    pub channel_status: Option<plugin_api::ChannelStatus>,
 }
 
 /// A plugin event after decoding.
@@ -161,6 +163,8 @@ struct RunningPlugin {
     descriptor: PluginDescriptor,
     hello: PluginHello,
     metrics: Arc<PluginMetrics>,
+    /// The latest `channel-status` it reported.
+    channel_status: std::sync::Mutex<Option<plugin_api::ChannelStatus>>,
 }
 
 /// Deadlines and queue sizes, from `[plugins]`.
@@ -321,6 +325,7 @@ impl PluginHost {
             channels: m.channels.clone(),
             path,
             status,
+            channel_status: None,
         });
         self.reports.len() - 1
     }
@@ -339,6 +344,7 @@ impl PluginHost {
             channels: Vec::new(),
             path,
             status,
+            channel_status: None,
         });
     }
 
@@ -440,6 +446,7 @@ impl PluginHost {
                 descriptor,
                 hello,
                 metrics,
+                channel_status: std::sync::Mutex::new(None),
             },
         );
         PluginStatus::Loaded
@@ -454,12 +461,13 @@ impl PluginHost {
     /// since start shows as quarantined).
     pub fn reports(&self) -> Vec<PluginReport> {
         let mut reports = self.reports.clone();
-        for running in self.running.values() {
+        for (id, running) in &self.running {
             reports[running.report].status = match running.actor.health() {
                 Health::Running => PluginStatus::Loaded,
                 Health::Quarantined(reason) => PluginStatus::Quarantined(reason),
                 Health::Stopped => PluginStatus::Stopped,
             };
+            reports[running.report].channel_status = self.channel_status(id);
         }
         reports
     }
@@ -486,6 +494,29 @@ impl PluginHost {
     /// What a running plugin said about itself.
     pub fn descriptor(&self, plugin_id: &str) -> Option<&PluginDescriptor> {
         self.running.get(plugin_id).map(|r| &r.descriptor)
+    }
+
+    /// The running plugins that have been quarantined since start, with the reason.
+    pub fn quarantined(&self) -> Vec<(String, String)> {
+        self.running
+            .iter()
+            .filter_map(|(id, r)| match r.actor.health() {
+                Health::Quarantined(reason) => Some((id.clone(), reason)),
+                Health::Running | Health::Stopped => None,
+            })
+            .collect()
+    }
+
+    /// The latest `channel-status` a running plugin reported, if any.
+    pub fn channel_status(&self, plugin_id: &str) -> Option<plugin_api::ChannelStatus> {
+        let running = self.running.get(plugin_id)?;
+        match running.channel_status.lock() {
+            Ok(latest) => latest.clone(),
+            Err(e) => {
+                tracing::error!("channel status unreadable: {e}");
+                None
+            }
+        }
     }
 
     /// A running plugin's counters.
@@ -544,9 +575,27 @@ impl PluginHost {
         loop {
             let raw =
                 self.next_raw(deadline.saturating_duration_since(std::time::Instant::now()))?;
-            let metrics = self.running.get(&*raw.plugin_id).map(|r| r.metrics.clone());
+            let running = self.running.get(&*raw.plugin_id);
+            let metrics = running.map(|r| r.metrics.clone());
+            // A quarantined plugin's threads may still emit: none of it reaches the core.
+            if let Some(running) = running
+                && let Health::Quarantined(_) = running.actor.health()
+            {
+                running
+                    .metrics
+                    .events_after_quarantine
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(plugin = &*raw.plugin_id, kind = %raw.envelope.kind, "event of a quarantined plugin dropped");
+                continue;
+            }
             match Event::from_envelope(&raw.envelope) {
                 Ok(event) => {
+                    if let (Event::ChannelStatus(status), Some(running)) = (&event, running) {
+                        match running.channel_status.lock() {
+                            Ok(mut latest) => *latest = Some(status.clone()),
+                            Err(e) => tracing::error!("channel status not kept: {e}"),
+                        }
+                    }
                     if let (Event::Unknown(unknown), Some(m)) = (&event, &metrics) {
                         m.events_unknown.fetch_add(1, Ordering::Relaxed);
                         tracing::debug!(plugin = &*raw.plugin_id, kind = %unknown.kind, "event of an unknown kind");

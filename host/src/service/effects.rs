@@ -3,7 +3,7 @@
 
 use crate::core::{Core, CoreEvent, Stamped};
 use plugin_api::{
-    AgentRef, Command, Compose, Conference, Consult, Dial, EndReason, ForwardCalls, Target,
+    AgentRef, Command, Compose, Conference, Consult, Dial, EndReason, ForwardCalls, Media, Target,
     Transfer, TransferMode,
 };
 
@@ -20,13 +20,9 @@ pub struct PluginCommand {
     pub about: Option<u64>,
 }
 
-/// The plugin commands that carry out `events` (which `core` has already applied).
-/// `voice_plugins` are the running plugins that serve the voice channel (call forwarding).
-pub fn plugin_commands(
-    core: &Core,
-    events: &[Stamped],
-    voice_plugins: &[String],
-) -> Vec<PluginCommand> {
+/// The plugin commands that carry out `events` (which `core` has already applied). Which plugin
+/// gets what follows the plugins' hellos (`Policy::capabilities`), never a channel's name.
+pub fn plugin_commands(core: &Core, events: &[Stamped]) -> Vec<PluginCommand> {
     let mut out: Vec<PluginCommand> = Vec::new();
     for stamped in events {
         let link = match &stamped.event {
@@ -39,7 +35,7 @@ pub fn plugin_commands(
             .0
             .first()
             .copied();
-        for (plugin, command) in commands_for(core, stamped, voice_plugins) {
+        for (plugin, command) in commands_for(core, stamped) {
             out.push(PluginCommand {
                 plugin,
                 command,
@@ -51,12 +47,9 @@ pub fn plugin_commands(
     out
 }
 
-/// The commands one event implies (several for call forwarding: one per voice plugin).
-fn commands_for(
-    core: &Core,
-    stamped: &Stamped,
-    voice_plugins: &[String],
-) -> Vec<(String, Command)> {
+/// The commands one event implies (several for call forwarding: one per plugin that declared
+/// `forward-calls`).
+fn commands_for(core: &Core, stamped: &Stamped) -> Vec<(String, Command)> {
     let mut out = Vec::new();
     let agent_ref = |id: &str| AgentRef {
         id: id.to_string(),
@@ -78,15 +71,18 @@ fn commands_for(
                 }),
             )
         }),
-        CoreEvent::InteractionRejected { key, reason } => about(*key).map(|(p, interaction)| {
-            (
-                p,
-                Command::Reject(plugin_api::Reject {
-                    interaction,
-                    reason: reason.clone(),
-                }),
-            )
-        }),
+        CoreEvent::InteractionRejected { key, reason, code } => {
+            about(*key).map(|(p, interaction)| {
+                (
+                    p,
+                    Command::Reject(plugin_api::Reject {
+                        interaction,
+                        reason: reason.clone(),
+                        code: *code,
+                    }),
+                )
+            })
+        }
         CoreEvent::InteractionForwarded { key, to, .. }
         | CoreEvent::TransferOutRequested { key, to, .. } => about(*key).map(|(p, interaction)| {
             let target = Target::Address {
@@ -101,11 +97,15 @@ fn commands_for(
                 }),
             )
         }),
-        CoreEvent::InteractionHeld { key } => {
-            about(*key).map(|(p, interaction)| (p, Command::Hold(plugin_api::Hold { interaction })))
-        }
-        CoreEvent::InteractionResumed { key } => about(*key)
-            .map(|(p, interaction)| (p, Command::Resume(plugin_api::Resume { interaction }))),
+        // Asked for, not yet done: the plugin's answer confirms or refuses it (`core::confirm`).
+        CoreEvent::HoldRequested { key, hold, .. } => about(*key).map(|(p, interaction)| {
+            let command = if *hold {
+                Command::Hold(plugin_api::Hold { interaction })
+            } else {
+                Command::Resume(plugin_api::Resume { interaction })
+            };
+            (p, command)
+        }),
         CoreEvent::InteractionEnded {
             key,
             reason: EndReason::AgentEnded,
@@ -145,7 +145,9 @@ fn commands_for(
         }),
         // The consultation ends without a conference or transfer: the plugin closes its side
         // (hangs up the consultation call, forgets the consultation chat).
+        // A consultation the plugin never created (it refused `consult`) has nothing to close.
         CoreEvent::ConsultationEnded { consultation } => about(*consultation)
+            .filter(|(_, interaction)| !interaction.as_str().starts_with("consult:"))
             .map(|(p, interaction)| (p, Command::End(plugin_api::End { interaction }))),
         CoreEvent::ConferenceStarted {
             about: of,
@@ -191,7 +193,7 @@ fn commands_for(
         }
         CoreEvent::OutboundStarted {
             plugin,
-            channel,
+            media,
             agent,
             to,
             contact,
@@ -201,7 +203,10 @@ fn commands_for(
             let related = related
                 .and_then(|r| core.interaction(r))
                 .map(|r| r.plugin_interaction.clone());
-            let command = if channel == "voice" {
+            // A call is dialled, anything else composed, by a plugin that declared the command.
+            let dials = core.policy().supports(plugin, "dial")
+                && (*media == Media::Call || !core.policy().supports(plugin, "compose"));
+            let command = if dials {
                 Command::Dial(Dial {
                     to: to.clone(),
                     agent: agent_ref(agent),
@@ -225,7 +230,13 @@ fn commands_for(
                 .agent(agent)
                 .and_then(|a| a.extension.clone())
                 .unwrap_or_default();
-            for plugin in voice_plugins {
+            let forwarders = core
+                .policy()
+                .capabilities
+                .iter()
+                .filter(|(_, kinds)| kinds.contains("forward-calls"))
+                .map(|(plugin, _)| plugin);
+            for plugin in forwarders {
                 let command = Command::ForwardCalls(ForwardCalls {
                     agent: agent_ref(agent),
                     extension: extension.clone(),
@@ -306,7 +317,7 @@ mod tests {
                 },
             )
             .expect("dial");
-        let commands = plugin_commands(&core, &events, &[]);
+        let commands = plugin_commands(&core, &events);
         assert_eq!(commands.len(), 1, "{commands:?}");
         let PluginCommand {
             plugin,

@@ -9,6 +9,7 @@ pub mod early;
 pub mod effects;
 pub mod snapshot;
 
+use crate::core::model::ChannelRequest;
 use crate::core::{
     AgentCommand, Core, CoreError, InteractionKey, InteractionState, Millis, Policy, Stamped,
 };
@@ -43,6 +44,19 @@ pub enum ClientError {
     History(String),
 }
 
+impl ClientError {
+    /// A stable code for the failure (the core's refusal codes, `CoreError::code`, and
+    /// `journal`, `stopped`, `history`); the message is for people.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::Refused(refused) => refused.code(),
+            ClientError::Journal(_) => "journal",
+            ClientError::Stopped => "stopped",
+            ClientError::History(_) => "history",
+        }
+    }
+}
+
 enum Request {
     Execute {
         agent: String,
@@ -60,7 +74,18 @@ enum Request {
     /// A plugin refused or failed a command about an interaction.
     CommandFailed {
         key: u64,
+        kind: String,
         notice: String,
+    },
+    /// A plugin was quarantined: isolate it (`Core::isolate`).
+    PluginQuarantined {
+        plugin: String,
+        reason: String,
+    },
+    /// A plugin carried out a command the core waits for (hold, resume).
+    CommandDone {
+        key: u64,
+        request: ChannelRequest,
     },
     Snapshot {
         agent: String,
@@ -342,9 +367,12 @@ impl CoreService {
             // Outbound interactions of a channel go to the running plugin that serves it and
             // declared `dial` or `compose`.
             for id in plugins.running_ids() {
-                let outbound = plugins
-                    .hello(&id)
-                    .is_some_and(|h| h.supports("dial") || h.supports("compose"));
+                let hello = plugins.hello(&id).cloned().unwrap_or_default();
+                // What each plugin can do is its hello's word, never its channel's name.
+                policy
+                    .capabilities
+                    .insert(id.clone(), hello.commands.iter().cloned().collect());
+                let outbound = hello.supports("dial") || hello.supports("compose");
                 let channels = plugins
                     .descriptor(&id)
                     .map(|d| d.channels.clone())
@@ -368,18 +396,36 @@ impl CoreService {
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
         let (dispatch, outbox) = unbounded::<effects::PluginCommand>();
-        let mut voice_plugins = Vec::new();
         let worker_plugins = plugins.clone();
-        if let Some(plugins) = plugins {
-            voice_plugins = plugins
-                .running_ids()
-                .into_iter()
-                .filter(|id| {
-                    plugins
-                        .descriptor(id)
-                        .is_some_and(|d| d.channels.iter().any(|c| c.0 == "voice"))
+        // The latest health each plugin reported, kept by the plugin host across core restarts.
+        let statuses: BTreeMap<String, plugin_api::ChannelStatus> = plugins
+            .iter()
+            .flat_map(|p| {
+                p.running_ids().into_iter().flat_map(|id| {
+                    let status = p.channel_status(&id);
+                    let channels: Vec<String> = p
+                        .descriptor(&id)
+                        .map(|d| d.channels.iter().map(|c| c.0.clone()).collect())
+                        .unwrap_or_default();
+                    channels
+                        .into_iter()
+                        .filter_map(move |c| status.clone().map(|s| (c, s)))
                 })
-                .collect();
+            })
+            .collect();
+        let plugin_channels: BTreeMap<String, Vec<String>> = plugins
+            .iter()
+            .flat_map(|p| {
+                p.running_ids().into_iter().map(|id| {
+                    let channels = p
+                        .descriptor(&id)
+                        .map(|d| d.channels.iter().map(|c| c.0.clone()).collect())
+                        .unwrap_or_default();
+                    (id, channels)
+                })
+            })
+            .collect();
+        if let Some(plugins) = plugins {
             helpers.push(spawn("core-plugin-events", {
                 let (plugins, requests, stop) = (plugins.clone(), requests.clone(), stop.clone());
                 move || pump_plugin_events(&plugins, &requests, &stop)
@@ -396,7 +442,9 @@ impl CoreService {
                 history,
                 clock,
                 dispatch,
-                voice_plugins,
+                plugin_channels,
+                statuses,
+                agents_changed: BTreeSet::new(),
                 plugins: worker_plugins,
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
@@ -404,6 +452,7 @@ impl CoreService {
                 detail_changed: BTreeSet::new(),
             };
             worker.restore_transcripts();
+            worker.settle_unanswered();
             worker.run(&inbox);
         });
         Ok(CoreService {
@@ -452,7 +501,18 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> JoinHandle<()> {
 }
 
 fn pump_plugin_events(plugins: &PluginHost, requests: &Sender<Request>, stop: &AtomicBool) {
+    let mut isolated = BTreeSet::new();
     while !stop.load(Ordering::SeqCst) {
+        // A quarantine happens on a plugin's actor; the core hears of it here, once.
+        for (plugin, reason) in plugins.quarantined() {
+            if isolated.insert(plugin.clone())
+                && requests
+                    .send(Request::PluginQuarantined { plugin, reason })
+                    .is_err()
+            {
+                return;
+            }
+        }
         if let Some(event) = plugins.recv_event(Duration::from_millis(50))
             && requests
                 .send(Request::Plugin {
@@ -478,7 +538,16 @@ fn dispatch_commands(
         about,
     }) = outbox.recv()
     {
-        match plugins.send(&plugin, &command) {
+        let kind = command.kind().to_string();
+        let answered = plugins.send(&plugin, &command);
+        // The core waits for the answer to some commands before it changes state.
+        if let (Some(key), Ok(_), Some(request)) =
+            (about, &answered, ChannelRequest::of_kind(&kind))
+            && links.send(Request::CommandDone { key, request }).is_err()
+        {
+            tracing::warn!(plugin, "the core stopped before the answer to {key}");
+        }
+        match answered {
             Ok(plugin_api::Reply::Created(created)) => {
                 if let Some(key) = link {
                     let _ = links.send(Request::Link {
@@ -495,11 +564,16 @@ fn dispatch_commands(
                     "plugin command failed: {e}"
                 );
                 // Typing is advisory: a channel without it is not worth a notice.
-                if let Some(key) = about.filter(|_| !matches!(command, Command::SetTyping(_))) {
-                    let _ = links.send(Request::CommandFailed {
-                        key,
-                        notice: format!("The channel could not {}: {e}", command.kind()),
-                    });
+                if let Some(key) = about.filter(|_| !matches!(command, Command::SetTyping(_)))
+                    && links
+                        .send(Request::CommandFailed {
+                            key,
+                            notice: format!("The channel could not {kind}: {e}"),
+                            kind,
+                        })
+                        .is_err()
+                {
+                    tracing::warn!(plugin, "the core stopped before the failure of {key}");
                 }
             }
         }
@@ -512,7 +586,12 @@ struct Worker {
     history: Option<History>,
     clock: Arc<dyn Clock>,
     dispatch: Sender<effects::PluginCommand>,
-    voice_plugins: Vec<String>,
+    /// The channels of each running plugin.
+    plugin_channels: BTreeMap<String, Vec<String>>,
+    /// The latest `channel-status` by channel.
+    statuses: BTreeMap<String, plugin_api::ChannelStatus>,
+    /// Agents whose snapshot changed outside the core (a channel's status).
+    agents_changed: BTreeSet<String>,
     /// For the plugins' counters.
     plugins: Option<Arc<PluginHost>>,
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
@@ -586,15 +665,35 @@ impl Worker {
                     }
                     // Only while the interaction is active: a refused `end` of a call the
                     // customer already left, say, is nothing the agent must act on.
-                    Request::CommandFailed { key, notice } => {
-                        if self
-                            .core
-                            .interaction(key)
-                            .is_some_and(|i| i.state == InteractionState::Active)
-                        {
-                            self.details.notice(key, notice);
-                            self.detail_changed.insert(key);
+                    Request::CommandFailed { key, kind, notice } => {
+                        // The agent hears of it where they act: on the interaction, or for a
+                        // consultation, on the interaction it is about.
+                        let told = self.core.interaction(key).and_then(|i| {
+                            let about = i.consult.as_ref().map_or(key, |c| c.about);
+                            let active = self
+                                .core
+                                .interaction(about)
+                                .is_some_and(|a| a.state == InteractionState::Active);
+                            active.then_some(about)
+                        });
+                        // What the core recorded on the request is rolled back (core::confirm).
+                        events.extend(self.core.channel_answered(
+                            now,
+                            key,
+                            &kind,
+                            Err(notice.clone()),
+                        ));
+                        if let Some(told) = told {
+                            self.details.notice(told, notice);
+                            self.detail_changed.insert(told);
                         }
+                    }
+                    Request::PluginQuarantined { plugin, reason } => {
+                        self.isolate(now, &plugin, &reason, &mut events);
+                    }
+                    Request::CommandDone { key, request } => {
+                        let kind = request.kind();
+                        events.extend(self.core.channel_answered(now, key, kind, Ok(())));
                     }
                     Request::Link { key, interaction } => {
                         let id = interaction.as_str().to_string();
@@ -632,10 +731,17 @@ impl Worker {
     fn answer(&mut self, request: Request, now: Millis) {
         match request {
             Request::Snapshot { agent, reply } => {
-                let _ = reply.send(snapshot::of_agent(&self.core, &self.details, &agent, now));
+                let _ = reply.send(snapshot::of_agent(
+                    &self.core,
+                    &self.details,
+                    &self.statuses,
+                    &agent,
+                    now,
+                ));
             }
             Request::Watch { agent, updates } => {
-                if let Some(first) = snapshot::of_agent(&self.core, &self.details, &agent, now)
+                if let Some(first) =
+                    snapshot::of_agent(&self.core, &self.details, &self.statuses, &agent, now)
                     && updates.send(first).is_ok()
                 {
                     self.watchers.entry(agent).or_default().push(updates);
@@ -661,6 +767,8 @@ impl Worker {
             | Request::Interact { .. }
             | Request::Link { .. }
             | Request::CommandFailed { .. }
+            | Request::CommandDone { .. }
+            | Request::PluginQuarantined { .. }
             | Request::Stop => {}
         }
     }
@@ -682,6 +790,10 @@ impl Worker {
             .core
             .agent(agent)
             .map_or_else(|| agent.to_string(), |a| a.name.clone());
+        let speaker = plugin_api::AgentRef {
+            id: agent.to_string(),
+            display_name: name.clone(),
+        };
         if let Some(history) = &mut self.history {
             history
                 .add_message(key, &channel, now, &name, &text, None)
@@ -698,8 +810,9 @@ impl Worker {
         let command = Command::SendMessage(SendMessage {
             interaction,
             message,
+            agent: Some(speaker),
         });
-        let _ = self.dispatch.send(effects::PluginCommand {
+        self.to_plugin(effects::PluginCommand {
             plugin,
             command,
             link: None,
@@ -761,6 +874,14 @@ impl Worker {
         })
     }
 
+    /// After a restart: holds and resumes the channel never answered are rolled back (journaled).
+    fn settle_unanswered(&mut self) {
+        let events = self.core.unanswered_after_restart(self.clock.now());
+        if let Err(e) = self.commit(&events) {
+            tracing::error!("unanswered requests not rolled back: {e}");
+        }
+    }
+
     /// After a restart: the transcripts of open interactions, from the history.
     fn restore_transcripts(&mut self) {
         let Some(history) = &self.history else {
@@ -792,6 +913,52 @@ impl Worker {
         }
     }
 
+    /// Takes a quarantined plugin's channels out of routing, withdraws its waiting work and tells
+    /// the people of its open interactions why.
+    fn isolate(&mut self, now: Millis, plugin: &str, reason: &str, out: &mut Vec<Stamped>) {
+        let channels = self
+            .plugin_channels
+            .get(plugin)
+            .cloned()
+            .unwrap_or_default();
+        tracing::warn!(
+            plugin,
+            "quarantined: its channels {channels:?} leave routing"
+        );
+        let done = self.core.isolate(now, plugin, &channels, reason);
+        out.extend(done.events);
+        let with_them = self
+            .core
+            .agents()
+            .filter(|a| channels.iter().any(|c| a.channels.contains_key(c)))
+            .map(|a| a.id.clone());
+        self.agents_changed.extend(with_them);
+        for key in done.open {
+            let notice =
+                format!("The channel stopped working and can no longer act on this: {reason}");
+            self.details.notice(key, notice);
+            self.detail_changed.insert(key);
+        }
+    }
+
+    /// Keeps the latest `channel-status` of a plugin's channels for My Channels.
+    fn channel_status(&mut self, plugin: &str, status: &plugin_api::ChannelStatus) {
+        let channels = self
+            .plugin_channels
+            .get(plugin)
+            .cloned()
+            .unwrap_or_default();
+        for channel in channels {
+            self.statuses.insert(channel.clone(), status.clone());
+            let with_it = self
+                .core
+                .agents()
+                .filter(|a| a.channels.contains_key(&channel))
+                .map(|a| a.id.clone());
+            self.agents_changed.extend(with_it);
+        }
+    }
+
     /// Applies a plugin event to the core and to the interaction's detail.
     fn take_plugin_event(
         &mut self,
@@ -800,6 +967,9 @@ impl Worker {
         event: &Event,
         out: &mut Vec<Stamped>,
     ) {
+        if let Event::ChannelStatus(status) = event {
+            self.channel_status(plugin, status);
+        }
         out.extend(self.core.on_plugin_event(now, plugin, event));
         self.note_detail(plugin, event, now);
     }
@@ -889,6 +1059,17 @@ impl Worker {
     fn interact(&mut self, agent: &str, key: u64, act: Interact) -> Result<(), ClientError> {
         let i = self.core.taking_part(agent, key)?;
         let interaction = i.plugin_interaction.clone();
+        let kind = match &act {
+            Interact::Dtmf(_) => "send-dtmf",
+            Interact::Typing(_) => "set-typing",
+            Interact::Action(_) => "invoke-action",
+        };
+        if !self.core.policy().supports(&i.plugin, kind) {
+            return Err(ClientError::Refused(CoreError::Unsupported {
+                key,
+                command: kind.into(),
+            }));
+        }
         let command = match act {
             Interact::Dtmf(digits) => Command::SendDtmf(plugin_api::SendDtmf {
                 interaction,
@@ -903,8 +1084,9 @@ impl Worker {
                 action,
             }),
         };
-        let _ = self.dispatch.send(effects::PluginCommand {
-            plugin: i.plugin.clone(),
+        let plugin = i.plugin.clone();
+        self.to_plugin(effects::PluginCommand {
+            plugin,
             command,
             link: None,
             about: Some(key),
@@ -912,9 +1094,22 @@ impl Worker {
         Ok(())
     }
 
+    /// Hands a command to the dispatcher thread. A core without plugins (scenarios, tests) has
+    /// none: the command is logged and dropped.
+    fn to_plugin(&self, command: effects::PluginCommand) {
+        if let Err(unsent) = self.dispatch.send(command) {
+            let unsent = unsent.into_inner();
+            tracing::debug!(
+                plugin = %unsent.plugin,
+                kind = unsent.command.kind(),
+                "no plugin dispatcher: command not sent"
+            );
+        }
+    }
+
     /// Journals a batch (the acknowledgement), then tells plugins and watchers.
     fn commit(&mut self, events: &[Stamped]) -> Result<(), ClientError> {
-        if events.is_empty() && self.detail_changed.is_empty() {
+        if events.is_empty() && self.detail_changed.is_empty() && self.agents_changed.is_empty() {
             return Ok(());
         }
         if let Some(journal) = &mut self.journal
@@ -928,11 +1123,12 @@ impl Worker {
         {
             tracing::error!("history not recorded: {e}");
         }
-        for command in effects::plugin_commands(&self.core, events, &self.voice_plugins) {
-            let _ = self.dispatch.send(command);
+        for command in effects::plugin_commands(&self.core, events) {
+            self.to_plugin(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.
         let mut concerned = self.core.take_concerned();
+        concerned.append(&mut self.agents_changed);
         for key in std::mem::take(&mut self.detail_changed) {
             concerned.extend(self.core.participants(key));
         }
@@ -954,7 +1150,9 @@ impl Worker {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
             };
-            let Some(snapshot) = snapshot::of_agent(&self.core, &self.details, &agent, now) else {
+            let Some(snapshot) =
+                snapshot::of_agent(&self.core, &self.details, &self.statuses, &agent, now)
+            else {
                 continue;
             };
             watchers.retain(|w| w.send(snapshot.clone()).is_ok());

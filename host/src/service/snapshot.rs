@@ -3,8 +3,9 @@
 
 use super::detail::{DetailView, Details};
 use crate::core::{ChannelState, Core, InteractionKey, InteractionState, Millis};
-use plugin_api::{Address, Contact, Media};
+use plugin_api::{Address, ChannelStatus, Contact, Media};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// One agent's view.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +43,13 @@ pub struct ChannelView {
     pub load: u32,
     /// Its capacity.
     pub capacity: u32,
+    /// Why the channel is out of service on this host (its plugin was quarantined), if it is:
+    /// it gets no offers meanwhile.
+    #[serde(default)]
+    pub unavailable: Option<String>,
+    /// The latest health its plugin reported (`channel-status`), if any.
+    #[serde(default)]
+    pub status: Option<ChannelStatus>,
 }
 
 /// One interaction as the agent sees it.
@@ -81,11 +89,29 @@ pub struct InteractionView {
     pub ended_at: Option<Millis>,
     /// What the plugin reported inside it: transcript length, case data, actions, media state.
     pub detail: DetailView,
+    /// The command kinds its channel plugin declared (`hold`, `consult`, `set-typing`, ...): the
+    /// desk offers only these actions.
+    #[serde(default)]
+    pub commands: Vec<String>,
+}
+
+impl InteractionView {
+    /// Whether its channel plugin handles command `kind`.
+    pub fn supports(&self, kind: &str) -> bool {
+        self.commands.iter().any(|k| k == kind)
+    }
 }
 
 /// The snapshot of `agent`, or `None` for an unknown agent. It lists the agent's own open
 /// interactions, the consultations they asked for, and the interactions they are conferenced into.
-pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Option<AgentSnapshot> {
+/// `statuses` are the latest `channel-status` reports by channel.
+pub fn of_agent(
+    core: &Core,
+    details: &Details,
+    statuses: &BTreeMap<String, ChannelStatus>,
+    agent: &str,
+    now: Millis,
+) -> Option<AgentSnapshot> {
     let a = core.agent(agent)?;
     let channels = a
         .channels
@@ -96,6 +122,8 @@ pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Opt
             since: ch.since,
             load: ch.load,
             capacity: core.policy().capacity(channel),
+            unavailable: core.unavailable(channel).map(str::to_string),
+            status: statuses.get(channel).cloned(),
         })
         .collect();
     let interactions = core
@@ -119,6 +147,7 @@ pub fn of_agent(core: &Core, details: &Details, agent: &str, now: Millis) -> Opt
             accepted_at: i.accepted_at,
             ended_at: i.ended_at,
             detail: details.view(i.key),
+            commands: core.policy().commands_of(&i.plugin),
         })
         .collect();
     Some(AgentSnapshot {

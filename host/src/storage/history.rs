@@ -210,6 +210,9 @@ impl History {
                 CoreEvent::InteractionForwarded { key, .. } => {
                     outcome(key, "forwarded").map_err(err)?;
                 }
+                CoreEvent::InteractionWithdrawn { key, .. } => {
+                    outcome(key, "withdrawn").map_err(err)?;
+                }
                 CoreEvent::InteractionDone { key, wrap_up, .. } => {
                     tx.execute(
                         "UPDATE interactions SET outcome = 'done', wrap_up = ?2 WHERE key = ?1",

@@ -21,9 +21,34 @@ pub struct Accept {
 pub struct Reject {
     /// The interaction.
     pub interaction: InteractionId,
-    /// Why, for logs and for the channel's own answer (e.g. a SIP status).
+    /// Why, in words, for logs. Never match on it: `code` is what the channel answers by.
     #[serde(default)]
     pub reason: String,
+    /// (1.1) Why, as a stable code for the channel's own answer (e.g. a SIP status). A 1.0 host
+    /// sends none (`Unspecified`).
+    #[serde(default)]
+    pub code: RejectCode,
+}
+
+/// (1.1) Why the core rejected an offer, as a stable code. Closed here, open on the wire: a code
+/// this plugin-api does not know decodes as `Unspecified`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RejectCode {
+    /// The route names an agent or extension this host does not have (SIP: 404).
+    NoSuchTarget,
+    /// No agent on this host has the channel (SIP: 480).
+    NoAgents,
+    /// The channel is out of service on this host, e.g. its plugin was quarantined (SIP: 480).
+    ChannelUnavailable,
+    /// Every agent who could take it is busy (SIP: 486).
+    Busy,
+    /// The route kind is not one the host routes (SIP: 403).
+    UnsupportedRoute,
+    /// No code given (a 1.0 host), or one this plugin-api does not know.
+    #[default]
+    #[serde(other)]
+    Unspecified,
 }
 
 /// End the interaction (hang up, close the chat, close the email).
@@ -40,6 +65,10 @@ pub struct SendMessage {
     pub interaction: InteractionId,
     /// The message; `id` lets the plugin acknowledge it.
     pub message: MessageContent,
+    /// (1.1) The agent who writes it (in a conference, not always the owner). A 1.0 host sends
+    /// none: label the message with the interaction's owner then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentRef>,
 }
 
 /// The agent started or stopped typing.

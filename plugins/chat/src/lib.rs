@@ -313,7 +313,12 @@ impl ChannelPlugin for WebChat {
             Command::SendMessage(s) => {
                 shared
                     .chats()
-                    .agent_message(s.interaction.as_str(), &s.message.text, now)
+                    .agent_message_from(
+                        s.interaction.as_str(),
+                        &s.message.text,
+                        s.agent.as_ref().map(|a| a.display_name.as_str()),
+                        now,
+                    )
                     .map_err(error)?;
                 vec![]
             }

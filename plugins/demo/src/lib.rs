@@ -53,6 +53,7 @@ pub struct Demo {
     state: StateFile,
     durable: Durable,
     open: BTreeMap<InteractionId, u32>,
+    consultations: u64,
 }
 
 impl Demo {
@@ -154,6 +155,7 @@ impl ChannelPlugin for Demo {
             state,
             durable,
             open: BTreeMap::new(),
+            consultations: 0,
         })
     }
 
@@ -178,6 +180,8 @@ impl ChannelPlugin for Demo {
                 "send-message",
                 "mark-done",
                 "invoke-action",
+                "consult",
+                "conference",
             ]
             .map(String::from)
             .to_vec(),
@@ -228,6 +232,15 @@ impl ChannelPlugin for Demo {
                 Ok(Reply::done())
             }
             Command::MarkDone(_) => Ok(Reply::done()),
+            // A consultation between agents: the simulated customer sees nothing of it.
+            Command::Consult(consult) => {
+                self.consultations += 1;
+                let n = self.consultations;
+                let interaction =
+                    InteractionId::new(format!("{}-consult-{n}", consult.interaction));
+                Ok(Reply::Created(plugin_api::Created { interaction }))
+            }
+            Command::Conference(_) => Ok(Reply::done()),
             other => unsupported(&other),
         }
     }

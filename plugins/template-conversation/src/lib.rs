@@ -404,6 +404,7 @@ mod tests {
                 text: "Let me check".into(),
                 attachments: vec![],
             },
+            agent: None,
         }))
         .expect("send");
         let out = std::fs::read_to_string(outbox(&folder, "c1")).expect("outbox");

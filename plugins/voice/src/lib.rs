@@ -302,9 +302,7 @@ impl ChannelPlugin for Voice {
         };
         match command {
             Command::Accept(a) => ua.accept(a.interaction.as_str()).map_err(error)?,
-            Command::Reject(r) => ua
-                .reject(r.interaction.as_str(), &r.reason)
-                .map_err(error)?,
+            Command::Reject(r) => ua.reject(r.interaction.as_str(), r.code).map_err(error)?,
             Command::End(e) => ua.end(e.interaction.as_str()).map_err(error)?,
             Command::Hold(h) => ua.hold(h.interaction.as_str(), true).map_err(error)?,
             Command::Resume(r) => ua.hold(r.interaction.as_str(), false).map_err(error)?,

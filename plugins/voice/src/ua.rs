@@ -220,17 +220,16 @@ fn now_stamp() -> String {
     secs.to_string()
 }
 
-/// The SIP status that answers the core's reason for rejecting an offer.
-pub fn reject_status(reason: &str) -> u16 {
-    let r = reason.to_ascii_lowercase();
-    if r.contains("no extension") || r.contains("no agent `") {
-        404
-    } else if r.contains("no agent") || r.contains("unavailable") || r.contains("not ready") {
-        480
-    } else if r.contains("busy") || r.contains("capacity") {
-        486
-    } else {
-        603
+/// The SIP status that answers the core's reason for rejecting an offer, by its stable code
+/// (never by the reason's words).
+pub fn reject_status(code: plugin_api::RejectCode) -> u16 {
+    use plugin_api::RejectCode;
+    match code {
+        RejectCode::NoSuchTarget => 404,
+        RejectCode::NoAgents | RejectCode::ChannelUnavailable => 480,
+        RejectCode::Busy => 486,
+        RejectCode::UnsupportedRoute => 403,
+        RejectCode::Unspecified => 603,
     }
 }
 
@@ -1484,14 +1483,14 @@ impl Ua {
     }
 
     /// The core declined the offer (no agent, no such extension).
-    pub fn reject(&mut self, id: &str, reason: &str) -> Result<(), UaError> {
+    pub fn reject(&mut self, id: &str, code: plugin_api::RejectCode) -> Result<(), UaError> {
         let call = self.call(id)?;
         if call.state != State::Ringing {
             return Err(UaError::WrongState(id.into(), call.state.word()));
         }
         if let Some(invite) = call.invite.clone() {
             let (tag, to) = (call.local_tag.clone(), call.source);
-            let code = reject_status(reason);
+            let code = reject_status(code);
             let response = Message::response(&invite, code, Some(&tag));
             self.respond(&invite, response, to);
         }
@@ -2284,13 +2283,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reject_reasons_map_to_sip_statuses() {
-        assert_eq!(reject_status("no extension `9` on this host"), 404);
-        assert_eq!(
-            reject_status("no agent on this host has channel `voice`"),
-            480
-        );
-        assert_eq!(reject_status("declined"), 603);
+    fn reject_codes_map_to_sip_statuses() {
+        use plugin_api::RejectCode;
+        assert_eq!(reject_status(RejectCode::NoSuchTarget), 404);
+        assert_eq!(reject_status(RejectCode::NoAgents), 480);
+        assert_eq!(reject_status(RejectCode::ChannelUnavailable), 480);
+        assert_eq!(reject_status(RejectCode::Busy), 486);
+        assert_eq!(reject_status(RejectCode::Unspecified), 603);
     }
 
     #[test]

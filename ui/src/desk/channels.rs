@@ -29,7 +29,7 @@ impl Desk {
         });
         let channels = self.snap.channels.clone();
         egui::Grid::new("channels").striped(true).show(ui, |ui| {
-            for h in ["Channel", "State", "Time", "Load", ""] {
+            for h in ["Channel", "State", "Time", "Load", "", "Channel health"] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -71,6 +71,18 @@ impl Desk {
                         });
                     }
                 });
+                // Out of service (its plugin was quarantined) comes first: no offers meanwhile.
+                match &ch.unavailable {
+                    Some(reason) => {
+                        ui.colored_label(
+                            ui.visuals().error_fg_color,
+                            format!("unavailable: {reason}"),
+                        );
+                    }
+                    None => {
+                        ui.label(text::channel_health(ch.status.as_ref()));
+                    }
+                }
                 ui.end_row();
             }
         });

@@ -11,7 +11,15 @@ impl Desk {
             return;
         };
         egui::Grid::new("plugins").striped(true).show(ui, |ui| {
-            for h in ["Plugin", "Version", "API", "Channels", "Status", "Reason"] {
+            for h in [
+                "Plugin",
+                "Version",
+                "API",
+                "Channels",
+                "Status",
+                "Reason",
+                "Channel status",
+            ] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -26,6 +34,7 @@ impl Desk {
                 ui.label(r.channels.join(", "));
                 ui.label(r.status.word());
                 ui.label(r.status.reason().unwrap_or(""));
+                ui.label(super::text::channel_health(r.channel_status.as_ref()));
                 ui.end_row();
             }
         });

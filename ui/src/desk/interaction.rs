@@ -154,22 +154,26 @@ impl Desk {
                     }
                 }
             });
-            if active && mine {
-                let hold = if i.held { "Resume" } else { "Hold" };
-                if ui.button(hold).clicked() {
-                    self.send(if i.held {
-                        AgentCommand::Resume { key }
-                    } else {
-                        AgentCommand::Hold { key }
-                    });
-                }
-                if ui.button("End").on_hover_text("F4").clicked() {
-                    self.send(AgentCommand::End { key });
-                }
+            // Only what the interaction's channel plugin declared is offered.
+            let (hold, hold_kind) = if i.held {
+                ("Resume", "resume")
+            } else {
+                ("Hold", "hold")
+            };
+            if active && mine && i.supports(hold_kind) && ui.button(hold).clicked() {
+                self.send(if i.held {
+                    AgentCommand::Resume { key }
+                } else {
+                    AgentCommand::Hold { key }
+                });
+            }
+            if active && mine && ui.button("End").on_hover_text("F4").clicked() {
+                self.send(AgentCommand::End { key });
             }
             if matches!(i.media, Media::Email | Media::Document)
                 && active
                 && mine
+                && i.supports("put-in-workbin")
                 && ui.button("Put in workbin").clicked()
             {
                 self.send(AgentCommand::Park {
@@ -189,11 +193,11 @@ impl Desk {
                 && !mine
             {
                 // The agent who asked for this consultation decides what becomes of it.
-                if ui.button("Conference in").clicked() {
+                if i.supports("conference") && ui.button("Conference in").clicked() {
                     self.send(AgentCommand::Conference { consultation: key });
                     self.selected = Some(about);
                 }
-                if ui.button("Transfer to colleague").clicked() {
+                if i.supports("transfer") && ui.button("Transfer to colleague").clicked() {
                     self.send(AgentCommand::TransferAfterConsultation { consultation: key });
                 }
                 if ui.button("End consultation").clicked() {
@@ -246,9 +250,10 @@ impl Desk {
                     ui.selectable_value(&mut view.colleague, Some(id.clone()), name);
                 }
             });
-        if ui
-            .add_enabled(chosen.is_some(), egui::Button::new("Consult"))
-            .clicked()
+        if i.supports("consult")
+            && ui
+                .add_enabled(chosen.is_some(), egui::Button::new("Consult"))
+                .clicked()
             && let Some(colleague) = chosen.clone()
         {
             self.send(AgentCommand::Consult { key, colleague });
@@ -326,7 +331,9 @@ impl Desk {
     /// A transcript (virtualised rows) with links on numbers and addresses, and a composer.
     fn conversation(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
         let key = i.key;
-        let writable = i.state == InteractionState::Active;
+        let writable = i.state == InteractionState::Active && i.supports("send-message");
+        // Typing is sent only to a channel that declared it.
+        let tells_typing = i.supports("set-typing");
         egui::Panel::bottom(("composer", key)).show(ui, |ui| {
             if !i.detail.typing.is_empty() {
                 ui.label(format!("{} typing", i.detail.typing.join(", ")));
@@ -348,7 +355,7 @@ impl Desk {
                 let clicked = ui
                     .add_enabled(writable, egui::Button::new("Send"))
                     .clicked();
-                if typing_changed {
+                if typing_changed && tells_typing {
                     view.typing_sent = typing;
                     let result =
                         self.core
@@ -436,6 +443,9 @@ impl Desk {
             ));
         }
         let live = i.state == InteractionState::Active;
+        if !i.supports("send-dtmf") {
+            return;
+        }
         ui.label("Keypad");
         egui::Grid::new(("keypad", key)).show(ui, |ui| {
             for row in ["123", "456", "789", "*0#"] {

@@ -29,6 +29,15 @@ pub fn interaction_state(state: &InteractionState) -> &'static str {
     }
 }
 
+/// A channel plugin's latest `channel-status` in words ("" when it reported none).
+pub fn channel_health(status: Option<&plugin_api::ChannelStatus>) -> String {
+    match status {
+        None => String::new(),
+        Some(s) if s.healthy => format!("ok: {}", s.detail),
+        Some(s) => format!("trouble: {}", s.detail),
+    }
+}
+
 /// A duration in milliseconds as `h:mm:ss` or `m:ss`.
 pub fn duration(ms: u64) -> String {
     let secs = ms / 1000;

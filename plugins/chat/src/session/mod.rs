@@ -523,6 +523,18 @@ impl Chats {
         text: &str,
         now: Instant,
     ) -> Result<(), SessionError> {
+        self.agent_message_from(id, text, None, now)
+    }
+
+    /// An agent wrote to the customer: `speaker` (in a conference, not always the chat's agent)
+    /// or, when the host does not say (plugin-api 1.0), the chat's agent.
+    pub fn agent_message_from(
+        &mut self,
+        id: &str,
+        text: &str,
+        speaker: Option<&str>,
+        now: Instant,
+    ) -> Result<(), SessionError> {
         if self.consultations.contains_key(id) {
             return Ok(());
         }
@@ -530,7 +542,10 @@ impl Chats {
         if chat.phase == Phase::Ended {
             return Err(SessionError::Ended);
         }
-        let name = chat.agent.clone().unwrap_or_else(|| "Agent".into());
+        let name = speaker
+            .map(str::to_string)
+            .or_else(|| chat.agent.clone())
+            .unwrap_or_else(|| "Agent".into());
         chat.push(ServerMessage::Typing {
             name: name.clone(),
             typing: false,
@@ -1068,6 +1083,22 @@ pub(super) mod tests {
         assert!(matches!(kinds[kinds.len() - 1], ChatEvent::Joined { name } if name == "Bob"));
         chats
             .agent_message(&id, "Hi, Bob here", now)
+            .expect("message");
+        let last = chats
+            .get(&id)
+            .and_then(|c| c.events.last())
+            .map(|e| e.event.clone());
+        assert!(matches!(last, Some(ChatEvent::Line { name, .. }) if name == "Bob"));
+    }
+
+    #[test]
+    fn in_a_conference_the_customer_sees_the_name_of_the_agent_who_wrote() {
+        let now = Instant::now();
+        let mut chats = Chats::default();
+        let id = started(&mut chats, now);
+        chats.accept(&id, "Sam", now).expect("accept");
+        chats
+            .agent_message_from(&id, "Bob here too", Some("Bob"), now)
             .expect("message");
         let last = chats
             .get(&id)
