@@ -551,16 +551,4 @@ fn unacked(bytes: Vec<u8>, to: SocketAddr) -> dialog::Unacked {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reject_reasons_map_to_sip_statuses() {
-        assert_eq!(reject_status("no extension `9` on this host"), 404);
-        assert_eq!(
-            reject_status("no agent on this host has channel `voice`"),
-            480
-        );
-        assert_eq!(reject_status("declined"), 603);
-    }
-}
+mod tests;

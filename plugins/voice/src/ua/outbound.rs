@@ -41,8 +41,7 @@ impl Ua {
                 let peer = call.dialog.peer;
                 self.send_to(&ack, peer);
             } else if code >= 200 {
-                // A late final answer to a transaction we already closed: nothing to do.
-                self.counters.dropped += 1;
+                self.drop_datagram(from, &format!("a {code} for no transaction of ours"));
             }
             return;
         }
