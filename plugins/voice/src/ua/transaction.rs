@@ -21,6 +21,10 @@ pub const TIMER_C: Duration = Duration::from_secs(180);
 /// A server transaction that never got a final answer is forgotten after this (a ringing call
 /// ends long before: `max_ring_secs`).
 const UNANSWERED_LIFETIME: Duration = Duration::from_secs(320);
+/// How often answered transactions are swept out when no final answer is being resent: a scan
+/// of the whole table every 50 ms tick (tens of thousands of entries at a high call rate, 32 s
+/// each) would hold the user agent's lock for nothing.
+const SWEEP: Duration = Duration::from_secs(1);
 /// The prefix of RFC 3261 branches (§8.1.1.7); others come from RFC 2543 peers.
 pub const MAGIC_COOKIE: &str = "z9hG4bK";
 
@@ -173,6 +177,9 @@ pub struct ServerTimers {
 #[derive(Default)]
 pub struct ServerTransactions {
     table: HashMap<ServerKey, ServerTx>,
+    /// How many are resending a final answer (Completed): the ticks that must visit them.
+    resending: usize,
+    next_sweep: Option<Instant>,
 }
 
 impl ServerTransactions {
@@ -196,6 +203,7 @@ impl ServerTransactions {
             Some(tx) if is_ack => match tx.state {
                 ServerState::Completed { .. } => {
                     tx.state = ServerState::Confirmed { until: now + T4 };
+                    self.resending = self.resending.saturating_sub(1);
                     Arrival::AckAbsorbed
                 }
                 ServerState::Confirmed { .. } => Arrival::AckAbsorbed,
@@ -220,6 +228,7 @@ impl ServerTransactions {
         tx.last = Some(bytes);
         if code >= 200 && tx.state == ServerState::Proceeding {
             tx.state = if invite && code >= 300 {
+                self.resending += 1;
                 ServerState::Completed {
                     next: now + T1,
                     interval: T1,
@@ -236,6 +245,11 @@ impl ServerTransactions {
     /// Runs the timers: resends what is due, forgets what is over.
     pub fn tick(&mut self, now: Instant) -> ServerTimers {
         let mut timers = ServerTimers::default();
+        if self.resending == 0 && self.next_sweep.is_some_and(|due| now < due) {
+            return timers;
+        }
+        self.next_sweep = Some(now + SWEEP);
+        let mut resending = 0;
         self.table.retain(|_, tx| match &mut tx.state {
             ServerState::Proceeding => now.duration_since(tx.created) < UNANSWERED_LIFETIME,
             ServerState::Completed {
@@ -254,10 +268,12 @@ impl ServerTransactions {
                     *interval = (*interval * 2).min(T2);
                     *next = now + *interval;
                 }
+                resending += 1;
                 true
             }
             ServerState::Confirmed { until } | ServerState::Answered { until } => now < *until,
         });
+        self.resending = resending;
         timers
     }
 
