@@ -13,5 +13,6 @@ mod shell;
 mod support;
 mod vendor;
 mod voice;
+mod voice_rfc;
 mod webchat;
 mod workitem;

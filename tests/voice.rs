@@ -19,14 +19,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const VOICE: &str = "agentdesk.voice";
+pub(crate) const VOICE: &str = "agentdesk.voice";
 const WAIT: Duration = Duration::from_secs(20);
 /// The agent's voice (the plugin's WAV), the customer's and the colleague's tones.
 const AGENT_HZ: f64 = 1200.0;
 const CUSTOMER_HZ: f64 = 440.0;
 const COLLEAGUE_HZ: f64 = 700.0;
 
-fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
     loop {
         if let Some(found) = probe() {
@@ -395,7 +395,7 @@ fn sipp_passed(mut run: Sipp, dir: &Path, name: &str) {
     }
 }
 
-const SDP: &str = "v=0\r\no=sipp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+pub(crate) const SDP: &str = "v=0\r\no=sipp 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
     m=audio [media_port] RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n";
 
 /// A request from SIPp in its call's dialog (`to_tag`: with the plugin's tag).
@@ -445,9 +445,9 @@ fn answer_200(direction: &str) -> String {
 // ----- the rig ---------------------------------------------------------------------------------
 
 /// A host with the packaged voice plugin, the core, and agents Ann (2001) and Bob (2002).
-struct Rig {
+pub(crate) struct Rig {
     install: Install,
-    plugins: Arc<PluginHost>,
+    pub(crate) plugins: Arc<PluginHost>,
     service: Option<CoreService>,
     core: CoreHandle,
     port: u16,
@@ -455,7 +455,7 @@ struct Rig {
 
 impl Rig {
     /// `settings`: extra lines of the plugin's section; `agent_extra`: extra keys for Ann.
-    fn new(settings: &str, ann_extra: &str) -> Self {
+    pub(crate) fn new(settings: &str, ann_extra: &str) -> Self {
         Self::with_timeout(settings, ann_extra, 20)
     }
 
@@ -506,7 +506,7 @@ impl Rig {
         }
     }
 
-    fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
@@ -518,7 +518,7 @@ impl Rig {
         self.install.dir.path()
     }
 
-    fn ready(&self, agent: &str) {
+    pub(crate) fn ready(&self, agent: &str) {
         let session = self.core.login(agent).expect("log in");
         for command in [
             AgentCommand::LogOnChannel {
@@ -532,7 +532,7 @@ impl Rig {
         }
     }
 
-    fn snapshot(&self, agent: &str) -> AgentSnapshot {
+    pub(crate) fn snapshot(&self, agent: &str) -> AgentSnapshot {
         self.core.snapshot(agent).expect("snapshot").expect("agent")
     }
 
@@ -547,7 +547,7 @@ impl Rig {
             .find(|i| test(i))
     }
 
-    fn wait_offer(&self, agent: &str) -> u64 {
+    pub(crate) fn wait_offer(&self, agent: &str) -> u64 {
         until("an offer", || {
             self.find(agent, |i| {
                 matches!(i.state, InteractionState::Offered { .. })
@@ -556,7 +556,7 @@ impl Rig {
         })
     }
 
-    fn wait_media(&self, agent: &str, key: u64, state: MediaState) {
+    pub(crate) fn wait_media(&self, agent: &str, key: u64, state: MediaState) {
         until(&format!("{state:?} on {key}"), || {
             self.find(agent, |i| {
                 i.key == key && i.detail.media_state == Some(state)
@@ -565,13 +565,18 @@ impl Rig {
         });
     }
 
-    fn wait_state(&self, agent: &str, key: u64, state: InteractionState) -> InteractionView {
+    pub(crate) fn wait_state(
+        &self,
+        agent: &str,
+        key: u64,
+        state: InteractionState,
+    ) -> InteractionView {
         until(&format!("{key} {state:?}"), || {
             self.find(agent, |i| i.key == key && i.state == state)
         })
     }
 
-    fn exec(&self, agent: &str, command: AgentCommand) {
+    pub(crate) fn exec(&self, agent: &str, command: AgentCommand) {
         self.core.execute(agent, command).expect("command");
     }
 
@@ -947,13 +952,13 @@ fn voice_malformed_unknown_and_out_of_dialog_requests_get_sip_errors_never_a_cra
 }
 
 /// A bare SIP client on a UDP socket, to send exactly the same bytes twice.
-struct Raw {
+pub(crate) struct Raw {
     socket: UdpSocket,
     target: String,
 }
 
 impl Raw {
-    fn new(target: String) -> Self {
+    pub(crate) fn new(target: String) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
@@ -961,11 +966,11 @@ impl Raw {
         Raw { socket, target }
     }
 
-    fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.socket.local_addr().expect("addr").port()
     }
 
-    fn send(&self, text: &str) {
+    pub(crate) fn send(&self, text: &str) {
         let text = text.replace('\n', "\r\n");
         self.socket
             .send_to(text.as_bytes(), &self.target)
@@ -973,7 +978,7 @@ impl Raw {
     }
 
     /// The next response with this status (100 Trying is skipped).
-    fn expect(&self, code: u16) -> String {
+    pub(crate) fn expect(&self, code: u16) -> String {
         let mut buf = [0u8; 4096];
         loop {
             let (n, _) = self
@@ -992,7 +997,33 @@ impl Raw {
         }
     }
 
-    fn request(&self, method: &str, cseq: u32, to_tag: &str, body: &str) -> String {
+    /// The next datagram within `within`, if one comes.
+    pub(crate) fn next_within(&self, within: Duration) -> Option<String> {
+        self.socket.set_read_timeout(Some(within)).expect("timeout");
+        let mut buf = [0u8; 4096];
+        let got = self.socket.recv_from(&mut buf).ok();
+        self.socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        got.map(|(n, _)| String::from_utf8_lossy(&buf[..n]).to_string())
+    }
+
+    /// A request outside any dialog to extension 2001, with its own Call-ID (`branch` and this
+    /// socket's port), `extra` header lines and a body.
+    pub(crate) fn plain(&self, method: &str, branch: &str, extra: &str, body: &str) -> String {
+        let port = self.port();
+        let target = &self.target;
+        format!(
+            "{method} sip:2001@{target} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch={branch}\n\
+             From: <sip:raw@127.0.0.1:{port}>;tag=raw{port}\nTo: <sip:2001@{target}>\n\
+             Call-ID: {branch}-{port}\nCSeq: 1 {method}\nContact: <sip:raw@127.0.0.1:{port}>\n\
+             Max-Forwards: 70\n{extra}Content-Length: {}\n\n{body}",
+            // `send` turns every line end into CRLF, the body's too.
+            body.replace('\n', "\r\n").len()
+        )
+    }
+
+    pub(crate) fn request(&self, method: &str, cseq: u32, to_tag: &str, body: &str) -> String {
         let port = self.port();
         let target = &self.target;
         let to_tag = if to_tag.is_empty() {
@@ -1010,12 +1041,12 @@ impl Raw {
              From: <sip:raw@127.0.0.1:{port}>;tag=raw1\nTo: <sip:2001@{target}>{to_tag}\n\
              Call-ID: raw-call-1\nCSeq: {cseq} {method}\nContact: <sip:raw@127.0.0.1:{port}>\n\
              Max-Forwards: 70\n{content_type}Content-Length: {}\n\n{body}",
-            body.len()
+            body.replace('\n', "\r\n").len()
         )
     }
 }
 
-fn to_tag(response: &str) -> String {
+pub(crate) fn to_tag(response: &str) -> String {
     response
         .lines()
         .find(|l| l.starts_with("To:"))

@@ -32,7 +32,7 @@ use settings::Settings;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
-use ua::{Kind2, Ua, UaError};
+use ua::{CallKind, Ua, UaError};
 
 /// The plugin id.
 pub const ID: &str = "agentdesk.voice";
@@ -229,6 +229,10 @@ impl ChannelPlugin for Voice {
             socket.clone(),
             events.clone(),
             media.clone(),
+            {
+                let host = self.host.clone();
+                Box::new(move |line: &str| host.warn(line))
+            },
         )
         .map_err(error)?;
         let ua = Arc::new(Mutex::new(ua));
@@ -313,7 +317,7 @@ impl ChannelPlugin for Voice {
                     .dial(
                         &uri,
                         Some((&d.agent.id, &d.agent.display_name)),
-                        Kind2::Customer,
+                        CallKind::Customer,
                     )
                     .map_err(error)?;
                 return Ok(created(id));

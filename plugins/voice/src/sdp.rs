@@ -108,6 +108,12 @@ pub enum SdpError {
     /// No G.711 codec we both have.
     #[error("no common codec")]
     NoCommonCodec,
+    /// The audio stream is not plain RTP (`RTP/AVP`), e.g. SRTP or over TCP.
+    #[error("audio over {0}, not RTP/AVP")]
+    Transport(String),
+    /// The audio stream has port 0: it is declined.
+    #[error("the audio stream is declined (port 0)")]
+    Declined,
 }
 
 impl Session {
@@ -116,6 +122,7 @@ impl Session {
         let mut address: Option<IpAddr> = None;
         let mut media_address: Option<IpAddr> = None;
         let mut port: Option<u16> = None;
+        let mut transport = String::new();
         let mut payload_types: Vec<u8> = Vec::new();
         let mut telephone_event = None;
         let mut direction = Direction::SendRecv;
@@ -142,7 +149,7 @@ impl Session {
                         seen_audio = true;
                         in_audio = true;
                         port = parts.next().and_then(|p| p.parse().ok());
-                        let _proto = parts.next();
+                        transport = parts.next().unwrap_or_default().to_string();
                         payload_types = parts.filter_map(|p| p.parse().ok()).collect();
                     }
                 }
@@ -172,6 +179,13 @@ impl Session {
         }
         let ip = media_address.or(address).ok_or(SdpError::NoAudio)?;
         let port = port.ok_or(SdpError::NoAudio)?;
+        // RTP/AVPF is RTP/AVP with feedback we may ignore (RFC 4585 §3.4).
+        if !["RTP/AVP", "RTP/AVPF"].contains(&transport.as_str()) {
+            return Err(SdpError::Transport(transport));
+        }
+        if port == 0 {
+            return Err(SdpError::Declined);
+        }
         // Hold in the old style (RFC 2543): a null connection address.
         if ip.is_unspecified() && direction == Direction::SendRecv {
             direction = Direction::Inactive;
@@ -265,6 +279,15 @@ mod tests {
     #[test]
     fn no_audio_or_no_common_codec_is_an_error() {
         assert_eq!(Session::parse("v=0\r\n"), Err(SdpError::NoAudio));
+        let c = "c=IN IP4 127.0.0.1\r\n";
+        assert_eq!(
+            Session::parse(&format!("{c}m=audio 4000 RTP/SAVP 0\r\n")),
+            Err(SdpError::Transport("RTP/SAVP".into()))
+        );
+        assert_eq!(
+            Session::parse(&format!("{c}m=audio 0 RTP/AVP 0\r\n")),
+            Err(SdpError::Declined)
+        );
         let s = Session::parse("c=IN IP4 0.0.0.0\r\nm=audio 4000 RTP/AVP 9\r\n").expect("parses");
         assert_eq!(s.direction, Direction::Inactive);
         assert_eq!(

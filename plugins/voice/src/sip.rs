@@ -19,9 +19,12 @@ pub enum ParseError {
     /// A header line without a colon.
     #[error("bad header line `{0}`")]
     Header(String),
-    /// Content-Length is not a number or larger than the body.
+    /// Content-Length is not a number, larger than the body, or given twice.
     #[error("bad Content-Length")]
     ContentLength,
+    /// A request line of another SIP version (answered 505).
+    #[error("SIP version `{0}`")]
+    Version(String),
 }
 
 /// The first line of a message.
@@ -127,6 +130,10 @@ impl Message {
             headers,
             body: Vec::new(),
         };
+        if message.headers_named("Content-Length").nth(1).is_some() {
+            // Two lengths: the framing is ambiguous (RFC 4475 §3.1.2.18).
+            return Err(ParseError::ContentLength);
+        }
         let body = match message.header("Content-Length") {
             Some(len) => {
                 let len: usize = len.trim().parse().map_err(|_| ParseError::ContentLength)?;
@@ -273,9 +280,15 @@ impl Message {
             .filter(|c| !c.is_empty())
     }
 
+    /// The top Via: the first value of the first Via header.
+    pub fn top_via(&self) -> Option<&str> {
+        let first = self.header("Via")?;
+        Some(first.split(',').next().unwrap_or(first).trim())
+    }
+
     /// The branch parameter of the top Via.
     pub fn branch(&self) -> Option<&str> {
-        param(self.header("Via")?, "branch")
+        param(self.top_via()?, "branch")
     }
 
     /// The From tag.
@@ -364,7 +377,22 @@ fn parse_start(line: &str) -> Result<StartLine, ParseError> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
     };
-    if version != "SIP/2.0" || !token(method) || !uri.contains(':') {
+    if !token(method) {
+        return Err(bad());
+    }
+    if version != "SIP/2.0" {
+        return match version.strip_prefix("SIP/") {
+            Some(number)
+                if !number.is_empty()
+                    && number.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+            {
+                Err(ParseError::Version(truncate(version)))
+            }
+            _ => Err(bad()),
+        };
+    }
+    // A Request-URI is bare: `<sip:...>` belongs in headers only (RFC 4475 §3.1.2.11).
+    if !uri.contains(':') || uri.contains(['<', '>']) {
         return Err(bad());
     }
     Ok(StartLine::Request {
@@ -458,11 +486,15 @@ pub fn reason(code: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         407 => "Proxy Authentication Required",
         408 => "Request Timeout",
         415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
         480 => "Temporarily Unavailable",
         481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
         486 => "Busy Here",
         487 => "Request Terminated",
         488 => "Not Acceptable Here",
@@ -470,6 +502,7 @@ pub fn reason(code: u16) -> &'static str {
         500 => "Server Internal Error",
         501 => "Not Implemented",
         503 => "Service Unavailable",
+        505 => "Version Not Supported",
         603 => "Decline",
         _ => "Unknown",
     }
