@@ -1,0 +1,121 @@
+//! The webhook's two requests: Meta's subscription handshake (GET) and signed deliveries (POST).
+//! A POST is answered 200 only after what it changed is synced to the journal; a POST that got
+//! no 200 changes nothing that a second delivery would not change the same way.
+
+use crate::Shared;
+use crate::payload::{self, PayloadError};
+use agentdesk_social::journal::Journaled;
+use agentdesk_social::signature::verify_hex_sha256;
+use agentdesk_social::webhook::{WebhookRequest, WebhookResponse};
+use std::sync::atomic::Ordering;
+
+/// Answers one webhook request (on a blocking thread: it syncs to disk).
+pub fn handle(shared: &Shared, request: WebhookRequest) -> WebhookResponse {
+    match request.method.as_str() {
+        "GET" => verify(shared, &request),
+        "POST" => receive(shared, &request),
+        _ => WebhookResponse::text(405, "GET or POST only"),
+    }
+}
+
+/// The subscription handshake: `hub.mode=subscribe` with our verify token gets the challenge.
+fn verify(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
+    let token_ok = request.param("hub.verify_token").is_some_and(|t| {
+        // Compared as HMACs so the time taken says nothing about the token.
+        let key = b"agentdesk-verify";
+        agentdesk_social::signature::hmac_sha256(key, t.as_bytes())
+            == agentdesk_social::signature::hmac_sha256(
+                key,
+                shared.secrets.verify_token.expose().as_bytes(),
+            )
+    });
+    match (request.param("hub.mode"), request.param("hub.challenge")) {
+        (Some("subscribe"), Some(challenge)) if token_ok => {
+            shared.host.info("Messenger webhook subscription verified");
+            WebhookResponse::text(200, challenge)
+        }
+        _ => {
+            shared
+                .host
+                .warn("a webhook verification request was refused (wrong mode or token)");
+            WebhookResponse::text(403, "verification refused")
+        }
+    }
+}
+
+fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
+    let signature = request.header("x-hub-signature-256");
+    if let Err(e) = verify_hex_sha256(
+        shared.secrets.app_secret.expose().as_bytes(),
+        &request.body,
+        signature,
+    ) {
+        shared
+            .counters
+            .bad_signatures
+            .fetch_add(1, Ordering::Relaxed);
+        shared
+            .host
+            .warn(&format!("webhook refused, nothing stored: {e}"));
+        return WebhookResponse::text(403, format!("refused: {e}"));
+    }
+    let items = match payload::parse(&request.body) {
+        Ok(items) => items,
+        Err(PayloadError::OtherObject(object)) => {
+            shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            shared.host.warn(&format!(
+                "a signed webhook for `{object}` was ignored: not a Page"
+            ));
+            return WebhookResponse::text(200, "ignored");
+        }
+        Err(e) => {
+            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            shared
+                .host
+                .error(&format!("a signed webhook was refused: {e}"));
+            return WebhookResponse::text(400, format!("refused: {e}"));
+        }
+    };
+    let view_now = crate::now_ms();
+    let mut state = shared.conversations();
+    let plan = state.plan(items, &shared.settings.app_id);
+    if let Err(e) = shared.journal.append(&plan.changes) {
+        drop(state);
+        shared.host.error(&format!(
+            "cannot store a webhook ({e}); answered 503 so that Meta delivers it again"
+        ));
+        return WebhookResponse::text(503, "cannot store now");
+    }
+    let view = shared.view(view_now);
+    let mut events = Vec::new();
+    for change in plan.changes {
+        state.apply(change.clone());
+        events.extend(state.events(&change, &view));
+    }
+    let lost = shared.outbox.send(events);
+    drop(state);
+    if lost > 0 {
+        shared.host.warn(&format!(
+            "{lost} events not passed to the host (stopping); they are sent again at start"
+        ));
+    }
+    if !plan.own_echoes.is_empty() {
+        shared.echoes().extend(plan.own_echoes);
+    }
+    if !plan.duplicates.is_empty() {
+        shared
+            .counters
+            .duplicates
+            .fetch_add(plan.duplicates.len() as u64, Ordering::Relaxed);
+        shared.host.info(&format!(
+            "dropped {} repeated deliveries: {}",
+            plan.duplicates.len(),
+            plan.duplicates.join(", ")
+        ));
+    }
+    for why in &plan.ignored {
+        shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
+        shared.host.info(&format!("ignored {why}"));
+    }
+    WebhookResponse::text(200, "EVENT_RECEIVED")
+}
