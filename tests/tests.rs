@@ -5,6 +5,7 @@ mod cli;
 mod compat;
 mod core_service;
 mod email;
+mod facebook;
 mod loading;
 mod mailserver;
 mod runtime;

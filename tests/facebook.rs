@@ -1,0 +1,587 @@
+//! Facebook Messenger end to end: the packaged `agentdesk.facebook` plugin in a real
+//! `PluginHost` and `CoreService`, Meta played by `tests/fakes/graph_api.py` (independent Python:
+//! it signs the webhooks it delivers and checks our Send API calls as Meta does), agents through
+//! the core's client interface.
+
+use crate::support::Install;
+use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
+use agentdesk_host::plugins::package::package;
+use agentdesk_host::service::{AgentSnapshot, Answer, CoreHandle, CoreService, Query};
+use agentdesk_host::{AdminConfig, PluginHost, StartMode};
+use agentdesk_tests::first_party_library;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FACEBOOK: &str = "agentdesk.facebook";
+pub const PAGE: &str = "PAGE1";
+pub const APP_ID: &str = "4242";
+pub const APP_SECRET: &str = "fake-app-secret";
+pub const TOKEN: &str = "fake-page-token";
+pub const VERIFY: &str = "fake-verify-token";
+const WAIT: Duration = Duration::from_secs(15);
+const HOUR_MS: u64 = 3600 * 1000;
+
+fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
+    crate::support::wait_for(WAIT, what, probe)
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A plain HTTP/1.1 request with `Connection: close`; returns the status and the body.
+pub fn http(method: &str, url: &str, body: &[u8]) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (authority, target) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = std::net::TcpStream::connect(authority).expect("connect");
+    stream.set_read_timeout(Some(WAIT)).expect("timeout");
+    let head = format!(
+        "{method} {} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        if target.is_empty() { "/" } else { target },
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("write");
+    stream.write_all(body).expect("write body");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// The fake Graph API process; killed when dropped.
+pub struct FakeGraph {
+    child: Child,
+    pub url: String,
+}
+
+impl FakeGraph {
+    pub fn start() -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fakes/graph_api.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args([
+                "--app-secret",
+                APP_SECRET,
+                "--page-id",
+                PAGE,
+                "--app-id",
+                APP_ID,
+            ])
+            .args(["--token", TOKEN])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("port line");
+        let port: u16 = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the fake did not start: {line:?}"));
+        FakeGraph {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn control(&self, what: &str, body: Value) -> Value {
+        let (status, text) = http(
+            "POST",
+            &format!("{}/_fake/{what}", self.url),
+            body.to_string().as_bytes(),
+        );
+        assert_eq!(status, 200, "fake control {what}: {text}");
+        serde_json::from_str(&text).expect("fake json")
+    }
+
+    pub fn get(&self, what: &str) -> Value {
+        let (status, text) = http("GET", &format!("{}/_fake/{what}", self.url), b"");
+        assert_eq!(status, 200, "fake {what}: {text}");
+        serde_json::from_str(&text).expect("fake json")
+    }
+
+    /// Signs (`sign`: good, bad, none) and delivers one webhook of `entries`, `times` times;
+    /// returns the plugin's statuses.
+    pub fn deliver(&self, entries: Value, sign: &str, times: u32) -> Vec<u64> {
+        let answer = self.control(
+            "deliver",
+            json!({"entries": entries, "sign": sign, "times": times}),
+        );
+        answer["status"]
+            .as_array()
+            .expect("statuses")
+            .iter()
+            .map(|s| s.as_u64().unwrap_or(0))
+            .collect()
+    }
+
+    pub fn sent(&self) -> Vec<Value> {
+        self.get("sent")["sent"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for FakeGraph {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A customer's message as Meta delivers it.
+pub fn customer(psid: &str, mid: &str, text: &str, at_ms: u64) -> Value {
+    json!({"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": at_ms,
+           "message": {"mid": mid, "text": text}})
+}
+
+/// One entry with these messaging items.
+pub fn entry(items: Vec<Value>) -> Value {
+    json!({"messaging": items})
+}
+
+/// The plugin's settings section and agent Ann on `facebook`.
+pub fn config_extra(install: &Install, graph: &str, port: u16, extra: &str) -> String {
+    let secrets = install.dir.path().join("facebook.secrets");
+    std::fs::write(
+        &secrets,
+        format!("FACEBOOK_APP_SECRET={APP_SECRET}\nFACEBOOK_PAGE_TOKEN={TOKEN}\nFACEBOOK_VERIFY_TOKEN={VERIFY}\n"),
+    )
+    .expect("secrets file");
+    format!(
+        "[plugins.settings.\"{FACEBOOK}\"]\nport = {port}\npage_id = \"{PAGE}\"\napp_id = \"{APP_ID}\"\n\
+         graph_url = \"{graph}/v21.0\"\nsecrets_file = \"{}\"\nsend_timeout_ms = 500\n\
+         echo_wait_ms = 1500\nretry_first_ms = 50\nmax_body_bytes = 65536\n{extra}\n\
+         [channels.facebook]\ncapacity = 5\n\
+         [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"facebook\"]\n",
+        secrets.display()
+    )
+}
+
+/// The webhook URL from the plugin's endpoint.json.
+pub fn webhook_url(data: &Path) -> String {
+    let path = data.join("plugins").join(FACEBOOK).join("endpoint.json");
+    let text = std::fs::read_to_string(&path).expect("endpoint.json");
+    let endpoint: Value = serde_json::from_str(&text).expect("endpoint");
+    endpoint["url"].as_str().expect("url").to_string()
+}
+
+struct Rig {
+    install: Install,
+    fake: FakeGraph,
+    service: Option<CoreService>,
+    _plugins: Arc<PluginHost>,
+    core: CoreHandle,
+    webhook: String,
+}
+
+impl Rig {
+    fn new(extra: &str) -> Self {
+        let fake = FakeGraph::start();
+        let install = Install::new();
+        package(&first_party_library("agentdesk_facebook"), &install.plugins).expect("package");
+        let text = config_extra(&install, &fake.url, 0, extra);
+        let config = AdminConfig::load(&install.write_config(&[FACEBOOK], &text)).expect("config");
+        let policy = Policy::from_config(&config, &["facebook".to_string()]);
+        let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
+        assert_eq!(
+            plugins.running_ids(),
+            vec![FACEBOOK.to_string()],
+            "{:#?}",
+            plugins.reports()
+        );
+        let service = agentdesk_tests::start_core(&install.data, policy, Some(plugins.clone()));
+        let core = service.handle();
+        let webhook = webhook_url(&install.data);
+        fake.control("config", json!({"webhook": webhook}));
+        let session = core.login("ann").expect("log in");
+        session
+            .send(AgentCommand::LogOnChannel {
+                channel: "facebook".into(),
+            })
+            .expect("log on");
+        session
+            .send(AgentCommand::SetReady {
+                channel: "facebook".into(),
+            })
+            .expect("ready");
+        Rig {
+            install,
+            fake,
+            service: Some(service),
+            _plugins: plugins,
+            core,
+            webhook,
+        }
+    }
+
+    fn snapshot(&self) -> AgentSnapshot {
+        self.core.snapshot("ann").expect("snapshot").expect("ann")
+    }
+
+    /// Waits for the offer of the conversation whose subject ends with the customer's id tail,
+    /// accepts it and returns its key.
+    fn accept(&self, psid: &str) -> u64 {
+        let tail: String = psid
+            .chars()
+            .rev()
+            .take(6)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        let key = until(&format!("an offer for {psid}"), || {
+            self.snapshot()
+                .interactions
+                .iter()
+                .find(|i| {
+                    matches!(i.state, InteractionState::Offered { .. })
+                        && i.subject.as_deref().is_some_and(|s| s.ends_with(&tail))
+                })
+                .map(|i| i.key)
+        });
+        self.core
+            .execute("ann", AgentCommand::Accept { key })
+            .expect("accept");
+        key
+    }
+
+    fn lines(&self, key: u64) -> Vec<(String, String)> {
+        match self.core.query(Query::Live {
+            agent: "ann".into(),
+            key,
+            offset: 0,
+            limit: 1000,
+        }) {
+            Ok(Answer::LiveLines(lines)) => lines
+                .into_iter()
+                .map(|l| (l.line.party, l.line.text))
+                .collect(),
+            other => panic!("live transcript: {other:?}"),
+        }
+    }
+
+    fn wait_line(&self, key: u64, pattern: &str) -> (String, String) {
+        until(&format!("a line containing `{pattern}`"), || {
+            self.lines(key)
+                .into_iter()
+                .find(|(_, t)| t.contains(pattern))
+        })
+    }
+
+    fn case(&self, key: u64, field: &str) -> Option<String> {
+        self.snapshot()
+            .interactions
+            .iter()
+            .find(|i| i.key == key)?
+            .detail
+            .case_data
+            .iter()
+            .find(|f| f.key == field)
+            .map(|f| f.value.clone())
+    }
+
+    fn send(&self, key: u64, text: &str) {
+        self.core.send_message("ann", key, text).expect("send");
+    }
+
+    fn wait_sent(&self, count: usize) -> Vec<Value> {
+        until(&format!("{count} messages at the fake"), || {
+            let sent = self.fake.sent();
+            (sent.len() >= count).then_some(sent)
+        })
+    }
+
+    fn offers(&self) -> usize {
+        self.snapshot().interactions.len()
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        if let Some(service) = self.service.take() {
+            service.stop();
+        }
+    }
+}
+
+#[test]
+fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
+    let rig = Rig::new("");
+    // The subscription handshake: only with our verify token.
+    let (status, body) = http(
+        "GET",
+        &format!(
+            "{}?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=1158201444",
+            rig.webhook
+        ),
+        b"",
+    );
+    assert_eq!((status, body.as_str()), (200, "1158201444"));
+    let (status, _) = http(
+        "GET",
+        &format!(
+            "{}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+            rig.webhook
+        ),
+        b"",
+    );
+    assert_eq!(status, 403);
+
+    let now = now_ms();
+    let statuses = rig.fake.deliver(
+        json!([entry(vec![customer(
+            "U100001",
+            "m1",
+            "Where is my order? ünïcode",
+            now
+        )])]),
+        "good",
+        1,
+    );
+    assert_eq!(statuses, [200]);
+    let key = rig.accept("U100001");
+    rig.wait_line(key, "ünïcode");
+    let window = until("the reply window in the case data", || {
+        rig.case(key, "facebook.window")
+    });
+    assert!(window.starts_with("open, closes in 23 h"), "{window}");
+    rig.fake.deliver(
+        json!([entry(vec![customer(
+            "U100001",
+            "m2",
+            "Order 1234",
+            now + 1
+        )])]),
+        "good",
+        1,
+    );
+    rig.wait_line(key, "Order 1234");
+
+    rig.send(key, "It ships today");
+    let sent = rig.wait_sent(1);
+    assert_eq!(sent[0]["text"], "It ships today");
+    assert_eq!(sent[0]["psid"], "U100001");
+    assert_eq!(sent[0]["messaging_type"], "RESPONSE");
+    assert_eq!(sent[0]["tag"], Value::Null);
+    assert!(
+        sent[0]["metadata"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("agentdesk:"))
+    );
+    let actions = rig.fake.get("sent")["actions"].clone();
+    assert!(
+        actions
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["action"] == "mark_seen")),
+        "{actions}"
+    );
+
+    // Our echo comes back (the fake sends it) and is not shown a second time; a reply typed in
+    // the Page inbox (another app id) is shown as outgoing.
+    let inbox = json!({"sender": {"id": PAGE}, "recipient": {"id": "U100001"}, "timestamp": now_ms(),
+        "message": {"mid": "m_inbox_1", "text": "Sent from the Page inbox", "is_echo": true, "app_id": 263902037430900u64}});
+    assert_eq!(
+        rig.fake.deliver(json!([entry(vec![inbox])]), "good", 1),
+        [200]
+    );
+    let (party, _) = rig.wait_line(key, "Sent from the Page inbox");
+    assert_eq!(party, "Page inbox");
+    std::thread::sleep(Duration::from_millis(300));
+    let lines = rig.lines(key);
+    assert_eq!(
+        lines.iter().filter(|(_, t)| t == "It ships today").count(),
+        1,
+        "{lines:?}"
+    );
+    assert_eq!(rig.fake.sent().len(), 1, "sent once");
+}
+
+#[test]
+fn facebook_repeated_and_batched_deliveries_make_each_message_once() {
+    let rig = Rig::new("");
+    let now = now_ms();
+    let batch = json!([
+        entry(vec![
+            customer("U200001", "a1", "first of A", now),
+            customer("U200002", "b1", "first of B", now)
+        ]),
+        entry(vec![
+            customer("U200001", "a2", "second of A", now + 1),
+            customer("U200001", "a1", "first of A", now)
+        ]),
+    ]);
+    assert_eq!(
+        rig.fake.deliver(batch, "good", 2),
+        [200, 200],
+        "a repeated delivery is answered 200"
+    );
+    let a = rig.accept("U200001");
+    let b = rig.accept("U200002");
+    rig.wait_line(a, "second of A");
+    rig.wait_line(b, "first of B");
+    std::thread::sleep(Duration::from_millis(300));
+    let texts = |key| {
+        rig.lines(key)
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(texts(a), ["first of A", "second of A"]);
+    assert_eq!(texts(b), ["first of B"]);
+    assert_eq!(rig.offers(), 2);
+}
+
+#[test]
+fn facebook_unsigned_or_malformed_webhooks_are_refused_and_nothing_is_stored() {
+    let rig = Rig::new("");
+    let one = json!([entry(vec![customer("U300001", "x1", "forged", now_ms())])]);
+    assert_eq!(rig.fake.deliver(one.clone(), "bad", 1), [403]);
+    assert_eq!(rig.fake.deliver(one, "none", 1), [403]);
+    let malformed = rig.fake.control("deliver", json!({"raw": "{\"object\":\"page\",\"entry\":[{\"messaging\":[{\"sender\":{}}]}]}", "sign": "good"}));
+    assert_eq!(malformed["status"][0], 400, "{malformed}");
+    let big = format!("{{\"object\":\"page\",\"pad\":\"{}\"}}", "x".repeat(70_000));
+    let oversized = rig
+        .fake
+        .control("deliver", json!({"raw": big, "sign": "good"}));
+    assert_eq!(oversized["status"][0], 413, "{oversized}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(rig.offers(), 0);
+    let log = rig
+        .install
+        .data
+        .join("plugins")
+        .join(FACEBOOK)
+        .join("conversations.log");
+    assert_eq!(
+        std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0),
+        0,
+        "nothing stored"
+    );
+}
+
+#[test]
+fn facebook_after_24_hours_a_reply_carries_the_human_agent_tag_and_after_7_days_none_is_sent() {
+    let rig = Rig::new("human_agent_tag = true");
+    let now = now_ms();
+    rig.fake.deliver(
+        json!([entry(vec![customer(
+            "U400001",
+            "w1",
+            "yesterday's question",
+            now - 30 * HOUR_MS
+        )])]),
+        "good",
+        1,
+    );
+    rig.fake.deliver(
+        json!([entry(vec![customer(
+            "U400002",
+            "w2",
+            "last week's question",
+            now - 8 * 24 * HOUR_MS
+        )])]),
+        "good",
+        1,
+    );
+    let recent = rig.accept("U400001");
+    let old = rig.accept("U400002");
+    let window = until("the window", || rig.case(recent, "facebook.window"));
+    assert!(
+        window.starts_with("24 hours passed: human agent replies only"),
+        "{window}"
+    );
+    rig.send(recent, "Sorry for the wait");
+    let sent = rig.wait_sent(1);
+    assert_eq!(
+        (sent[0]["messaging_type"].as_str(), sent[0]["tag"].as_str()),
+        (Some("MESSAGE_TAG"), Some("HUMAN_AGENT"))
+    );
+    let window = until("the window", || rig.case(old, "facebook.window"));
+    assert!(window.starts_with("closed"), "{window}");
+    rig.send(old, "Too late");
+    let notice = until("a notice", || {
+        rig.snapshot()
+            .interactions
+            .iter()
+            .find(|i| i.key == old)
+            .and_then(|i| i.detail.notice.clone())
+    });
+    assert!(notice.contains("reply window is closed"), "{notice}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rig.fake.sent().len(), 1, "nothing sent after 7 days");
+    assert!(
+        rig.fake.get("sent")["refusals"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "the fake refused nothing"
+    );
+}
+
+#[test]
+fn facebook_rate_limits_are_retried_unknown_outcomes_never_resent_and_token_errors_told() {
+    let rig = Rig::new("");
+    rig.fake.deliver(
+        json!([entry(vec![customer("U500001", "r1", "hello", now_ms())])]),
+        "good",
+        1,
+    );
+    let key = rig.accept("U500001");
+    // Two 613s, then accepted: sent once.
+    rig.fake.control("config", json!({"rate_limit_next": 2}));
+    rig.send(key, "after the limit");
+    rig.wait_sent(1);
+    assert_eq!(rig.fake.get("sent")["refusals"], json!([613, 613]));
+    // No answer, but the echo comes back: not resent, nothing to tell.
+    rig.fake.control("config", json!({"hang_next": 1}));
+    rig.send(key, "slow but echoed");
+    // No answer and no echo: the agent is told, and it is not resent either.
+    std::thread::sleep(Duration::from_millis(2_500));
+    rig.fake
+        .control("config", json!({"hang_next": 1, "echoes": false}));
+    rig.send(key, "slow and silent");
+    rig.wait_line(key, "Delivery unknown");
+    let texts: Vec<String> = rig
+        .fake
+        .sent()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        texts,
+        ["after the limit", "slow but echoed", "slow and silent"]
+    );
+    let unknown = rig
+        .lines(key)
+        .iter()
+        .filter(|(_, t)| t.starts_with("Delivery unknown"))
+        .count();
+    assert_eq!(unknown, 1, "only the silent one: {:?}", rig.lines(key));
+    // An expired token: the agent reads what happened and who must act.
+    rig.fake.control("config", json!({"expire_token": true}));
+    rig.send(key, "with an expired token");
+    let (_, text) = rig.wait_line(key, "access token");
+    assert!(text.contains("administrator must renew"), "{text}");
+    assert_eq!(rig.fake.sent().len(), 3);
+}
