@@ -6,6 +6,7 @@ mod compat;
 mod core_service;
 mod email;
 mod facebook;
+mod facebook_crash;
 mod loading;
 mod mailserver;
 mod runtime;

@@ -53,6 +53,7 @@ class State:
         self.acked = 0
         self.attempts = 0
         self.queued = 0
+        self.pace = 0.0
 
     def sign(self, body):
         return "sha256=" + hmac.new(self.app_secret, body, hashlib.sha256).hexdigest()
@@ -106,6 +107,8 @@ def deliverer(state):
             if status == 200:
                 with state.lock:
                     state.acked += 1
+                    pace = state.pace
+                time.sleep(pace)
                 break
             time.sleep(0.05)
 
@@ -178,7 +181,10 @@ class Handler(BaseHTTPRequestHandler):
             results = [post(s.webhook, body, signature) for _ in range(repeat)]
             return self.answer(200, {"status": [r[0] for r in results], "body": [r[1] for r in results]})
         if what == "queue":
-            # Queued deliveries, retried until answered 200 (Meta's behaviour).
+            # Queued deliveries, retried until answered 200 (Meta's behaviour), each of the
+            # four senders waiting pace_ms after a success.
+            with s.lock:
+                s.pace = req.get("pace_ms", 0) / 1000.0
             for entries in req["webhooks"]:
                 s.note_inbound(entries)
                 with s.lock:
