@@ -73,7 +73,7 @@ pub struct FakeGraph {
 impl FakeGraph {
     pub fn start() -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fakes/graph_api.py");
-        let mut child = Command::new("python3")
+        let mut child = Command::new("/usr/bin/python3")
             .arg(script)
             .args([
                 "--app-secret",

@@ -4,7 +4,6 @@
 
 use crate::Shared;
 use crate::payload::{self, PayloadError};
-use agentdesk_social::journal::Journaled;
 use agentdesk_social::signature::verify_hex_sha256;
 use agentdesk_social::webhook::{WebhookRequest, WebhookResponse};
 use std::sync::atomic::Ordering;
@@ -76,29 +75,32 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
             return WebhookResponse::text(400, format!("refused: {e}"));
         }
     };
-    let view_now = crate::now_ms();
-    let mut state = shared.conversations();
-    let plan = state.plan(items, &shared.settings.app_id);
-    if let Err(e) = shared.journal.append(&plan.changes) {
-        drop(state);
-        shared.host.error(&format!(
-            "cannot store a webhook ({e}); answered 503 so that Meta delivers it again"
-        ));
-        return WebhookResponse::text(503, "cannot store now");
-    }
-    let view = shared.view(view_now);
-    let mut events = Vec::new();
-    for change in plan.changes {
-        state.apply(change.clone());
-        events.extend(state.events(&change, &view));
-    }
-    let lost = shared.outbox.send(events);
-    drop(state);
-    if lost > 0 {
-        shared.host.warn(&format!(
-            "{lost} events not passed to the host (stopping); they are sent again at start"
-        ));
-    }
+    let view = shared.view(crate::now_ms());
+    let app_id = &shared.settings.app_id;
+    let committed = shared.inbox.commit(
+        |state| {
+            let mut plan = state.plan(items, app_id);
+            (std::mem::take(&mut plan.changes), plan)
+        },
+        |state, change| state.events(change, &view),
+    );
+    let plan = match committed {
+        Ok((plan, committed)) => {
+            if committed.lost > 0 {
+                shared.host.warn(&format!(
+                    "{} events not passed to the host (stopping); they are sent again at start",
+                    committed.lost
+                ));
+            }
+            plan
+        }
+        Err(e) => {
+            shared.host.error(&format!(
+                "cannot store a webhook ({e}); answered 503 so that Meta delivers it again"
+            ));
+            return WebhookResponse::text(503, "cannot store now");
+        }
+    };
     if !plan.own_echoes.is_empty() {
         shared.echoes().extend(plan.own_echoes);
     }

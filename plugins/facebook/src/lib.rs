@@ -16,6 +16,7 @@ pub mod window;
 
 use agentdesk_social::client::{HttpClient, tls_config};
 use agentdesk_social::deliver::Outbox;
+use agentdesk_social::inbox::Inbox;
 use agentdesk_social::journal::{Journal, Journaled};
 use agentdesk_social::limits::TokenBucket;
 use agentdesk_social::secrets::{Secret, Secrets};
@@ -87,9 +88,7 @@ pub struct Shared {
     settings: Settings,
     secrets: FacebookSecrets,
     graph: Graph,
-    state: Mutex<Conversations>,
-    journal: Journal,
-    outbox: Outbox,
+    inbox: Inbox<Conversations>,
     host: Host,
     echoes: Mutex<BTreeSet<String>>,
     bucket: Mutex<TokenBucket>,
@@ -106,7 +105,10 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Shared {
     fn conversations(&self) -> MutexGuard<'_, Conversations> {
-        lock(&self.state)
+        self.inbox.state()
+    }
+    fn outbox(&self) -> &Outbox {
+        self.inbox.outbox()
     }
     fn echoes(&self) -> MutexGuard<'_, BTreeSet<String>> {
         lock(&self.echoes)
@@ -150,7 +152,7 @@ async fn refresh(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                     let state = shared.conversations();
                     state.refresh(&shared.view(now_ms()))
                 };
-                if shared.outbox.send(events) > 0 {
+                if shared.outbox().send(events) > 0 {
                     return;
                 }
             }
@@ -169,13 +171,11 @@ impl Facebook {
 
     /// Stores and applies a change a command made.
     fn change(&self, shared: &Shared, change: Change) -> Result<(), PluginError> {
-        let mut state = shared.conversations();
         shared
-            .journal
-            .append(std::slice::from_ref(&change))
-            .map_err(|e| PluginError::failed(format!("cannot store the change: {e}")))?;
-        state.apply(change);
-        Ok(())
+            .inbox
+            .commit(|_| (vec![change], ()), |_, _| vec![])
+            .map(|_| ())
+            .map_err(|e| PluginError::failed(format!("cannot store the change: {e}")))
     }
 
     fn psid_of(&self, shared: &Shared, interaction: &str) -> Result<String, PluginError> {
@@ -363,9 +363,7 @@ impl ChannelPlugin for Facebook {
             settings: settings.clone(),
             secrets: facebook_secrets,
             graph,
-            state: Mutex::new(state),
-            journal,
-            outbox,
+            inbox: Inbox::new(state, journal, outbox),
             host: self.host.clone(),
             echoes: Mutex::new(BTreeSet::new()),
             bucket: Mutex::new(bucket),
@@ -380,7 +378,7 @@ impl ChannelPlugin for Facebook {
             detail: format!("webhook listening on {}", endpoint.url),
         })];
         first.extend(again);
-        shared.outbox.send(first);
+        shared.outbox().send(first);
         let (stop, stopped) = watch::channel(false);
         let for_hook = shared.clone();
         let handler: Handler = Arc::new(move |request| hook::handle(&for_hook, request));

@@ -50,7 +50,7 @@ pub fn notify(shared: &Shared, interaction: &str, id: &str, text: String) {
             attachments: vec![],
         },
     });
-    if shared.outbox.send([event]) > 0 {
+    if shared.outbox().send([event]) > 0 {
         shared.host.warn(&format!(
             "a notice for {interaction} was not passed on (stopping)"
         ));
@@ -77,7 +77,7 @@ fn token_state(shared: &Shared, refused: bool) {
     if refused {
         shared.host.error(&status.detail);
     }
-    if shared.outbox.send([Event::ChannelStatus(status)]) > 0 {
+    if shared.outbox().send([Event::ChannelStatus(status)]) > 0 {
         shared
             .host
             .warn("a channel status was not passed on (stopping)");

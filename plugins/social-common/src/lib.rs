@@ -4,8 +4,10 @@
 
 pub mod client;
 pub mod deliver;
+pub mod inbox;
 pub mod journal;
 pub mod limits;
+pub mod oauth1;
 pub mod secrets;
 pub mod signature;
 pub mod webhook;
