@@ -64,6 +64,35 @@ pub fn http(method: &str, url: &str, body: &[u8]) -> (u16, String) {
     (status, body)
 }
 
+/// Starts `tests/fakes/<script>` with Debian's Python (python3-oauthlib is a Debian package) and
+/// waits for its `port N` line; returns the process and its base URL.
+pub fn spawn_fake(script: &str, args: &[&str]) -> (Child, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fakes")
+        .join(script);
+    let mut child = Command::new("/usr/bin/python3")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("/usr/bin/python3");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("port line");
+    let Some(port) = line
+        .trim()
+        .strip_prefix("port ")
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        let _ = child.kill();
+        panic!("the fake did not start: {line:?}");
+    };
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
 /// The fake Graph API process; killed when dropped.
 pub struct FakeGraph {
     child: Child,
@@ -72,36 +101,20 @@ pub struct FakeGraph {
 
 impl FakeGraph {
     pub fn start() -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fakes/graph_api.py");
-        let mut child = Command::new("/usr/bin/python3")
-            .arg(script)
-            .args([
+        let (child, url) = spawn_fake(
+            "graph_api.py",
+            &[
                 "--app-secret",
                 APP_SECRET,
                 "--page-id",
                 PAGE,
                 "--app-id",
                 APP_ID,
-            ])
-            .args(["--token", TOKEN])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("port line");
-        let port: u16 = line
-            .trim()
-            .strip_prefix("port ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("the fake did not start: {line:?}"));
-        FakeGraph {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        }
+                "--token",
+                TOKEN,
+            ],
+        );
+        FakeGraph { child, url }
     }
 
     pub fn control(&self, what: &str, body: Value) -> Value {

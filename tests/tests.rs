@@ -12,6 +12,7 @@ mod mailserver;
 mod runtime;
 mod shell;
 mod support;
+mod twitter;
 mod vendor;
 mod voice;
 mod webchat;

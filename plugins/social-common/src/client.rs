@@ -68,6 +68,16 @@ impl Url {
         })
     }
 
+    /// `host`, or `host:port` when the port is not the scheme's default (the Host header).
+    pub fn authority(&self) -> String {
+        let default = if self.tls { 443 } else { 80 };
+        if self.port == default {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// `scheme://host:port` followed by the path without the query (OAuth's base URL).
     pub fn base(&self) -> String {
         let path = self.target.split('?').next().unwrap_or("/");
@@ -195,7 +205,7 @@ impl HttpClient {
         let mut head = format!(
             "{method} {} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n",
             url.target,
-            url.host,
+            url.authority(),
             body.len()
         );
         for (name, value) in headers {
@@ -324,8 +334,10 @@ mod tests {
         assert_eq!((url.tls, url.port), (false, 8080));
         assert_eq!(url.target, "/v21.0/me/messages?access_token=x");
         assert_eq!(url.base(), "http://127.0.0.1:8080/v21.0/me/messages");
+        assert_eq!(url.authority(), "127.0.0.1:8080");
         let url = Url::parse("https://API.x.com/2/tweets").expect("url");
         assert_eq!(url.base(), "https://api.x.com/2/tweets");
+        assert_eq!(url.authority(), "API.x.com");
         assert!(Url::parse("ftp://x").is_err());
     }
 
