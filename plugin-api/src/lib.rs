@@ -38,6 +38,7 @@ pub use abi::{
 pub use codec::{CodecError, Message, UnknownMessage};
 pub use plugin::{ChannelPlugin, Host, unsupported};
 pub use vocabulary::commands::*;
+pub use vocabulary::conversation::*;
 pub use vocabulary::events::*;
 pub use vocabulary::session::*;
 pub use vocabulary::types::*;
