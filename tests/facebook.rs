@@ -444,6 +444,11 @@ fn facebook_repeated_and_batched_deliveries_make_each_message_once() {
             customer("U200001", "a2", "second of A", now + 1),
             customer("U200001", "a1", "first of A", now)
         ]),
+        entry(vec![
+            json!({"sender": {"id": "U200002"}, "recipient": {"id": PAGE},
+            "timestamp": now + 2,
+            "postback": {"mid": "b2", "title": "Track my order", "payload": "TRACK_ORDER"}})
+        ]),
     ]);
     assert_eq!(
         rig.fake.deliver(batch, "good", 2),
@@ -462,7 +467,12 @@ fn facebook_repeated_and_batched_deliveries_make_each_message_once() {
             .collect::<Vec<_>>()
     };
     assert_eq!(texts(a), ["first of A", "second of A"]);
-    assert_eq!(texts(b), ["first of B"]);
+    rig.wait_line(b, "Track my order");
+    assert_eq!(texts(b), ["first of B", "Track my order"]);
+    assert_eq!(
+        until("the payload", || rig.case(b, "facebook.payload")),
+        "TRACK_ORDER"
+    );
     assert_eq!(rig.offers(), 2);
 }
 
