@@ -253,24 +253,16 @@ impl Rig {
         self.core.snapshot("ann").expect("snapshot").expect("ann")
     }
 
-    /// Waits for the offer of the conversation whose subject ends with the customer's id tail,
-    /// accepts it and returns its key.
+    /// Waits for the offer of the customer's conversation, accepts it and returns its key.
     fn accept(&self, psid: &str) -> u64 {
-        let tail: String = psid
-            .chars()
-            .rev()
-            .take(6)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
+        let address = format!("facebook:{psid}");
         let key = until(&format!("an offer for {psid}"), || {
             self.snapshot()
                 .interactions
                 .iter()
                 .find(|i| {
                     matches!(i.state, InteractionState::Offered { .. })
-                        && i.subject.as_deref().is_some_and(|s| s.ends_with(&tail))
+                        && i.contact.addresses.iter().any(|a| a.value == address)
                 })
                 .map(|i| i.key)
         });
@@ -362,6 +354,10 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
     );
     assert_eq!(status, 403);
 
+    rig.fake.control(
+        "config",
+        json!({"profiles": {"U100001": {"first_name": "Jo", "last_name": "Bloggs"}}}),
+    );
     let now = now_ms();
     let statuses = rig.fake.deliver(
         json!([entry(vec![customer(
@@ -375,6 +371,17 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
     );
     assert_eq!(statuses, [200]);
     let key = rig.accept("U100001");
+    let view = rig.snapshot();
+    let offer = view
+        .interactions
+        .iter()
+        .find(|i| i.key == key)
+        .expect("offer");
+    assert_eq!(
+        offer.subject.as_deref(),
+        Some("Messenger: Jo Bloggs"),
+        "the profile name"
+    );
     rig.wait_line(key, "ünïcode");
     let window = until("the reply window in the case data", || {
         rig.case(key, "facebook.window")
@@ -429,6 +436,11 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
         "{lines:?}"
     );
     assert_eq!(rig.fake.sent().len(), 1, "sent once");
+    assert_eq!(
+        rig.fake.get("sent")["profile_lookups"],
+        1,
+        "looked up once, for the new conversation"
+    );
 }
 
 #[test]

@@ -54,6 +54,8 @@ class State:
         self.attempts = 0
         self.queued = 0
         self.pace = 0.0
+        self.profiles = {}  # psid -> {"first_name", "last_name"}
+        self.profile_lookups = 0
 
     def sign(self, body):
         return "sha256=" + hmac.new(self.app_secret, body, hashlib.sha256).hexdigest()
@@ -143,11 +145,21 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         if self.path == "/_fake/sent":
             with s.lock:
-                return self.answer(200, {"sent": s.sent, "actions": s.actions, "refusals": s.refusals})
+                return self.answer(200, {"sent": s.sent, "actions": s.actions, "refusals": s.refusals,
+                                         "profile_lookups": s.profile_lookups})
         if self.path == "/_fake/progress":
             with s.lock:
                 return self.answer(200, {"acked": s.acked, "queued": s.queued, "attempts": s.attempts})
-        self.answer(404, meta_error(803, "Unknown path"))
+        path = self.path.split("?")[0]
+        psid = path.rsplit("/", 1)[-1]
+        if self.token() not in s.tokens:
+            return self.refuse(401, meta_error(190, "Error validating access token: Session has expired.", 463))
+        with s.lock:
+            s.profile_lookups += 1
+            profile = s.profiles.get(psid)
+        if profile is None:
+            return self.answer(400, meta_error(100, "(#100) Object with ID '%s' does not exist, cannot be loaded due to missing permissions, or does not support this operation" % psid, 33, "GraphMethodException"))
+        self.answer(200, dict(profile, id=psid))
 
     def do_POST(self):
         s = self.state
@@ -163,7 +175,7 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         if what == "config":
             with s.lock:
-                for key in ("rate_limit_next", "hang_next", "echoes", "human_agent_allowed", "webhook"):
+                for key in ("rate_limit_next", "hang_next", "echoes", "human_agent_allowed", "webhook", "profiles"):
                     if key in req:
                         setattr(s, key, req[key])
                 if req.get("expire_token"):

@@ -10,7 +10,7 @@ use plugin_api::{
     MessageContent, MessageReceived, Offer, Party, Route,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The channel kind.
 pub const CHANNEL: &str = ChannelKind::FACEBOOK;
@@ -60,6 +60,9 @@ pub struct Line {
 pub struct Conversation {
     /// Our interaction id.
     pub interaction: String,
+    /// The customer's name from their Graph profile, when it could be looked up.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The offer's external id (from the first message id).
     pub external_id: String,
     /// When the customer last wrote (the window runs from here).
@@ -89,6 +92,9 @@ pub enum Change {
         interaction: String,
         /// The offer's external id.
         external_id: String,
+        /// The customer's name, when the profile lookup worked.
+        #[serde(default)]
+        name: Option<String>,
     },
     /// A line joined the customer's open conversation.
     Line {
@@ -160,12 +166,14 @@ impl Journaled for Conversations {
                 psid,
                 interaction,
                 external_id,
+                name,
             } => {
                 self.next += 1;
                 self.open.insert(
                     psid,
                     Conversation {
                         interaction,
+                        name,
                         external_id,
                         last_customer_ms: 0,
                         last_payload: None,
@@ -240,10 +248,26 @@ impl Conversations {
             .map(|(p, c)| (p.as_str(), c))
     }
 
-    /// Decides what the items of one webhook change. Duplicates within the batch count too.
-    pub fn plan(&self, items: Vec<Item>, our_app_id: &str) -> Plan {
+    /// Customers whose next message would open a conversation (their profile is looked up first).
+    pub fn newcomers<'a>(&self, items: &'a [Item]) -> BTreeSet<&'a str> {
+        items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Customer { psid, .. } if !self.open.contains_key(psid) => Some(psid.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Decides what the items of one webhook change (`names`: profile names looked up).
+    pub fn plan(
+        &self,
+        items: Vec<Item>,
+        our_app_id: &str,
+        names: &BTreeMap<String, String>,
+    ) -> Plan {
         let mut plan = Plan::default();
-        let mut batch_mids = std::collections::BTreeSet::new();
+        let mut batch_mids = BTreeSet::new();
         let mut opened: BTreeMap<String, ()> = BTreeMap::new();
         let mut next = self.next;
         for item in items {
@@ -267,6 +291,7 @@ impl Conversations {
                             psid: psid.clone(),
                             interaction: format!("fb-{next}-{}", short(&mid)),
                             external_id: format!("facebook:{mid}"),
+                            name: names.get(&psid).cloned(),
                         });
                     }
                     plan.changes.push(Change::Line {
@@ -403,17 +428,20 @@ fn short(mid: &str) -> String {
         .collect()
 }
 
-/// The name shown for a customer (the profile lookup is not done yet).
-pub fn customer_name(psid: &str) -> String {
+/// The name shown for a customer: their profile name, else "Messenger user …<id>".
+pub fn customer_name(psid: &str, c: &Conversation) -> String {
+    if let Some(name) = c.name.as_ref().filter(|n| !n.trim().is_empty()) {
+        return name.clone();
+    }
     let tail: String = short(psid);
     format!("Messenger user …{tail}")
 }
 
-fn customer(psid: &str) -> Party {
+fn customer(psid: &str, c: &Conversation) -> Party {
     Party {
         id: format!("customer-{psid}"),
         role: Party::CUSTOMER.into(),
-        display_name: customer_name(psid),
+        display_name: customer_name(psid, c),
         address: Some(Address::new(Address::SOCIAL, format!("facebook:{psid}"))),
     }
 }
@@ -426,10 +454,10 @@ fn offer(psid: &str, c: &Conversation, view: &View<'_>) -> Offer {
         media: Media::Conversation,
         route: Route::queue(view.queue),
         contact: Contact {
-            display_name: Some(customer_name(psid)),
+            display_name: Some(customer_name(psid, c)),
             addresses: vec![Address::new(Address::SOCIAL, format!("facebook:{psid}"))],
         },
-        subject: Some(format!("Messenger: {}", customer_name(psid))),
+        subject: Some(format!("Messenger: {}", customer_name(psid, c))),
         case_data: case_data(psid, c, view),
         actions: vec![],
         priority: 0,
@@ -438,7 +466,7 @@ fn offer(psid: &str, c: &Conversation, view: &View<'_>) -> Offer {
 
 fn message(psid: &str, c: &Conversation, line: &Line) -> MessageReceived {
     let from = match line.author {
-        Author::Customer => customer(psid),
+        Author::Customer => customer(psid, c),
         Author::PageInbox => Party {
             id: "page-inbox".into(),
             role: Party::AGENT.into(),
@@ -543,7 +571,7 @@ mod tests {
     }
 
     fn run(state: &mut Conversations, items: Vec<Item>) -> (Plan, Vec<Event>) {
-        let plan = state.plan(items, "APP");
+        let plan = state.plan(items, "APP", &BTreeMap::new());
         let view = View {
             queue: "social",
             human_agent_tag: false,

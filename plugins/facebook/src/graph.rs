@@ -153,6 +153,28 @@ impl Graph {
         self.post(body).await
     }
 
+    /// The customer's name from their profile (`first_name last_name`), `None` when Meta gives
+    /// none (no permission, unknown user).
+    pub async fn profile(&self, psid: &str) -> Result<Option<String>, ClientError> {
+        let url = format!(
+            "{}/{psid}?fields=first_name,last_name",
+            self.base.trim_end_matches('/')
+        );
+        let headers = [("Authorization", format!("Bearer {}", self.token.expose()))];
+        let response = self.client.request("GET", &url, &headers, b"").await?;
+        if response.status != 200 {
+            return Ok(None);
+        }
+        let profile = response.json();
+        let name = [&profile["first_name"], &profile["last_name"]]
+            .iter()
+            .filter_map(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok((!name.is_empty()).then_some(name))
+    }
+
     /// `typing_on`, `typing_off` or `mark_seen`.
     pub async fn sender_action(&self, psid: &str, action: &str) -> Result<Answer, ClientError> {
         self.post(&json!({"recipient": {"id": psid}, "sender_action": action}))

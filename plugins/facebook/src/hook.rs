@@ -6,6 +6,7 @@ use crate::Shared;
 use crate::payload::{self, PayloadError};
 use agentdesk_social::signature::verify_hex_sha256;
 use agentdesk_social::webhook::{WebhookRequest, WebhookResponse};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 /// Answers one webhook request (on a blocking thread: it syncs to disk).
@@ -42,6 +43,35 @@ fn verify(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
     }
 }
 
+/// Profile names of customers about to open a conversation: from the cache, else looked up (a
+/// failed lookup is logged and the conversation opens with the id-based name).
+fn names(shared: &Shared, items: &[crate::payload::Item]) -> BTreeMap<String, String> {
+    let newcomers: Vec<String> = shared
+        .conversations()
+        .newcomers(items)
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let mut names = BTreeMap::new();
+    for psid in newcomers {
+        if let Some(name) = shared.names().get(&psid) {
+            names.insert(psid, name.clone());
+            continue;
+        }
+        match shared.runtime.block_on(shared.graph.profile(&psid)) {
+            Ok(Some(name)) => {
+                shared.names().insert(psid.clone(), name.clone());
+                names.insert(psid, name);
+            }
+            Ok(None) => {}
+            Err(e) => shared
+                .host
+                .warn(&format!("no profile name for a customer: {e}")),
+        }
+    }
+    names
+}
+
 fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
     let signature = request.header("x-hub-signature-256");
     if let Err(e) = verify_hex_sha256(
@@ -75,11 +105,12 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
             return WebhookResponse::text(400, format!("refused: {e}"));
         }
     };
+    let names = names(shared, &items);
     let view = shared.view(crate::now_ms());
     let app_id = &shared.settings.app_id;
     let committed = shared.inbox.commit(
         |state| {
-            let mut plan = state.plan(items, app_id);
+            let mut plan = state.plan(items, app_id, &names);
             (std::mem::take(&mut plan.changes), plan)
         },
         |state, change| state.events(change, &view),

@@ -31,7 +31,7 @@ use plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 use settings::Settings;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -91,6 +91,8 @@ pub struct Shared {
     inbox: Inbox<Conversations>,
     host: Host,
     echoes: Mutex<BTreeSet<String>>,
+    names: Mutex<BTreeMap<String, String>>,
+    runtime: tokio::runtime::Handle,
     bucket: Mutex<TokenBucket>,
     token_refused: AtomicBool,
     counters: Counters,
@@ -112,6 +114,9 @@ impl Shared {
     }
     fn echoes(&self) -> MutexGuard<'_, BTreeSet<String>> {
         lock(&self.echoes)
+    }
+    fn names(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
+        lock(&self.names)
     }
     fn bucket(&self) -> MutexGuard<'_, TokenBucket> {
         lock(&self.bucket)
@@ -366,6 +371,8 @@ impl ChannelPlugin for Facebook {
             inbox: Inbox::new(state, journal, outbox),
             host: self.host.clone(),
             echoes: Mutex::new(BTreeSet::new()),
+            names: Mutex::new(BTreeMap::new()),
+            runtime: handle.clone(),
             bucket: Mutex::new(bucket),
             token_refused: AtomicBool::new(false),
             counters: Counters::default(),
