@@ -6,7 +6,7 @@
 use crate::support::Install;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
-use agentdesk_host::service::{AgentSnapshot, Answer, CoreHandle, CoreService, Query};
+use agentdesk_host::service::{AgentSnapshot, Answer, CoreHandle, CoreService, Interact, Query};
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::first_party_library;
 use serde_json::{Value, json};
@@ -399,6 +399,9 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
     );
     rig.wait_line(key, "Order 1234");
 
+    rig.core
+        .interact("ann", key, Interact::Typing(true))
+        .expect("typing");
     rig.send(key, "It ships today");
     let sent = rig.wait_sent(1);
     assert_eq!(sent[0]["text"], "It ships today");
@@ -411,12 +414,26 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
             .is_some_and(|m| m.starts_with("agentdesk:"))
     );
     let actions = rig.fake.get("sent")["actions"].clone();
-    assert!(
-        actions
-            .as_array()
-            .is_some_and(|a| a.iter().any(|x| x["action"] == "mark_seen")),
-        "{actions}"
+    for action in ["mark_seen", "typing_on"] {
+        assert!(
+            actions
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["action"] == action)),
+            "{action}: {actions}"
+        );
+    }
+    // The customer read it: the agent sees so.
+    let read = json!({"sender": {"id": "U100001"}, "recipient": {"id": PAGE},
+        "timestamp": now_ms(), "read": {"watermark": now_ms()}});
+    assert_eq!(
+        rig.fake.deliver(json!([entry(vec![read])]), "good", 1),
+        [200]
     );
+    let receipt = until("a read receipt", || {
+        rig.case(key, "facebook.receipt")
+            .filter(|r| r.starts_with("read"))
+    });
+    assert_eq!(receipt, "read, under a minute ago");
 
     // Our echo comes back (the fake sends it) and is not shown a second time; a reply typed in
     // the Page inbox (another app id) is shown as outgoing.
