@@ -398,6 +398,42 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
         1,
     );
     rig.wait_line(key, "Order 1234");
+    // A photo: copied into the plugin's data directory and shown as an attachment.
+    let photo = json!({"sender": {"id": "U100001"}, "recipient": {"id": PAGE}, "timestamp": now + 2,
+        "message": {"mid": "m3", "attachments": [{"type": "image",
+            "payload": {"url": format!("{}/_cdn/photo.png?sig=abc", rig.fake.url)}}]}});
+    assert_eq!(
+        rig.fake.deliver(json!([entry(vec![photo])]), "good", 1),
+        [200]
+    );
+    let attachment = until("the photo", || {
+        match rig.core.query(Query::Live {
+            agent: "ann".into(),
+            key,
+            offset: 0,
+            limit: 100,
+        }) {
+            Ok(Answer::LiveLines(lines)) => lines
+                .into_iter()
+                .find_map(|l| l.attachments.first().cloned()),
+            _ => None,
+        }
+    });
+    assert_eq!(
+        (attachment.content_type.as_str(), attachment.name.as_str()),
+        ("image/png", "image.png")
+    );
+    let stored = rig
+        .install
+        .data
+        .join("plugins")
+        .join(FACEBOOK)
+        .join(&attachment.path);
+    assert_eq!(
+        std::fs::read(&stored).expect("the stored photo"),
+        b"attachment bytes of photo.png"
+    );
+    assert_eq!(attachment.size, 29);
 
     rig.core
         .interact("ann", key, Interact::Typing(true))

@@ -151,6 +151,15 @@ class Handler(BaseHTTPRequestHandler):
             with s.lock:
                 return self.answer(200, {"acked": s.acked, "queued": s.queued, "attempts": s.attempts})
         path = self.path.split("?")[0]
+        if path.startswith("/_cdn/"):
+            # Meta's CDN: a signed link, no token. The bytes name the file.
+            data = ("attachment bytes of " + path[len("/_cdn/"):]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         psid = path.rsplit("/", 1)[-1]
         if self.token() not in s.tokens:
             return self.refuse(401, meta_error(190, "Error validating access token: Session has expired.", 463))

@@ -34,6 +34,9 @@ pub struct StoredAttachment {
     pub kind: String,
     /// Meta's URL.
     pub url: Option<String>,
+    /// The downloaded copy in the data directory, when the download worked.
+    #[serde(default)]
+    pub file: Option<plugin_api::AttachmentRef>,
 }
 
 /// One message of a conversation as stored.
@@ -223,6 +226,7 @@ fn stored(attachments: &[Attachment]) -> Vec<StoredAttachment> {
         .map(|a| StoredAttachment {
             kind: a.kind.clone(),
             url: a.url.clone(),
+            file: a.file.clone(),
         })
         .collect()
 }
@@ -239,6 +243,10 @@ impl Conversations {
     /// The open conversation of a customer.
     pub fn get(&self, psid: &str) -> Option<&Conversation> {
         self.open.get(psid)
+    }
+    /// Whether a message id is stored already.
+    pub fn has_seen(&self, mid: &str) -> bool {
+        self.seen.contains_key(mid)
     }
     /// The customer of an interaction.
     pub fn by_interaction(&self, interaction: &str) -> Option<(&str, &Conversation)> {
@@ -475,7 +483,8 @@ fn message(psid: &str, c: &Conversation, line: &Line) -> MessageReceived {
         },
     };
     let mut text = line.text.clone();
-    for a in &line.attachments {
+    for a in line.attachments.iter().filter(|a| a.file.is_none()) {
+        // Not downloaded: at least the kind and Meta's link.
         if !text.is_empty() {
             text.push('\n');
         }
@@ -491,7 +500,11 @@ fn message(psid: &str, c: &Conversation, line: &Line) -> MessageReceived {
         message: MessageContent {
             id: line.mid.clone(),
             text,
-            attachments: vec![],
+            attachments: line
+                .attachments
+                .iter()
+                .filter_map(|a| a.file.clone())
+                .collect(),
         },
     }
 }

@@ -105,6 +105,8 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
             return WebhookResponse::text(400, format!("refused: {e}"));
         }
     };
+    let mut items = items;
+    crate::files::download(shared, &mut items);
     let names = names(shared, &items);
     let view = shared.view(crate::now_ms());
     let app_id = &shared.settings.app_id;

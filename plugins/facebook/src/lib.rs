@@ -4,9 +4,10 @@
 //!
 //! Modules: `settings`, `payload` (Meta's JSON), `conversations` (state, duplicates, events),
 //! `window` (the 24-hour rule), `hook` (the webhook requests), `graph` (Send API and its errors),
-//! `send` (retries and unknown outcomes). The shared pieces are in `agentdesk-social`.
+//! `send` (retries and unknown outcomes), `files` (attachments). The shared pieces are in `agentdesk-social`.
 
 pub mod conversations;
+pub mod files;
 pub mod graph;
 pub mod hook;
 pub mod payload;

@@ -88,6 +88,8 @@ pub struct Attachment {
     pub kind: String,
     /// Where Meta serves it, when given.
     pub url: Option<String>,
+    /// The copy in the plugin's data directory, once downloaded.
+    pub file: Option<plugin_api::AttachmentRef>,
 }
 
 /// One thing that happened, in the channel's words.
@@ -187,6 +189,7 @@ fn item(m: Messaging) -> Item {
                     .and_then(|p| p.get("url"))
                     .and_then(Value::as_str)
                     .map(String::from),
+                file: None,
             })
             .collect();
         if message.is_echo {
@@ -277,7 +280,7 @@ mod tests {
             matches!(&items[2], Item::Customer { text, payload: Some(p), .. } if text == "Track order" && p == "TRACK")
         );
         assert!(matches!(&items[3], Item::Customer { attachments, .. }
-            if attachments[0] == Attachment { kind: "image".into(), url: Some("https://x/i.png".into()) }));
+            if attachments[0] == Attachment { kind: "image".into(), url: Some("https://x/i.png".into()), file: None }));
         assert_eq!(
             items[4],
             Item::Read {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The largest response accepted.
-const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+/// The largest response accepted (Messenger attachments are at most 25 MB).
+const MAX_RESPONSE: usize = 32 * 1024 * 1024;
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
