@@ -4,7 +4,7 @@
 //! `kill -9` at random moments in the middle. At the end every message is in its customer's
 //! transcript exactly once, and every customer has exactly one conversation.
 
-use crate::facebook::{FACEBOOK, FakeGraph, config_extra, customer, entry, now_ms};
+use crate::social_fakes::{FACEBOOK, FakeGraph, config_extra, customer, entry, now_ms};
 use crate::support::{HostProcess, Install};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::storage::History;

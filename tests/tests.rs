@@ -11,6 +11,7 @@ mod loading;
 mod mailserver;
 mod runtime;
 mod shell;
+mod social_fakes;
 mod support;
 mod twitter;
 mod vendor;

@@ -3,7 +3,7 @@
 //! checks the CRC answer with `hmac`, verifies our OAuth 1.0a signatures with python3-oauthlib,
 //! counts post length itself), agents through the core's client interface.
 
-use crate::facebook::{http, spawn_fake};
+use crate::social_fakes::{http, spawn_fake};
 use crate::support::Install;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
@@ -87,7 +87,7 @@ impl Drop for FakeX {
 fn dm(id: &str, sender: &str, handle: &str, text: &str) -> Value {
     json!({
         "direct_message_events": [{"type": "message_create", "id": id,
-            "created_timestamp": crate::facebook::now_ms().to_string(),
+            "created_timestamp": crate::social_fakes::now_ms().to_string(),
             "message_create": {"target": {"recipient_id": ACCOUNT}, "sender_id": sender,
                                "message_data": {"text": text}}}],
         "users": {sender: {"id": sender, "name": format!("Name of {handle}"), "screen_name": handle}}
@@ -97,7 +97,7 @@ fn dm(id: &str, sender: &str, handle: &str, text: &str) -> Value {
 fn mention(id: &str, user: &str, handle: &str, text: &str) -> Value {
     json!({"tweet_create_events": [{"id_str": id, "text": text,
         "user": {"id_str": user, "name": format!("Name of {handle}"), "screen_name": handle},
-        "timestamp_ms": crate::facebook::now_ms().to_string()}]})
+        "timestamp_ms": crate::social_fakes::now_ms().to_string()}]})
 }
 
 struct Rig {

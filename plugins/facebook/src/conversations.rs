@@ -3,12 +3,9 @@
 //! No I/O: `plan` decides, the caller stores the changes, then `apply` makes them true.
 
 use crate::payload::{Attachment, Item};
-use crate::window::{ReplyWindow, span};
+use crate::show::{case_data_event, message, offer, short};
 use agentdesk_social::journal::Journaled;
-use plugin_api::{
-    Address, CaseDataChanged, CaseField, ChannelKind, Contact, Event, InteractionId, Media,
-    MessageContent, MessageReceived, Offer, Party, Route,
-};
+use plugin_api::{ChannelKind, Event};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -426,140 +423,10 @@ impl Conversations {
     }
 }
 
-fn short(mid: &str) -> String {
-    mid.chars()
-        .rev()
-        .take(6)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect()
-}
-
-/// The name shown for a customer: their profile name, else "Messenger user …<id>".
-pub fn customer_name(psid: &str, c: &Conversation) -> String {
-    if let Some(name) = c.name.as_ref().filter(|n| !n.trim().is_empty()) {
-        return name.clone();
-    }
-    let tail: String = short(psid);
-    format!("Messenger user …{tail}")
-}
-
-fn customer(psid: &str, c: &Conversation) -> Party {
-    Party {
-        id: format!("customer-{psid}"),
-        role: Party::CUSTOMER.into(),
-        display_name: customer_name(psid, c),
-        address: Some(Address::new(Address::SOCIAL, format!("facebook:{psid}"))),
-    }
-}
-
-fn offer(psid: &str, c: &Conversation, view: &View<'_>) -> Offer {
-    Offer {
-        interaction: InteractionId::new(&c.interaction),
-        external_id: c.external_id.clone(),
-        channel: ChannelKind::new(CHANNEL),
-        media: Media::Conversation,
-        route: Route::queue(view.queue),
-        contact: Contact {
-            display_name: Some(customer_name(psid, c)),
-            addresses: vec![Address::new(Address::SOCIAL, format!("facebook:{psid}"))],
-        },
-        subject: Some(format!("Messenger: {}", customer_name(psid, c))),
-        case_data: case_data(psid, c, view),
-        actions: vec![],
-        priority: 0,
-    }
-}
-
-fn message(psid: &str, c: &Conversation, line: &Line) -> MessageReceived {
-    let from = match line.author {
-        Author::Customer => customer(psid, c),
-        Author::PageInbox => Party {
-            id: "page-inbox".into(),
-            role: Party::AGENT.into(),
-            display_name: "Page inbox".into(),
-            address: None,
-        },
-    };
-    let mut text = line.text.clone();
-    for a in line.attachments.iter().filter(|a| a.file.is_none()) {
-        // Not downloaded: at least the kind and Meta's link.
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        text.push_str(&format!(
-            "[{}] {}",
-            a.kind,
-            a.url.as_deref().unwrap_or("(no link)")
-        ));
-    }
-    MessageReceived {
-        interaction: InteractionId::new(&c.interaction),
-        from,
-        message: MessageContent {
-            id: line.mid.clone(),
-            text,
-            attachments: line
-                .attachments
-                .iter()
-                .filter_map(|a| a.file.clone())
-                .collect(),
-        },
-    }
-}
-
-fn field(key: &str, label: &str, value: String) -> CaseField {
-    CaseField {
-        key: key.into(),
-        label: Some(label.into()),
-        value,
-    }
-}
-
-/// The case data the agent sees: who, the reply window, the last button payload, receipts.
-pub fn case_data(psid: &str, c: &Conversation, view: &View<'_>) -> Vec<CaseField> {
-    let window = ReplyWindow::at(c.last_customer_ms, view.now_ms, view.human_agent_tag);
-    let mut fields = vec![
-        field("facebook.psid", "Messenger id", psid.to_string()),
-        field(
-            "facebook.window",
-            "Reply window",
-            window.describe(view.now_ms),
-        ),
-    ];
-    if let Some(payload) = &c.last_payload {
-        fields.push(field("facebook.payload", "Button payload", payload.clone()));
-    }
-    if c.read_ms > 0 {
-        fields.push(field(
-            "facebook.receipt",
-            "Customer",
-            format!("read, {} ago", span(view.now_ms.saturating_sub(c.read_ms))),
-        ));
-    } else if c.delivered_ms > 0 {
-        fields.push(field(
-            "facebook.receipt",
-            "Customer",
-            format!(
-                "delivered, {} ago",
-                span(view.now_ms.saturating_sub(c.delivered_ms))
-            ),
-        ));
-    }
-    fields
-}
-
-fn case_data_event(psid: &str, c: &Conversation, view: &View<'_>) -> Event {
-    Event::CaseDataChanged(CaseDataChanged {
-        interaction: InteractionId::new(&c.interaction),
-        case_data: case_data(psid, c, view),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plugin_api::{Offer, Party};
 
     fn customer(psid: &str, mid: &str, at_ms: u64) -> Item {
         Item::Customer {

@@ -4,7 +4,7 @@
 //!
 //! Modules: `settings`, `payload` (Meta's JSON), `conversations` (state, duplicates, events),
 //! `window` (the 24-hour rule), `hook` (the webhook requests), `graph` (Send API and its errors),
-//! `send` (retries and unknown outcomes), `files` (attachments). The shared pieces are in `agentdesk-social`.
+//! `send` (retries and unknown outcomes), `files` (attachments), `show` (what the agent sees). The shared pieces are in `agentdesk-social`.
 
 pub mod conversations;
 pub mod files;
@@ -13,6 +13,7 @@ pub mod hook;
 pub mod payload;
 pub mod send;
 pub mod settings;
+pub mod show;
 pub mod window;
 
 use agentdesk_social::client::{HttpClient, tls_config};
