@@ -284,6 +284,18 @@ fn x_crc_signed_dm_and_a_dm_reply_signed_with_oauth() {
         1
     );
     assert_eq!(rig.fake.sent()["refusals"], json!([]), "OAuth accepted");
+    // X created the DM but its answer never came: the agent is told, nothing is sent again.
+    rig.fake.control("config", json!({"hang_next": 1}));
+    rig.core
+        .send_message("ann", key, "slow answer")
+        .expect("send");
+    rig.wait_line(key, "Delivery unknown");
+    std::thread::sleep(Duration::from_millis(500));
+    let texts: Vec<Value> = rig.wait_sent(2).iter().map(|s| s["text"].clone()).collect();
+    assert_eq!(
+        texts,
+        [json!("Thanks, looking into it"), json!("slow answer")]
+    );
 }
 
 #[test]
@@ -301,6 +313,12 @@ fn x_public_mention_is_marked_public_replies_are_threaded_weighted_and_can_move_
     );
     let key = rig.accept("PUBLIC X mention: @pat");
     rig.wait_line(key, "my order is late");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rig.lines(key),
+        ["@acme my order is late"],
+        "a repeated post once"
+    );
     let visibility = until("visibility", || rig.case(key, "x.visibility"));
     assert!(visibility.starts_with("PUBLIC"), "{visibility}");
     // 250 letters and a 100-character link: 301 characters, 274 as X counts them.

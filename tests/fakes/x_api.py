@@ -66,6 +66,7 @@ class State:
         self.sent = []
         self.refusals = []
         self.rate_limit_next = 0
+        self.hang_next = 0
         self.revoked = False
         self.nonces = set()
         self.next_id = 1000
@@ -122,7 +123,7 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         if what == "config":
             with s.lock:
-                for key in ("rate_limit_next", "webhook", "revoked"):
+                for key in ("rate_limit_next", "hang_next", "webhook", "revoked"):
                     if key in req:
                         setattr(s, key, req[key])
             return self.answer(200, {"ok": True})
@@ -208,6 +209,13 @@ class Handler(BaseHTTPRequestHandler):
         if dm:
             with s.lock:
                 s.sent.append({"kind": "dm", "to": dm.group(1), "text": text})
+                hang = s.hang_next > 0
+                if hang:
+                    s.hang_next -= 1
+            if hang:
+                # Created, but the answer never comes: the caller's outcome is unknown.
+                time.sleep(3.0)
+                return
             return self.answer(201, {"data": {"dm_conversation_id": "%s-%s" % (s.args.account, dm.group(1)),
                                               "dm_event_id": new_id}})
         if self.path == "/2/tweets":
