@@ -4,10 +4,10 @@
 
 use crate::Shared;
 use crate::payload::{self, PayloadError};
+use agentdesk_social::inbox::Counters;
 use agentdesk_social::signature::verify_hex_sha256;
 use agentdesk_social::webhook::{WebhookRequest, WebhookResponse};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 /// Answers one webhook request (on a blocking thread: it syncs to disk).
 pub fn handle(shared: &Shared, request: WebhookRequest) -> WebhookResponse {
@@ -79,10 +79,7 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
         &request.body,
         signature,
     ) {
-        shared
-            .counters
-            .bad_signatures
-            .fetch_add(1, Ordering::Relaxed);
+        Counters::add(&shared.counters.bad_signatures, 1);
         shared
             .host
             .warn(&format!("webhook refused, nothing stored: {e}"));
@@ -91,14 +88,14 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
     let items = match payload::parse(&request.body) {
         Ok(items) => items,
         Err(PayloadError::OtherObject(object)) => {
-            shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
+            Counters::add(&shared.counters.ignored, 1);
             shared.host.warn(&format!(
                 "a signed webhook for `{object}` was ignored: not a Page"
             ));
             return WebhookResponse::text(200, "ignored");
         }
         Err(e) => {
-            shared.counters.malformed.fetch_add(1, Ordering::Relaxed);
+            Counters::add(&shared.counters.malformed, 1);
             shared
                 .host
                 .error(&format!("a signed webhook was refused: {e}"));
@@ -138,10 +135,7 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
         shared.echoes().extend(plan.own_echoes);
     }
     if !plan.duplicates.is_empty() {
-        shared
-            .counters
-            .duplicates
-            .fetch_add(plan.duplicates.len() as u64, Ordering::Relaxed);
+        Counters::add(&shared.counters.duplicates, plan.duplicates.len());
         shared.host.info(&format!(
             "dropped {} repeated deliveries: {}",
             plan.duplicates.len(),
@@ -149,7 +143,7 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
         ));
     }
     for why in &plan.ignored {
-        shared.counters.ignored.fetch_add(1, Ordering::Relaxed);
+        Counters::add(&shared.counters.ignored, 1);
         shared.host.info(&format!("ignored {why}"));
     }
     WebhookResponse::text(200, "EVENT_RECEIVED")

@@ -18,7 +18,7 @@ pub mod window;
 
 use agentdesk_social::client::{HttpClient, tls_config};
 use agentdesk_social::deliver::Outbox;
-use agentdesk_social::inbox::Inbox;
+use agentdesk_social::inbox::{Counters, Inbox};
 use agentdesk_social::journal::{Journal, Journaled};
 use agentdesk_social::limits::TokenBucket;
 use agentdesk_social::secrets::{Secret, Secrets};
@@ -34,7 +34,7 @@ use plugin_api::{
 use serde::{Deserialize, Serialize};
 use settings::Settings;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -70,19 +70,6 @@ pub struct FacebookSecrets {
     pub app_secret: Secret,
     /// The handshake's verify token.
     pub verify_token: Secret,
-}
-
-/// Counters for the log and diagnostics.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Webhooks refused for their signature.
-    pub bad_signatures: AtomicU64,
-    /// Signed bodies that are not Messenger webhooks.
-    pub malformed: AtomicU64,
-    /// Repeated deliveries dropped.
-    pub duplicates: AtomicU64,
-    /// Items not acted on.
-    pub ignored: AtomicU64,
 }
 
 /// What the webhook, the commands and the send tasks share.
@@ -256,6 +243,9 @@ impl Facebook {
         action: &'static str,
     ) {
         let Some(handle) = runtime.handle() else {
+            shared.host.warn(&format!(
+                "sender action {action} not sent: the runtime is gone"
+            ));
             return;
         };
         let shared = shared.clone();
@@ -387,7 +377,11 @@ impl ChannelPlugin for Facebook {
             detail: format!("webhook listening on {}", endpoint.url),
         })];
         first.extend(again);
-        shared.outbox().send(first);
+        let lost = shared.outbox().send(first);
+        if lost > 0 {
+            self.host
+                .warn(&format!("{lost} stored events not passed on at start"));
+        }
         let (stop, stopped) = watch::channel(false);
         let for_hook = shared.clone();
         let handler: Handler = Arc::new(move |request| hook::handle(&for_hook, request));
@@ -472,7 +466,10 @@ impl ChannelPlugin for Facebook {
             self.host.info("Messenger tasks had already ended");
         }
         running.runtime.shutdown(Duration::from_millis(500));
-        self.host.info("Messenger stopped");
+        self.host.info(&format!(
+            "Messenger stopped; webhooks: {}",
+            running.shared.counters.summary()
+        ));
         Ok(())
     }
 }

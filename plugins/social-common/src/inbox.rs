@@ -6,7 +6,40 @@
 use crate::deliver::Outbox;
 use crate::journal::{Journal, JournalError, Journaled};
 use plugin_api::Event;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
+
+/// What a webhook server refused or dropped, counted for the log (every drop is also logged).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Requests refused for their signature (403).
+    pub bad_signatures: AtomicU64,
+    /// Signed bodies that are not webhooks of the platform (400).
+    pub malformed: AtomicU64,
+    /// Repeated deliveries dropped.
+    pub duplicates: AtomicU64,
+    /// Items not acted on (other kinds, our own echoes of other tools, ...).
+    pub ignored: AtomicU64,
+}
+
+impl Counters {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// One line for the log, e.g. at stop.
+    pub fn summary(&self) -> String {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "{} refused for their signature, {} malformed, {} repeated deliveries dropped, {} items ignored",
+            get(&self.bad_signatures),
+            get(&self.malformed),
+            get(&self.duplicates),
+            get(&self.ignored)
+        )
+    }
+}
 
 /// A journaled state with its outbox.
 #[derive(Debug)]

@@ -3,6 +3,7 @@
 
 use crate::Shared;
 use crate::activity::{self, ActivityError};
+use agentdesk_social::inbox::Counters;
 use agentdesk_social::signature::{base64_sha256, verify_base64_sha256};
 use agentdesk_social::webhook::{WebhookRequest, WebhookResponse};
 use serde_json::json;
@@ -32,6 +33,7 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
         &request.body,
         request.header("x-twitter-webhooks-signature"),
     ) {
+        Counters::add(&shared.counters.bad_signatures, 1);
         shared
             .host
             .warn(&format!("X webhook refused, nothing stored: {e}"));
@@ -40,6 +42,7 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
     let items = match activity::parse(&request.body, &shared.settings.account_id) {
         Ok(items) => items,
         Err(ActivityError::OtherAccount(account)) => {
+            Counters::add(&shared.counters.ignored, 1);
             shared.host.warn(&format!(
                 "a signed X event for account {account} was ignored"
             ));
@@ -77,6 +80,8 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
             return WebhookResponse::text(503, "cannot store now");
         }
     };
+    Counters::add(&shared.counters.duplicates, plan.duplicates.len());
+    Counters::add(&shared.counters.ignored, plan.ignored.len());
     if !plan.duplicates.is_empty() {
         shared.host.info(&format!(
             "dropped {} repeated X events: {}",

@@ -16,7 +16,7 @@ pub mod settings;
 
 use agentdesk_social::client::{HttpClient, tls_config};
 use agentdesk_social::deliver::Outbox;
-use agentdesk_social::inbox::Inbox;
+use agentdesk_social::inbox::{Counters, Inbox};
 use agentdesk_social::journal::{Journal, Journaled};
 use agentdesk_social::oauth1::Credentials;
 use agentdesk_social::secrets::{Secret, Secrets};
@@ -57,6 +57,7 @@ pub struct Shared {
     api: XApi,
     inbox: Inbox<Conversations>,
     host: Host,
+    counters: Counters,
 }
 
 /// The plugin instance.
@@ -248,13 +249,18 @@ impl ChannelPlugin for Twitter {
             inbox: Inbox::new(state, journal, outbox),
             host: self.host.clone(),
             settings: settings.clone(),
+            counters: Counters::default(),
         });
         let mut first = vec![Event::ChannelStatus(ChannelStatus {
             healthy: true,
             detail: format!("webhook listening on {}", endpoint.url),
         })];
         first.extend(again);
-        shared.inbox.outbox().send(first);
+        let lost = shared.inbox.outbox().send(first);
+        if lost > 0 {
+            self.host
+                .warn(&format!("{lost} stored events not passed on at start"));
+        }
         let (stop, stopped) = watch::channel(false);
         let for_hook = shared.clone();
         let handler: Handler = Arc::new(move |request| hook::handle(&for_hook, request));
@@ -339,7 +345,10 @@ impl ChannelPlugin for Twitter {
             self.host.info("X tasks had already ended");
         }
         running.runtime.shutdown(Duration::from_millis(500));
-        self.host.info("X stopped");
+        self.host.info(&format!(
+            "X stopped; webhooks: {}",
+            running.shared.counters.summary()
+        ));
         Ok(())
     }
 }
