@@ -489,10 +489,25 @@ fn facebook_rate_limits_are_retried_unknown_outcomes_never_resent_and_token_erro
         .filter(|(_, t)| t.starts_with("Delivery unknown"))
         .count();
     assert_eq!(unknown, 1, "only the silent one: {:?}", rig.lines(key));
+    // Meta says the window is closed (error 10) although our clock says open: told in words.
+    rig.fake
+        .control("config", json!({"window_closed": ["U500001"]}));
+    rig.send(key, "outside the window");
+    let (_, text) = rig.wait_line(key, "reply window");
+    assert!(
+        text.starts_with("Not sent: Messenger's reply window"),
+        "{text}"
+    );
+    rig.fake.control("config", json!({"window_closed": []}));
     // An expired token: the agent reads what happened and who must act.
     rig.fake.control("config", json!({"expire_token": true}));
     rig.send(key, "with an expired token");
     let (_, text) = rig.wait_line(key, "access token");
     assert!(text.contains("administrator must renew"), "{text}");
     assert_eq!(rig.fake.sent().len(), 3);
+    assert_eq!(
+        rig.fake.get("sent")["refusals"],
+        json!([613, 613, 10, 190]),
+        "each refused once, none retried"
+    );
 }

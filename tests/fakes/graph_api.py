@@ -55,6 +55,7 @@ class State:
         self.queued = 0
         self.pace = 0.0
         self.profiles = {}  # psid -> {"first_name", "last_name"}
+        self.window_closed = []  # psids whose window Meta considers closed whatever we think
         self.profile_lookups = 0
 
     def sign(self, body):
@@ -184,7 +185,7 @@ class Handler(BaseHTTPRequestHandler):
         s = self.state
         if what == "config":
             with s.lock:
-                for key in ("rate_limit_next", "hang_next", "echoes", "human_agent_allowed", "webhook", "profiles"):
+                for key in ("rate_limit_next", "hang_next", "echoes", "human_agent_allowed", "webhook", "profiles", "window_closed"):
                     if key in req:
                         setattr(s, key, req[key])
                 if req.get("expire_token"):
@@ -260,6 +261,8 @@ class Handler(BaseHTTPRequestHandler):
         age = now_ms() - last if last is not None else None
         in_standard = age is not None and age < DAY_MS
         in_human = age is not None and age < 7 * DAY_MS and tag == "HUMAN_AGENT" and s.human_agent_allowed
+        if psid in s.window_closed:
+            in_standard = in_human = False
         if not (in_standard or in_human):
             return self.refuse(400, meta_error(10, "(#10) This message is sent outside of allowed window.", 2018278))
         with s.lock:

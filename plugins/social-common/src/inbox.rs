@@ -110,3 +110,19 @@ where
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_every_count() {
+        let counters = Counters::default();
+        Counters::add(&counters.duplicates, 3);
+        Counters::add(&counters.bad_signatures, 1);
+        assert_eq!(
+            counters.summary(),
+            "1 refused for their signature, 0 malformed, 3 repeated deliveries dropped, 0 items ignored"
+        );
+    }
+}
