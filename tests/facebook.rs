@@ -511,3 +511,53 @@ fn facebook_rate_limits_are_retried_unknown_outcomes_never_resent_and_token_erro
         "each refused once, none retried"
     );
 }
+
+/// The channel's health as the plugin reports it (the core does not keep channel status yet, so
+/// this reads the plugin host's events directly).
+#[test]
+fn facebook_a_refused_page_token_reports_the_channel_unhealthy() {
+    let fake = FakeGraph::start();
+    let install = Install::new();
+    package(&first_party_library("agentdesk_facebook"), &install.plugins).expect("package");
+    let text = config_extra(&install, &fake.url, 0, "");
+    let config = AdminConfig::load(&install.write_config(&[FACEBOOK], &text)).expect("config");
+    let plugins = PluginHost::start(&config, StartMode::Run);
+    fake.control("config", json!({"webhook": webhook_url(&install.data)}));
+    let statuses = fake.deliver(
+        json!([entry(vec![customer("U600001", "t1", "hello", now_ms())])]),
+        "good",
+        1,
+    );
+    assert_eq!(statuses, [200]);
+    let mut seen = Vec::new();
+    let interaction = until("the offer", || {
+        let event = plugins.recv_event(Duration::from_millis(100))?;
+        seen.push(event.event.kind().to_string());
+        match event.event {
+            plugin_api::Event::Offer(offer) => Some(offer.interaction),
+            _ => None,
+        }
+    });
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("channel-status"),
+        "healthy at start"
+    );
+    fake.control("config", json!({"expire_token": true}));
+    let command = plugin_api::Command::SendMessage(plugin_api::SendMessage {
+        interaction,
+        message: plugin_api::MessageContent {
+            id: "r1".into(),
+            text: "hello back".into(),
+            attachments: vec![],
+        },
+    });
+    plugins.send(FACEBOOK, &command).expect("send-message");
+    let detail = until("an unhealthy channel status", || {
+        match plugins.recv_event(Duration::from_millis(100))?.event {
+            plugin_api::Event::ChannelStatus(s) if !s.healthy => Some(s.detail),
+            _ => None,
+        }
+    });
+    assert!(detail.contains("access token"), "{detail}");
+}
