@@ -132,7 +132,13 @@ fn receive(shared: &Shared, request: &WebhookRequest) -> WebhookResponse {
         }
     };
     if !plan.own_echoes.is_empty() {
-        shared.echoes().extend(plan.own_echoes);
+        let mut in_flight = shared.echoes();
+        for metadata in plan.own_echoes {
+            // Echoes of sends no longer in flight settle nothing: dropped.
+            if let Some(seen) = in_flight.get_mut(&metadata) {
+                *seen = true;
+            }
+        }
     }
     if !plan.duplicates.is_empty() {
         Counters::add(&shared.counters.duplicates, plan.duplicates.len());

@@ -33,7 +33,7 @@ use plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 use settings::Settings;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -79,7 +79,9 @@ pub struct Shared {
     graph: Graph,
     inbox: Inbox<Conversations>,
     host: Host,
-    echoes: Mutex<BTreeSet<String>>,
+    /// Replies in flight, by `metadata`: whether their echo came back yet. Only sends in flight
+    /// are kept, so the map stays small.
+    echoes: Mutex<BTreeMap<String, bool>>,
     names: Mutex<BTreeMap<String, String>>,
     runtime: tokio::runtime::Handle,
     bucket: Mutex<TokenBucket>,
@@ -101,7 +103,7 @@ impl Shared {
     fn outbox(&self) -> &Outbox {
         self.inbox.outbox()
     }
-    fn echoes(&self) -> MutexGuard<'_, BTreeSet<String>> {
+    fn echoes(&self) -> MutexGuard<'_, BTreeMap<String, bool>> {
         lock(&self.echoes)
     }
     fn names(&self) -> MutexGuard<'_, BTreeMap<String, String>> {
@@ -362,7 +364,7 @@ impl ChannelPlugin for Facebook {
             graph,
             inbox: Inbox::new(state, journal, outbox),
             host: self.host.clone(),
-            echoes: Mutex::new(BTreeSet::new()),
+            echoes: Mutex::new(BTreeMap::new()),
             names: Mutex::new(BTreeMap::new()),
             runtime: handle.clone(),
             bucket: Mutex::new(bucket),

@@ -101,7 +101,7 @@ async fn pace(shared: &Shared) {
 async fn echo_seen(shared: &Shared, metadata: &str, wait: Duration) -> bool {
     let deadline = Instant::now() + wait;
     loop {
-        if shared.echoes().remove(metadata) {
+        if shared.echoes().get(metadata) == Some(&true) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -111,19 +111,26 @@ async fn echo_seen(shared: &Shared, metadata: &str, wait: Duration) -> bool {
     }
 }
 
-/// Sends one reply; every outcome but success ends in a log line and, where the agent must know,
-/// a notice in the transcript.
+/// Sends one reply (see [`attempt`]) while its echo is watched for.
 pub async fn deliver(shared: Arc<Shared>, out: Outgoing) {
     let metadata = out.metadata();
-    let body = message_body(&out.psid, &out.text, out.messaging_type, out.tag, &metadata);
+    shared.echoes().insert(metadata.clone(), false);
+    attempt(&shared, &out, &metadata).await;
+    shared.echoes().remove(&metadata);
+}
+
+/// Every outcome but success ends in a log line and, where the agent must know, a notice in the
+/// transcript.
+async fn attempt(shared: &Arc<Shared>, out: &Outgoing, metadata: &str) {
+    let body = message_body(&out.psid, &out.text, out.messaging_type, out.tag, metadata);
     let attempts = shared.settings.send_attempts;
     let first = shared.settings.retry_first();
     let mut why = String::new();
     for attempt in 1..=attempts {
-        pace(&shared).await;
+        pace(shared).await;
         match shared.graph.send(&body).await {
             Ok(Answer::Accepted(mid)) => {
-                token_state(&shared, false);
+                token_state(shared, false);
                 shared.host.info(&format!(
                     "reply {} sent to Messenger as {}",
                     out.send_id,
@@ -140,8 +147,8 @@ pub async fn deliver(shared: Arc<Shared>, out: Outgoing) {
                     ));
                 }
                 Refusal::TokenInvalid => {
-                    token_state(&shared, true);
-                    notify(&shared, &out.interaction, &out.send_id, error.plain());
+                    token_state(shared, true);
+                    notify(shared, &out.interaction, &out.send_id, error.plain());
                     return;
                 }
                 Refusal::OutsideWindow | Refusal::Other => {
@@ -149,7 +156,7 @@ pub async fn deliver(shared: Arc<Shared>, out: Outgoing) {
                         "reply {} refused: {} (code {})",
                         out.send_id, error.message, error.code
                     ));
-                    notify(&shared, &out.interaction, &out.send_id, error.plain());
+                    notify(shared, &out.interaction, &out.send_id, error.plain());
                     return;
                 }
             },
@@ -165,14 +172,14 @@ pub async fn deliver(shared: Arc<Shared>, out: Outgoing) {
                     "reply {}: {e}; waiting for its echo instead of sending it again",
                     out.send_id
                 ));
-                if echo_seen(&shared, &metadata, shared.settings.echo_wait()).await {
+                if echo_seen(shared, metadata, shared.settings.echo_wait()).await {
                     shared.host.info(&format!(
                         "reply {} confirmed by its echo: not sent again",
                         out.send_id
                     ));
                 } else {
                     notify(
-                        &shared,
+                        shared,
                         &out.interaction,
                         &out.send_id,
                         "Delivery unknown: Facebook did not answer in time and the message did \
@@ -189,7 +196,7 @@ pub async fn deliver(shared: Arc<Shared>, out: Outgoing) {
         }
     }
     notify(
-        &shared,
+        shared,
         &out.interaction,
         &out.send_id,
         format!("Not sent after {attempts} attempts: {why}"),
