@@ -5,16 +5,14 @@
 //! was acknowledged, what the customer's replay shows and what the agent's transcript holds are
 //! the same messages, each once.
 
-use crate::support::Install;
+use crate::support::{HostProcess, Install};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::storage::History;
 use agentdesk_tests::first_party_library;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -28,70 +26,6 @@ const WAIT: Duration = Duration::from_secs(20);
 
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// The host process; killed when dropped.
-struct HostProcess {
-    child: Child,
-}
-
-impl HostProcess {
-    fn start(config: &Path, log: &Path) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("host log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentdesk-test-host"))
-            .arg(config)
-            .arg("chat")
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("agentdesk-test-host");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let read = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(read.map(|_| line));
-        });
-        let host = HostProcess { child };
-        match rx.recv_timeout(WAIT) {
-            Ok(Ok(line)) => assert_eq!(line.trim(), format!("ready {CHAT}"), "host start"),
-            other => panic!("the host did not start: {other:?}"),
-        }
-        host
-    }
-
-    /// `kill -9`.
-    fn kill(mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("wait");
-    }
-
-    /// Closes its standard input: it stops the plugins and the core cleanly.
-    fn stop(mut self) {
-        drop(self.child.stdin.take());
-        let deadline = Instant::now() + WAIT;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "the host exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("the host did not stop");
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// One customer across every round. Each message's text is its client id.
 #[derive(Debug, Default)]
@@ -381,7 +315,7 @@ fn twenty_kill_9s_during_bursts_lose_and_double_no_acknowledged_message() {
         })
         .collect();
     for round in 0..=ROUNDS {
-        let host = HostProcess::start(&config, &log);
+        let host = HostProcess::start(&config, &log, "chat", CHAT);
         let settled: Vec<(Customer, Socket)> = runtime.block_on(async {
             let tasks: Vec<_> = customers
                 .drain(..)

@@ -77,3 +77,74 @@ pub fn wait_for<T>(wait: Duration, what: &str, mut probe: impl FnMut() -> Option
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `agentdesk-test-host` on a config, for tests that `kill -9` it; killed when dropped.
+pub struct HostProcess {
+    child: std::process::Child,
+}
+
+impl HostProcess {
+    /// Starts it for `channel` and waits for `ready <expect>`; its log goes to `log`.
+    pub fn start(
+        config: &std::path::Path,
+        log: &std::path::Path,
+        channel: &str,
+        expect: &str,
+    ) -> Self {
+        use std::io::BufRead;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("host log");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_agentdesk-test-host"))
+            .arg(config)
+            .arg(channel)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("agentdesk-test-host");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(read.map(|_| line));
+        });
+        let host = HostProcess { child };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(Ok(line)) => assert_eq!(line.trim(), format!("ready {expect}"), "host start"),
+            other => panic!("the host did not start: {other:?}"),
+        }
+        host
+    }
+
+    /// `kill -9`.
+    pub fn kill(mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("wait");
+    }
+
+    /// Closes its standard input: it stops the plugins and the core cleanly.
+    pub fn stop(mut self) {
+        drop(self.child.stdin.take());
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "the host exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the host did not stop");
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -42,6 +42,7 @@ pub use codec::{CodecError, Message, UnknownMessage};
 pub use emit::OrderedEmitter;
 pub use plugin::{ChannelPlugin, Host, unsupported};
 pub use vocabulary::commands::*;
+pub use vocabulary::conversation::*;
 pub use vocabulary::events::*;
 pub use vocabulary::session::*;
 pub use vocabulary::types::*;

@@ -223,7 +223,50 @@ fn every_event() -> Vec<Event> {
             detail: "IMAP server unreachable".into(),
         }
         .into(),
+        ConversationRules {
+            interaction: InteractionId::new("i-2"),
+            can_reply: false,
+            reason: "closed 2 h ago".into(),
+            window_closes_at: Some(1_700_000_000_000),
+            max_length: Some(280),
+            counting: LengthCounting::XWeighted,
+            public: true,
+        }
+        .into(),
+        Receipt {
+            interaction: InteractionId::new("i-2"),
+            state: ReceiptState::Read,
+            message: None,
+            up_to: Some(1_700_000_000_000),
+        }
+        .into(),
     ]
+}
+
+#[test]
+fn conversation_rules_and_receipts_1_2_need_only_the_interaction_and_tolerate_the_unknown() {
+    let minimal = Envelope {
+        kind: "conversation-rules".into(),
+        schema: 1,
+        bytes: br#"{"interaction":"i-3","counting":"braille-cells","later":1}"#
+            .to_vec()
+            .into(),
+    };
+    let Event::ConversationRules(rules) = Event::from_envelope(&minimal).expect("decodes") else {
+        panic!("a conversation-rules event");
+    };
+    assert!(rules.can_reply, "replies allowed unless said otherwise");
+    assert_eq!(rules.counting, LengthCounting::Other);
+    assert_eq!((rules.max_length, rules.public), (None, false));
+    let receipt = Envelope {
+        kind: "receipt".into(),
+        schema: 1,
+        bytes: br#"{"interaction":"i-3","state":"played"}"#.to_vec().into(),
+    };
+    let Event::Receipt(receipt) = Event::from_envelope(&receipt).expect("decodes") else {
+        panic!("a receipt event");
+    };
+    assert_eq!(receipt.state, ReceiptState::Other);
 }
 
 #[test]

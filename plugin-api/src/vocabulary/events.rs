@@ -1,6 +1,7 @@
 //! Events: what a plugin instance reports to the host through [`crate::Host::emit`].
 //! Every event names the interaction it is about; new kinds may be added in any 1.x.
 
+use super::conversation::{ConversationRules, Receipt};
 use super::types::{
     CaseField, ChannelKind, Contact, CustomAction, InteractionId, Media, MessageContent, Party,
     Route,
@@ -174,6 +175,9 @@ message_kind! {
     CaseDataChanged => "case-data-changed",
     ActionsChanged => "actions-changed",
     ChannelStatus => "channel-status",
+    // 1.2
+    ConversationRules => "conversation-rules",
+    Receipt => "receipt",
 }
 
 vocabulary! {
@@ -199,5 +203,9 @@ vocabulary! {
         ActionsChanged(ActionsChanged),
         /// See [`ChannelStatus`].
         ChannelStatus(ChannelStatus),
+        /// See [`ConversationRules`] (1.2).
+        ConversationRules(ConversationRules),
+        /// See [`Receipt`] (1.2).
+        Receipt(Receipt),
     }
 }

@@ -2,6 +2,7 @@
 //! Only data lives here; how it crosses the boundary is `abi` and `codec`.
 
 pub mod commands;
+pub mod conversation;
 pub mod events;
 pub mod session;
 pub mod types;
