@@ -391,12 +391,12 @@ impl ChannelPlugin for WebChat {
             self.host.info("web chat tasks had already ended");
         }
         running.runtime.shutdown(Duration::from_millis(500));
-        // What changed since the last batch (nothing of it was shown yet) is kept; its events
-        // for the host are sent again at the next start.
-        let batch = running.shared.chats().take_batch();
+        // Everything is kept as a new snapshot (written atomically), including what changed
+        // since the last batch and a batch the shutdown may have cut off mid-write; nothing of
+        // it was shown yet, and its events for the host are sent again at the next start.
         let saved = self
             .store
-            .append(&batch.changes)
+            .compact(&running.shared.chats())
             .map_err(|e| PluginError::failed(format!("cannot save chats: {e}")));
         self.host.info("web chat stopped");
         saved

@@ -73,7 +73,8 @@ impl ChatStore {
         Ok(chats.restored(now))
     }
 
-    /// Writes the whole state as the new snapshot and empties the log (at start, after `load`).
+    /// Writes the whole state as the new snapshot and empties the log (at start, after `load`,
+    /// and at stop).
     pub fn compact(&self, chats: &Chats) -> Result<(), StoreError> {
         self.snapshot
             .save(chats)
