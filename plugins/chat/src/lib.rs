@@ -16,8 +16,8 @@ use plugin_api::runtime::PluginRuntime;
 use plugin_api::store::StateFile;
 use plugin_api::{
     ChannelKind, ChannelPlugin, ChannelStatus, Command, ErrorCode, Event, Host, HostHello, Media,
-    PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply, Target, TransferMode,
-    unsupported,
+    OrderedEmitter, PluginConfig, PluginDescriptor, PluginError, PluginHello, Reply, Target,
+    TransferMode, unsupported,
 };
 use serde::{Deserialize, Serialize};
 use server::Shared;
@@ -26,7 +26,7 @@ use settings::Settings;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::ChatStore;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 /// The plugin id.
 pub const ID: &str = "agentdesk.chat";
@@ -137,24 +137,6 @@ async fn store_batch(shared: &Arc<Shared>, store: &ChatStore, host: &Host) -> bo
     }
 }
 
-/// Emits events in order; when the host's queue is full, waits a little and tries again.
-async fn deliver(host: Host, mut events: mpsc::UnboundedReceiver<Event>) {
-    while let Some(event) = events.recv().await {
-        loop {
-            match host.emit(event.clone()) {
-                Ok(()) => break,
-                Err(e) if e.code == ErrorCode::QUEUE_FULL => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-                Err(e) => {
-                    host.warn(&format!("event {} not delivered: {e}", event.kind()));
-                    break;
-                }
-            }
-        }
-    }
-}
-
 /// Runs the chats' timers and stores what changed, as soon as it changed.
 async fn keep(shared: Arc<Shared>, store: ChatStore, host: Host, mut stop: watch::Receiver<bool>) {
     let timing = Timing {
@@ -239,7 +221,7 @@ impl ChannelPlugin for WebChat {
         StateFile::new(&self.host.data_dir(), ENDPOINT_FILE)
             .save(&endpoint)
             .map_err(|e| PluginError::failed(format!("cannot write {ENDPOINT_FILE}: {e}")))?;
-        let (events, outbox) = mpsc::unbounded_channel();
+        let events = OrderedEmitter::new(self.host.clone(), "chat-emit")?;
         let shared = Arc::new(Shared::new(self.settings.clone(), chats, events));
         // Stored already, so sent at once and before any new chat event: the host drops what
         // it had taken in before.
@@ -248,7 +230,6 @@ impl ChannelPlugin for WebChat {
         let handle = runtime
             .handle()
             .ok_or_else(|| PluginError::failed("the runtime is gone"))?;
-        handle.spawn(deliver(self.host.clone(), outbox));
         handle.spawn(server::listen(listener, shared.clone(), stopped.clone()));
         handle.spawn(keep(
             shared.clone(),

@@ -7,7 +7,7 @@ use crate::protocol::{ClientMessage, ParseError, ServerMessage};
 use crate::session::{Chats, OUTBOX, Outbox};
 use crate::settings::Settings;
 use futures_util::{SinkExt, StreamExt};
-use plugin_api::Event;
+use plugin_api::{Event, OrderedEmitter};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -41,8 +41,8 @@ pub struct Shared {
     pub chats: Mutex<Chats>,
     /// Open connections.
     pub limits: Arc<ConnectionLimits>,
-    /// Events for the host, in order (the outbox task emits them).
-    pub events: mpsc::UnboundedSender<Event>,
+    /// Events for the host, in order (retried while the host's queue is full).
+    pub events: OrderedEmitter,
     /// Wakes the store's writer: something changed.
     pub dirty: Notify,
     /// The number of the last batch stored.
@@ -53,7 +53,7 @@ pub struct Shared {
 
 impl Shared {
     /// Shared state around `chats`.
-    pub fn new(settings: Settings, chats: Chats, events: mpsc::UnboundedSender<Event>) -> Self {
+    pub fn new(settings: Settings, chats: Chats, events: OrderedEmitter) -> Self {
         let limits = Arc::new(ConnectionLimits::new(
             settings.max_connections_per_address,
             settings.max_connections,
@@ -84,12 +84,12 @@ impl Shared {
         self.dirty.notify_one();
     }
 
-    /// Hands stored events to the outbox task; returns how many could not go (only after the
-    /// outbox task stopped: the next start tells the host again, see `Chats::redeliver`).
+    /// Hands stored events to the host in order; returns how many could not go (only after the
+    /// emitter stopped: the next start tells the host again, see `Chats::redeliver`).
     pub fn release(&self, events: Vec<Event>) -> usize {
         let total = events.len();
         for (n, event) in events.into_iter().enumerate() {
-            if self.events.send(event).is_err() {
+            if self.events.emit(event).is_err() {
                 return total - n;
             }
         }
