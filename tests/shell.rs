@@ -4,6 +4,8 @@
 //! after the clicks, not only what is drawn.
 
 use crate::support::Install;
+use agentdesk_client::in_process::InProcess;
+use agentdesk_client::{Connection, DeskClient};
 use agentdesk_host::core::{ChannelState, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::service::clock::SystemClock;
@@ -11,7 +13,7 @@ use agentdesk_host::service::{Answer, CoreHandle, CoreService, Query};
 use agentdesk_host::storage::Journal;
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::{FixtureSpec, first_party_library, install_fixture};
-use agentdesk_ui::desk::{Desk, DeskInfo};
+use agentdesk_ui::desk::Desk;
 use agentdesk_ui::ring::WavSink;
 use eframe::egui;
 use egui_kittest::Harness;
@@ -23,7 +25,7 @@ use std::time::{Duration, Instant};
 const DEMO: &str = "agentdesk.demo";
 
 /// A host with the demo chat plugin and a voice plugin, two agents, and a desktop for Ann.
-struct Rig {
+pub(crate) struct Rig {
     install: Install,
     plugins: Arc<PluginHost>,
     service: Option<CoreService>,
@@ -32,7 +34,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let install = Install::new();
         package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
         let voice = FixtureSpec {
@@ -67,16 +69,28 @@ impl Rig {
     }
 
     fn desk(&self, agent: &str) -> Harness<'static, Desk> {
-        let desk = Desk::login(
+        self.desk_with(agent, |client| client)
+    }
+
+    /// `agent`'s desk over a client made from the in-process one by `wrap` (a slow link, say).
+    pub(crate) fn desk_with(
+        &self,
+        agent: &str,
+        wrap: impl FnOnce(Box<dyn DeskClient>) -> Box<dyn DeskClient>,
+    ) -> Harness<'static, Desk> {
+        let connection = InProcess::new(
             self.core.clone(),
-            agent,
-            DeskInfo::from_policy(&self.policy),
+            &self.policy,
+            Some(self.plugins.clone()),
             Arc::new(SystemClock),
-            Box::new(WavSink::new(self.install.dir.path())),
-            || {},
-        )
-        .expect("log in")
-        .with_plugins(self.plugins.clone());
+            Some(self.install.data.clone()),
+        );
+        let client = connection
+            .login(agent)
+            .wait(Duration::from_secs(10))
+            .expect("log in");
+        let ring = Box::new(WavSink::new(self.install.dir.path()));
+        let desk = Desk::new(wrap(client), ring, || {});
         Harness::builder()
             .with_size(egui::vec2(1400.0, 900.0))
             .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk)
@@ -131,18 +145,14 @@ pub(crate) fn ready_desk(
     policy: &Policy,
     channel: &str,
 ) -> Harness<'static, Desk> {
-    let desk = Desk::login(
+    let connection = InProcess::new(
         core,
-        "ann",
-        DeskInfo {
-            data_dir: Some(install.data.clone()),
-            ..DeskInfo::from_policy(policy)
-        },
+        policy,
+        None,
         Arc::new(SystemClock),
-        Box::new(WavSink::new(install.dir.path())),
-        || {},
-    )
-    .expect("log in");
+        Some(install.data.clone()),
+    );
+    let desk = log_in(&connection, "ann", install);
     let mut ann = Harness::builder()
         .with_size(egui::vec2(1400.0, 1000.0))
         .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
@@ -150,6 +160,15 @@ pub(crate) fn ready_desk(
     click(&mut ann, &format!("Log on {channel}"));
     click(&mut ann, &format!("Ready {channel}"));
     ann
+}
+
+/// `agent`'s desk over `connection`, ringing into a WAV file in the install's directory.
+pub(crate) fn log_in(connection: &dyn Connection, agent: &str, install: &Install) -> Desk {
+    let client = connection
+        .login(agent)
+        .wait(Duration::from_secs(10))
+        .expect("log in");
+    Desk::new(client, Box::new(WavSink::new(install.dir.path())), || {})
 }
 
 /// Steps the UI until `test` holds (snapshots arrive from other threads), or fails after 10 s.
@@ -208,7 +227,7 @@ fn channel_state(rig: &Rig, agent: &str, channel: &str) -> ChannelState {
 }
 
 /// Waits for a chat offered to the desk's agent, accepts it in the toast; returns its key.
-fn accept_new_chat(rig: &Rig, harness: &mut Harness<'_, Desk>) -> u64 {
+pub(crate) fn accept_new_chat(rig: &Rig, harness: &mut Harness<'_, Desk>) -> u64 {
     rig.new_chat();
     settle(harness, "the offer toast", |h| {
         h.state()

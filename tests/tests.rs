@@ -2,8 +2,10 @@
 
 mod chat_crash;
 mod cli;
+mod client_suite;
 mod compat;
 mod core_service;
+mod desk_slow;
 mod email;
 mod facebook;
 mod facebook_crash;
@@ -11,6 +13,7 @@ mod fake_host;
 mod loading;
 mod mailserver;
 mod runtime;
+mod seams;
 mod shell;
 mod social_fakes;
 mod support;

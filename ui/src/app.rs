@@ -1,60 +1,85 @@
 //! The window: a login picker (or the agent given with `--agent`), then the agent's desktop.
 //! Fonts get a system fallback for scripts the default font lacks (Noto CJK when installed).
+//! The window reaches the core only through a [`Connection`]; logging in does not hold up a frame.
 
-use crate::desk::{Desk, DeskInfo};
+use crate::desk::Desk;
 use crate::ring::{PlayerSink, RingSink, SilentSink};
-use agentdesk_host::runtime::Runtime;
+use agentdesk_client::in_process::Embedded;
+use agentdesk_client::{Connection, DeskClient, Pending};
 use eframe::egui;
+use std::path::PathBuf;
 
 /// The eframe application.
 pub struct App {
-    runtime: Option<Runtime>,
-    /// Who may log in (id, name), from the admin's configuration.
+    connection: Option<Box<dyn Connection>>,
+    /// Where the ring tone is looked for.
+    data_dir: PathBuf,
+    /// Who may log in (id, name), once the core has said.
     agents: Vec<(String, String)>,
+    agents_coming: Option<Pending<Vec<(String, String)>>>,
+    login: Option<(String, Pending<Box<dyn DeskClient>>)>,
+    ready: bool,
     desk: Option<Desk>,
     picked: Option<String>,
     error: Option<String>,
 }
 
 impl App {
-    /// An app over a started runtime; logs `agent` in at once when given.
-    pub fn new(runtime: Runtime, agent: Option<String>, ready: bool, ctx: &egui::Context) -> Self {
+    /// An app over a connection to a core; logs `agent` in at once when given (and with `ready`,
+    /// makes them Ready on every channel).
+    pub fn new(
+        connection: Box<dyn Connection>,
+        data_dir: PathBuf,
+        agent: Option<String>,
+        ready: bool,
+        ctx: &egui::Context,
+    ) -> Self {
         install_fallback_fonts(ctx);
-        let agents = DeskInfo::from_policy(&runtime.policy).agents;
-        let mut app = App {
-            runtime: Some(runtime),
-            agents,
+        let agents_coming = Some(connection.agents());
+        let login = agent.as_ref().map(|a| (a.clone(), connection.login(a)));
+        App {
+            connection: Some(connection),
+            data_dir,
+            agents: Vec::new(),
+            agents_coming,
+            login,
+            ready,
             desk: None,
-            picked: agent.clone(),
+            picked: agent,
             error: None,
-        };
-        if let Some(agent) = agent {
-            app.log_in(&agent, ctx);
-            if ready && let Some(desk) = &mut app.desk {
-                desk.ready_on_all_channels();
-            }
         }
-        app
     }
 
-    fn log_in(&mut self, agent: &str, ctx: &egui::Context) {
-        let Some(runtime) = &self.runtime else {
+    /// Takes the answers to the agent list and to a login when they come.
+    fn poll(&mut self, ctx: &egui::Context) {
+        if let Some(coming) = &mut self.agents_coming
+            && let Some(answer) = coming.poll()
+        {
+            self.agents_coming = None;
+            match answer {
+                Ok(agents) => self.agents = agents,
+                Err(e) => self.error = Some(format!("who may log in is unknown: {e}")),
+            }
+        }
+        let Some((agent, coming)) = &mut self.login else {
             return;
         };
-        let wake = ctx.clone();
-        match Desk::login(
-            runtime.core(),
-            agent,
-            DeskInfo {
-                data_dir: Some(runtime.data_dir.clone()),
-                ..DeskInfo::from_policy(&runtime.policy)
-            },
-            runtime.clock.clone(),
-            ring_sink(runtime),
-            move || wake.request_repaint(),
-        ) {
-            Ok(desk) => {
-                self.desk = Some(desk.with_plugins(runtime.plugins.clone()));
+        let Some(answer) = coming.poll() else {
+            ctx.request_repaint_after(std::time::Duration::from_millis(20));
+            return;
+        };
+        let agent = agent.clone();
+        self.login = None;
+        match answer {
+            Ok(client) => {
+                let wake = ctx.clone();
+                let mut desk = Desk::new(client, ring_sink(&self.data_dir), move || {
+                    wake.request_repaint()
+                });
+                if std::mem::take(&mut self.ready) {
+                    desk.ready_on_all_channels();
+                }
+                self.desk = Some(desk);
                 self.error = None;
             }
             Err(e) => self.error = Some(format!("cannot log in as {agent}: {e}")),
@@ -70,13 +95,20 @@ impl App {
             if let Some(error) = &self.error {
                 ui.colored_label(ui.visuals().error_fg_color, error);
             }
+            if self.login.is_some() {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("logging in");
+                });
+                return;
+            }
             if ui
                 .add_enabled(self.picked.is_some(), egui::Button::new("Log in"))
                 .clicked()
                 && let Some(agent) = self.picked.clone()
+                && let Some(connection) = &self.connection
             {
-                let ctx = ui.ctx().clone();
-                self.log_in(&agent, &ctx);
+                self.login = Some((agent.clone(), connection.login(&agent)));
             }
         });
     }
@@ -84,6 +116,7 @@ impl App {
 
 impl eframe::App for App {
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.poll(&ui.ctx().clone());
         match &mut self.desk {
             Some(desk) => desk.ui(ui),
             None => self.picker(ui),
@@ -92,15 +125,15 @@ impl eframe::App for App {
 
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.desk = None;
-        if let Some(runtime) = self.runtime.take() {
-            runtime.stop();
+        if let Some(connection) = self.connection.take() {
+            connection.close();
         }
     }
 }
 
 /// The system's audio player when there is one, else silence (nothing fails without sound).
-fn ring_sink(runtime: &Runtime) -> Box<dyn RingSink> {
-    match PlayerSink::find(&runtime.data_dir) {
+fn ring_sink(data_dir: &std::path::Path) -> Box<dyn RingSink> {
+    match PlayerSink::find(data_dir) {
         Some(sink) => Box::new(sink),
         None => {
             tracing::info!("no audio player found: offers will not ring aloud");
@@ -139,17 +172,12 @@ pub fn install_fallback_fonts(ctx: &egui::Context) {
     }
 }
 
-/// Starts the host, opens the window and runs until it is closed.
-pub fn run(
-    config: agentdesk_host::AdminConfig,
-    agent: Option<String>,
-    ready: bool,
-) -> Result<(), String> {
-    let runtime = Runtime::start(&config)?;
+/// Opens the window over the embedded product (plugins and core in this process) and runs
+/// until it is closed.
+pub fn run(embedded: Embedded, agent: Option<String>, ready: bool) -> Result<(), String> {
     // Every plugin's stop, plus the core's, well within this; then the process ends regardless.
-    let grace = std::time::Duration::from_millis(config.plugins.stop_deadline_ms)
-        .saturating_mul(runtime.plugins.running_ids().len().max(1) as u32)
-        + std::time::Duration::from_secs(5);
+    let grace = embedded.stop_within();
+    let data_dir = embedded.data_dir().to_path_buf();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 760.0])
@@ -174,7 +202,13 @@ pub fn run(
                     "SIGTERM and SIGINT will end the desktop without stopping plugins: {e}"
                 );
             }
-            Ok(Box::new(App::new(runtime, agent, ready, &cc.egui_ctx)))
+            Ok(Box::new(App::new(
+                Box::new(embedded),
+                data_dir,
+                agent,
+                ready,
+                &cc.egui_ctx,
+            )))
         }),
     )
     .map_err(|e| e.to_string())

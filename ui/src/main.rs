@@ -1,7 +1,8 @@
 //! The `agentdesk` command: the desktop (default), `plugins` (headless report) and `package`.
 
-use agentdesk_host::plugins::package::package;
-use agentdesk_host::{AdminConfig, PluginHost, StartMode};
+use agentdesk_client::Connection;
+use agentdesk_client::admin::{self, AdminConfig, PluginCheck};
+use agentdesk_client::in_process::Embedded;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -89,16 +90,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         ready: false,
     }) {
         Action::Package { library, out } => {
-            let manifest = package(&library, &out)?;
+            let manifest = admin::package(&library, &out).map_err(anyhow::Error::msg)?;
             println!("packaged {} -> {}", library.display(), manifest.display());
             Ok(())
         }
         Action::Scenario { file } => {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read scenario {}", file.display()))?;
-            if agentdesk_host::scenario::is_live(&text) {
+            if admin::is_live_scenario(&text) {
                 let mut out = std::io::stdout();
-                agentdesk_host::scenario::run_live(
+                admin::run_live_scenario(
                     &text,
                     &file.display().to_string(),
                     file.parent(),
@@ -106,7 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )?;
                 return Ok(());
             }
-            let report = agentdesk_host::scenario::run(&text, &file.display().to_string())?;
+            let report = admin::run_scenario(&text, &file.display().to_string())?;
             print!("{}", report.render());
             if !report.mismatches.is_empty() {
                 anyhow::bail!(
@@ -118,11 +119,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Action::Plugins { verify_only, json } => {
             let config = load_config(cli.config.as_deref())?;
-            let mode = if verify_only {
-                StartMode::VerifyOnly
-            } else {
-                StartMode::Run
-            };
             // A signal while the plugins run stops them (with their stop deadline) before exiting.
             let signalled = Arc::new(Mutex::new(None));
             let flag = signalled.clone();
@@ -132,38 +128,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .context("cannot watch SIGTERM and SIGINT")?;
             let interrupted = || signalled.lock().map(|s| *s).unwrap_or(None);
-            let mut host = PluginHost::start(&config, mode);
+            let check = PluginCheck::start(&config, verify_only);
             // What the started plugins report at once (their `channel-status`), for up to 1 s.
-            let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
-            while interrupted().is_none()
-                && std::time::Instant::now() < until
-                && host
-                    .recv_event(std::time::Duration::from_millis(200))
-                    .is_some()
-            {}
+            check.settle(std::time::Duration::from_secs(1), || {
+                interrupted().is_some()
+            });
+            let check: Box<dyn Connection> = Box::new(check);
             if let Some(name) = interrupted() {
-                host.shutdown();
+                check.close();
                 anyhow::bail!("{name}: the plugins were stopped");
             }
-            let reports = host.reports();
-            let not_found = host.not_found().to_vec();
-            host.shutdown();
+            let table = check.plugins().wait(std::time::Duration::from_secs(10));
+            check.close();
+            let table = table.context("no plugin table")?;
             if json {
-                print!(
-                    "{}",
-                    agentdesk_ui::plugin_table::render_json(&reports, &not_found)
-                );
+                print!("{}", agentdesk_ui::plugin_table::render_json(&table));
             } else {
-                print!(
-                    "{}",
-                    agentdesk_ui::plugin_table::render(&reports, &not_found)
-                );
+                print!("{}", agentdesk_ui::plugin_table::render(&table));
             }
-            let problems = reports.iter().filter(|r| r.status.is_problem()).count();
-            let missing_plugins = not_found
-                .iter()
-                .filter(|n| matches!(n, agentdesk_host::NotFound::Plugin(_)))
-                .count();
+            let (problems, missing_plugins) = (table.problems(), table.missing_plugins());
             if problems + missing_plugins > 0 {
                 anyhow::bail!(
                     "{problems} plugin(s) refused, failed or quarantined; {missing_plugins} allowed \
@@ -174,15 +157,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Action::Run { agent, ready } => {
             let config = load_config(cli.config.as_deref())?;
-            agentdesk_ui::app::run(config, agent, ready)
+            let embedded = Embedded::start(&config)?;
+            agentdesk_ui::app::run(embedded, agent, ready)
                 .map_err(|e| anyhow::anyhow!("the desktop failed: {e}"))
         }
     }
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<AdminConfig> {
-    match path {
-        Some(path) => Ok(AdminConfig::load(path)?),
-        None => AdminConfig::builtin().context("the built-in default configuration is invalid"),
-    }
+    admin::load_config(path).map_err(anyhow::Error::msg)
 }

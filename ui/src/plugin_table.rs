@@ -1,48 +1,48 @@
-//! The plugin report as text, for `agentdesk plugins`: one block per plugin, reasons in full.
-//! Formatting only; the statuses come from the host.
+//! The plugin table as text, for `agentdesk plugins`: one block per plugin, reasons in full.
+//! Formatting only; the table comes from the client interface.
 
-use agentdesk_host::NotFound;
-use agentdesk_host::PluginReport;
+use agentdesk_client::{PluginRow, PluginTable};
 use std::fmt::Write;
 
 /// The reports as JSON for scripts: `{"plugins": [{id, name, vendor, version, api_version,
 /// channels, path, status, reason}], "not_found": [..]}`.
-pub fn render_json(reports: &[PluginReport], not_found: &[NotFound]) -> String {
-    let plugins: Vec<serde_json::Value> = reports
+pub fn render_json(table: &PluginTable) -> String {
+    let plugins: Vec<serde_json::Value> = table
+        .plugins
         .iter()
         .map(|r| {
             serde_json::json!({
                 "id": r.id,
                 "name": r.name,
                 "vendor": r.vendor,
-                "version": r.version.as_ref().map(ToString::to_string),
-                "api_version": r.api_version.as_ref().map(ToString::to_string),
+                "version": r.version,
+                "api_version": r.api_version,
                 "channels": r.channels,
-                "path": r.path.display().to_string(),
-                "status": r.status.word(),
-                "reason": r.status.reason(),
+                "path": r.path,
+                "status": r.status,
+                "reason": r.reason,
             })
         })
         .collect();
-    let not_found: Vec<String> = not_found.iter().map(ToString::to_string).collect();
+    let not_found: Vec<&str> = table.not_found.iter().map(|n| n.text.as_str()).collect();
     let all = serde_json::json!({ "plugins": plugins, "not_found": not_found });
     format!("{all:#}\n")
 }
 
 /// Renders the reports as an aligned table followed by the reasons, then what the configuration
 /// names but nothing provides.
-pub fn render(reports: &[PluginReport], not_found: &[NotFound]) -> String {
-    let mut out = table(reports);
-    if !not_found.is_empty() {
+pub fn render(table: &PluginTable) -> String {
+    let mut out = rows(&table.plugins);
+    if !table.not_found.is_empty() {
         let _ = writeln!(out, "\nExpected but not found:");
-        for missing in not_found {
-            let _ = writeln!(out, "  {missing}");
+        for missing in &table.not_found {
+            let _ = writeln!(out, "  {}", missing.text);
         }
     }
     out
 }
 
-fn table(reports: &[PluginReport]) -> String {
+fn rows(reports: &[PluginRow]) -> String {
     if reports.is_empty() {
         return "No plugins found in the plugin directories.\n".into();
     }
@@ -56,16 +56,14 @@ fn table(reports: &[PluginReport]) -> String {
                 r.id.clone(),
                 dash(&r.name),
                 dash(&r.vendor),
-                r.version.as_ref().map_or("-".into(), ToString::to_string),
-                r.api_version
-                    .as_ref()
-                    .map_or("-".into(), ToString::to_string),
+                r.version.clone().unwrap_or_else(|| "-".into()),
+                r.api_version.clone().unwrap_or_else(|| "-".into()),
                 if r.channels.is_empty() {
                     "-".into()
                 } else {
                     r.channels.join(",")
                 },
-                r.status.word().to_string(),
+                r.status.clone(),
             ]
         })
         .collect();
@@ -88,7 +86,7 @@ fn table(reports: &[PluginReport]) -> String {
     for row in &rows {
         line(&mut out, row);
     }
-    let with_status: Vec<&PluginReport> = reports
+    let with_status: Vec<&PluginRow> = reports
         .iter()
         .filter(|r| r.channel_status.is_some())
         .collect();
@@ -101,10 +99,7 @@ fn table(reports: &[PluginReport]) -> String {
             }
         }
     }
-    let with_reasons: Vec<&PluginReport> = reports
-        .iter()
-        .filter(|r| r.status.reason().is_some())
-        .collect();
+    let with_reasons: Vec<&PluginRow> = reports.iter().filter(|r| r.reason.is_some()).collect();
     if !with_reasons.is_empty() {
         let _ = writeln!(out);
         for r in with_reasons {
@@ -112,9 +107,9 @@ fn table(reports: &[PluginReport]) -> String {
                 out,
                 "{} ({}): {}\n    {}",
                 r.id,
-                r.status.word(),
-                r.status.reason().unwrap_or_default(),
-                r.path.display()
+                r.status,
+                r.reason.as_deref().unwrap_or_default(),
+                r.path
             );
         }
     }

@@ -3,6 +3,7 @@
 //! Plugin events are pumped in from the plugin host; plugin commands go out on their own thread,
 //! so a slow plugin never holds up routing.
 
+pub mod answered;
 pub mod clock;
 pub mod detail;
 pub mod early;
@@ -16,6 +17,7 @@ use crate::core::{
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
 use crate::storage::{History, Journal, MessageMark, StorageError};
+pub use answered::CommandId;
 use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 pub use detail::{DetailView, LiveLine};
@@ -60,6 +62,7 @@ impl ClientError {
 enum Request {
     Execute {
         agent: String,
+        id: Option<CommandId>,
         command: AgentCommand,
         reply: Sender<Result<(), ClientError>>,
     },
@@ -106,12 +109,14 @@ enum Request {
     },
     SendMessage {
         agent: String,
+        id: Option<CommandId>,
         key: u64,
         text: String,
         reply: Sender<Result<(), ClientError>>,
     },
     Interact {
         agent: String,
+        id: Option<CommandId>,
         key: u64,
         act: Interact,
         reply: Sender<Result<(), ClientError>>,
@@ -160,6 +165,14 @@ pub enum Query {
     Contact(ContactId),
     /// The contact an interaction is linked to.
     ContactOf(u64),
+    /// The other interactions of the contact an interaction is linked to, newest first (none
+    /// when it has no contact).
+    ContactHistory {
+        /// The interaction.
+        key: u64,
+        /// At most this many.
+        limit: usize,
+    },
     /// Import contacts from CSV.
     ImportCsv(String),
     /// Add an address to a contact.
@@ -207,21 +220,42 @@ impl std::fmt::Debug for CoreHandle {
 }
 
 impl CoreHandle {
-    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Request) -> Result<T, ClientError> {
+    /// Sends a request and returns where its answer will come, without waiting. If the service
+    /// has stopped, the request (and its reply sender) is dropped: the answer's `recv` fails.
+    fn submit<T>(&self, make: impl FnOnce(Sender<T>) -> Request) -> Receiver<T> {
         let (reply, answer) = bounded(1);
-        self.requests
-            .send(make(reply))
-            .map_err(|_| ClientError::Stopped)?;
-        answer.recv().map_err(|_| ClientError::Stopped)
+        if self.requests.send(make(reply)).is_err() {
+            tracing::debug!("the core service has stopped: request not sent");
+        }
+        answer
+    }
+
+    fn ask<T>(&self, make: impl FnOnce(Sender<T>) -> Request) -> Result<T, ClientError> {
+        self.submit(make).recv().map_err(|_| ClientError::Stopped)
     }
 
     /// Carries out an agent's command; returns once it is journaled (or refused).
     pub fn execute(&self, agent: &str, command: AgentCommand) -> Result<(), ClientError> {
-        self.ask(|reply| Request::Execute {
+        self.submit_command(agent, None, command)
+            .recv()
+            .map_err(|_| ClientError::Stopped)?
+    }
+
+    /// Submits an agent's command without waiting; the answer comes once it is journaled (or
+    /// refused). With an id, a command already answered is answered again the same way and not
+    /// carried out twice ([`answered`]).
+    pub fn submit_command(
+        &self,
+        agent: &str,
+        id: Option<CommandId>,
+        command: AgentCommand,
+    ) -> Receiver<Result<(), ClientError>> {
+        self.submit(|reply| Request::Execute {
             agent: agent.into(),
+            id,
             command,
             reply,
-        })?
+        })
     }
 
     /// Logs an agent's desktop in and returns its session.
@@ -276,28 +310,65 @@ impl CoreHandle {
     /// Sends a message from an agent in their active chat or email; it goes to the plugin and to
     /// the transcript (never for IM).
     pub fn send_message(&self, agent: &str, key: u64, text: &str) -> Result<(), ClientError> {
-        self.ask(|reply| Request::SendMessage {
+        self.submit_message(agent, None, key, text)
+            .recv()
+            .map_err(|_| ClientError::Stopped)?
+    }
+
+    /// [`CoreHandle::send_message`] without waiting; idempotent by id like
+    /// [`CoreHandle::submit_command`].
+    pub fn submit_message(
+        &self,
+        agent: &str,
+        id: Option<CommandId>,
+        key: u64,
+        text: &str,
+    ) -> Receiver<Result<(), ClientError>> {
+        self.submit(|reply| Request::SendMessage {
             agent: agent.into(),
+            id,
             key,
             text: text.into(),
             reply,
-        })?
+        })
     }
 
     /// Acts inside an interaction the agent takes part in without changing its routing state
     /// (DTMF, typing, a plugin's custom action): the plugin is told.
     pub fn interact(&self, agent: &str, key: u64, act: Interact) -> Result<(), ClientError> {
-        self.ask(|reply| Request::Interact {
+        self.submit_interact(agent, None, key, act)
+            .recv()
+            .map_err(|_| ClientError::Stopped)?
+    }
+
+    /// [`CoreHandle::interact`] without waiting; idempotent by id like
+    /// [`CoreHandle::submit_command`].
+    pub fn submit_interact(
+        &self,
+        agent: &str,
+        id: Option<CommandId>,
+        key: u64,
+        act: Interact,
+    ) -> Receiver<Result<(), ClientError>> {
+        self.submit(|reply| Request::Interact {
             agent: agent.into(),
+            id,
             key,
             act,
             reply,
-        })?
+        })
     }
 
     /// Asks about history or contacts.
     pub fn query(&self, query: Query) -> Result<Answer, ClientError> {
-        self.ask(|reply| Request::Query { query, reply })?
+        self.submit_query(query)
+            .recv()
+            .map_err(|_| ClientError::Stopped)?
+    }
+
+    /// [`CoreHandle::query`] without waiting.
+    pub fn submit_query(&self, query: Query) -> Receiver<Result<Answer, ClientError>> {
+        self.submit(|reply| Request::Query { query, reply })
     }
 
     /// Feeds a plugin event as if the plugin had emitted it (the headless driver and tests).
@@ -438,6 +509,7 @@ impl CoreService {
         let core_thread = spawn("core", move || {
             let mut worker = Worker {
                 core,
+                answered: answered::Answered::default(),
                 journal,
                 history,
                 clock,
@@ -580,8 +652,17 @@ fn dispatch_commands(
     }
 }
 
+/// The repliers waiting for a batch's commit: one command, and the same command sent again with
+/// its id within the batch.
+struct Ack {
+    remembered: Option<(String, CommandId)>,
+    replies: Vec<Sender<Result<(), ClientError>>>,
+}
+
 struct Worker {
     core: Core,
+    /// Answers to commands with ids, given again to a repeat.
+    answered: answered::Answered,
     journal: Option<Journal>,
     history: Option<History>,
     clock: Arc<dyn Clock>,
@@ -625,43 +706,80 @@ impl Worker {
             }
             let now = self.clock.now();
             let mut events = Vec::new();
-            let mut acks = Vec::new();
+            let mut acks: Vec<Ack> = Vec::new();
+            let mut in_batch: BTreeMap<(String, CommandId), usize> = BTreeMap::new();
             let mut reads = Vec::new();
             let mut stop = false;
             for request in batch {
                 match request {
                     Request::Execute {
                         agent,
+                        id,
                         command,
                         reply,
-                    } => match self.core.execute(now, &agent, command) {
-                        Ok(done) => {
-                            events.extend(done);
-                            acks.push(reply);
+                    } => {
+                        if let Some(answer) = self.repeated(&agent, id.as_ref()) {
+                            let _ = reply.send(answer);
+                            continue;
                         }
-                        Err(refused) => {
-                            let _ = reply.send(Err(ClientError::Refused(refused)));
+                        // The same id twice in one batch: the second waits for the first's commit.
+                        let remembered = id.map(|id| (agent.clone(), id));
+                        if let Some(at) = remembered.as_ref().and_then(|r| in_batch.get(r)) {
+                            let ack: &mut Ack = &mut acks[*at];
+                            ack.replies.push(reply);
+                            continue;
                         }
-                    },
+                        match self.core.execute(now, &agent, command) {
+                            Ok(done) => {
+                                events.extend(done);
+                                if let Some(r) = &remembered {
+                                    in_batch.insert(r.clone(), acks.len());
+                                }
+                                acks.push(Ack {
+                                    remembered,
+                                    replies: vec![reply],
+                                });
+                            }
+                            Err(refused) => {
+                                let answer = Err(ClientError::Refused(refused));
+                                if let Some((agent, id)) = remembered {
+                                    self.answered.remember(&agent, id, answer.clone());
+                                }
+                                let _ = reply.send(answer);
+                            }
+                        }
+                    }
                     Request::Plugin { plugin, event } => match self.unlinked(&plugin, &event) {
                         Some(id) => self.early.hold(&plugin, &id, event, now),
                         None => self.take_plugin_event(now, &plugin, &event, &mut events),
                     },
                     Request::SendMessage {
                         agent,
+                        id,
                         key,
                         text,
                         reply,
                     } => {
-                        let _ = reply.send(self.send_message(&agent, key, text, now));
+                        let answer = match self.repeated(&agent, id.as_ref()) {
+                            Some(answer) => answer,
+                            None => self.send_message(&agent, key, text, now),
+                        };
+                        self.remember(&agent, id, &answer);
+                        let _ = reply.send(answer);
                     }
                     Request::Interact {
                         agent,
+                        id,
                         key,
                         act,
                         reply,
                     } => {
-                        let _ = reply.send(self.interact(&agent, key, act));
+                        let answer = match self.repeated(&agent, id.as_ref()) {
+                            Some(answer) => answer,
+                            None => self.interact(&agent, key, act),
+                        };
+                        self.remember(&agent, id, &answer);
+                        let _ = reply.send(answer);
                     }
                     // Only while the interaction is active: a refused `end` of a call the
                     // customer already left, say, is nothing the agent must act on.
@@ -716,7 +834,12 @@ impl Worker {
             self.early.expire(now);
             let committed = self.commit(&events);
             for ack in acks {
-                let _ = ack.send(committed.clone());
+                if let Some((agent, id)) = ack.remembered {
+                    self.answered.remember(&agent, id, committed.clone());
+                }
+                for reply in ack.replies {
+                    let _ = reply.send(committed.clone());
+                }
             }
             for read in reads {
                 self.answer(read, now);
@@ -724,6 +847,17 @@ impl Worker {
             if stop {
                 return;
             }
+        }
+    }
+
+    /// The first answer to a command sent again with the same id.
+    fn repeated(&mut self, agent: &str, id: Option<&CommandId>) -> Option<Result<(), ClientError>> {
+        self.answered.repeat(agent, id?)
+    }
+
+    fn remember(&mut self, agent: &str, id: Option<CommandId>, answer: &Result<(), ClientError>) {
+        if let Some(id) = id {
+            self.answered.remember(agent, id, answer.clone());
         }
     }
 
@@ -864,6 +998,20 @@ impl Worker {
             }
             Query::Contact(id) => Answer::Contact(history.contact(id).map_err(failed)?),
             Query::ContactOf(key) => Answer::ContactId(history.contact_of(key).map_err(failed)?),
+            Query::ContactHistory { key, limit } => {
+                match history.contact_of(key).map_err(failed)? {
+                    Some(contact) => Answer::Entries(
+                        history
+                            .search(Some(contact), None, limit.saturating_add(1))
+                            .map_err(failed)?
+                            .into_iter()
+                            .filter(|e| e.key != key)
+                            .take(limit)
+                            .collect(),
+                    ),
+                    None => Answer::Entries(Vec::new()),
+                }
+            }
             Query::ImportCsv(csv) => {
                 let (n, skipped) = history.import_csv(&csv).map_err(failed)?;
                 Answer::Imported(n, skipped)

@@ -1,17 +1,32 @@
 //! A document (workitem: a PDF, a fax): its text, its files, and page previews. The channel sends
 //! the document as a message whose attachments are the original file and one PNG per previewed
-//! page, by path relative to the plugin's data directory.
+//! page, by path relative to the plugin's data directory; the desk fetches them through the
+//! client.
 
-use super::{Desk, DeskInfo};
-use agentdesk_host::service::InteractionView;
+use super::Desk;
+use agentdesk_client::{InteractionView, Pending};
 use eframe::egui;
 use plugin_api::AttachmentRef;
-use std::path::PathBuf;
 
-/// Page previews decoded so far, by file (a failed decode is remembered with its reason).
+/// A page preview: on its way, or decoded (a failure is remembered with its reason).
+enum Preview {
+    Coming(Pending<Vec<u8>>),
+    Loaded(Result<egui::TextureHandle, String>),
+}
+
+/// Page previews by plugin and file.
 #[derive(Default)]
 pub(super) struct Previews {
-    loaded: std::collections::BTreeMap<PathBuf, Result<egui::TextureHandle, String>>,
+    loaded: std::collections::BTreeMap<(String, String), Preview>,
+}
+
+impl Previews {
+    /// Whether a preview is on its way.
+    pub(super) fn coming(&self) -> bool {
+        self.loaded
+            .values()
+            .any(|p| matches!(p, Preview::Coming(_)))
+    }
 }
 
 impl std::fmt::Debug for Previews {
@@ -19,15 +34,6 @@ impl std::fmt::Debug for Previews {
         f.debug_struct("Previews")
             .field("loaded", &self.loaded.len())
             .finish()
-    }
-}
-
-impl DeskInfo {
-    /// Where a plugin's attachment is: its path joined onto the plugin's data directory
-    /// (an absolute path stays as it is).
-    pub fn attachment_path(&self, plugin: &str, attachment: &AttachmentRef) -> Option<PathBuf> {
-        let root = self.data_dir.as_ref()?.join("plugins").join(plugin);
-        Some(root.join(&attachment.path))
     }
 }
 
@@ -72,20 +78,32 @@ impl Desk {
             });
     }
 
-    /// Shows one page preview, decoding it the first time.
+    /// Shows one page preview, fetching and decoding it the first time.
     fn preview(&mut self, ui: &mut egui::Ui, plugin: &str, attachment: &AttachmentRef) {
-        let Some(path) = self.info.attachment_path(plugin, attachment) else {
-            ui.label("previews need the data directory");
-            return;
-        };
         let ctx = ui.ctx().clone();
-        let loaded = self
+        let preview = self
             .previews
             .loaded
-            .entry(path.clone())
-            .or_insert_with(|| load_png(&ctx, &path));
-        match loaded {
-            Ok(texture) => {
+            .entry((plugin.to_string(), attachment.path.clone()))
+            .or_insert_with(|| Preview::Coming(self.client.file(plugin, attachment)));
+        if let Preview::Coming(coming) = preview
+            && let Some(answer) = coming.poll()
+        {
+            let name = format!("{plugin}/{}", attachment.path);
+            *preview = Preview::Loaded(
+                answer
+                    .map_err(|e| e.to_string())
+                    .and_then(|bytes| decode_png(&ctx, &name, &bytes)),
+            );
+        }
+        match preview {
+            Preview::Coming(_) => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("{}: loading", attachment.name));
+                });
+            }
+            Preview::Loaded(Ok(texture)) => {
                 let width = ui.available_width().min(texture.size_vec2().x);
                 ui.add(
                     egui::Image::new(&*texture)
@@ -93,19 +111,22 @@ impl Desk {
                         .alt_text(attachment.name.clone()),
                 );
             }
-            Err(reason) => {
+            Preview::Loaded(Err(reason)) => {
                 ui.label(format!("{}: {reason}", attachment.name));
             }
         }
     }
 }
 
-fn load_png(ctx: &egui::Context, path: &std::path::Path) -> Result<egui::TextureHandle, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let image = image::load_from_memory_with_format(&bytes, image::ImageFormat::Png)
+fn decode_png(
+    ctx: &egui::Context,
+    name: &str,
+    bytes: &[u8],
+) -> Result<egui::TextureHandle, String> {
+    let image = image::load_from_memory_with_format(bytes, image::ImageFormat::Png)
         .map_err(|e| format!("not a PNG image: {e}"))?
         .to_rgba8();
     let size = [image.width() as usize, image.height() as usize];
     let pixels = egui::ColorImage::from_rgba_unmultiplied(size, image.as_raw());
-    Ok(ctx.load_texture(path.to_string_lossy(), pixels, egui::TextureOptions::LINEAR))
+    Ok(ctx.load_texture(name, pixels, egui::TextureOptions::LINEAR))
 }

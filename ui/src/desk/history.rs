@@ -1,9 +1,9 @@
 //! Past interactions: the contact's history next to an open interaction, and a search tab over
-//! transcripts and subjects (the core's history queries; IM text is never there).
+//! transcripts and subjects (the core's history queries; IM text is never there). Answers come
+//! in later frames; until then the panel says it is searching.
 
 use super::Desk;
-use agentdesk_host::service::{Answer, InteractionView, Query};
-use agentdesk_host::storage::history::HistoryEntry;
+use agentdesk_client::{HistoryEntry, InteractionView, Pending, TranscriptLine};
 use eframe::egui;
 
 /// The search tab's state.
@@ -11,7 +11,9 @@ use eframe::egui;
 pub(super) struct Search {
     text: String,
     results: Option<Vec<HistoryEntry>>,
+    results_coming: Option<Pending<Vec<HistoryEntry>>>,
     transcript: Option<(u64, Vec<String>)>,
+    transcript_coming: Option<(u64, Pending<Vec<TranscriptLine>>)>,
 }
 
 impl Desk {
@@ -19,20 +21,24 @@ impl Desk {
         ui.strong("Contact history");
         let view = self.views.entry(i.key).or_default();
         if view.history.is_none() {
-            let found = match self.core.query(Query::ContactOf(i.key)) {
-                Ok(Answer::ContactId(Some(contact))) => {
-                    match self.core.query(Query::Search {
-                        contact: Some(contact),
-                        text: None,
-                        limit: 20,
-                    }) {
-                        Ok(Answer::Entries(entries)) => entries,
-                        _ => Vec::new(),
-                    }
+            let coming = view
+                .history_coming
+                .get_or_insert_with(|| self.client.contact_history(i.key, 20));
+            match coming.poll() {
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label("looking up the contact's history");
+                    });
+                    return;
                 }
-                _ => Vec::new(),
-            };
-            view.history = Some(found.into_iter().filter(|e| e.key != i.key).collect());
+                Some(Ok(entries)) => view.history = Some(entries),
+                Some(Err(e)) => {
+                    view.history = Some(Vec::new());
+                    self.error = Some(format!("contact history: {e}"));
+                }
+            }
+            view.history_coming = None;
         }
         let entries = view.history.as_deref().unwrap_or_default();
         if entries.is_empty() {
@@ -46,6 +52,7 @@ impl Desk {
     }
 
     pub(super) fn history_tab(&mut self, ui: &mut egui::Ui) {
+        self.take_search_answers();
         ui.heading("Search past interactions");
         ui.horizontal(|ui| {
             let label = ui.label("Search for");
@@ -57,16 +64,12 @@ impl Desk {
                 .labelled_by(label.id);
             let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             if ui.button("Search").clicked() || entered {
-                let query = Query::Search {
-                    contact: None,
-                    text: Some(self.search.text.clone()).filter(|t| !t.trim().is_empty()),
-                    limit: 100,
-                };
-                match self.core.query(query) {
-                    Ok(Answer::Entries(entries)) => self.search.results = Some(entries),
-                    Ok(_) => {}
-                    Err(e) => self.error = Some(e.to_string()),
-                }
+                let text = Some(self.search.text.trim()).filter(|t| !t.is_empty());
+                self.search.results_coming = Some(self.client.search(text, 100));
+            }
+            if self.search.results_coming.is_some() {
+                ui.spinner();
+                ui.label("searching");
             }
         });
         let Some(results) = self.search.results.clone() else {
@@ -76,19 +79,15 @@ impl Desk {
         egui::ScrollArea::vertical().show(ui, |ui| {
             for e in &results {
                 if ui.link(entry_line(e)).clicked() {
-                    let lines = match self.core.query(Query::Transcript {
-                        key: e.key,
-                        offset: 0,
-                        limit: 500,
-                    }) {
-                        Ok(Answer::Lines(lines)) => lines
-                            .into_iter()
-                            .map(|l| format!("{}: {}", l.party, l.text))
-                            .collect(),
-                        _ => Vec::new(),
-                    };
-                    self.search.transcript = Some((e.key, lines));
+                    let coming = self.client.transcript(e.key, 0, 500);
+                    self.search.transcript_coming = Some((e.key, coming));
                 }
+            }
+            if let Some((key, _)) = &self.search.transcript_coming {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("fetching the transcript of #{key}"));
+                });
             }
             if let Some((key, lines)) = &self.search.transcript {
                 ui.separator();
@@ -99,8 +98,41 @@ impl Desk {
             }
         });
     }
-}
 
+    /// Takes the search results and transcript that came since the last frame.
+    fn take_search_answers(&mut self) {
+        if let Some(coming) = &mut self.search.results_coming
+            && let Some(answer) = coming.poll()
+        {
+            self.search.results_coming = None;
+            match answer {
+                Ok(entries) => self.search.results = Some(entries),
+                Err(e) => self.error = Some(format!("search: {e}")),
+            }
+        }
+        if let Some((key, coming)) = &mut self.search.transcript_coming
+            && let Some(answer) = coming.poll()
+        {
+            let key = *key;
+            self.search.transcript_coming = None;
+            match answer {
+                Ok(lines) => {
+                    let lines = lines
+                        .into_iter()
+                        .map(|l| format!("{}: {}", l.party, l.text))
+                        .collect();
+                    self.search.transcript = Some((key, lines));
+                }
+                Err(e) => self.error = Some(format!("transcript of #{key}: {e}")),
+            }
+        }
+    }
+
+    /// Whether a search or transcript is on its way.
+    pub(super) fn searching(&self) -> bool {
+        self.search.results_coming.is_some() || self.search.transcript_coming.is_some()
+    }
+}
 fn entry_line(e: &HistoryEntry) -> String {
     let outcome = if e.outcome.is_empty() {
         "open"

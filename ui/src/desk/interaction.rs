@@ -3,10 +3,10 @@
 //! actions, consult / conference / transfer, hold, end, Mark Done with a wrap-up code, workbin,
 //! the plugin's custom actions and case data, the contact's history.
 
+use super::inflight::{After, Spot};
 use super::transcript::outbound;
 use super::{Desk, text};
-use agentdesk_host::core::{AgentCommand, InteractionState};
-use agentdesk_host::service::{Answer, Interact, InteractionView, Query};
+use agentdesk_client::{AgentCommand, Interact, InteractionState, InteractionView};
 use eframe::egui;
 use plugin_api::{Address, Media, MediaState, Route};
 
@@ -80,24 +80,22 @@ impl Desk {
         }
     }
 
-    /// Fetches the transcript lines the snapshot says exist and the view has not got yet.
+    /// Fetches the transcript lines the snapshot says exist and the view has not got yet, one
+    /// page at a time; lines come in a later frame.
     fn refresh_transcript(&mut self, i: &InteractionView) {
-        let have = self.views.get(&i.key).map_or(0, |v| v.lines.len());
-        if have >= i.detail.lines {
+        let view = self.views.entry(i.key).or_default();
+        if let Some(coming) = &mut view.lines_coming {
+            match coming.poll() {
+                None => return,
+                Some(Ok(lines)) => view.lines.extend(lines),
+                Some(Err(e)) => self.error = Some(format!("transcript of #{}: {e}", i.key)),
+            }
+            view.lines_coming = None;
             return;
         }
-        let query = Query::Live {
-            agent: self.snap.agent.clone(),
-            key: i.key,
-            offset: have,
-            limit: PAGE,
-        };
-        match self.core.query(query) {
-            Ok(Answer::LiveLines(lines)) => {
-                self.views.entry(i.key).or_default().lines.extend(lines);
-            }
-            Ok(_) => {}
-            Err(e) => self.error = Some(e.to_string()),
+        let have = view.lines.len();
+        if have < i.detail.lines {
+            view.lines_coming = Some(self.client.live_lines(i.key, have, PAGE));
         }
     }
 
@@ -137,8 +135,10 @@ impl Desk {
 
     fn actions(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
         let key = i.key;
+        let spot = Spot::Interaction(key);
         let mine = i.owner.as_deref() == Some(self.snap.agent.as_str());
         let active = i.state == InteractionState::Active;
+        self.spot_status(ui, &spot);
         ui.horizontal_wrapped(|ui| {
             // Party actions: every number and address of the contact starts the other channel.
             ui.menu_button("Party actions", |ui| {
@@ -161,14 +161,20 @@ impl Desk {
                 ("Hold", "hold")
             };
             if active && mine && i.supports(hold_kind) && ui.button(hold).clicked() {
-                self.send(if i.held {
+                let command = if i.held {
                     AgentCommand::Resume { key }
                 } else {
                     AgentCommand::Hold { key }
-                });
+                };
+                self.send(spot.clone(), hold, command, After::Nothing);
             }
             if active && mine && ui.button("End").on_hover_text("F4").clicked() {
-                self.send(AgentCommand::End { key });
+                self.send(
+                    spot.clone(),
+                    "End",
+                    AgentCommand::End { key },
+                    After::Nothing,
+                );
             }
             if matches!(i.media, Media::Email | Media::Document)
                 && active
@@ -176,15 +182,17 @@ impl Desk {
                 && i.supports("put-in-workbin")
                 && ui.button("Put in workbin").clicked()
             {
-                self.send(AgentCommand::Park {
+                let command = AgentCommand::Park {
                     key,
                     workbin: "default".into(),
-                });
+                };
+                self.send(spot.clone(), "Put in workbin", command, After::Nothing);
             }
             if matches!(i.state, InteractionState::InWorkbin { .. })
                 && ui.button("Take from workbin").clicked()
             {
-                self.send(AgentCommand::Unpark { key });
+                let command = AgentCommand::Unpark { key };
+                self.send(spot.clone(), "Take from workbin", command, After::Nothing);
             }
             if active && mine && i.consult_about.is_none() {
                 self.consult_controls(ui, i);
@@ -194,30 +202,34 @@ impl Desk {
             {
                 // The agent who asked for this consultation decides what becomes of it.
                 if i.supports("conference") && ui.button("Conference in").clicked() {
-                    self.send(AgentCommand::Conference { consultation: key });
-                    self.selected = Some(about);
+                    let command = AgentCommand::Conference { consultation: key };
+                    self.send(spot.clone(), "Conference in", command, After::Open(about));
                 }
                 if i.supports("transfer") && ui.button("Transfer to colleague").clicked() {
-                    self.send(AgentCommand::TransferAfterConsultation { consultation: key });
+                    let command = AgentCommand::TransferAfterConsultation { consultation: key };
+                    self.send(
+                        spot.clone(),
+                        "Transfer to colleague",
+                        command,
+                        After::Nothing,
+                    );
                 }
                 if ui.button("End consultation").clicked() {
-                    self.send(AgentCommand::EndConsultation { consultation: key });
+                    let command = AgentCommand::EndConsultation { consultation: key };
+                    self.send(spot.clone(), "End consultation", command, After::Nothing);
                 }
             }
             if !mine && i.conference.contains(&self.snap.agent) && ui.button("Leave").clicked() {
-                self.send(AgentCommand::LeaveConference { key });
+                let command = AgentCommand::LeaveConference { key };
+                self.send(spot.clone(), "Leave", command, After::Nothing);
             }
             for action in i.detail.actions.clone() {
                 if ui
                     .add_enabled(action.enabled, egui::Button::new(&action.label))
                     .clicked()
                 {
-                    let result = self.core.interact(
-                        &self.snap.agent,
-                        key,
-                        Interact::Action(action.id.clone()),
-                    );
-                    self.show_result(result);
+                    let act = Interact::Action(action.id.clone());
+                    self.act(spot.clone(), &action.label, key, act);
                 }
             }
             if i.state == InteractionState::Ended && mine {
@@ -230,7 +242,8 @@ impl Desk {
         let key = i.key;
         let me = self.snap.agent.clone();
         let colleagues: Vec<(String, String)> = self
-            .info
+            .client
+            .info()
             .agents
             .iter()
             .filter(|(id, _)| *id != me)
@@ -256,7 +269,8 @@ impl Desk {
                 .clicked()
             && let Some(colleague) = chosen.clone()
         {
-            self.send(AgentCommand::Consult { key, colleague });
+            let command = AgentCommand::Consult { key, colleague };
+            self.send(Spot::Interaction(key), "Consult", command, After::Nothing);
         }
         let label = ui.label("Transfer to");
         let view = self.views.entry(key).or_default();
@@ -271,7 +285,7 @@ impl Desk {
             .add_enabled(!to.is_empty(), egui::Button::new("Blind transfer"))
             .clicked()
         {
-            let route = if self.info.agents.iter().any(|(id, _)| *id == to) {
+            let route = if self.client.info().agents.iter().any(|(id, _)| *id == to) {
                 Route::agent(to)
             } else if is_dialable(&to) {
                 // An agent's extension is routed inside; any other number or SIP address is
@@ -280,13 +294,19 @@ impl Desk {
             } else {
                 Route::queue(to)
             };
-            self.send(AgentCommand::Transfer { key, to: route });
+            let command = AgentCommand::Transfer { key, to: route };
+            self.send(
+                Spot::Interaction(key),
+                "Blind transfer",
+                command,
+                After::Nothing,
+            );
         }
     }
 
     fn mark_done_controls(&mut self, ui: &mut egui::Ui, key: u64) {
-        let codes = self.info.wrap_up_codes.clone();
-        let required = self.info.wrap_up_required;
+        let codes = self.client.info().wrap_up_codes.clone();
+        let required = self.client.info().wrap_up_required;
         let view = self.views.entry(key).or_default();
         if !codes.is_empty() {
             let label = if required {
@@ -312,20 +332,23 @@ impl Desk {
             .on_hover_text("F9")
             .clicked()
         {
-            self.send(AgentCommand::MarkDone {
+            let command = AgentCommand::MarkDone {
                 key,
                 wrap_up,
                 next: None,
-            });
+            };
+            self.send(Spot::Interaction(key), "Mark Done", command, After::Nothing);
         }
     }
 
     pub(super) fn start_outbound(&mut self, channel: &str, to: Address, from: u64) {
-        self.send(AgentCommand::StartOutbound {
+        let what = format!("{channel} {}", to.value);
+        let command = AgentCommand::StartOutbound {
             channel: channel.into(),
             to,
             from: Some(from),
-        });
+        };
+        self.send(Spot::Interaction(from), &what, command, After::Nothing);
     }
 
     /// A transcript (virtualised rows) with links on numbers and addresses, and a composer.
@@ -357,15 +380,14 @@ impl Desk {
                     .clicked();
                 if typing_changed && tells_typing {
                     view.typing_sent = typing;
-                    let result =
-                        self.core
-                            .interact(&self.snap.agent, key, Interact::Typing(typing));
-                    self.show_result(result);
+                    let act = Interact::Typing(typing);
+                    self.act(Spot::Composer(key), "Typing", key, act);
                 }
                 if clicked || entered {
                     self.send_composed(key);
                 }
             });
+            self.spot_status(ui, &Spot::Composer(key));
         });
         self.transcript(ui, key);
     }
@@ -376,15 +398,10 @@ impl Desk {
         if text.is_empty() {
             return;
         }
-        match self.core.send_message(&self.snap.agent, key, &text) {
-            Ok(()) => {
-                let view = self.views.entry(key).or_default();
-                view.composer.clear();
-                view.typing_sent = false;
-                self.error = None;
-            }
-            Err(e) => self.error = Some(e.to_string()),
-        }
+        let id = self.client.next_id();
+        let answer = self.client.send_message(id, key, &text);
+        let after = After::ClearComposer(key, text);
+        self.track(Spot::Composer(key), "Send", answer, after);
     }
 
     fn email(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
@@ -411,10 +428,8 @@ impl Desk {
             for (id, label) in [("reply-all", "Reply all"), ("forward", "Forward")] {
                 // The email plugin supplies the quoted original for these.
                 if i.detail.actions.iter().all(|a| a.id != id) && ui.button(label).clicked() {
-                    let result =
-                        self.core
-                            .interact(&self.snap.agent, i.key, Interact::Action(id.into()));
-                    self.show_result(result);
+                    let act = Interact::Action(id.into());
+                    self.act(Spot::Interaction(i.key), label, i.key, act);
                 }
             }
         });
@@ -455,12 +470,8 @@ impl Desk {
                         .clicked()
                     {
                         self.views.entry(key).or_default().dtmf.push(digit);
-                        let result = self.core.interact(
-                            &self.snap.agent,
-                            key,
-                            Interact::Dtmf(digit.to_string()),
-                        );
-                        self.show_result(result);
+                        let act = Interact::Dtmf(digit.to_string());
+                        self.act(Spot::Interaction(key), "Keypad", key, act);
                     }
                 }
                 ui.end_row();

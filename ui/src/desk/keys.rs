@@ -1,8 +1,9 @@
 //! Keyboard operation: F2 accept, F3 reject, F4 end, F6 next interaction, F9 mark done, Ctrl+K
 //! the command palette (every command by name).
 
+use super::inflight::{After, Spot};
 use super::{Desk, Tab};
-use agentdesk_host::core::AgentCommand;
+use agentdesk_client::AgentCommand;
 use eframe::egui;
 
 /// A command the palette lists.
@@ -64,21 +65,21 @@ impl Desk {
     fn run(&mut self, command: PaletteCommand) {
         match command {
             PaletteCommand::Accept => {
-                if let Some(key) = self.offered()
-                    && self.send(AgentCommand::Accept { key })
-                {
-                    self.selected = Some(key);
-                    self.tab = Tab::Work;
+                if let Some(key) = self.offered() {
+                    let (spot, what) = (Spot::Interaction(key), format!("Accept #{key}"));
+                    self.send(spot, &what, AgentCommand::Accept { key }, After::Open(key));
                 }
             }
             PaletteCommand::Reject => {
                 if let Some(key) = self.offered() {
-                    self.send(AgentCommand::Decline { key });
+                    let (spot, what) = (Spot::Interaction(key), format!("Reject #{key}"));
+                    self.send(spot, &what, AgentCommand::Decline { key }, After::Nothing);
                 }
             }
             PaletteCommand::End => {
                 if let Some(key) = self.selected {
-                    self.send(AgentCommand::End { key });
+                    let command = AgentCommand::End { key };
+                    self.send(Spot::Interaction(key), "End", command, After::Nothing);
                 }
             }
             PaletteCommand::Next => {
@@ -95,30 +96,44 @@ impl Desk {
             PaletteCommand::MarkDone => {
                 if let Some(key) = self.selected {
                     let wrap_up = self.views.get(&key).and_then(|v| v.wrap_up.clone());
-                    self.send(AgentCommand::MarkDone {
+                    let command = AgentCommand::MarkDone {
                         key,
                         wrap_up,
                         next: None,
-                    });
+                    };
+                    self.send(Spot::Interaction(key), "Mark Done", command, After::Nothing);
                 }
             }
             PaletteCommand::ReadyAll | PaletteCommand::NotReadyAll => {
                 let channels = self.channel_names();
                 for channel in channels {
-                    let command = if command == PaletteCommand::ReadyAll {
-                        AgentCommand::SetReady { channel }
+                    let spot = Spot::Channel(channel.clone());
+                    let (what, command) = if command == PaletteCommand::ReadyAll {
+                        (
+                            format!("Ready {channel}"),
+                            AgentCommand::SetReady { channel },
+                        )
                     } else {
-                        AgentCommand::SetNotReady {
-                            channel,
-                            reason: self.not_ready_reason.clone(),
-                        }
+                        let reason = self.not_ready_reason.clone();
+                        let what = format!("Not Ready {channel}");
+                        (what, AgentCommand::SetNotReady { channel, reason })
                     };
-                    self.send(command);
+                    self.send(spot, &what, command, After::Nothing);
                 }
             }
             PaletteCommand::ToggleDnd => {
                 let on = !self.snap.dnd;
-                self.send(AgentCommand::SetDnd { on });
+                let what = if on {
+                    "Do Not Disturb on"
+                } else {
+                    "Do Not Disturb off"
+                };
+                self.send(
+                    Spot::Presence,
+                    what,
+                    AgentCommand::SetDnd { on },
+                    After::Nothing,
+                );
             }
             PaletteCommand::Show(tab) => self.tab = tab,
         }

@@ -6,6 +6,7 @@ mod channels;
 mod diagnostics;
 mod document;
 mod history;
+mod inflight;
 mod interaction;
 mod keys;
 mod offers;
@@ -14,63 +15,14 @@ pub mod text;
 mod transcript;
 
 use crate::ring::{Ring, RingSink};
-use agentdesk_host::PluginHost;
-use agentdesk_host::config::AcwPolicy;
-use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
-use agentdesk_host::service::clock::Clock;
-use agentdesk_host::service::{
-    AgentSession, AgentSnapshot, ClientError, CoreHandle, InteractionView, LiveLine,
+use agentdesk_client::{
+    AgentCommand, AgentSnapshot, DeskClient, HistoryEntry, InteractionState, InteractionView,
+    LiveLine, Pending,
 };
 use crossbeam_channel::Receiver;
 use eframe::egui;
+use inflight::{After, InFlight, Refusal, Spot};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-/// What the desktop knows of the admin's rules (for pickers and buttons; the core enforces them).
-#[derive(Debug, Clone, Default)]
-pub struct DeskInfo {
-    /// Not Ready reasons to pick from.
-    pub not_ready_reasons: Vec<String>,
-    /// Wrap-up codes (code, label).
-    pub wrap_up_codes: Vec<(String, String)>,
-    /// Whether Mark Done needs a code.
-    pub wrap_up_required: bool,
-    /// Channels whose ACW the agent may extend, with the policy's ACW length in seconds.
-    pub extendable_acw: BTreeMap<String, u64>,
-    /// Every agent (id, name): colleagues to consult.
-    pub agents: Vec<(String, String)>,
-    /// The host's data directory, where plugins keep the files they refer to (page previews).
-    pub data_dir: Option<std::path::PathBuf>,
-}
-
-impl DeskInfo {
-    /// The rules of `policy`.
-    pub fn from_policy(policy: &Policy) -> Self {
-        let channels: BTreeSet<&String> = policy.agents.iter().flat_map(|a| &a.channels).collect();
-        DeskInfo {
-            not_ready_reasons: policy.not_ready_reasons.clone(),
-            wrap_up_codes: policy
-                .wrap_up_codes
-                .iter()
-                .map(|c| (c.code.clone(), c.label.clone()))
-                .collect(),
-            wrap_up_required: policy.wrap_up_required,
-            extendable_acw: channels
-                .into_iter()
-                .filter_map(|c| match policy.acw(c) {
-                    AcwPolicy::Extendable { secs } => Some((c.clone(), secs)),
-                    _ => None,
-                })
-                .collect(),
-            agents: policy
-                .agents
-                .iter()
-                .map(|a| (a.id.clone(), a.name.clone()))
-                .collect(),
-            data_dir: None,
-        }
-    }
-}
 
 /// The tabs of the desktop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,22 +47,26 @@ struct View {
     dtmf: String,
     colleague: Option<String>,
     transfer_to: String,
-    history: Option<Vec<agentdesk_host::storage::history::HistoryEntry>>,
+    history: Option<Vec<HistoryEntry>>,
     typing_sent: bool,
     page: usize,
+    /// Transcript lines asked for and not yet come.
+    lines_coming: Option<Pending<Vec<LiveLine>>>,
+    /// The contact's history asked for and not yet come.
+    history_coming: Option<Pending<Vec<HistoryEntry>>>,
 }
 
 /// One agent's desktop.
 pub struct Desk {
-    session: AgentSession,
-    core: CoreHandle,
-    info: DeskInfo,
-    clock: Arc<dyn Clock>,
+    client: Box<dyn DeskClient>,
     updates: Receiver<AgentSnapshot>,
     snap: AgentSnapshot,
+    /// Whether the first snapshot has come.
+    connected: bool,
+    /// Whether to go Ready everywhere when it does.
+    ready_when_connected: bool,
     ring: Box<dyn RingSink>,
     announced: BTreeSet<u64>,
-    plugins: Option<Arc<PluginHost>>,
     tab: Tab,
     selected: Option<u64>,
     views: BTreeMap<u64, View>,
@@ -119,6 +75,12 @@ pub struct Desk {
     palette: Option<String>,
     search: history::Search,
     previews: document::Previews,
+    plugins: diagnostics::PluginsView,
+    inflight: Vec<InFlight>,
+    refusals: BTreeMap<Spot, Refusal>,
+    /// The latest refusal (shown at its spot).
+    last_refusal: Option<String>,
+    /// A failure with no spot (a query), shown in a bar at the bottom.
     error: Option<String>,
 }
 
@@ -131,21 +93,17 @@ impl std::fmt::Debug for Desk {
 }
 
 impl Desk {
-    /// Logs `agent` in through `core` and follows their snapshots. `wake` is called (from another
-    /// thread) whenever a new snapshot arrives, so the window repaints on events, not in a loop.
-    pub fn login(
-        core: CoreHandle,
-        agent: &str,
-        info: DeskInfo,
-        clock: Arc<dyn Clock>,
+    /// The desktop of a logged-in agent's session. `wake` is called (from another thread)
+    /// whenever a new snapshot arrives, so the window repaints on events, not in a loop.
+    pub fn new(
+        client: Box<dyn DeskClient>,
         ring: Box<dyn RingSink>,
         wake: impl Fn() + Send + 'static,
-    ) -> Result<Self, ClientError> {
-        let session = core.login(agent)?;
-        let watched = session.watch()?;
-        let snap = watched.recv().map_err(|_| ClientError::Stopped)?;
+    ) -> Self {
+        let agent = client.agent().to_string();
+        let watched = client.watch();
         let (forward, updates) = crossbeam_channel::unbounded();
-        std::thread::Builder::new()
+        let forwarding = std::thread::Builder::new()
             .name(format!("desk-{agent}"))
             .spawn(move || {
                 while let Ok(snapshot) = watched.recv() {
@@ -154,20 +112,37 @@ impl Desk {
                     }
                     wake();
                 }
-            })
-            .map_err(|_| ClientError::Stopped)?;
-        let not_ready_reason = info.not_ready_reasons.first().cloned().unwrap_or_default();
+            });
+        let error = forwarding
+            .err()
+            .map(|e| format!("the desk cannot follow the core's snapshots: {e}"));
+        let not_ready_reason = client
+            .info()
+            .not_ready_reasons
+            .first()
+            .cloned()
+            .unwrap_or_default();
+        // Until the first snapshot comes, an empty one (the desk says it is connecting).
+        let snap = AgentSnapshot {
+            agent: agent.clone(),
+            name: agent,
+            logged_in: false,
+            dnd: false,
+            forward_to: None,
+            channels: Vec::new(),
+            interactions: Vec::new(),
+            seq: 0,
+            at: 0,
+        };
         // Offers already ringing when the desktop (re)starts are announced again.
-        Ok(Desk {
-            session,
-            core,
-            info,
-            clock,
+        Desk {
+            client,
             updates,
             snap,
+            connected: false,
+            ready_when_connected: false,
             ring,
             announced: BTreeSet::new(),
-            plugins: None,
             tab: Tab::Work,
             selected: None,
             views: BTreeMap::new(),
@@ -176,8 +151,12 @@ impl Desk {
             palette: None,
             search: history::Search::default(),
             previews: document::Previews::default(),
-            error: None,
-        })
+            plugins: diagnostics::PluginsView::default(),
+            inflight: Vec::new(),
+            refusals: BTreeMap::new(),
+            last_refusal: None,
+            error,
+        }
     }
 
     /// The interactions ringing at this agent now.
@@ -197,21 +176,29 @@ impl Desk {
             .collect()
     }
 
-    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`).
+    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`), as soon
+    /// as the agent's channels are known (the first snapshot).
     pub fn ready_on_all_channels(&mut self) {
+        if !self.connected {
+            self.ready_when_connected = true;
+            return;
+        }
         let channels = self.channel_names();
         for channel in channels {
-            self.send(AgentCommand::LogOnChannel {
+            let spot = Spot::Channel(channel.clone());
+            let what = format!("Log on {channel}");
+            let log_on = AgentCommand::LogOnChannel {
                 channel: channel.clone(),
-            });
-            self.send(AgentCommand::SetReady { channel });
+            };
+            self.send(spot.clone(), &what, log_on, After::Nothing);
+            let what = format!("Ready {channel}");
+            self.send(
+                spot,
+                &what,
+                AgentCommand::SetReady { channel },
+                After::Nothing,
+            );
         }
-    }
-
-    /// Shows these plugins in the diagnostics tab.
-    pub fn with_plugins(mut self, plugins: Arc<PluginHost>) -> Self {
-        self.plugins = Some(plugins);
-        self
     }
 
     /// The latest snapshot shown.
@@ -219,9 +206,9 @@ impl Desk {
         &self.snap
     }
 
-    /// The last refusal or failure shown to the agent.
+    /// The last failure shown to the agent, else the last refusal.
     pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+        self.error.as_deref().or(self.last_refusal.as_deref())
     }
 
     /// The interaction whose view is open.
@@ -229,14 +216,28 @@ impl Desk {
         self.selected
     }
 
-    /// Takes in the snapshots that arrived since the last frame.
+    /// Whether a command is on its way.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting()
+    }
+
+    /// Takes in the snapshots and answers that arrived since the last frame.
     pub fn poll(&mut self) {
         while let Ok(snapshot) = self.updates.try_recv() {
             self.snap = snapshot;
+            self.connected = true;
         }
+        if self.connected && std::mem::take(&mut self.ready_when_connected) {
+            self.ready_on_all_channels();
+        }
+        self.settle_answers();
         let open: BTreeSet<u64> = self.snap.interactions.iter().map(|i| i.key).collect();
         self.views.retain(|k, _| open.contains(k));
         self.announced.retain(|k| open.contains(k));
+        self.refusals.retain(|spot, _| match spot {
+            Spot::Interaction(k) | Spot::Composer(k) => open.contains(k),
+            Spot::Channel(_) | Spot::Presence => true,
+        });
         if self.selected.is_some_and(|k| !open.contains(&k)) {
             self.selected = None;
         }
@@ -250,29 +251,9 @@ impl Desk {
         }
     }
 
-    /// Sends a command as this agent; a refusal is shown in the error bar.
-    fn send(&mut self, command: AgentCommand) -> bool {
-        match self.session.send(command) {
-            Ok(()) => {
-                self.error = None;
-                // The snapshot of the change is pushed by the core; take it now if it is there.
-                self.poll();
-                true
-            }
-            Err(e) => {
-                self.error = Some(e.to_string());
-                false
-            }
-        }
-    }
-
-    fn show_result(&mut self, result: Result<(), ClientError>) {
-        self.error = result.err().map(|e| e.to_string());
-    }
-
     /// The core's clock now.
     fn now(&self) -> u64 {
-        self.clock.now()
+        self.client.now()
     }
 
     /// Draws one frame.
@@ -281,12 +262,17 @@ impl Desk {
         self.announce_offers(ui.ctx());
         self.handle_keys(ui.ctx());
         // Timers on screen (time in state, ACW countdown, offer countdown) move once a second;
-        // nothing else repaints without an event.
+        // nothing else repaints without an event, except answers on their way, looked for often.
+        let again = if self.waiting() { 20 } else { 1_000 };
         ui.ctx()
-            .request_repaint_after(std::time::Duration::from_secs(1));
+            .request_repaint_after(std::time::Duration::from_millis(again));
         egui::Panel::top("tabs").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.strong(format!("agentdesk · {}", self.snap.name));
+                if !self.connected {
+                    ui.spinner();
+                    ui.label("connecting to the core");
+                }
                 ui.separator();
                 for (tab, label) in [
                     (Tab::Work, "Interactions"),

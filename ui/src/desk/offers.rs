@@ -1,8 +1,9 @@
 //! New offers announce themselves: a toast with the contact, the offer's countdown, Accept and
 //! Reject (the ring and the window-attention request are sent once per offer by `Desk`).
 
+use super::inflight::{After, Spot};
 use super::{Desk, text};
-use agentdesk_host::core::{AgentCommand, InteractionState};
+use agentdesk_client::{AgentCommand, InteractionState};
 use eframe::egui;
 
 impl Desk {
@@ -35,24 +36,20 @@ impl Desk {
                         "answer within {}",
                         text::duration(deadline.saturating_sub(now))
                     ));
+                    let spot = Spot::Interaction(i.key);
                     ui.horizontal(|ui| {
-                        if ui
-                            .button(format!("Accept #{}", i.key))
-                            .on_hover_text("F2")
-                            .clicked()
-                            && self.send(AgentCommand::Accept { key: i.key })
-                        {
-                            self.selected = Some(i.key);
-                            self.tab = super::Tab::Work;
+                        let what = format!("Accept #{}", i.key);
+                        if ui.button(&what).on_hover_text("F2").clicked() {
+                            let command = AgentCommand::Accept { key: i.key };
+                            self.send(spot.clone(), &what, command, After::Open(i.key));
                         }
-                        if ui
-                            .button(format!("Reject #{}", i.key))
-                            .on_hover_text("F3")
-                            .clicked()
-                        {
-                            self.send(AgentCommand::Decline { key: i.key });
+                        let what = format!("Reject #{}", i.key);
+                        if ui.button(&what).on_hover_text("F3").clicked() {
+                            let command = AgentCommand::Decline { key: i.key };
+                            self.send(spot.clone(), &what, command, After::Nothing);
                         }
                     });
+                    self.spot_status(ui, &spot);
                 });
         }
     }

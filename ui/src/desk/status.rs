@@ -1,8 +1,9 @@
 //! The status bar: every channel's state and time in it, DND, forwarding, and the ACW countdown
 //! with Extend where the policy allows it.
 
+use super::inflight::{After, Spot};
 use super::{Desk, text};
-use agentdesk_host::core::{AgentCommand, ChannelState};
+use agentdesk_client::{AgentCommand, ChannelState};
 use eframe::egui;
 
 impl Desk {
@@ -34,29 +35,36 @@ impl Desk {
                             text::duration(min.saturating_sub(now))
                         ));
                     }
-                    if let Some(secs) = self.info.extendable_acw.get(&ch.channel).copied() {
+                    if let Some(secs) = self.client.info().extendable_acw.get(&ch.channel).copied()
+                    {
+                        let spot = Spot::Channel(ch.channel.clone());
+                        let what = format!("Extend {} ACW", ch.channel);
                         if ends_at.is_some()
                             && ui
-                                .button(format!("Extend {} ACW", ch.channel))
+                                .button(&what)
                                 .on_hover_text(format!("{secs} more seconds of after-call work"))
                                 .clicked()
                         {
-                            self.send(AgentCommand::ExtendAcw {
+                            let command = AgentCommand::ExtendAcw {
                                 channel: ch.channel.clone(),
                                 secs: Some(secs),
-                            });
+                            };
+                            self.send(spot.clone(), &what, command, After::Nothing);
                         }
+                        let what = format!("Stay in {} ACW", ch.channel);
                         if ends_at.is_some()
                             && ui
-                                .button(format!("Stay in {} ACW", ch.channel))
+                                .button(&what)
                                 .on_hover_text("After-call work until you leave it")
                                 .clicked()
                         {
-                            self.send(AgentCommand::ExtendAcw {
+                            let command = AgentCommand::ExtendAcw {
                                 channel: ch.channel.clone(),
                                 secs: None,
-                            });
+                            };
+                            self.send(spot.clone(), &what, command, After::Nothing);
                         }
+                        self.spot_status(ui, &spot);
                     }
                 }
                 ui.separator();

@@ -1,6 +1,6 @@
 //! How states and durations read on screen.
 
-use agentdesk_host::core::{ChannelState, InteractionState, NextState};
+use agentdesk_client::{ChannelState, InteractionState, NextState};
 use plugin_api::Media;
 
 /// A channel state as the agent reads it.

@@ -4,8 +4,7 @@
 //! thousands of messages scrolls as fast as a short one.
 
 use super::Desk;
-use agentdesk_host::contacts::recognise_addresses;
-use agentdesk_host::service::LiveLine;
+use agentdesk_client::{LiveLine, recognise_addresses};
 use eframe::egui;
 use plugin_api::Address;
 use std::sync::Arc;

@@ -3,14 +3,19 @@
 //! as eframe does before handing triangles to the GPU. Everything goes through the real core
 //! service (offers and messages enter as plugin events), the way the shell runs.
 //!
-//! Run with `cargo bench -p agentdesk-ui --bench frame`; prints p50/p99 (docs/performance.md).
+//! The desk reaches the core through the client interface (`agentdesk_client::InProcess`), as
+//! the product does.
+//!
+//! Run with `cargo bench -p agentdesk-tests --bench frame`; prints p50/p99 (docs/performance.md).
 
+use agentdesk_client::Connection;
+use agentdesk_client::in_process::InProcess;
 use agentdesk_host::AdminConfig;
 use agentdesk_host::core::Policy;
 use agentdesk_host::service::CoreService;
 use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::storage::History;
-use agentdesk_ui::desk::{Desk, DeskInfo};
+use agentdesk_ui::desk::Desk;
 use agentdesk_ui::ring::SilentSink;
 use criterion::{Criterion, criterion_group, criterion_main};
 use eframe::egui;
@@ -90,16 +95,21 @@ fn frames(c: &mut Criterion) {
     )
     .expect("service");
     let core = service.handle();
-    let mut desk = Desk::login(
-        core.clone(),
-        "ann",
-        DeskInfo::from_policy(&policy),
-        Arc::new(SystemClock),
-        Box::new(SilentSink::default()),
-        || {},
-    )
-    .expect("login");
+    let connection = InProcess::new(core.clone(), &policy, None, Arc::new(SystemClock), None);
+    let client = connection
+        .login("ann")
+        .wait(Duration::from_secs(10))
+        .expect("login");
+    let mut desk = Desk::new(client, Box::new(SilentSink::default()), || {});
     desk.ready_on_all_channels();
+    // Ready before the offers come: the answers are taken as frames would take them.
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until
+        && (desk.is_waiting() || desk.snapshot().channels.is_empty() || !desk.snapshot().logged_in)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+        desk.poll();
+    }
     for n in 0..OPEN {
         core.plugin_event("bench", offer(n)).expect("offer");
     }

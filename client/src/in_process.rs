@@ -1,0 +1,396 @@
+//! The client interface over a core in this process: calls become requests to the core service's
+//! thread (`CoreHandle::submit_*`), whose answers the [`Pending`]s take when they come. Nothing
+//! here waits for the core.
+
+use crate::{ClientError, Connection, DeskClient, DeskInfo, Pending, PluginTable};
+use agentdesk_host::core::{AgentCommand, Millis, Policy};
+use agentdesk_host::runtime::Runtime;
+use agentdesk_host::service::clock::Clock;
+use agentdesk_host::service::{
+    AgentSnapshot, Answer, CommandId, CoreHandle, Interact, LiveLine, Query,
+};
+use agentdesk_host::storage::history::{HistoryEntry, TranscriptLine};
+use agentdesk_host::{AdminConfig, PluginHost};
+use crossbeam_channel::Receiver;
+use plugin_api::AttachmentRef;
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A core service (and its plugins) in this process.
+#[derive(Clone)]
+pub struct InProcess {
+    core: CoreHandle,
+    info: Arc<DeskInfo>,
+    plugins: Option<Arc<PluginHost>>,
+    clock: Arc<dyn Clock>,
+    data_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InProcess")
+    }
+}
+
+impl InProcess {
+    /// A connection to `core`, whose rules are `policy`. With `plugins`, the plugin table is
+    /// theirs; with `data_dir`, plugins' files are read from under it.
+    pub fn new(
+        core: CoreHandle,
+        policy: &Policy,
+        plugins: Option<Arc<PluginHost>>,
+        clock: Arc<dyn Clock>,
+        data_dir: Option<PathBuf>,
+    ) -> Self {
+        InProcess {
+            core,
+            info: Arc::new(DeskInfo::from_policy(policy)),
+            plugins,
+            clock,
+            data_dir,
+        }
+    }
+
+    fn table(&self) -> PluginTable {
+        match &self.plugins {
+            Some(plugins) => PluginTable::of(plugins.reports(), plugins.not_found()),
+            None => PluginTable::default(),
+        }
+    }
+}
+
+impl Connection for InProcess {
+    fn agents(&self) -> Pending<Vec<(String, String)>> {
+        Pending::ready(Ok(self.info.agents.clone()))
+    }
+
+    fn login(&self, agent: &str) -> Pending<Box<dyn DeskClient>> {
+        let session = Session {
+            agent: agent.to_string(),
+            connection: self.clone(),
+            nonce: nonce(),
+            next: AtomicU64::new(1),
+        };
+        let id = session.next_id();
+        let answer = self
+            .core
+            .submit_command(agent, Some(id.clone()), AgentCommand::LogIn);
+        Pending::from_channel(answer, move |logged_in| {
+            logged_in.map_err(ClientError::from)?;
+            Ok(Box::new(session) as Box<dyn DeskClient>)
+        })
+        .for_command(id)
+    }
+
+    fn plugins(&self) -> Pending<PluginTable> {
+        Pending::ready(Ok(self.table()))
+    }
+
+    fn close(self: Box<Self>) {}
+}
+
+/// A random number for this session's command ids, so two sessions (or two runs) of one agent
+/// never share one.
+fn nonce() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+/// One agent's session with a core in this process.
+struct Session {
+    agent: String,
+    connection: InProcess,
+    nonce: u64,
+    next: AtomicU64,
+}
+
+impl Session {
+    fn query<T: Send + 'static>(
+        &self,
+        query: Query,
+        asked: &'static str,
+        take: impl FnOnce(Answer) -> Option<T> + Send + 'static,
+    ) -> Pending<T> {
+        let answer = self.connection.core.submit_query(query);
+        Pending::from_channel(answer, move |answer| {
+            let answer = answer.map_err(ClientError::from)?;
+            take(answer).ok_or_else(|| ClientError::Unexpected {
+                asked: asked.into(),
+            })
+        })
+    }
+}
+
+/// A command's answer: done, or the core's refusal.
+fn acknowledged(
+    id: CommandId,
+    answer: Receiver<Result<(), agentdesk_host::service::ClientError>>,
+) -> Pending<()> {
+    Pending::from_channel(answer, |done| done.map_err(ClientError::from)).for_command(id)
+}
+
+impl DeskClient for Session {
+    fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    fn info(&self) -> &DeskInfo {
+        &self.connection.info
+    }
+
+    fn now(&self) -> Millis {
+        self.connection.clock.now()
+    }
+
+    fn next_id(&self) -> CommandId {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        CommandId::new(format!("{:016x}-{n}", self.nonce))
+    }
+
+    fn watch(&self) -> Receiver<AgentSnapshot> {
+        match self.connection.core.watch(&self.agent) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::warn!(agent = self.agent, "no snapshots: {e}");
+                crossbeam_channel::never()
+            }
+        }
+    }
+
+    fn command(&self, id: CommandId, command: AgentCommand) -> Pending<()> {
+        let answer = self
+            .connection
+            .core
+            .submit_command(&self.agent, Some(id.clone()), command);
+        acknowledged(id, answer)
+    }
+
+    fn send_message(&self, id: CommandId, key: u64, text: &str) -> Pending<()> {
+        let answer = self
+            .connection
+            .core
+            .submit_message(&self.agent, Some(id.clone()), key, text);
+        acknowledged(id, answer)
+    }
+
+    fn interact(&self, id: CommandId, key: u64, act: Interact) -> Pending<()> {
+        let answer = self
+            .connection
+            .core
+            .submit_interact(&self.agent, Some(id.clone()), key, act);
+        acknowledged(id, answer)
+    }
+
+    fn live_lines(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<LiveLine>> {
+        let query = Query::Live {
+            agent: self.agent.clone(),
+            key,
+            offset,
+            limit,
+        };
+        self.query(query, "live lines", |a| match a {
+            Answer::LiveLines(lines) => Some(lines),
+            _ => None,
+        })
+    }
+
+    fn contact_history(&self, key: u64, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        self.query(
+            Query::ContactHistory { key, limit },
+            "contact history",
+            |a| match a {
+                Answer::Entries(entries) => Some(entries),
+                _ => None,
+            },
+        )
+    }
+
+    fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        let query = Query::Search {
+            contact: None,
+            text: text.map(str::to_string),
+            limit,
+        };
+        self.query(query, "a search", |a| match a {
+            Answer::Entries(entries) => Some(entries),
+            _ => None,
+        })
+    }
+
+    fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>> {
+        let query = Query::Transcript { key, offset, limit };
+        self.query(query, "a transcript", |a| match a {
+            Answer::Lines(lines) => Some(lines),
+            _ => None,
+        })
+    }
+
+    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
+        let Some(data_dir) = &self.connection.data_dir else {
+            return Pending::ready(Err(ClientError::failed(
+                "file",
+                "this core keeps no files (no data directory)",
+            )));
+        };
+        let path = match plugin_file(data_dir, plugin, &attachment.path) {
+            Ok(path) => path,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        // Read off the caller's thread: a large file never holds up a frame.
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let read = std::thread::Builder::new()
+            .name("client-file".into())
+            .spawn(move || {
+                let read = std::fs::read(&path).map_err(|e| {
+                    ClientError::failed("file", format!("cannot read {}: {e}", path.display()))
+                });
+                let _ = reply.send(read);
+            });
+        match read {
+            Ok(_) => Pending::from_channel(answer, |read| read),
+            Err(e) => Pending::ready(Err(ClientError::failed(
+                "file",
+                format!("cannot start reading: {e}"),
+            ))),
+        }
+    }
+
+    fn plugins(&self) -> Pending<PluginTable> {
+        Pending::ready(Ok(self.connection.table()))
+    }
+}
+
+/// Where a plugin's file is: its path under the plugin's data directory. A path that leaves that
+/// directory (`..`, or absolute elsewhere) is refused: a client reads only what plugins keep.
+pub(crate) fn plugin_file(
+    data_dir: &Path,
+    plugin: &str,
+    path: &str,
+) -> Result<PathBuf, ClientError> {
+    let root = data_dir.join("plugins").join(plugin);
+    let path = Path::new(path);
+    let relative = match path.strip_prefix(&root) {
+        Ok(inside) => inside,
+        Err(_) if path.is_absolute() => {
+            return Err(ClientError::failed(
+                "file-outside",
+                format!("{} is not a file of plugin {plugin}", path.display()),
+            ));
+        }
+        Err(_) => path,
+    };
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return Err(ClientError::failed(
+            "file-outside",
+            format!(
+                "{} leaves the data directory of plugin {plugin}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(root.join(relative))
+}
+
+/// The whole product in this process: the plugins of a configuration and the core over them,
+/// with the journal and history in its data directory (`agentdesk run`).
+pub struct Embedded {
+    runtime: Runtime,
+    connection: InProcess,
+    stop_within: Duration,
+}
+
+impl std::fmt::Debug for Embedded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Embedded")
+    }
+}
+
+impl Embedded {
+    /// Starts the plugins of `config`, then the core.
+    pub fn start(config: &AdminConfig) -> Result<Self, ClientError> {
+        let runtime = Runtime::start(config).map_err(|e| ClientError::failed("start", e))?;
+        let connection = InProcess::new(
+            runtime.core(),
+            &runtime.policy,
+            Some(runtime.plugins.clone()),
+            runtime.clock.clone(),
+            Some(runtime.data_dir.clone()),
+        );
+        // Every plugin's stop, plus the core's, well within this.
+        let stop_within = Duration::from_millis(config.plugins.stop_deadline_ms)
+            .saturating_mul(runtime.plugins.running_ids().len().max(1) as u32)
+            + Duration::from_secs(5);
+        Ok(Embedded {
+            runtime,
+            connection,
+            stop_within,
+        })
+    }
+
+    /// How long stopping may take at most.
+    pub fn stop_within(&self) -> Duration {
+        self.stop_within
+    }
+
+    /// The data directory (the ring tone lives there).
+    pub fn data_dir(&self) -> &Path {
+        &self.runtime.data_dir
+    }
+}
+
+impl Connection for Embedded {
+    fn agents(&self) -> Pending<Vec<(String, String)>> {
+        self.connection.agents()
+    }
+
+    fn login(&self, agent: &str) -> Pending<Box<dyn DeskClient>> {
+        self.connection.login(agent)
+    }
+
+    fn plugins(&self) -> Pending<PluginTable> {
+        self.connection.plugins()
+    }
+
+    /// Stops the core (everything acknowledged is journaled), then the plugins.
+    fn close(self: Box<Self>) {
+        self.runtime.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plugin_file_stays_inside_the_plugins_data_directory() {
+        let data = Path::new("/data");
+        assert_eq!(
+            plugin_file(data, "acme", "pages/1.png"),
+            Ok(PathBuf::from("/data/plugins/acme/pages/1.png"))
+        );
+        assert_eq!(
+            plugin_file(data, "acme", "/data/plugins/acme/x.pdf"),
+            Ok(PathBuf::from("/data/plugins/acme/x.pdf"))
+        );
+        for outside in [
+            "../other/secret",
+            "/etc/passwd",
+            "/data/plugins/other/x",
+            "a/../../b",
+        ] {
+            let refused = plugin_file(data, "acme", outside).expect_err(outside);
+            assert_eq!(refused.code(), "file-outside", "{outside}");
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! # agentdesk-client: the client interface
+//!
+//! Everything the desk (and the `agentdesk` command) gets from the host, and the only crate of the
+//! host's they use. Commands go in; snapshots, live transcripts, history, files, the plugin table
+//! and the desk's static information (reasons, wrap-up codes, colleagues) come out as data.
+//!
+//! - [`Connection`] is a way to reach a core: who may log in, logging in, the plugin table.
+//! - [`DeskClient`] is one logged-in agent's session.
+//!
+//! Every call returns at once with a [`Pending`] answer: the desk polls it each frame and never
+//! blocks on it. Every command carries a [`CommandId`]; the core answers a command sent again
+//! with the same id with its first answer and does not act twice, so a client may retry after a
+//! lost answer. Today's implementation is [`in_process`] (the core and plugins in this process);
+//! a network implementation is another implementation of the same two traits.
+
+pub mod admin;
+mod error;
+pub mod in_process;
+mod info;
+mod pending;
+mod plugin_table;
+pub mod slow;
+
+pub use error::ClientError;
+pub use info::DeskInfo;
+pub use pending::Pending;
+pub use plugin_table::{MissingRow, PluginRow, PluginTable};
+
+/// The vocabulary the desk speaks with the core: commands, states and what a snapshot holds.
+pub use agentdesk_host::core::{AgentCommand, ChannelState, InteractionState, Millis, NextState};
+pub use agentdesk_host::service::{
+    AgentSnapshot, ChannelView, CommandId, DetailView, Interact, InteractionView, LiveLine,
+};
+pub use agentdesk_host::storage::history::{HistoryEntry, TranscriptLine};
+
+/// Numbers and addresses in a text (links on a transcript).
+pub use agentdesk_host::contacts::recognise_addresses;
+
+use crossbeam_channel::Receiver;
+use plugin_api::AttachmentRef;
+
+/// A way to reach a core: the agents who may log in, logging in, the plugin table.
+pub trait Connection: Send {
+    /// The agents who may log in (id, display name), for a login picker.
+    fn agents(&self) -> Pending<Vec<(String, String)>>;
+    /// Logs `agent` in; the answer is their session.
+    fn login(&self, agent: &str) -> Pending<Box<dyn DeskClient>>;
+    /// Every plugin with its status, and what the configuration names but nothing provides.
+    fn plugins(&self) -> Pending<PluginTable>;
+    /// Ends the connection (in process: stops the core, then the plugins).
+    fn close(self: Box<Self>);
+}
+
+/// One logged-in agent's session with the core.
+pub trait DeskClient: Send {
+    /// The agent.
+    fn agent(&self) -> &str;
+    /// The admin's rules the desk shows (reasons, wrap-up codes, colleagues, ...).
+    fn info(&self) -> &DeskInfo;
+    /// The core's clock now (for timers on screen).
+    fn now(&self) -> Millis;
+    /// A new id for a command (unique for this agent).
+    fn next_id(&self) -> CommandId;
+    /// A stream of the agent's snapshots: the current one soon, then one after every change.
+    fn watch(&self) -> Receiver<AgentSnapshot>;
+    /// Carries out a command as this agent; answered once it is durable, or refused with the
+    /// rule's code. Sent again with the same id, it is answered the same and not done twice.
+    fn command(&self, id: CommandId, command: AgentCommand) -> Pending<()>;
+    /// Writes `text` in the agent's active conversation (idempotent by id like `command`).
+    fn send_message(&self, id: CommandId, key: u64, text: &str) -> Pending<()>;
+    /// DTMF, typing or a plugin's custom action in an interaction (idempotent by id).
+    fn interact(&self, id: CommandId, key: u64, act: Interact) -> Pending<()>;
+    /// A page of the live transcript of an interaction the agent takes part in.
+    fn live_lines(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<LiveLine>>;
+    /// The other interactions of the contact of `key`, newest first.
+    fn contact_history(&self, key: u64, limit: usize) -> Pending<Vec<HistoryEntry>>;
+    /// Past interactions whose transcript or subject has `text` (all, newest first, when none).
+    fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>>;
+    /// A page of a stored transcript.
+    fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>>;
+    /// The bytes of a file a plugin refers to in an interaction (a page preview, an attachment).
+    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>>;
+    /// Every plugin with its status (the Diagnostics tab).
+    fn plugins(&self) -> Pending<PluginTable>;
+}
