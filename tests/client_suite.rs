@@ -1,10 +1,12 @@
 //! The client interface's behaviour, written once against [`ClientRig`] so every implementation
-//! runs the same suite: today the in-process one, next the network one (the team hub). Login,
+//! runs the same suite: the in-process one, and the hub's over a real `nats-server`. Login,
 //! channel states, offers, messages both ways, history queries, files, refusals with their codes,
 //! command ids answered once, and a stopped core.
 
+use crate::nats::NatsServer;
 use crate::support::Install;
 use agentdesk_client::in_process::InProcess;
+use agentdesk_client::remote::{Remote, RemoteOptions};
 use agentdesk_client::{
     AgentCommand, AgentSnapshot, ChannelState, ClientError, Connection, DeskClient,
     InteractionState, InteractionView,
@@ -13,6 +15,7 @@ use agentdesk_host::AdminConfig;
 use agentdesk_host::core::Policy;
 use agentdesk_host::service::CoreService;
 use agentdesk_host::service::clock::SystemClock;
+use agentdesk_hub::{Hub, HubOptions};
 use plugin_api::{
     AttachmentRef, ChannelKind, Contact, Event, InteractionId, Media, MessageContent,
     MessageReceived, Offer, Party, Route,
@@ -81,16 +84,22 @@ impl Drop for InProcessRig {
     }
 }
 
-impl ClientRig for InProcessRig {
-    fn connect(&self) -> Box<dyn Connection> {
+impl InProcessRig {
+    fn connect_in_process(&self) -> InProcess {
         let service = self.service.as_ref().expect("core running");
-        Box::new(InProcess::new(
+        InProcess::new(
             service.handle(),
             &self.policy,
             None,
             Arc::new(SystemClock),
             Some(self.install.data.clone()),
-        ))
+        )
+    }
+}
+
+impl ClientRig for InProcessRig {
+    fn connect(&self) -> Box<dyn Connection> {
+        Box::new(self.connect_in_process())
     }
 
     fn customer_starts(&self, id: &str, name: &str) {
@@ -138,6 +147,54 @@ impl ClientRig for InProcessRig {
         if let Some(service) = self.service.take() {
             service.stop();
         }
+    }
+}
+
+/// The same core served by a hub over a real `nats-server`, reached through `Remote`: what a
+/// desktop on another computer does.
+pub(crate) struct NatsRig {
+    core: InProcessRig,
+    hub: Option<Hub>,
+    nats: NatsServer,
+}
+
+impl NatsRig {
+    pub(crate) fn new() -> Self {
+        let core = InProcessRig::new();
+        let nats = NatsServer::start();
+        let options = HubOptions {
+            url: nats.url.clone(),
+            user_password: None,
+        };
+        let served = core.connect_in_process();
+        let hub = Hub::serve(&options, served).expect("the hub serves");
+        NatsRig {
+            core,
+            hub: Some(hub),
+            nats,
+        }
+    }
+}
+
+impl ClientRig for NatsRig {
+    fn connect(&self) -> Box<dyn Connection> {
+        let options = RemoteOptions::new(self.nats.url.clone());
+        Box::new(Remote::connect(&options).expect("connect to NATS"))
+    }
+    fn customer_starts(&self, id: &str, name: &str) {
+        self.core.customer_starts(id, name);
+    }
+    fn customer_writes(&self, id: &str, message: &str, text: &str) {
+        self.core.customer_writes(id, message, text);
+    }
+    fn plugin_file(&self, path: &str, bytes: &[u8]) {
+        self.core.plugin_file(path, bytes);
+    }
+    fn stop_core(&mut self) {
+        if let Some(hub) = self.hub.take() {
+            hub.stop();
+        }
+        self.core.stop_core();
     }
 }
 
@@ -502,3 +559,4 @@ macro_rules! client_suite {
 }
 
 client_suite!(in_process, InProcessRig::new());
+client_suite!(over_nats, NatsRig::new());

@@ -54,6 +54,22 @@ impl InProcess {
         }
     }
 
+    /// A session for `agent` without logging in (a server answering for an agent whose login
+    /// happened earlier, perhaps before a restart of the server).
+    pub fn session(&self, agent: &str) -> Box<dyn DeskClient> {
+        Box::new(Session {
+            agent: agent.to_string(),
+            connection: self.clone(),
+            nonce: nonce(),
+            next: AtomicU64::new(1),
+        })
+    }
+
+    /// `agent`'s current snapshot (`None` for an unknown agent). Waits for the core: for servers.
+    pub fn snapshot(&self, agent: &str) -> Result<Option<AgentSnapshot>, ClientError> {
+        self.core.snapshot(agent).map_err(ClientError::from)
+    }
+
     fn table(&self) -> PluginTable {
         match &self.plugins {
             Some(plugins) => PluginTable::of(plugins.reports(), plugins.not_found()),
@@ -346,6 +362,11 @@ impl Embedded {
     /// The data directory (the ring tone lives there).
     pub fn data_dir(&self) -> &Path {
         &self.runtime.data_dir
+    }
+
+    /// The in-process connection (a hub serves it to remote desktops).
+    pub fn in_process(&self) -> InProcess {
+        self.connection.clone()
     }
 }
 

@@ -19,6 +19,7 @@ pub mod in_process;
 mod info;
 mod pending;
 mod plugin_table;
+pub mod remote;
 pub mod slow;
 
 pub use error::ClientError;
@@ -52,7 +53,7 @@ pub trait Connection: Send {
 }
 
 /// One logged-in agent's session with the core.
-pub trait DeskClient: Send {
+pub trait DeskClient: Send + Sync {
     /// The agent.
     fn agent(&self) -> &str;
     /// The admin's rules the desk shows (reasons, wrap-up codes, colleagues, ...).

@@ -65,6 +65,20 @@ impl<T: Send + 'static> Source<T> for Held<T> {
     }
 }
 
+/// Another answer's value turned into this one's.
+struct Then<A, T> {
+    inner: Pending<A>,
+    map: Option<MapAnswer<A, T>>,
+}
+
+impl<A: Send + 'static, T> Source<T> for Then<A, T> {
+    fn poll(&mut self, wait: Option<Duration>) -> Option<Result<T, ClientError>> {
+        let answer = self.inner.take(wait)?;
+        let map = self.map.take()?;
+        Some(answer.and_then(map))
+    }
+}
+
 /// An answer a plain value, already there.
 struct Ready<T>(Option<Result<T, ClientError>>);
 
@@ -133,6 +147,22 @@ impl<T: Send + 'static> Pending<T> {
             source: Box::new(Held {
                 inner: self,
                 until: Instant::now() + by,
+            }),
+            id,
+            settled: false,
+        }
+    }
+
+    /// The same answer turned into another type by `map` (which may find it wrong).
+    pub fn map<U: Send + 'static>(
+        self,
+        map: impl FnOnce(T) -> Result<U, ClientError> + Send + 'static,
+    ) -> Pending<U> {
+        let id = self.id.clone();
+        Pending {
+            source: Box::new(Then {
+                inner: self,
+                map: Some(Box::new(map)),
             }),
             id,
             settled: false,

@@ -4,7 +4,6 @@
 
 use crate::desk::Desk;
 use crate::ring::{PlayerSink, RingSink, SilentSink};
-use agentdesk_client::in_process::Embedded;
 use agentdesk_client::{Connection, DeskClient, Pending};
 use eframe::egui;
 use std::path::PathBuf;
@@ -172,12 +171,16 @@ pub fn install_fallback_fonts(ctx: &egui::Context) {
     }
 }
 
-/// Opens the window over the embedded product (plugins and core in this process) and runs
-/// until it is closed.
-pub fn run(embedded: Embedded, agent: Option<String>, ready: bool) -> Result<(), String> {
-    // Every plugin's stop, plus the core's, well within this; then the process ends regardless.
-    let grace = embedded.stop_within();
-    let data_dir = embedded.data_dir().to_path_buf();
+/// Opens the window over `connection` (the embedded product, or a hub) and runs until it is
+/// closed. `data_dir` is where the ring tone is looked for; `grace` bounds how long closing may
+/// take before the process ends regardless.
+pub fn run(
+    connection: Box<dyn Connection>,
+    data_dir: PathBuf,
+    grace: std::time::Duration,
+    agent: Option<String>,
+    ready: bool,
+) -> Result<(), String> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 760.0])
@@ -203,7 +206,7 @@ pub fn run(embedded: Embedded, agent: Option<String>, ready: bool) -> Result<(),
                 );
             }
             Ok(Box::new(App::new(
-                Box::new(embedded),
+                connection,
                 data_dir,
                 agent,
                 ready,

@@ -3,6 +3,8 @@
 use agentdesk_client::Connection;
 use agentdesk_client::admin::{self, AdminConfig, PluginCheck};
 use agentdesk_client::in_process::Embedded;
+use agentdesk_client::remote::{Remote, RemoteOptions};
+use agentdesk_hub::{Hub, HubOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,6 +31,11 @@ enum Action {
         /// Log this agent in at once instead of showing the picker.
         #[arg(long)]
         agent: Option<String>,
+        /// The team hub's NATS server (e.g. nats://hub.example:4222): the desktop of one agent of
+        /// a team, instead of the whole product in this process. Credentials, if the server asks
+        /// for them, come from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD.
+        #[arg(long, env = "AGENTDESK_HUB")]
+        hub: Option<String>,
         /// With --agent: log on to every assigned channel and set it Ready at once.
         #[arg(long, requires = "agent")]
         ready: bool,
@@ -42,6 +49,14 @@ enum Action {
         /// Print the report as JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Serve the team: run the plugins, the core, the journal and history headless, and answer
+    /// the desktops of every agent of the configuration over NATS until SIGTERM or SIGINT.
+    Hub {
+        /// The NATS server(s) to serve on (e.g. nats://127.0.0.1:4222). Credentials, if the
+        /// server asks for them, come from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD.
+        #[arg(long, env = "AGENTDESK_NATS")]
+        nats: String,
     },
     /// Run a working day from a scenario file through the core, without a window, and print the
     /// time-in-state report; exits 1 if the file's expected figures do not match. A scenario
@@ -87,6 +102,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .init();
     match cli.command.unwrap_or(Action::Run {
         agent: None,
+        hub: None,
         ready: false,
     }) {
         Action::Package { library, out } => {
@@ -155,13 +171,64 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Action::Run { agent, ready } => {
+        Action::Hub { nats } => {
             let config = load_config(cli.config.as_deref())?;
             let embedded = Embedded::start(&config)?;
-            agentdesk_ui::app::run(embedded, agent, ready)
+            let options = HubOptions {
+                url: nats,
+                user_password: nats_credentials(),
+            };
+            let hub = match Hub::serve(&options, embedded.in_process()) {
+                Ok(hub) => hub,
+                Err(e) => {
+                    Box::new(embedded).close();
+                    return Err(e.into());
+                }
+            };
+            let (signalled, stop) = std::sync::mpsc::channel();
+            agentdesk_ui::signals::watch(move |name| {
+                if signalled.send(name).is_err() {
+                    tracing::error!("{name}: the hub had already stopped");
+                }
+            })
+            .context("cannot watch SIGTERM and SIGINT")?;
+            println!("agentdesk hub: serving the team on {}", options.url);
+            let name = stop.recv().unwrap_or("the signal watcher ended");
+            tracing::warn!("{name}: the hub stops");
+            hub.stop();
+            Box::new(embedded).close();
+            Ok(())
+        }
+        Action::Run { agent, hub, ready } => {
+            let config = load_config(cli.config.as_deref())?;
+            let (connection, grace): (Box<dyn Connection>, _) = match hub {
+                Some(url) => {
+                    let options = RemoteOptions {
+                        agent: agent.clone(),
+                        user_password: nats_credentials(),
+                        ..RemoteOptions::new(url)
+                    };
+                    let remote = Remote::connect(&options)?;
+                    (Box::new(remote), std::time::Duration::from_secs(5))
+                }
+                None => {
+                    let embedded = Embedded::start(&config)?;
+                    let grace = embedded.stop_within();
+                    (Box::new(embedded), grace)
+                }
+            };
+            agentdesk_ui::app::run(connection, config.data_dir(), grace, agent, ready)
                 .map_err(|e| anyhow::anyhow!("the desktop failed: {e}"))
         }
     }
+}
+
+/// NATS user and password from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD (never flags:
+/// a command line is visible to every user of the machine).
+fn nats_credentials() -> Option<(String, String)> {
+    let user = std::env::var("AGENTDESK_NATS_USER").ok()?;
+    let password = std::env::var("AGENTDESK_NATS_PASSWORD").unwrap_or_default();
+    Some((user, password))
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<AdminConfig> {

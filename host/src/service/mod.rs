@@ -180,7 +180,8 @@ pub enum Query {
 }
 
 /// Something an agent does inside an interaction that only its plugin acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "act", content = "value", rename_all = "kebab-case")]
 pub enum Interact {
     /// Send DTMF digits on a call (`0-9`, `*`, `#`, `A-D`).
     Dtmf(String),

@@ -1,0 +1,396 @@
+//! The client interface over NATS: a desktop on one computer, the hub (plugins, core, journal) on
+//! another. Every call is a NATS request on the agent's own subject ([`wire`]); answers come back
+//! on the connection's inbox and are taken by the desk's [`Pending`]s. Snapshots are published by
+//! the hub on the agent's snapshot subject. The NATS client runs on a small tokio runtime of its
+//! own, so nothing here blocks the caller.
+
+pub mod wire;
+
+use crate::{
+    AgentCommand, AgentSnapshot, ClientError, CommandId, Connection, DeskClient, DeskInfo,
+    HistoryEntry, Interact, LiveLine, Millis, Pending, PluginTable, TranscriptLine,
+};
+use base64::Engine;
+use crossbeam_channel::Receiver;
+use futures_util::StreamExt;
+use plugin_api::AttachmentRef;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use wire::{Answer, Envelope, Reply, Request};
+
+/// How to reach the hub.
+#[derive(Debug, Clone)]
+pub struct RemoteOptions {
+    /// The NATS server(s), e.g. `nats://hub.example:4222`.
+    pub url: String,
+    /// The agent this desktop is for: its replies come on `_INBOX_<agent>.>` only (the hub's
+    /// NATS authorization lets only that agent's user subscribe there).
+    pub agent: Option<String>,
+    /// NATS user and password, if the server asks for them.
+    pub user_password: Option<(String, String)>,
+    /// How long a request waits for the hub.
+    pub request_timeout: Duration,
+}
+
+impl RemoteOptions {
+    /// Options for `url` with defaults (no credentials, 10 s per request).
+    pub fn new(url: impl Into<String>) -> Self {
+        RemoteOptions {
+            url: url.into(),
+            agent: None,
+            user_password: None,
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The link to NATS shared by a connection and its sessions.
+struct Link {
+    client: async_nats::Client,
+    runtime: tokio::runtime::Runtime,
+    timeout: Duration,
+}
+
+impl Link {
+    /// Sends `body` as a request on `subject`; the answer comes to the returned [`Pending`].
+    fn ask(&self, subject: String, body: Result<Vec<u8>, ClientError>) -> Pending<Answer> {
+        let body = match body {
+            Ok(body) => body,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (client, timeout) = (self.client.clone(), self.timeout);
+        self.runtime.spawn(async move {
+            let asked = tokio::time::timeout(timeout, client.request(subject, body.into())).await;
+            let answer = match asked {
+                Err(_) => Err(ClientError::Timeout(timeout)),
+                Ok(Err(e)) => Err(request_failed(&e)),
+                Ok(Ok(message)) => match wire::decode::<Reply>(&message.payload) {
+                    Ok(Reply::Ok(answer)) => Ok(answer),
+                    Ok(Reply::Error(e)) => Err(e),
+                    Err(e) => Err(e),
+                },
+            };
+            let _ = reply.send(answer);
+        });
+        Pending::from_channel(answer, |answer| answer)
+    }
+
+    fn request(&self, agent: &str, request: Request) -> Pending<Answer> {
+        let body = wire::encode(&Envelope {
+            v: wire::VERSION,
+            request,
+        });
+        self.ask(wire::requests(agent), body)
+    }
+}
+
+/// What a failed NATS request means to the desk.
+fn request_failed(e: &async_nats::RequestError) -> ClientError {
+    use async_nats::RequestErrorKind;
+    match e.kind() {
+        // Nobody subscribed: the hub (and its core) is gone.
+        RequestErrorKind::NoResponders => ClientError::Stopped,
+        RequestErrorKind::TimedOut => ClientError::Timeout(Duration::ZERO),
+        RequestErrorKind::MaxPayloadExceeded => ClientError::failed("too-large", e.to_string()),
+        _ => ClientError::failed("link", e.to_string()),
+    }
+}
+
+/// An answer of the wrong kind.
+fn unexpected<T>(asked: &str) -> Result<T, ClientError> {
+    Err(ClientError::Unexpected {
+        asked: asked.into(),
+    })
+}
+
+/// A connection to a hub over NATS.
+#[derive(Clone)]
+pub struct Remote {
+    link: Arc<Link>,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Remote")
+    }
+}
+
+impl Remote {
+    /// Connects to the NATS server(s) of `options` (waiting up to 10 s for the first connection).
+    pub fn connect(options: &RemoteOptions) -> Result<Self, ClientError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("desk-nats")
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::failed("link", format!("no runtime for NATS: {e}")))?;
+        let mut connect = async_nats::ConnectOptions::new()
+            .name("agentdesk desktop")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5));
+        if let Some(agent) = &options.agent {
+            if !wire::valid_agent(agent) {
+                return Err(ClientError::failed(
+                    "bad-agent",
+                    format!("`{agent}` cannot be an agent id"),
+                ));
+            }
+            connect = connect.custom_inbox_prefix(format!("_INBOX_{agent}"));
+        }
+        if let Some((user, password)) = &options.user_password {
+            connect = connect.user_and_password(user.clone(), password.clone());
+        }
+        let url = options.url.clone();
+        let client = runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), connect.connect(url)).await
+            })
+            .map_err(|_| ClientError::failed("no-hub", format!("{} did not answer", options.url)))?
+            .map_err(|e| ClientError::failed("no-hub", format!("{}: {e}", options.url)))?;
+        Ok(Remote {
+            link: Arc::new(Link {
+                client,
+                runtime,
+                timeout: options.request_timeout,
+            }),
+        })
+    }
+}
+
+impl Connection for Remote {
+    fn agents(&self) -> Pending<Vec<(String, String)>> {
+        let body = wire::encode(&Envelope {
+            v: wire::VERSION,
+            request: Request::Agents,
+        });
+        self.link
+            .ask(wire::AGENTS.into(), body)
+            .map(|answer| match answer {
+                Answer::Agents(agents) => Ok(agents),
+                _ => unexpected("who may log in"),
+            })
+    }
+
+    fn login(&self, agent: &str) -> Pending<Box<dyn DeskClient>> {
+        if !wire::valid_agent(agent) {
+            return Pending::ready(Err(ClientError::failed(
+                "bad-agent",
+                format!("`{agent}` cannot be an agent id"),
+            )));
+        }
+        let session = Session {
+            agent: agent.to_string(),
+            link: self.link.clone(),
+            info: DeskInfo::default(),
+            nonce: nonce(),
+            next: AtomicU64::new(1),
+            offset_ms: 0,
+        };
+        let id = session.next_id();
+        let asked_at = local_now();
+        self.link
+            .request(agent, Request::Login { id: id.clone() })
+            .map(move |answer| match answer {
+                Answer::Welcome { info, now } => {
+                    let offset_ms = now as i64 - (asked_at + local_now()) as i64 / 2;
+                    Ok(Box::new(Session {
+                        info,
+                        offset_ms,
+                        ..session
+                    }) as Box<dyn DeskClient>)
+                }
+                _ => unexpected("a login"),
+            })
+            .for_command(id)
+    }
+
+    fn plugins(&self) -> Pending<PluginTable> {
+        let body = wire::encode(&Envelope {
+            v: wire::VERSION,
+            request: Request::Plugins,
+        });
+        self.link
+            .ask(wire::PLUGINS.into(), body)
+            .map(|answer| match answer {
+                Answer::Plugins(table) => Ok(table),
+                _ => unexpected("the plugin table"),
+            })
+    }
+
+    fn close(self: Box<Self>) {}
+}
+
+fn local_now() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+fn nonce() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(local_now());
+    hasher.finish()
+}
+
+/// One agent's session with a hub.
+struct Session {
+    agent: String,
+    link: Arc<Link>,
+    info: DeskInfo,
+    nonce: u64,
+    next: AtomicU64,
+    /// The hub's clock minus ours, measured at login.
+    offset_ms: i64,
+}
+
+impl Session {
+    fn ask<T: Send + 'static>(
+        &self,
+        request: Request,
+        asked: &'static str,
+        take: impl FnOnce(Answer) -> Option<T> + Send + 'static,
+    ) -> Pending<T> {
+        self.link
+            .request(&self.agent, request)
+            .map(move |answer| take(answer).map_or_else(|| unexpected(asked), Ok))
+    }
+
+    fn done(&self, id: CommandId, request: Request) -> Pending<()> {
+        self.ask(request, "a command", |a| {
+            matches!(a, Answer::Done).then_some(())
+        })
+        .for_command(id)
+    }
+}
+
+impl DeskClient for Session {
+    fn agent(&self) -> &str {
+        &self.agent
+    }
+
+    fn info(&self) -> &DeskInfo {
+        &self.info
+    }
+
+    fn now(&self) -> Millis {
+        (local_now() as i64).saturating_add(self.offset_ms).max(0) as Millis
+    }
+
+    fn next_id(&self) -> CommandId {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        CommandId::new(format!("{:016x}-{n}", self.nonce))
+    }
+
+    fn watch(&self) -> Receiver<AgentSnapshot> {
+        let (forward, stream) = crossbeam_channel::unbounded();
+        let (client, agent) = (self.link.client.clone(), self.agent.clone());
+        let current = self.link.request(&agent, Request::Snapshot);
+        self.link.runtime.spawn(async move {
+            let mut published = match client.subscribe(wire::snapshots(&agent)).await {
+                Ok(subscription) => subscription,
+                Err(e) => {
+                    tracing::error!(agent, "no snapshots from the hub: {e}");
+                    return;
+                }
+            };
+            // Subscribed first, then the current one asked for: nothing is missed, and an older
+            // snapshot arriving after a newer one is dropped by its journal position.
+            let mut last_seq = None;
+            let mut pass = |snapshot: AgentSnapshot| -> bool {
+                if last_seq.is_some_and(|seq| snapshot.seq < seq) {
+                    return true;
+                }
+                last_seq = Some(snapshot.seq);
+                forward.send(snapshot).is_ok()
+            };
+            let current =
+                tokio::task::spawn_blocking(move || current.wait(Duration::from_secs(30)));
+            if let Ok(Ok(Answer::Snapshot(snapshot))) = current.await
+                && !pass(*snapshot)
+            {
+                return;
+            }
+            while let Some(message) = published.next().await {
+                match wire::decode::<AgentSnapshot>(&message.payload) {
+                    Ok(snapshot) => {
+                        if !pass(snapshot) {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(agent, "a snapshot dropped: {e}"),
+                }
+            }
+        });
+        stream
+    }
+
+    fn command(&self, id: CommandId, command: AgentCommand) -> Pending<()> {
+        self.done(id.clone(), Request::Command { id, command })
+    }
+
+    fn send_message(&self, id: CommandId, key: u64, text: &str) -> Pending<()> {
+        let text = text.to_string();
+        self.done(id.clone(), Request::Message { id, key, text })
+    }
+
+    fn interact(&self, id: CommandId, key: u64, act: Interact) -> Pending<()> {
+        self.done(id.clone(), Request::Interact { id, key, act })
+    }
+
+    fn live_lines(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<LiveLine>> {
+        let request = Request::LiveLines { key, offset, limit };
+        self.ask(request, "live lines", |a| match a {
+            Answer::LiveLines(lines) => Some(lines),
+            _ => None,
+        })
+    }
+
+    fn contact_history(&self, key: u64, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        let request = Request::ContactHistory { key, limit };
+        self.ask(request, "contact history", |a| match a {
+            Answer::Entries(entries) => Some(entries),
+            _ => None,
+        })
+    }
+
+    fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        let text = text.map(str::to_string);
+        self.ask(Request::Search { text, limit }, "a search", |a| match a {
+            Answer::Entries(entries) => Some(entries),
+            _ => None,
+        })
+    }
+
+    fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>> {
+        let request = Request::Transcript { key, offset, limit };
+        self.ask(request, "a transcript", |a| match a {
+            Answer::Lines(lines) => Some(lines),
+            _ => None,
+        })
+    }
+
+    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
+        let request = Request::File {
+            plugin: plugin.into(),
+            attachment: attachment.clone(),
+        };
+        self.link
+            .request(&self.agent, request)
+            .map(|answer| match answer {
+                Answer::File(encoded) => base64::engine::general_purpose::STANDARD
+                    .decode(encoded)
+                    .map_err(|e| ClientError::failed("malformed", e.to_string())),
+                _ => unexpected("a file"),
+            })
+    }
+
+    fn plugins(&self) -> Pending<PluginTable> {
+        self.ask(Request::Plugins, "the plugin table", |a| match a {
+            Answer::Plugins(table) => Some(table),
+            _ => None,
+        })
+    }
+}

@@ -1,0 +1,345 @@
+//! # agentdesk-hub: one core serving the desktops of a team over NATS
+//!
+//! The hub runs the plugins, the core, the journal and history (an `Embedded` product, or any
+//! `InProcess` core) and answers the client interface's requests that desktops send over NATS
+//! (`agentdesk_client::remote::wire` holds the subjects and the encoding). The acting agent is the
+//! one the request's subject names — a subject NATS's authorization lets only that agent's user
+//! publish on — never a field of the body. Each agent's snapshots are published on their own
+//! subject whenever they change.
+//!
+//! Everything NATS-facing runs on a small tokio runtime; calls into the core (which may wait for a
+//! journal commit) run on its blocking pool, so a slow commit never holds up other requests.
+
+use agentdesk_client::in_process::InProcess;
+use agentdesk_client::remote::wire::{self, Answer, Reply, Request};
+use agentdesk_client::{ClientError, Connection, DeskClient};
+use base64::Engine;
+use futures_util::StreamExt;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a request may wait for the core.
+const CORE_WAIT: Duration = Duration::from_secs(30);
+
+/// Why the hub could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    /// No tokio runtime.
+    #[error("no runtime for the hub: {0}")]
+    Runtime(std::io::Error),
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS at {url}: {reason}")]
+    Connect {
+        /// The server.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A subscription failed.
+    #[error("cannot subscribe to {subject}: {reason}")]
+    Subscribe {
+        /// The subject.
+        subject: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the hub reaches NATS.
+#[derive(Debug, Clone)]
+pub struct HubOptions {
+    /// The NATS server(s).
+    pub url: String,
+    /// The hub's NATS user and password, if the server asks for them.
+    pub user_password: Option<(String, String)>,
+}
+
+/// What the hub counts (for logs and tests).
+#[derive(Debug, Default)]
+pub struct HubCounters {
+    /// Requests answered (with a result or an error).
+    pub answered: AtomicU64,
+    /// Requests refused before reaching the core (malformed, too large, wrong version, bad
+    /// subject).
+    pub refused: AtomicU64,
+    /// Messages dropped: no reply subject, or the reply could not be sent.
+    pub dropped: AtomicU64,
+    /// Snapshots published.
+    pub snapshots: AtomicU64,
+}
+
+struct State {
+    core: InProcess,
+    client: async_nats::Client,
+    sessions: Mutex<BTreeMap<String, Arc<dyn DeskClient>>>,
+    counters: Arc<HubCounters>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// A running hub.
+pub struct Hub {
+    runtime: Option<tokio::runtime::Runtime>,
+    counters: Arc<HubCounters>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("counters", &self.counters)
+            .finish()
+    }
+}
+
+impl Hub {
+    /// Connects to NATS and serves `core` until stopped. Returns once the hub's subscriptions are
+    /// in place at the server.
+    pub fn serve(options: &HubOptions, core: InProcess) -> Result<Hub, HubError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hub-nats")
+            .enable_all()
+            .build()
+            .map_err(HubError::Runtime)?;
+        let mut connect = async_nats::ConnectOptions::new()
+            .name("agentdesk hub")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(5));
+        if let Some((user, password)) = &options.user_password {
+            connect = connect.user_and_password(user.clone(), password.clone());
+        }
+        let url = options.url.clone();
+        let failed = |reason: String| HubError::Connect {
+            url: options.url.clone(),
+            reason,
+        };
+        let client = runtime
+            .block_on(async {
+                tokio::time::timeout(Duration::from_secs(10), connect.connect(url)).await
+            })
+            .map_err(|_| failed("no answer within 10 s".into()))?
+            .map_err(|e| failed(e.to_string()))?;
+        let counters = Arc::new(HubCounters::default());
+        let state = Arc::new(State {
+            core,
+            client: client.clone(),
+            sessions: Mutex::new(BTreeMap::new()),
+            counters: counters.clone(),
+            runtime: runtime.handle().clone(),
+        });
+        runtime.block_on(async {
+            for subject in [wire::ALL_REQUESTS, wire::AGENTS, wire::PLUGINS] {
+                let subscription =
+                    client
+                        .subscribe(subject)
+                        .await
+                        .map_err(|e| HubError::Subscribe {
+                            subject: subject.into(),
+                            reason: e.to_string(),
+                        })?;
+                tokio::spawn(serve_subject(state.clone(), subscription));
+            }
+            client.flush().await.map_err(|e| HubError::Subscribe {
+                subject: "(flush)".into(),
+                reason: e.to_string(),
+            })
+        })?;
+        tracing::info!(url = options.url, "the hub serves the team");
+        Ok(Hub {
+            runtime: Some(runtime),
+            counters,
+        })
+    }
+
+    /// What the hub has counted.
+    pub fn counters(&self) -> &HubCounters {
+        &self.counters
+    }
+
+    /// Stops serving (the core is the caller's to stop).
+    pub fn stop(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn serve_subject(state: Arc<State>, mut subscription: async_nats::Subscriber) {
+    while let Some(message) = subscription.next().await {
+        tokio::spawn(answer(state.clone(), message));
+    }
+}
+
+async fn answer(state: Arc<State>, message: async_nats::Message) {
+    let Some(reply_to) = message.reply.clone() else {
+        state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(subject = %message.subject, "a request without a reply subject: dropped");
+        return;
+    };
+    let reply = match handle(&state, message.subject.as_str(), &message.payload).await {
+        Ok(answer) => Reply::Ok(answer),
+        Err(e) => Reply::Error(e),
+    };
+    let body = match wire::encode(&reply) {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::error!("an answer could not be encoded: {e}");
+            state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    match state.client.publish(reply_to, body.into()).await {
+        Ok(()) => {
+            state.counters.answered.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => {
+            state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("an answer was not sent: {e}");
+        }
+    }
+}
+
+/// Waits for a pending answer off the runtime's threads.
+async fn settled<T: Send + 'static>(
+    pending: agentdesk_client::Pending<T>,
+) -> Result<T, ClientError> {
+    tokio::task::spawn_blocking(move || pending.wait(CORE_WAIT))
+        .await
+        .unwrap_or(Err(ClientError::Stopped))
+}
+
+async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer, ClientError> {
+    let request = wire::decode_request(body).inspect_err(|_| {
+        state.counters.refused.fetch_add(1, Ordering::Relaxed);
+    })?;
+    if subject == wire::AGENTS {
+        return settled(state.core.agents()).await.map(Answer::Agents);
+    }
+    if subject == wire::PLUGINS {
+        return settled(state.core.plugins()).await.map(Answer::Plugins);
+    }
+    let Some(agent) = wire::agent_of(subject) else {
+        state.counters.refused.fetch_add(1, Ordering::Relaxed);
+        return Err(ClientError::Failed {
+            code: "bad-subject".into(),
+            message: format!("{subject} names no agent"),
+        });
+    };
+    let session = state.session(agent);
+    match request {
+        Request::Agents => settled(state.core.agents()).await.map(Answer::Agents),
+        Request::Plugins => settled(session.plugins()).await.map(Answer::Plugins),
+        Request::Login { id } => {
+            settled(session.command(id, agentdesk_client::AgentCommand::LogIn)).await?;
+            Ok(Answer::Welcome {
+                info: session.info().clone(),
+                now: session.now(),
+            })
+        }
+        Request::Snapshot => {
+            let (core, asked) = (state.core.clone(), agent.to_string());
+            let snapshot = tokio::task::spawn_blocking(move || core.snapshot(&asked))
+                .await
+                .unwrap_or(Err(ClientError::Stopped))?;
+            snapshot
+                .map(|s| Answer::Snapshot(Box::new(s)))
+                .ok_or_else(|| ClientError::Refused {
+                    code: "unknown-agent".into(),
+                    message: format!("unknown agent `{agent}`"),
+                })
+        }
+        Request::Now => Ok(Answer::Now(session.now())),
+        Request::Command { id, command } => settled(session.command(id, command))
+            .await
+            .map(|()| Answer::Done),
+        Request::Message { id, key, text } => settled(session.send_message(id, key, &text))
+            .await
+            .map(|()| Answer::Done),
+        Request::Interact { id, key, act } => settled(session.interact(id, key, act))
+            .await
+            .map(|()| Answer::Done),
+        Request::LiveLines { key, offset, limit } => {
+            settled(session.live_lines(key, offset, limit))
+                .await
+                .map(Answer::LiveLines)
+        }
+        Request::ContactHistory { key, limit } => settled(session.contact_history(key, limit))
+            .await
+            .map(Answer::Entries),
+        Request::Search { text, limit } => settled(session.search(text.as_deref(), limit))
+            .await
+            .map(Answer::Entries),
+        Request::Transcript { key, offset, limit } => {
+            settled(session.transcript(key, offset, limit))
+                .await
+                .map(Answer::Lines)
+        }
+        Request::File { plugin, attachment } => {
+            let bytes = settled(session.file(&plugin, &attachment)).await?;
+            Ok(Answer::File(
+                base64::engine::general_purpose::STANDARD.encode(bytes),
+            ))
+        }
+    }
+}
+
+impl State {
+    /// The session answering for `agent`; the first one also starts publishing their snapshots.
+    fn session(self: &Arc<Self>, agent: &str) -> Arc<dyn DeskClient> {
+        let mut sessions = match self.sessions.lock() {
+            Ok(sessions) => sessions,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if let Some(session) = sessions.get(agent) {
+            return session.clone();
+        }
+        let session: Arc<dyn DeskClient> = Arc::from(self.core.session(agent));
+        sessions.insert(agent.to_string(), session.clone());
+        self.publish_snapshots(agent, &*session);
+        session
+    }
+
+    /// Publishes every snapshot of `agent` on their snapshot subject, from a thread of its own.
+    fn publish_snapshots(self: &Arc<Self>, agent: &str, session: &dyn DeskClient) {
+        let stream = session.watch();
+        let (state, name) = (self.clone(), format!("hub-snap-{agent}"));
+        let agent = agent.to_string();
+        let started = std::thread::Builder::new().name(name).spawn(move || {
+            let subject = wire::snapshots(&agent);
+            while let Ok(snapshot) = stream.recv() {
+                let body = match wire::encode(&snapshot) {
+                    Ok(body) => body,
+                    Err(e) => {
+                        tracing::error!(agent, "a snapshot could not be encoded: {e}");
+                        continue;
+                    }
+                };
+                let (client, subject) = (state.client.clone(), subject.clone());
+                let published = state
+                    .runtime
+                    .block_on(async move { client.publish(subject, body.into()).await });
+                match published {
+                    Ok(()) => {
+                        state.counters.snapshots.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        state.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(agent, "a snapshot was not published: {e}");
+                    }
+                }
+            }
+        });
+        if let Err(e) = started {
+            tracing::error!("snapshots will not be published: {e}");
+        }
+    }
+}

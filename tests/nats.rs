@@ -1,0 +1,46 @@
+//! A real `nats-server` for a test: started on a free loopback port, stopped (killed) when
+//! dropped. CI installs Debian's `nats-server` (2.9).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `nats-server`.
+pub(crate) struct NatsServer {
+    child: Child,
+    /// `nats://127.0.0.1:<port>`.
+    pub(crate) url: String,
+    port: u16,
+}
+
+impl NatsServer {
+    /// Starts a server with no authorization on a free port; waits until it accepts connections.
+    pub(crate) fn start() -> Self {
+        let port = crate::mailserver::free_port();
+        let child = Command::new("nats-server")
+            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server runs (apt-get install nats-server)");
+        let server = NatsServer {
+            child,
+            url: format!("nats://127.0.0.1:{port}"),
+            port,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        if let Err(e) = self.child.kill() {
+            eprintln!("nats-server not killed: {e}");
+        }
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,183 @@
+//! A team: the real `agentdesk hub` process serving its core over a real `nats-server`, and two
+//! agents' desktops reaching it the way a desktop on another computer does (`Remote`, each its
+//! own NATS connection). The demo channel's customer is offered to Ann, who answers; Bob sees
+//! only his own state; SIGTERM stops the hub cleanly.
+
+use crate::nats::NatsServer;
+use crate::support::Install;
+use agentdesk_client::remote::{Remote, RemoteOptions};
+use agentdesk_client::{
+    AgentCommand, AgentSnapshot, ChannelState, Connection, DeskClient, InteractionState,
+};
+use agentdesk_host::plugins::package::package;
+use agentdesk_tests::{first_party_library, workspace_artifacts};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// The `agentdesk hub` process, killed if the test ends early.
+struct HubProcess(Child);
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_hub(config: &std::path::Path, nats: &str) -> HubProcess {
+    let mut child = Command::new(workspace_artifacts().join("agentdesk"))
+        .args([
+            "hub",
+            "--config",
+            &config.display().to_string(),
+            "--nats",
+            nats,
+        ])
+        .env_remove("AGENTDESK_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agentdesk hub starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the hub says it serves");
+    assert!(line.contains("serving the team"), "{line}");
+    HubProcess(child)
+}
+
+fn desk(nats: &str, agent: &str) -> Box<dyn DeskClient> {
+    let options = RemoteOptions {
+        agent: Some(agent.into()),
+        ..RemoteOptions::new(nats)
+    };
+    let remote = Remote::connect(&options).expect("connect");
+    remote.login(agent).wait(WAIT).expect("log in")
+}
+
+fn until(
+    stream: &crossbeam_channel::Receiver<AgentSnapshot>,
+    what: &str,
+    test: impl Fn(&AgentSnapshot) -> bool,
+) -> AgentSnapshot {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match stream.recv_timeout(left) {
+            Ok(s) if test(&s) => return s,
+            Ok(_) => {}
+            Err(_) => panic!("timed out waiting for {what}"),
+        }
+    }
+}
+
+fn ok(client: &dyn DeskClient, command: AgentCommand) {
+    let what = format!("{command:?}");
+    client
+        .command(client.next_id(), command)
+        .wait(WAIT)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+#[test]
+fn the_hub_process_serves_two_agents_desktops_over_nats() {
+    let nats = NatsServer::start();
+    let install = Install::new();
+    package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
+    let extra = "[plugins.settings.\"agentdesk.demo\"]\noffer_at_start = 1\n\
+                 [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"demo\"]\n\
+                 [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"demo\"]\n";
+    let config = install.write_config(&["agentdesk.demo"], extra);
+    let mut hub = start_hub(&config, &nats.url);
+
+    // Who may log in, before logging in (the picker).
+    let picker = Remote::connect(&RemoteOptions::new(nats.url.clone())).expect("connect");
+    let agents = picker.agents().wait(WAIT).expect("agents");
+    assert_eq!(agents.len(), 2, "{agents:?}");
+    let table = picker.plugins().wait(WAIT).expect("plugin table");
+    assert!(
+        table
+            .plugins
+            .iter()
+            .any(|p| p.id == "agentdesk.demo" && p.status == "loaded"),
+        "{table:?}"
+    );
+
+    let ann = desk(&nats.url, "ann");
+    let bob = desk(&nats.url, "bob");
+    let ann_sees = ann.watch();
+    let bob_sees = bob.watch();
+    ok(
+        &*ann,
+        AgentCommand::LogOnChannel {
+            channel: "demo".into(),
+        },
+    );
+    ok(
+        &*ann,
+        AgentCommand::SetReady {
+            channel: "demo".into(),
+        },
+    );
+    // The demo customer's conversation, waiting since the hub started, is offered to Ann.
+    let offered = until(&ann_sees, "the demo chat offered to Ann", |s| {
+        s.interactions
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let key = offered.interactions[0].key;
+    ok(&*ann, AgentCommand::Accept { key });
+    ann.send_message(ann.next_id(), key, "How can I help?")
+        .wait(WAIT)
+        .expect("sent");
+    // The demo customer echoes every message: the plugin in the hub got Ann's.
+    until(&ann_sees, "the customer's echo", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == key && i.detail.lines >= 3)
+    });
+    let lines = ann.live_lines(key, 0, 10).wait(WAIT).expect("lines");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.from_agent && l.line.text == "How can I help?"),
+        "{lines:?}"
+    );
+    assert!(lines.len() >= 3, "{lines:?}");
+    // Bob, on his own connection, sees only his own state: logged off, nothing of Ann's chat.
+    let bob_now = until(&bob_sees, "Bob's snapshot", |_| true);
+    assert_eq!(bob_now.agent, "bob");
+    assert_eq!(bob_now.channels[0].state, ChannelState::LoggedOff);
+    assert!(bob_now.interactions.is_empty());
+    let refused = bob
+        .live_lines(key, 0, 10)
+        .wait(WAIT)
+        .expect_err("not his chat");
+    assert!(refused.is_refusal(), "{refused:?}");
+
+    // SIGTERM: the hub stops its core and plugins and exits 0.
+    let pid = hub.0.id().to_string();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = hub.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the hub did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    // Nobody answers any more: the desktop hears that the core is gone.
+    let gone = ann
+        .command(ann.next_id(), AgentCommand::SetDnd { on: true })
+        .wait(WAIT);
+    assert_eq!(gone, Err(agentdesk_client::ClientError::Stopped));
+}
