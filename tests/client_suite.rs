@@ -176,6 +176,18 @@ impl NatsRig {
     }
 }
 
+impl NatsRig {
+    /// The NATS server's URL.
+    pub(crate) fn url(&self) -> &str {
+        &self.nats.url
+    }
+
+    /// The hub.
+    pub(crate) fn hub(&self) -> &Hub {
+        self.hub.as_ref().expect("hub running")
+    }
+}
+
 impl ClientRig for NatsRig {
     fn connect(&self) -> Box<dyn Connection> {
         let options = RemoteOptions::new(self.nats.url.clone());

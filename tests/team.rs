@@ -3,8 +3,10 @@
 //! own NATS connection). The demo channel's customer is offered to Ann, who answers; Bob sees
 //! only his own state; SIGTERM stops the hub cleanly.
 
+use crate::client_suite::{ClientRig, NatsRig};
 use crate::nats::NatsServer;
 use crate::support::Install;
+use agentdesk_client::remote::wire;
 use agentdesk_client::remote::{Remote, RemoteOptions};
 use agentdesk_client::{
     AgentCommand, AgentSnapshot, ChannelState, Connection, DeskClient, InteractionState,
@@ -13,6 +15,7 @@ use agentdesk_host::plugins::package::package;
 use agentdesk_tests::{first_party_library, workspace_artifacts};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -180,4 +183,80 @@ fn the_hub_process_serves_two_agents_desktops_over_nats() {
         .command(ann.next_id(), AgentCommand::SetDnd { on: true })
         .wait(WAIT);
     assert_eq!(gone, Err(agentdesk_client::ClientError::Stopped));
+}
+
+/// A raw NATS request (what any program on the network could send), answered as JSON.
+fn raw_request(url: &str, subject: &str, body: Vec<u8>) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let client = async_nats::connect(url).await.expect("connect");
+        let answer = tokio::time::timeout(WAIT, client.request(subject.to_string(), body.into()))
+            .await
+            .expect("answered in time")
+            .expect("answered");
+        serde_json::from_slice(&answer.payload).expect("a JSON answer")
+    })
+}
+
+fn error_code(answer: &serde_json::Value) -> &str {
+    answer["error"]["code"].as_str().unwrap_or("(no error)")
+}
+
+#[test]
+fn bad_requests_get_a_coded_error_and_the_body_never_names_the_agent() {
+    let rig = NatsRig::new();
+    let ann = rig.connect().login("ann").wait(WAIT).expect("ann");
+    let bob = rig.connect().login("bob").wait(WAIT).expect("bob");
+    let ann_subject = wire::requests("ann");
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("not JSON", b"{ready".to_vec(), "malformed"),
+        (
+            "an unknown request kind",
+            br#"{"v":1,"request":{"kind":"launch-rockets"}}"#.to_vec(),
+            "malformed",
+        ),
+        (
+            "an older desktop",
+            br#"{"v":0,"request":{"kind":"snapshot"}}"#.to_vec(),
+            "unsupported-version",
+        ),
+        (
+            "an oversized body",
+            vec![b' '; wire::MAX_BODY + 1],
+            "too-large",
+        ),
+    ];
+    for (what, body, code) in cases {
+        let answer = raw_request(rig.url(), &ann_subject, body);
+        assert_eq!(error_code(&answer), code, "{what}: {answer}");
+    }
+    assert_eq!(rig.hub().counters().refused.load(Ordering::Relaxed), 4);
+    // Ann's desktop works on as before.
+    ok(&*ann, AgentCommand::SetDnd { on: false });
+
+    // Bob sends, on his own subject, a command whose body names Ann: the body's word is ignored,
+    // the command is Bob's.
+    let mut body = serde_json::to_value(wire::Envelope {
+        v: wire::VERSION,
+        request: wire::Request::Command {
+            id: bob.next_id(),
+            command: AgentCommand::SetDnd { on: true },
+        },
+    })
+    .expect("json");
+    body["agent"] = "ann".into();
+    body["request"]["agent"] = "ann".into();
+    let answer = raw_request(
+        rig.url(),
+        &wire::requests("bob"),
+        body.to_string().into_bytes(),
+    );
+    assert!(answer.get("ok").is_some(), "{answer}");
+    let ann_now = until(&ann.watch(), "Ann's snapshot", |_| true);
+    let bob_now = until(&bob.watch(), "Bob's snapshot", |s| s.dnd);
+    assert!(!ann_now.dnd, "Ann's DND untouched");
+    assert!(bob_now.dnd);
 }

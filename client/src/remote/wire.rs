@@ -20,8 +20,9 @@ use serde::{Deserialize, Serialize};
 /// `unsupported-version`, naming both.
 pub const VERSION: u32 = 1;
 
-/// The largest body either side accepts (NATS's own default limit is 1 MiB).
-pub const MAX_BODY: usize = 1024 * 1024;
+/// The largest body either side accepts: half of NATS's own default limit (1 MiB), so a body over
+/// it reaches the hub and is refused with a code rather than lost at the server.
+pub const MAX_BODY: usize = 512 * 1024;
 
 /// The subject for the login picker (who may log in).
 pub const AGENTS: &str = "ad.v1.hub.agents";
