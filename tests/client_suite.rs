@@ -85,7 +85,7 @@ impl Drop for InProcessRig {
 }
 
 impl InProcessRig {
-    fn connect_in_process(&self) -> InProcess {
+    pub(crate) fn connect_in_process(&self) -> InProcess {
         let service = self.service.as_ref().expect("core running");
         InProcess::new(
             service.handle(),
@@ -165,6 +165,7 @@ impl NatsRig {
         let options = HubOptions {
             url: nats.url.clone(),
             user_password: None,
+            nkey_seed: None,
         };
         let served = core.connect_in_process();
         let hub = Hub::serve(&options, served).expect("the hub serves");

@@ -10,14 +10,23 @@ pub(crate) struct NatsServer {
     /// `nats://127.0.0.1:<port>`.
     pub(crate) url: String,
     port: u16,
+    conf: std::path::PathBuf,
 }
 
 impl NatsServer {
     /// Starts a server with no authorization on a free port; waits until it accepts connections.
     pub(crate) fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// Starts a server with `config` (nats-server's configuration format, e.g. an
+    /// `authorization` block) on a free loopback port.
+    pub(crate) fn start_with(config: &str) -> Self {
         let port = crate::mailserver::free_port();
+        let file = std::env::temp_dir().join(format!("agentdesk-nats-{port}.conf"));
+        std::fs::write(&file, format!("listen: 127.0.0.1:{port}\n{config}")).expect("conf");
         let child = Command::new("nats-server")
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-c", &file.display().to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -26,6 +35,7 @@ impl NatsServer {
             child,
             url: format!("nats://127.0.0.1:{port}"),
             port,
+            conf: file,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err() {
@@ -42,5 +52,6 @@ impl Drop for NatsServer {
             eprintln!("nats-server not killed: {e}");
         }
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.conf);
     }
 }

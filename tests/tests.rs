@@ -19,6 +19,7 @@ mod shell;
 mod social_fakes;
 mod support;
 mod team;
+mod team_auth;
 mod twitter;
 mod vendor;
 mod voice;

@@ -57,6 +57,9 @@ pub struct AdminConfig {
     /// Per-channel rules: capacity, answer timeout, after-call work.
     #[serde(default)]
     pub channels: BTreeMap<String, ChannelPolicy>,
+    /// The team hub's NATS identity.
+    #[serde(default)]
+    pub hub: HubSection,
     /// The directory of the file it was read from: relative paths in it resolve against this
     /// (none for the built-in default and parsed text: then against the working directory).
     #[serde(skip)]
@@ -276,6 +279,19 @@ pub struct AgentConfig {
     /// Channels on which offers are answered automatically.
     #[serde(default)]
     pub auto_answer: Vec<String>,
+    /// The agent's NATS user in a team: the public key (`U…`) of their nkey. The seed stays on
+    /// the agent's computer; `agentdesk hub nats-config` gives this key only the agent's own
+    /// subjects.
+    #[serde(default)]
+    pub nats_key: Option<String>,
+}
+
+/// `[hub]`: the team hub's NATS identity.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSection {
+    /// The hub's NATS user: the public key (`U…`) of its nkey (the seed stays on the hub's server).
+    pub nats_key: Option<String>,
 }
 
 /// Which channels an agent has.

@@ -10,6 +10,8 @@
 //! Everything NATS-facing runs on a small tokio runtime; calls into the core (which may wait for a
 //! journal commit) run on its blocking pool, so a slow commit never holds up other requests.
 
+pub mod authorization;
+
 use agentdesk_client::in_process::InProcess;
 use agentdesk_client::remote::wire::{self, Answer, Reply, Request};
 use agentdesk_client::{ClientError, Connection, DeskClient};
@@ -54,6 +56,8 @@ pub struct HubOptions {
     pub url: String,
     /// The hub's NATS user and password, if the server asks for them.
     pub user_password: Option<(String, String)>,
+    /// The hub's nkey seed (`SU…`), if the server authenticates by nkey.
+    pub nkey_seed: Option<String>,
 }
 
 /// What the hub counts (for logs and tests).
@@ -108,6 +112,9 @@ impl Hub {
             .connection_timeout(Duration::from_secs(5));
         if let Some((user, password)) = &options.user_password {
             connect = connect.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(seed) = &options.nkey_seed {
+            connect = connect.nkey(seed.clone());
         }
         let url = options.url.clone();
         let failed = |reason: String| HubError::Connect {

@@ -418,7 +418,7 @@ fn voice(c: &mut Criterion) {
                 (0..iters)
                     .map(|_| {
                         n += 1;
-                        if n % 1000 == 0 && addr == agentdesk.addr {
+                        if n.is_multiple_of(1000) && addr == agentdesk.addr {
                             agentdesk.sweep();
                         }
                         setup_once(&socket, &addr, n)

@@ -157,16 +157,16 @@ fn one_batch(library: &Path, templates: &[(PathBuf, &str)], count: usize) -> Dur
             Instant::now() < deadline,
             "only {documents} of {count} offered"
         );
-        if let Some(event) = host.recv_event(Duration::from_millis(100)) {
-            if let Event::MessageReceived(m) = event.event {
-                let preview = m
-                    .message
-                    .attachments
-                    .iter()
-                    .any(|a| a.content_type == "image/png");
-                assert!(preview, "every file of the mix has a preview: {m:?}");
-                documents += 1;
-            }
+        if let Some(event) = host.recv_event(Duration::from_millis(100))
+            && let Event::MessageReceived(m) = event.event
+        {
+            let preview = m
+                .message
+                .attachments
+                .iter()
+                .any(|a| a.content_type == "image/png");
+            assert!(preview, "every file of the mix has a preview: {m:?}");
+            documents += 1;
         }
     }
     started.elapsed()

@@ -25,6 +25,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum HubAction {
+    /// Print the `authorization` block for nats-server, written from the admin file: each
+    /// agent's nkey may use only their own subjects.
+    NatsConfig,
+    /// Make a NATS user key: prints the public key (for `nats_key` in the admin file) and writes
+    /// the seed, which must stay secret, to a new file (mode 0600).
+    Nkey {
+        /// Where the seed goes (refused if it exists).
+        #[arg(long)]
+        seed_file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Action {
     /// Open the desktop (the default).
     Run {
@@ -53,10 +67,14 @@ enum Action {
     /// Serve the team: run the plugins, the core, the journal and history headless, and answer
     /// the desktops of every agent of the configuration over NATS until SIGTERM or SIGINT.
     Hub {
+        /// What else to do than serving.
+        #[command(subcommand)]
+        action: Option<HubAction>,
         /// The NATS server(s) to serve on (e.g. nats://127.0.0.1:4222). Credentials, if the
-        /// server asks for them, come from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD.
+        /// server asks for them: the nkey seed in the file AGENTDESK_NATS_SEED_FILE names, or
+        /// AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD.
         #[arg(long, env = "AGENTDESK_NATS")]
-        nats: String,
+        nats: Option<String>,
     },
     /// Run a working day from a scenario file through the core, without a window, and print the
     /// time-in-state report; exits 1 if the file's expected figures do not match. A scenario
@@ -171,12 +189,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Action::Hub { nats } => {
+        Action::Hub {
+            action: Some(HubAction::NatsConfig),
+            ..
+        } => {
             let config = load_config(cli.config.as_deref())?;
+            print!("{}", agentdesk_hub::authorization::nats_config(&config)?);
+            Ok(())
+        }
+        Action::Hub {
+            action: Some(HubAction::Nkey { seed_file }),
+            ..
+        } => {
+            let (public, seed) = agentdesk_hub::authorization::new_user_key();
+            write_secret(&seed_file, &seed)?;
+            println!("{public}");
+            Ok(())
+        }
+        Action::Hub { action: None, nats } => {
+            let nats = nats.context("the hub needs --nats (or AGENTDESK_NATS)")?;
+            let config = load_config(cli.config.as_deref())?;
+            let (user_password, nkey_seed) = nats_credentials()?;
             let embedded = Embedded::start(&config)?;
             let options = HubOptions {
                 url: nats,
-                user_password: nats_credentials(),
+                user_password,
+                nkey_seed,
             };
             let hub = match Hub::serve(&options, embedded.in_process()) {
                 Ok(hub) => hub,
@@ -203,9 +241,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config.as_deref())?;
             let (connection, grace): (Box<dyn Connection>, _) = match hub {
                 Some(url) => {
+                    let (user_password, nkey_seed) = nats_credentials()?;
                     let options = RemoteOptions {
                         agent: agent.clone(),
-                        user_password: nats_credentials(),
+                        user_password,
+                        nkey_seed,
                         ..RemoteOptions::new(url)
                     };
                     let remote = Remote::connect(&options)?;
@@ -223,12 +263,39 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// NATS user and password from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD (never flags:
-/// a command line is visible to every user of the machine).
-fn nats_credentials() -> Option<(String, String)> {
-    let user = std::env::var("AGENTDESK_NATS_USER").ok()?;
-    let password = std::env::var("AGENTDESK_NATS_PASSWORD").unwrap_or_default();
-    Some((user, password))
+/// NATS credentials: the nkey seed in the file AGENTDESK_NATS_SEED_FILE names, and/or user and
+/// password from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD (never flags: a command line is
+/// visible to every user of the machine).
+type Credentials = (Option<(String, String)>, Option<String>);
+
+fn nats_credentials() -> anyhow::Result<Credentials> {
+    let user_password = std::env::var("AGENTDESK_NATS_USER").ok().map(|user| {
+        let password = std::env::var("AGENTDESK_NATS_PASSWORD").unwrap_or_default();
+        (user, password)
+    });
+    let seed = match std::env::var_os("AGENTDESK_NATS_SEED_FILE").map(PathBuf::from) {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .with_context(|| format!("cannot read the nkey seed file {}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => None,
+    };
+    Ok((user_password, seed))
+}
+
+/// Writes a secret to a new file only its owner may read.
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(file, "{secret}").with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<AdminConfig> {

@@ -29,6 +29,8 @@ pub struct RemoteOptions {
     pub agent: Option<String>,
     /// NATS user and password, if the server asks for them.
     pub user_password: Option<(String, String)>,
+    /// The agent's nkey seed (`SU…`), if the server authenticates by nkey (a team's hub does).
+    pub nkey_seed: Option<String>,
     /// How long a request waits for the hub.
     pub request_timeout: Duration,
 }
@@ -40,6 +42,7 @@ impl RemoteOptions {
             url: url.into(),
             agent: None,
             user_password: None,
+            nkey_seed: None,
             request_timeout: Duration::from_secs(10),
         }
     }
@@ -137,10 +140,13 @@ impl Remote {
                     format!("`{agent}` cannot be an agent id"),
                 ));
             }
-            connect = connect.custom_inbox_prefix(format!("_INBOX_{agent}"));
+            connect = connect.custom_inbox_prefix(wire::inbox_prefix(agent));
         }
         if let Some((user, password)) = &options.user_password {
             connect = connect.user_and_password(user.clone(), password.clone());
+        }
+        if let Some(seed) = &options.nkey_seed {
+            connect = connect.nkey(seed.clone());
         }
         let url = options.url.clone();
         let client = runtime

@@ -48,6 +48,12 @@ pub fn snapshots(agent: &str) -> String {
     format!("ad.v1.agent.{agent}.snap")
 }
 
+/// The inbox prefix of `agent`'s desktop: answers to it come on `<prefix>.…`, a subject only
+/// that agent's NATS user may subscribe to.
+pub fn inbox_prefix(agent: &str) -> String {
+    format!("_INBOX_{agent}")
+}
+
 /// Every agent's request subject (the hub's subscription).
 pub const ALL_REQUESTS: &str = "ad.v1.agent.*.req";
 
