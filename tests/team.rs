@@ -5,14 +5,19 @@
 
 use crate::client_suite::{ClientRig, NatsRig};
 use crate::nats::NatsServer;
+use crate::shell::{has_label, settle};
 use crate::support::Install;
 use agentdesk_client::remote::wire;
 use agentdesk_client::remote::{Remote, RemoteOptions};
 use agentdesk_client::{
-    AgentCommand, AgentSnapshot, ChannelState, Connection, DeskClient, InteractionState,
+    AgentCommand, AgentSnapshot, ChannelState, Connection, DeskClient, InteractionState, LinkState,
 };
 use agentdesk_host::plugins::package::package;
 use agentdesk_tests::{first_party_library, workspace_artifacts};
+use agentdesk_ui::desk::Desk;
+use agentdesk_ui::ring::SilentSink;
+use eframe::egui;
+use egui_kittest::Harness;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
@@ -182,7 +187,11 @@ fn the_hub_process_serves_two_agents_desktops_over_nats() {
     let gone = ann
         .command(ann.next_id(), AgentCommand::SetDnd { on: true })
         .wait(WAIT);
-    assert_eq!(gone, Err(agentdesk_client::ClientError::Stopped));
+    let code = gone.err().map(|e| e.code().to_string());
+    assert!(
+        matches!(code.as_deref(), Some("stopped" | "disconnected")),
+        "{code:?}"
+    );
 }
 
 /// A raw NATS request (what any program on the network could send), answered as JSON.
@@ -259,4 +268,62 @@ fn bad_requests_get_a_coded_error_and_the_body_never_names_the_agent() {
     let bob_now = until(&bob.watch(), "Bob's snapshot", |s| s.dnd);
     assert!(!ann_now.dnd, "Ann's DND untouched");
     assert!(bob_now.dnd);
+}
+
+/// Polls `test` every 20 ms until it holds; returns how long that took, or fails after `at_most`.
+fn within(at_most: Duration, what: &str, test: impl Fn() -> bool) -> Duration {
+    let started = Instant::now();
+    while !test() {
+        assert!(
+            started.elapsed() < at_most,
+            "{what} did not happen within {at_most:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    started.elapsed()
+}
+
+#[test]
+fn a_desktop_notices_a_lost_hub_refuses_commands_meanwhile_and_carries_on_when_it_is_back() {
+    let mut rig = NatsRig::new();
+    let ann = rig.connect().login("ann").wait(WAIT).expect("ann");
+    let ann_sees = ann.watch();
+    until(&ann_sees, "the first snapshot", |_| true);
+    assert_eq!(ann.link(), LinkState::Connected);
+    // Ann's desk window, on a session of its own.
+    let client = rig.connect().login("ann").wait(WAIT).expect("ann's desk");
+    let desk = Desk::new(client, Box::new(SilentSink::default()), || {});
+    let mut window = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), desk);
+    settle(&mut window, "the desk connected", |h| {
+        h.state().snapshot().logged_in
+    });
+    assert!(!has_label(&window, "disconnected — reconnecting"));
+
+    rig.stop_hub();
+    let noticed = within(Duration::from_secs(10), "noticing the lost hub", || {
+        ann.link() == LinkState::Reconnecting
+    });
+    eprintln!("the lost hub was noticed after {noticed:?}");
+    settle(&mut window, "the desk saying so", |h| {
+        has_label(h, "disconnected — reconnecting")
+    });
+    let refused = ann
+        .command(ann.next_id(), AgentCommand::SetDnd { on: true })
+        .wait(WAIT)
+        .expect_err("no hub");
+    assert_eq!(refused.code(), "disconnected", "{refused}");
+
+    rig.start_hub();
+    let back = within(Duration::from_secs(10), "the hub answering again", || {
+        ann.link() == LinkState::Connected
+    });
+    eprintln!("the hub was back for the desktop after {back:?}");
+    settle(&mut window, "the desk connected again", |h| {
+        !has_label(h, "disconnected — reconnecting")
+    });
+    ok(&*ann, AgentCommand::SetDnd { on: true });
+    // The new hub publishes Ann's snapshots again, without the desktop doing anything.
+    until(&ann_sees, "DND on, published by the new hub", |s| s.dnd);
 }

@@ -52,8 +52,22 @@ pub trait Connection: Send {
     fn close(self: Box<Self>);
 }
 
+/// Whether a session can reach its core now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Requests reach the core.
+    Connected,
+    /// The core (the hub) cannot be reached; the client keeps trying. Commands fail at once
+    /// with the code `disconnected`.
+    Reconnecting,
+}
+
 /// One logged-in agent's session with the core.
 pub trait DeskClient: Send + Sync {
+    /// Whether the core can be reached now (always, in process).
+    fn link(&self) -> LinkState {
+        LinkState::Connected
+    }
     /// The agent.
     fn agent(&self) -> &str;
     /// The admin's rules the desk shows (reasons, wrap-up codes, colleagues, ...).

@@ -23,6 +23,9 @@ impl Slow {
 }
 
 impl DeskClient for Slow {
+    fn link(&self) -> crate::LinkState {
+        self.inner.link()
+    }
     fn agent(&self) -> &str {
         self.inner.agent()
     }

@@ -265,6 +265,7 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
                 })
         }
         Request::Now => Ok(Answer::Now(session.now())),
+        Request::Heartbeat => Ok(Answer::Done),
         Request::Command { id, command } => settled(session.command(id, command))
             .await
             .map(|()| Answer::Done),

@@ -8,14 +8,14 @@ pub mod wire;
 
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, Connection, DeskClient, DeskInfo,
-    HistoryEntry, Interact, LiveLine, Millis, Pending, PluginTable, TranscriptLine,
+    HistoryEntry, Interact, LinkState, LiveLine, Millis, Pending, PluginTable, TranscriptLine,
 };
 use base64::Engine;
 use crossbeam_channel::Receiver;
 use futures_util::StreamExt;
 use plugin_api::AttachmentRef;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wire::{Answer, Envelope, Reply, Request};
 
@@ -193,6 +193,7 @@ impl Connection for Remote {
             nonce: nonce(),
             next: AtomicU64::new(1),
             offset_ms: 0,
+            health: Arc::new(Health::default()),
         };
         let id = session.next_id();
         let asked_at = local_now();
@@ -201,11 +202,11 @@ impl Connection for Remote {
             .map(move |answer| match answer {
                 Answer::Welcome { info, now } => {
                     let offset_ms = now as i64 - (asked_at + local_now()) as i64 / 2;
-                    Ok(Box::new(Session {
-                        info,
-                        offset_ms,
-                        ..session
-                    }) as Box<dyn DeskClient>)
+                    let mut session = session;
+                    session.info = info;
+                    session.offset_ms = offset_ms;
+                    session.keep_in_touch();
+                    Ok(Box::new(session) as Box<dyn DeskClient>)
                 }
                 _ => unexpected("a login"),
             })
@@ -241,6 +242,22 @@ fn nonce() -> u64 {
     hasher.finish()
 }
 
+/// How often a session tells the hub it is there, and how long it waits for the answer: a lost
+/// hub is noticed within the sum (1.5 s), at once when NATS knows nobody answers.
+const HEARTBEAT: Duration = Duration::from_millis(500);
+const HEARTBEAT_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether a session reaches its hub, as its heartbeats find.
+#[derive(Default)]
+struct Health {
+    /// The last heartbeat went unanswered (starts false: the login was just answered).
+    lost: AtomicBool,
+    /// The session was dropped: its heartbeats stop.
+    ended: AtomicBool,
+    /// Woken when the hub answers again after it was lost (snapshot streams then ask afresh).
+    back: tokio::sync::Notify,
+}
+
 /// One agent's session with a hub.
 struct Session {
     agent: String,
@@ -250,21 +267,76 @@ struct Session {
     next: AtomicU64,
     /// The hub's clock minus ours, measured at login.
     offset_ms: i64,
+    health: Arc<Health>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.health.ended.store(true, Ordering::Relaxed);
+    }
 }
 
 impl Session {
+    /// A request as this agent; while the hub is lost, refused at once (`disconnected`).
+    fn request(&self, request: Request) -> Pending<Answer> {
+        if self.health.lost.load(Ordering::Relaxed) {
+            return Pending::ready(Err(ClientError::failed(
+                "disconnected",
+                "the hub cannot be reached: reconnecting",
+            )));
+        }
+        self.link.request(&self.agent, request)
+    }
+
     fn ask<T: Send + 'static>(
         &self,
         request: Request,
         asked: &'static str,
         take: impl FnOnce(Answer) -> Option<T> + Send + 'static,
     ) -> Pending<T> {
-        self.link
-            .request(&self.agent, request)
+        self.request(request)
             .map(move |answer| take(answer).map_or_else(|| unexpected(asked), Ok))
     }
 
+    /// Heartbeats: the hub learns the desktop is there (and, after a restart of the hub, starts
+    /// publishing its snapshots again); the session learns whether the hub is.
+    fn keep_in_touch(&self) {
+        let (client, agent, health) = (
+            self.link.client.clone(),
+            self.agent.clone(),
+            self.health.clone(),
+        );
+        let body = wire::encode(&Envelope {
+            v: wire::VERSION,
+            request: Request::Heartbeat,
+        });
+        let Ok(body) = body else {
+            tracing::error!(agent, "no heartbeats: the request cannot be encoded");
+            return;
+        };
+        let subject = wire::requests(&agent);
+        self.link.runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(HEARTBEAT);
+            while !health.ended.load(Ordering::Relaxed) {
+                ticks.tick().await;
+                let asked = client.request(subject.clone(), body.clone().into());
+                let answered =
+                    matches!(tokio::time::timeout(HEARTBEAT_WAIT, asked).await, Ok(Ok(_)));
+                let was_lost = health.lost.swap(!answered, Ordering::Relaxed);
+                match (was_lost, answered) {
+                    (false, false) => tracing::warn!(agent, "the hub is lost: reconnecting"),
+                    (true, true) => {
+                        tracing::info!(agent, "the hub answers again");
+                        health.back.notify_waiters();
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
     fn done(&self, id: CommandId, request: Request) -> Pending<()> {
+        // (A command while the hub is lost fails at once, in `request`.)
         self.ask(request, "a command", |a| {
             matches!(a, Answer::Done).then_some(())
         })
@@ -273,6 +345,14 @@ impl Session {
 }
 
 impl DeskClient for Session {
+    fn link(&self) -> LinkState {
+        if self.health.lost.load(Ordering::Relaxed) {
+            LinkState::Reconnecting
+        } else {
+            LinkState::Connected
+        }
+    }
+
     fn agent(&self) -> &str {
         &self.agent
     }
@@ -292,8 +372,8 @@ impl DeskClient for Session {
 
     fn watch(&self) -> Receiver<AgentSnapshot> {
         let (forward, stream) = crossbeam_channel::unbounded();
-        let (client, agent) = (self.link.client.clone(), self.agent.clone());
-        let current = self.link.request(&agent, Request::Snapshot);
+        let (link, agent, health) = (self.link.clone(), self.agent.clone(), self.health.clone());
+        let client = self.link.client.clone();
         self.link.runtime.spawn(async move {
             let mut published = match client.subscribe(wire::snapshots(&agent)).await {
                 Ok(subscription) => subscription,
@@ -302,8 +382,9 @@ impl DeskClient for Session {
                     return;
                 }
             };
-            // Subscribed first, then the current one asked for: nothing is missed, and an older
-            // snapshot arriving after a newer one is dropped by its journal position.
+            // Subscribed first, then the current one asked for (now, and whenever the hub
+            // answers again after it was lost): nothing is missed, and an older snapshot
+            // arriving after a newer one is dropped by its journal position.
             let mut last_seq = None;
             let mut pass = |snapshot: AgentSnapshot| -> bool {
                 if last_seq.is_some_and(|seq| snapshot.seq < seq) {
@@ -312,21 +393,31 @@ impl DeskClient for Session {
                 last_seq = Some(snapshot.seq);
                 forward.send(snapshot).is_ok()
             };
-            let current =
-                tokio::task::spawn_blocking(move || current.wait(Duration::from_secs(30)));
-            if let Ok(Ok(Answer::Snapshot(snapshot))) = current.await
-                && !pass(*snapshot)
-            {
-                return;
-            }
-            while let Some(message) = published.next().await {
-                match wire::decode::<AgentSnapshot>(&message.payload) {
-                    Ok(snapshot) => {
-                        if !pass(snapshot) {
-                            return;
+            let mut ask_current = true;
+            loop {
+                if std::mem::take(&mut ask_current) {
+                    let current = link.request(&agent, Request::Snapshot);
+                    let current =
+                        tokio::task::spawn_blocking(move || current.wait(Duration::from_secs(30)));
+                    if let Ok(Ok(Answer::Snapshot(snapshot))) = current.await
+                        && !pass(*snapshot)
+                    {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    message = published.next() => {
+                        let Some(message) = message else { return };
+                        match wire::decode::<AgentSnapshot>(&message.payload) {
+                            Ok(snapshot) => {
+                                if !pass(snapshot) {
+                                    return;
+                                }
+                            }
+                            Err(e) => tracing::warn!(agent, "a snapshot dropped: {e}"),
                         }
                     }
-                    Err(e) => tracing::warn!(agent, "a snapshot dropped: {e}"),
+                    () = health.back.notified() => ask_current = true,
                 }
             }
         });
@@ -383,14 +474,12 @@ impl DeskClient for Session {
             plugin: plugin.into(),
             attachment: attachment.clone(),
         };
-        self.link
-            .request(&self.agent, request)
-            .map(|answer| match answer {
-                Answer::File(encoded) => base64::engine::general_purpose::STANDARD
-                    .decode(encoded)
-                    .map_err(|e| ClientError::failed("malformed", e.to_string())),
-                _ => unexpected("a file"),
-            })
+        self.request(request).map(|answer| match answer {
+            Answer::File(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .map_err(|e| ClientError::failed("malformed", e.to_string())),
+            _ => unexpected("a file"),
+        })
     }
 
     fn plugins(&self) -> Pending<PluginTable> {

@@ -86,6 +86,8 @@ pub enum Request {
     },
     /// The agent's current snapshot.
     Snapshot,
+    /// The desktop is there (sent every half second; answered `done`).
+    Heartbeat,
     /// The hub's clock.
     Now,
     /// A routing command.

@@ -17,7 +17,7 @@ mod transcript;
 use crate::ring::{Ring, RingSink};
 use agentdesk_client::{
     AgentCommand, AgentSnapshot, DeskClient, HistoryEntry, InteractionState, InteractionView,
-    LiveLine, Pending,
+    LinkState, LiveLine, Pending,
 };
 use crossbeam_channel::Receiver;
 use eframe::egui;
@@ -263,7 +263,13 @@ impl Desk {
         self.handle_keys(ui.ctx());
         // Timers on screen (time in state, ACW countdown, offer countdown) move once a second;
         // nothing else repaints without an event, except answers on their way, looked for often.
-        let again = if self.waiting() { 20 } else { 1_000 };
+        let again = if self.waiting() {
+            20
+        } else if self.client.link() == LinkState::Reconnecting {
+            250
+        } else {
+            1_000
+        };
         ui.ctx()
             .request_repaint_after(std::time::Duration::from_millis(again));
         egui::Panel::top("tabs").show(ui, |ui| {
@@ -272,6 +278,10 @@ impl Desk {
                 if !self.connected {
                     ui.spinner();
                     ui.label("connecting to the core");
+                }
+                if self.client.link() == LinkState::Reconnecting {
+                    ui.spinner();
+                    ui.colored_label(ui.visuals().error_fg_color, "disconnected — reconnecting");
                 }
                 ui.separator();
                 for (tab, label) in [
