@@ -39,6 +39,9 @@ pub enum HubError {
         /// Why.
         reason: String,
     },
+    /// The core did not say who its agents are.
+    #[error("the core did not answer: {0}")]
+    Core(String),
     /// A subscription failed.
     #[error("cannot subscribe to {subject}: {reason}")]
     Subscribe {
@@ -76,6 +79,8 @@ pub struct HubCounters {
 
 struct State {
     core: InProcess,
+    /// The agents of the configuration (id, name).
+    agents: Vec<(String, String)>,
     client: async_nats::Client,
     sessions: Mutex<BTreeMap<String, Arc<dyn DeskClient>>>,
     counters: Arc<HubCounters>,
@@ -128,8 +133,13 @@ impl Hub {
             .map_err(|_| failed("no answer within 10 s".into()))?
             .map_err(|e| failed(e.to_string()))?;
         let counters = Arc::new(HubCounters::default());
+        let agents = core
+            .agents()
+            .wait(CORE_WAIT)
+            .map_err(|e| HubError::Core(e.to_string()))?;
         let state = Arc::new(State {
             core,
+            agents,
             client: client.clone(),
             sessions: Mutex::new(BTreeMap::new()),
             counters: counters.clone(),
@@ -241,6 +251,15 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
             message: format!("{subject} names no agent"),
         });
     };
+    // Only the configuration's agents get a session (and a snapshot publisher): a request
+    // naming anyone else is refused before it costs anything.
+    if !state.agents.iter().any(|(id, _)| id == agent) {
+        state.counters.refused.fetch_add(1, Ordering::Relaxed);
+        return Err(ClientError::Refused {
+            code: "unknown-agent".into(),
+            message: format!("unknown agent `{agent}`"),
+        });
+    }
     let session = state.session(agent);
     match request {
         Request::Agents => settled(state.core.agents()).await.map(Answer::Agents),
