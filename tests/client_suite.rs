@@ -160,12 +160,16 @@ pub(crate) struct NatsRig {
 
 impl NatsRig {
     pub(crate) fn new() -> Self {
+        Self::with_grace(Duration::from_secs(30))
+    }
+
+    /// A rig whose hub sets an agent Not Ready after `grace` of silence from their desktop.
+    pub(crate) fn with_grace(grace: Duration) -> Self {
         let core = InProcessRig::new();
         let nats = NatsServer::start();
         let options = HubOptions {
-            url: nats.url.clone(),
-            user_password: None,
-            nkey_seed: None,
+            desktop_grace: grace,
+            ..HubOptions::new(nats.url.clone())
         };
         let served = core.connect_in_process();
         let hub = Hub::serve(&options, served).expect("the hub serves");
@@ -188,13 +192,18 @@ impl NatsRig {
 
     /// Serves the core again through a new hub.
     pub(crate) fn start_hub(&mut self) {
-        let options = HubOptions {
-            url: self.nats.url.clone(),
-            user_password: None,
-            nkey_seed: None,
-        };
+        let options = HubOptions::new(self.nats.url.clone());
         let served = self.core.connect_in_process();
         self.hub = Some(Hub::serve(&options, served).expect("the hub serves again"));
+    }
+
+    /// An agent's snapshot straight from the core.
+    pub(crate) fn core_snapshot(&self, agent: &str) -> AgentSnapshot {
+        self.core
+            .connect_in_process()
+            .snapshot(agent)
+            .expect("snapshot")
+            .expect("known agent")
     }
 
     /// The NATS server's URL.

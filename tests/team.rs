@@ -327,3 +327,85 @@ fn a_desktop_notices_a_lost_hub_refuses_commands_meanwhile_and_carries_on_when_i
     // The new hub publishes Ann's snapshots again, without the desktop doing anything.
     until(&ann_sees, "DND on, published by the new hub", |s| s.dnd);
 }
+
+#[test]
+fn a_silent_desktops_agent_goes_not_ready_and_keeps_their_chat_until_they_return() {
+    let rig = NatsRig::with_grace(Duration::from_millis(1_500));
+    let chat_state = |agent: &str| rig.core_snapshot(agent).channels[0].state.clone();
+    let ann = rig.connect().login("ann").wait(WAIT).expect("ann");
+    ok(
+        &*ann,
+        AgentCommand::LogOnChannel {
+            channel: "chat".into(),
+        },
+    );
+    ok(
+        &*ann,
+        AgentCommand::SetReady {
+            channel: "chat".into(),
+        },
+    );
+    let ann_sees = ann.watch();
+    rig.customer_starts("c9", "Carol");
+    let offered = until(&ann_sees, "an offer", |s| !s.interactions.is_empty());
+    let key = offered.interactions[0].key;
+    ok(&*ann, AgentCommand::Accept { key });
+    let bob = rig.connect().login("bob").wait(WAIT).expect("bob");
+    ok(
+        &*bob,
+        AgentCommand::LogOnChannel {
+            channel: "chat".into(),
+        },
+    );
+    ok(
+        &*bob,
+        AgentCommand::SetReady {
+            channel: "chat".into(),
+        },
+    );
+    // Capacity 2: Ann stays Ready with one chat. Her desktop dies (no more heartbeats).
+    assert_eq!(chat_state("ann"), ChannelState::Ready);
+    drop(ann_sees);
+    drop(ann);
+    let started = Instant::now();
+    // With a chat open, Not Ready takes effect after it: Pending (no new offers meanwhile).
+    within(
+        Duration::from_secs(15),
+        "Ann set Not Ready (disconnected)",
+        || {
+            chat_state("ann")
+                == ChannelState::Pending {
+                    reason: "disconnected".into(),
+                }
+        },
+    );
+    assert_eq!(
+        rig.hub().counters().silent_desktops.load(Ordering::Relaxed),
+        1
+    );
+    eprintln!(
+        "a silent desktop was set away after {:?}",
+        started.elapsed()
+    );
+    // Bob, whose desktop is alive, is untouched; Ann's chat is still hers.
+    assert_eq!(chat_state("bob"), ChannelState::Ready);
+    let ann_now = rig.core_snapshot("ann");
+    assert!(
+        ann_now
+            .interactions
+            .iter()
+            .any(|i| i.key == key && i.state == InteractionState::Active),
+        "{ann_now:?}"
+    );
+    // Ann is back: her chat is there, and she decides when she is Ready again.
+    let ann = rig.connect().login("ann").wait(WAIT).expect("ann again");
+    let back = until(&ann.watch(), "Ann's snapshot", |_| true);
+    assert!(back.interactions.iter().any(|i| i.key == key));
+    ok(
+        &*ann,
+        AgentCommand::SetReady {
+            channel: "chat".into(),
+        },
+    );
+    assert_eq!(chat_state("ann"), ChannelState::Ready);
+}

@@ -60,9 +60,8 @@ fn each_agent_reaches_only_their_own_subjects() {
 
     let mut rig = InProcessRig::new();
     let options = HubOptions {
-        url: nats.url.clone(),
-        user_password: None,
         nkey_seed: Some(hub_seed),
+        ..HubOptions::new(nats.url.clone())
     };
     let hub = Hub::serve(&options, rig.connect_in_process()).expect("the hub serves");
 

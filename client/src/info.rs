@@ -27,7 +27,13 @@ impl DeskInfo {
     pub(crate) fn from_policy(policy: &Policy) -> Self {
         let channels: BTreeSet<&String> = policy.agents.iter().flat_map(|a| &a.channels).collect();
         DeskInfo {
-            not_ready_reasons: policy.not_ready_reasons.clone(),
+            // The hub's own reason for a silent desktop is not the agent's to pick.
+            not_ready_reasons: policy
+                .not_ready_reasons
+                .iter()
+                .filter(|r| *r != agentdesk_host::core::DISCONNECTED)
+                .cloned()
+                .collect(),
             wrap_up_codes: policy
                 .wrap_up_codes
                 .iter()

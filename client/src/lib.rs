@@ -28,7 +28,9 @@ pub use pending::Pending;
 pub use plugin_table::{MissingRow, PluginRow, PluginTable};
 
 /// The vocabulary the desk speaks with the core: commands, states and what a snapshot holds.
-pub use agentdesk_host::core::{AgentCommand, ChannelState, InteractionState, Millis, NextState};
+pub use agentdesk_host::core::{
+    AgentCommand, ChannelState, DISCONNECTED, InteractionState, Millis, NextState,
+};
 pub use agentdesk_host::service::{
     AgentSnapshot, ChannelView, CommandId, DetailView, Interact, InteractionView, LiveLine,
 };

@@ -286,12 +286,24 @@ pub struct AgentConfig {
     pub nats_key: Option<String>,
 }
 
-/// `[hub]`: the team hub's NATS identity.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+/// `[hub]`: the team hub's NATS identity and how it treats silent desktops.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubSection {
     /// The hub's NATS user: the public key (`U…`) of its nkey (the seed stays on the hub's server).
     pub nats_key: Option<String>,
+    /// Seconds without a word from an agent's desktop after which their Ready channels are set
+    /// Not Ready with the reason `disconnected` (their open interactions stay theirs).
+    pub desktop_grace_secs: u64,
+}
+
+impl Default for HubSection {
+    fn default() -> Self {
+        HubSection {
+            nats_key: None,
+            desktop_grace_secs: 30,
+        }
+    }
 }
 
 /// Which channels an agent has.

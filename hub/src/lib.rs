@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a request may wait for the core.
 const CORE_WAIT: Duration = Duration::from_secs(30);
@@ -61,6 +61,21 @@ pub struct HubOptions {
     pub user_password: Option<(String, String)>,
     /// The hub's nkey seed (`SU…`), if the server authenticates by nkey.
     pub nkey_seed: Option<String>,
+    /// Silence from a desktop after which its agent's Ready channels go Not Ready
+    /// (`disconnected`).
+    pub desktop_grace: Duration,
+}
+
+impl HubOptions {
+    /// Options for `url` with no credentials and a 30 s grace.
+    pub fn new(url: impl Into<String>) -> Self {
+        HubOptions {
+            url: url.into(),
+            user_password: None,
+            nkey_seed: None,
+            desktop_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 /// What the hub counts (for logs and tests).
@@ -75,6 +90,8 @@ pub struct HubCounters {
     pub dropped: AtomicU64,
     /// Snapshots published.
     pub snapshots: AtomicU64,
+    /// Agents set Not Ready because their desktop went silent.
+    pub silent_desktops: AtomicU64,
 }
 
 struct State {
@@ -85,6 +102,9 @@ struct State {
     sessions: Mutex<BTreeMap<String, Arc<dyn DeskClient>>>,
     counters: Arc<HubCounters>,
     runtime: tokio::runtime::Handle,
+    /// When each agent's desktop was last heard from, and whether the hub already set them
+    /// Not Ready for their silence.
+    heard: Mutex<BTreeMap<String, (Instant, bool)>>,
 }
 
 /// A running hub.
@@ -144,7 +164,9 @@ impl Hub {
             sessions: Mutex::new(BTreeMap::new()),
             counters: counters.clone(),
             runtime: runtime.handle().clone(),
+            heard: Mutex::new(BTreeMap::new()),
         });
+        runtime.spawn(watch_silence(state.clone(), options.desktop_grace));
         runtime.block_on(async {
             for subject in [wire::ALL_REQUESTS, wire::AGENTS, wire::PLUGINS] {
                 let subscription =
@@ -260,6 +282,7 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
             message: format!("unknown agent `{agent}`"),
         });
     }
+    state.heard_from(agent);
     let session = state.session(agent);
     match request {
         Request::Agents => settled(state.core.agents()).await.map(Answer::Agents),
@@ -319,7 +342,83 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
     }
 }
 
+/// Sets the Ready channels of agents whose desktop has been silent longer than `grace` Not Ready
+/// (`disconnected`), once per silence: nothing rings on a dead desktop. Their open
+/// interactions stay theirs; when the desktop speaks again, the agent decides what is next.
+async fn watch_silence(state: Arc<State>, grace: Duration) {
+    let mut ticks = tokio::time::interval(Duration::from_millis(250).min(grace));
+    loop {
+        ticks.tick().await;
+        for agent in state.newly_silent(grace) {
+            let state = state.clone();
+            tokio::task::spawn_blocking(move || state.set_away(&agent));
+        }
+    }
+}
+
 impl State {
+    fn heard(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, (Instant, bool)>> {
+        match self.heard.lock() {
+            Ok(heard) => heard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn heard_from(&self, agent: &str) {
+        self.heard()
+            .insert(agent.to_string(), (Instant::now(), false));
+    }
+
+    /// Agents silent longer than `grace` not yet set away (now marked).
+    fn newly_silent(&self, grace: Duration) -> Vec<String> {
+        let mut heard = self.heard();
+        heard
+            .iter_mut()
+            .filter(|(_, (at, away))| !*away && at.elapsed() > grace)
+            .map(|(agent, (_, away))| {
+                *away = true;
+                agent.clone()
+            })
+            .collect()
+    }
+
+    /// Sets `agent`'s Ready channels Not Ready (`disconnected`).
+    fn set_away(&self, agent: &str) {
+        let snapshot = match self.core.snapshot(agent) {
+            Ok(Some(snapshot)) => snapshot,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(agent, "a silent desktop's agent not set away: {e}");
+                return;
+            }
+        };
+        if !snapshot.logged_in {
+            return;
+        }
+        let session = self.core.session(agent);
+        let ready = snapshot
+            .channels
+            .iter()
+            .filter(|c| c.state == agentdesk_client::ChannelState::Ready);
+        for channel in ready {
+            let away = agentdesk_client::AgentCommand::SetNotReady {
+                channel: channel.channel.clone(),
+                reason: agentdesk_client::DISCONNECTED.into(),
+            };
+            match session.command(session.next_id(), away).wait(CORE_WAIT) {
+                Ok(()) => tracing::warn!(
+                    agent,
+                    channel = channel.channel,
+                    "the desktop went silent: Not Ready (disconnected)"
+                ),
+                Err(e) => tracing::warn!(agent, channel = channel.channel, "not set away: {e}"),
+            }
+        }
+        self.counters
+            .silent_desktops
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
     /// The session answering for `agent`; the first one also starts publishing their snapshots.
     fn session(self: &Arc<Self>, agent: &str) -> Arc<dyn DeskClient> {
         let mut sessions = match self.sessions.lock() {

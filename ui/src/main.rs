@@ -212,9 +212,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (user_password, nkey_seed) = nats_credentials()?;
             let embedded = Embedded::start(&config)?;
             let options = HubOptions {
-                url: nats,
                 user_password,
                 nkey_seed,
+                desktop_grace: std::time::Duration::from_secs(config.hub.desktop_grace_secs),
+                ..HubOptions::new(nats)
             };
             let hub = match Hub::serve(&options, embedded.in_process()) {
                 Ok(hub) => hub,

@@ -55,8 +55,34 @@ struct Link {
     timeout: Duration,
 }
 
+/// Sends `body` as a request on `subject` and decodes the hub's reply.
+async fn ask_hub(
+    client: async_nats::Client,
+    timeout: Duration,
+    subject: String,
+    body: Vec<u8>,
+) -> Result<Answer, ClientError> {
+    match tokio::time::timeout(timeout, client.request(subject, body.into())).await {
+        Err(_) => Err(ClientError::Timeout(timeout)),
+        Ok(Err(e)) => Err(request_failed(&e)),
+        Ok(Ok(message)) => match wire::decode::<Reply>(&message.payload)? {
+            Reply::Ok(answer) => Ok(answer),
+            Reply::Error(e) => Err(e),
+        },
+    }
+}
+
+fn request_body(request: Request) -> Result<Vec<u8>, ClientError> {
+    wire::encode(&Envelope {
+        v: wire::VERSION,
+        request,
+    })
+}
+
 impl Link {
     /// Sends `body` as a request on `subject`; the answer comes to the returned [`Pending`].
+    /// (The tasks hold the NATS client, never the link: dropping the last session or connection
+    /// drops the runtime from the caller's thread.)
     fn ask(&self, subject: String, body: Result<Vec<u8>, ClientError>) -> Pending<Answer> {
         let body = match body {
             Ok(body) => body,
@@ -65,27 +91,13 @@ impl Link {
         let (reply, answer) = crossbeam_channel::bounded(1);
         let (client, timeout) = (self.client.clone(), self.timeout);
         self.runtime.spawn(async move {
-            let asked = tokio::time::timeout(timeout, client.request(subject, body.into())).await;
-            let answer = match asked {
-                Err(_) => Err(ClientError::Timeout(timeout)),
-                Ok(Err(e)) => Err(request_failed(&e)),
-                Ok(Ok(message)) => match wire::decode::<Reply>(&message.payload) {
-                    Ok(Reply::Ok(answer)) => Ok(answer),
-                    Ok(Reply::Error(e)) => Err(e),
-                    Err(e) => Err(e),
-                },
-            };
-            let _ = reply.send(answer);
+            let _ = reply.send(ask_hub(client, timeout, subject, body).await);
         });
         Pending::from_channel(answer, |answer| answer)
     }
 
     fn request(&self, agent: &str, request: Request) -> Pending<Answer> {
-        let body = wire::encode(&Envelope {
-            v: wire::VERSION,
-            request,
-        });
-        self.ask(wire::requests(agent), body)
+        self.ask(wire::requests(agent), request_body(request))
     }
 }
 
@@ -372,8 +384,19 @@ impl DeskClient for Session {
 
     fn watch(&self) -> Receiver<AgentSnapshot> {
         let (forward, stream) = crossbeam_channel::unbounded();
-        let (link, agent, health) = (self.link.clone(), self.agent.clone(), self.health.clone());
-        let client = self.link.client.clone();
+        let (client, agent, health) = (
+            self.link.client.clone(),
+            self.agent.clone(),
+            self.health.clone(),
+        );
+        let timeout = self.link.timeout;
+        let current = match request_body(Request::Snapshot) {
+            Ok(body) => body,
+            Err(e) => {
+                tracing::error!(agent, "no snapshots: {e}");
+                return stream;
+            }
+        };
         self.link.runtime.spawn(async move {
             let mut published = match client.subscribe(wire::snapshots(&agent)).await {
                 Ok(subscription) => subscription,
@@ -396,10 +419,9 @@ impl DeskClient for Session {
             let mut ask_current = true;
             loop {
                 if std::mem::take(&mut ask_current) {
-                    let current = link.request(&agent, Request::Snapshot);
-                    let current =
-                        tokio::task::spawn_blocking(move || current.wait(Duration::from_secs(30)));
-                    if let Ok(Ok(Answer::Snapshot(snapshot))) = current.await
+                    let subject = wire::requests(&agent);
+                    let answer = ask_hub(client.clone(), timeout, subject, current.clone()).await;
+                    if let Ok(Answer::Snapshot(snapshot)) = answer
                         && !pass(*snapshot)
                     {
                         return;

@@ -22,4 +22,4 @@ pub use commands::{AgentCommand, CoreError};
 pub use engine::Core;
 pub use events::{CoreEvent, Stamped};
 pub use model::{ChannelState, InteractionKey, InteractionState, Millis, NextState};
-pub use policy::Policy;
+pub use policy::{DISCONNECTED, Policy};

@@ -53,6 +53,18 @@ pub struct Policy {
     pub capabilities: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// The Not Ready reason a team hub gives an agent whose desktop went silent (so nothing rings
+/// on a dead desktop). Always accepted; not offered in the agent's picker.
+pub const DISCONNECTED: &str = "disconnected";
+
+fn with_disconnected(reasons: &[String]) -> Vec<String> {
+    let mut reasons = reasons.to_vec();
+    if !reasons.iter().any(|r| r == DISCONNECTED) {
+        reasons.push(DISCONNECTED.to_string());
+    }
+    reasons
+}
+
 impl Policy {
     /// The policy of `config` for a host that serves `channels` (the channel kinds of its
     /// running plugins; "all" in an agent's assignment means these).
@@ -74,7 +86,7 @@ impl Policy {
         Policy {
             agents,
             channels: config.channels.clone(),
-            not_ready_reasons: config.core.not_ready_reasons.clone(),
+            not_ready_reasons: with_disconnected(&config.core.not_ready_reasons),
             wrap_up_codes: config
                 .core
                 .wrap_up_codes
