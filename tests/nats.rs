@@ -25,25 +25,40 @@ impl NatsServer {
         let port = crate::mailserver::free_port();
         let file = std::env::temp_dir().join(format!("agentdesk-nats-{port}.conf"));
         std::fs::write(&file, format!("listen: 127.0.0.1:{port}\n{config}")).expect("conf");
-        let child = Command::new("nats-server")
-            .args(["-c", &file.display().to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nats-server runs (apt-get install nats-server)");
         let server = NatsServer {
-            child,
+            child: spawn(&file),
             url: format!("nats://127.0.0.1:{port}"),
             port,
             conf: file,
         };
+        server.wait_listening();
+        server
+    }
+
+    fn wait_listening(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err() {
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(Instant::now() < deadline, "nats-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        server
     }
+
+    /// Kills the server (SIGKILL) and starts it again on the same port and configuration.
+    pub(crate) fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(&self.conf);
+        self.wait_listening();
+    }
+}
+
+fn spawn(conf: &std::path::Path) -> Child {
+    Command::new("nats-server")
+        .args(["-c", &conf.display().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server runs (apt-get install nats-server)")
 }
 
 impl Drop for NatsServer {

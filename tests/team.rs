@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(15);
 
 /// The `agentdesk hub` process, killed if the test ends early.
-struct HubProcess(Child);
+pub(crate) struct HubProcess(pub(crate) Child);
 
 impl Drop for HubProcess {
     fn drop(&mut self) {
@@ -35,7 +35,7 @@ impl Drop for HubProcess {
     }
 }
 
-fn start_hub(config: &std::path::Path, nats: &str) -> HubProcess {
+pub(crate) fn start_hub(config: &std::path::Path, nats: &str) -> HubProcess {
     let mut child = Command::new(workspace_artifacts().join("agentdesk"))
         .args([
             "hub",
@@ -58,7 +58,7 @@ fn start_hub(config: &std::path::Path, nats: &str) -> HubProcess {
     HubProcess(child)
 }
 
-fn desk(nats: &str, agent: &str) -> Box<dyn DeskClient> {
+pub(crate) fn desk(nats: &str, agent: &str) -> Box<dyn DeskClient> {
     let options = RemoteOptions {
         agent: Some(agent.into()),
         ..RemoteOptions::new(nats)
@@ -67,7 +67,7 @@ fn desk(nats: &str, agent: &str) -> Box<dyn DeskClient> {
     remote.login(agent).wait(WAIT).expect("log in")
 }
 
-fn until(
+pub(crate) fn until(
     stream: &crossbeam_channel::Receiver<AgentSnapshot>,
     what: &str,
     test: impl Fn(&AgentSnapshot) -> bool,
@@ -83,7 +83,7 @@ fn until(
     }
 }
 
-fn ok(client: &dyn DeskClient, command: AgentCommand) {
+pub(crate) fn ok(client: &dyn DeskClient, command: AgentCommand) {
     let what = format!("{command:?}");
     client
         .command(client.next_id(), command)
@@ -271,7 +271,7 @@ fn bad_requests_get_a_coded_error_and_the_body_never_names_the_agent() {
 }
 
 /// Polls `test` every 20 ms until it holds; returns how long that took, or fails after `at_most`.
-fn within(at_most: Duration, what: &str, test: impl Fn() -> bool) -> Duration {
+pub(crate) fn within(at_most: Duration, what: &str, test: impl Fn() -> bool) -> Duration {
     let started = Instant::now();
     while !test() {
         assert!(

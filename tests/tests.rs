@@ -20,6 +20,7 @@ mod social_fakes;
 mod support;
 mod team;
 mod team_auth;
+mod team_restart;
 mod twitter;
 mod vendor;
 mod voice;
