@@ -1,10 +1,11 @@
 //! A team's NATS authorization, written by `agentdesk hub nats-config` from the admin file and
-//! enforced by a real `nats-server`: each agent's nkey reaches only their own subjects. Bob's
-//! desktop tries Ann's request subject, her snapshots, her inbox and a wildcard: refused or
-//! without effect, and Ann's state stays hers.
+//! enforced by a real `nats-server` that speaks only TLS (a CA made by the test): each agent's
+//! nkey reaches only their own subjects. Bob's desktop tries Ann's request subject, her
+//! snapshots, her inbox and a wildcard: refused or without effect, and Ann's state stays hers.
 
 use crate::cli::agentdesk;
 use crate::client_suite::{ClientRig, InProcessRig};
+use crate::mailserver::make_ca;
 use crate::nats::NatsServer;
 use crate::support::Install;
 use agentdesk_client::remote::{Remote, RemoteOptions, wire};
@@ -12,16 +13,18 @@ use agentdesk_client::{AgentCommand, Connection, DeskClient};
 use agentdesk_hub::authorization::new_user_key;
 use agentdesk_hub::{Hub, HubOptions};
 use futures_util::StreamExt;
+use std::path::Path;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 /// How long a refused subscription is watched for messages it must not get.
 const QUIET: Duration = Duration::from_millis(800);
 
-fn desk(url: &str, agent: &str, seed: &str) -> Box<dyn DeskClient> {
+fn desk(url: &str, ca: &Path, agent: &str, seed: &str) -> Box<dyn DeskClient> {
     let options = RemoteOptions {
         agent: Some(agent.into()),
         nkey_seed: Some(seed.into()),
+        ca_file: Some(ca.to_path_buf()),
         ..RemoteOptions::new(url)
     };
     Remote::connect(&options)
@@ -56,17 +59,24 @@ fn each_agent_reaches_only_their_own_subjects() {
     ]);
     assert!(out.status.success(), "{out:?}");
     let authorization = String::from_utf8(out.stdout).expect("text");
-    let nats = NatsServer::start_with(&authorization);
+    let tls = make_ca(install.dir.path(), "nats");
+    let nats = NatsServer::start_with(&format!(
+        "tls {{\n  cert_file: \"{}\"\n  key_file: \"{}\"\n}}\n{authorization}",
+        tls.cert.display(),
+        tls.key.display()
+    ));
+    let ca = tls.ca.as_path();
 
     let mut rig = InProcessRig::new();
     let options = HubOptions {
         nkey_seed: Some(hub_seed),
+        ca_file: Some(ca.to_path_buf()),
         ..HubOptions::new(nats.url.clone())
     };
     let hub = Hub::serve(&options, rig.connect_in_process()).expect("the hub serves");
 
     // Ann works as usual.
-    let ann = desk(&nats.url, "ann", &ann_seed);
+    let ann = desk(&nats.url, ca, "ann", &ann_seed);
     let ann_sees = ann.watch();
     ann.command(ann.next_id(), AgentCommand::SetDnd { on: false })
         .wait(WAIT)
@@ -74,9 +84,20 @@ fn each_agent_reaches_only_their_own_subjects() {
     let first = ann_sees.recv_timeout(WAIT).expect("Ann's snapshot");
     assert!(!first.dnd);
 
+    // A desktop that does not trust the server's CA does not connect.
+    let untrusting = Remote::connect(&RemoteOptions {
+        agent: Some("ann".into()),
+        nkey_seed: Some(ann_seed.clone()),
+        request_timeout: Duration::from_secs(2),
+        ..RemoteOptions::new(nats.url.clone())
+    });
+    if let Ok(untrusting) = untrusting {
+        assert!(untrusting.login("ann").wait(WAIT).is_err(), "TLS unchecked");
+    }
     // Nobody without a key gets in.
     let anonymous = Remote::connect(&RemoteOptions {
         request_timeout: Duration::from_secs(2),
+        ca_file: Some(ca.to_path_buf()),
         ..RemoteOptions::new(nats.url.clone())
     });
     if let Ok(anonymous) = anonymous {
@@ -93,6 +114,8 @@ fn each_agent_reaches_only_their_own_subjects() {
         .expect("runtime");
     runtime.block_on(async {
         let bob = async_nats::ConnectOptions::with_nkey(bob_seed.clone())
+            .add_root_certificates(ca.to_path_buf())
+            .require_tls(true)
             .custom_inbox_prefix(wire::inbox_prefix("bob"))
             .connect(nats.url.clone())
             .await
@@ -132,8 +155,9 @@ fn each_agent_reaches_only_their_own_subjects() {
         let ann_changes = tokio::task::spawn_blocking({
             let seed = ann_seed.clone();
             let url = nats.url.clone();
+            let ca = ca.to_path_buf();
             move || {
-                let ann = desk(&url, "ann", &seed);
+                let ann = desk(&url, &ca, "ann", &seed);
                 let log_on = AgentCommand::LogOnChannel {
                     channel: "chat".into(),
                 };
@@ -159,7 +183,7 @@ fn each_agent_reaches_only_their_own_subjects() {
     });
 
     // Bob's own desktop works, and only as Bob.
-    let bob = desk(&nats.url, "bob", &bob_seed);
+    let bob = desk(&nats.url, ca, "bob", &bob_seed);
     bob.command(bob.next_id(), AgentCommand::SetDnd { on: true })
         .wait(WAIT)
         .expect("Bob's own command");

@@ -64,6 +64,9 @@ pub struct HubOptions {
     /// Silence from a desktop after which its agent's Ready channels go Not Ready
     /// (`disconnected`).
     pub desktop_grace: Duration,
+    /// The CA certificate (PEM) the NATS server's certificate must chain to: TLS is then
+    /// required.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl HubOptions {
@@ -74,6 +77,7 @@ impl HubOptions {
             user_password: None,
             nkey_seed: None,
             desktop_grace: Duration::from_secs(30),
+            ca_file: None,
         }
     }
 }
@@ -140,6 +144,9 @@ impl Hub {
         }
         if let Some(seed) = &options.nkey_seed {
             connect = connect.nkey(seed.clone());
+        }
+        if let Some(ca) = &options.ca_file {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
         }
         let url = options.url.clone();
         let failed = |reason: String| HubError::Connect {

@@ -209,11 +209,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Action::Hub { action: None, nats } => {
             let nats = nats.context("the hub needs --nats (or AGENTDESK_NATS)")?;
             let config = load_config(cli.config.as_deref())?;
-            let (user_password, nkey_seed) = nats_credentials()?;
+            let (user_password, nkey_seed, ca_file) = nats_credentials()?;
             let embedded = Embedded::start(&config)?;
             let options = HubOptions {
                 user_password,
                 nkey_seed,
+                ca_file,
                 desktop_grace: std::time::Duration::from_secs(config.hub.desktop_grace_secs),
                 ..HubOptions::new(nats)
             };
@@ -242,11 +243,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let config = load_config(cli.config.as_deref())?;
             let (connection, grace): (Box<dyn Connection>, _) = match hub {
                 Some(url) => {
-                    let (user_password, nkey_seed) = nats_credentials()?;
+                    let (user_password, nkey_seed, ca_file) = nats_credentials()?;
                     let options = RemoteOptions {
                         agent: agent.clone(),
                         user_password,
                         nkey_seed,
+                        ca_file,
                         ..RemoteOptions::new(url)
                     };
                     let remote = Remote::connect(&options)?;
@@ -267,7 +269,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// NATS credentials: the nkey seed in the file AGENTDESK_NATS_SEED_FILE names, and/or user and
 /// password from AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD (never flags: a command line is
 /// visible to every user of the machine).
-type Credentials = (Option<(String, String)>, Option<String>);
+/// (user and password, nkey seed, CA file from AGENTDESK_NATS_CA: TLS required when set).
+type Credentials = (Option<(String, String)>, Option<String>, Option<PathBuf>);
 
 fn nats_credentials() -> anyhow::Result<Credentials> {
     let user_password = std::env::var("AGENTDESK_NATS_USER").ok().map(|user| {
@@ -283,7 +286,8 @@ fn nats_credentials() -> anyhow::Result<Credentials> {
         ),
         None => None,
     };
-    Ok((user_password, seed))
+    let ca = std::env::var_os("AGENTDESK_NATS_CA").map(PathBuf::from);
+    Ok((user_password, seed, ca))
 }
 
 /// Writes a secret to a new file only its owner may read.

@@ -31,6 +31,9 @@ pub struct RemoteOptions {
     pub user_password: Option<(String, String)>,
     /// The agent's nkey seed (`SU…`), if the server authenticates by nkey (a team's hub does).
     pub nkey_seed: Option<String>,
+    /// The CA certificate (PEM) the NATS server's certificate must chain to: TLS is then
+    /// required.
+    pub ca_file: Option<std::path::PathBuf>,
     /// How long a request waits for the hub.
     pub request_timeout: Duration,
 }
@@ -43,6 +46,7 @@ impl RemoteOptions {
             agent: None,
             user_password: None,
             nkey_seed: None,
+            ca_file: None,
             request_timeout: Duration::from_secs(10),
         }
     }
@@ -159,6 +163,9 @@ impl Remote {
         }
         if let Some(seed) = &options.nkey_seed {
             connect = connect.nkey(seed.clone());
+        }
+        if let Some(ca) = &options.ca_file {
+            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
         }
         let url = options.url.clone();
         let client = runtime
