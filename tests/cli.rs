@@ -8,6 +8,11 @@ use std::process::{Command, Output};
 
 /// Runs the built `agentdesk` binary.
 pub fn agentdesk(args: &[&str]) -> Output {
+    agentdesk_env(args, &[])
+}
+
+/// Runs the built `agentdesk` binary with these environment variables.
+pub fn agentdesk_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let bin = workspace_artifacts().join("agentdesk");
     assert!(
         bin.exists(),
@@ -17,6 +22,8 @@ pub fn agentdesk(args: &[&str]) -> Output {
     Command::new(bin)
         .args(args)
         .env_remove("AGENTDESK_CONFIG")
+        .env_remove("AGENTDESK_HUB")
+        .envs(env.iter().copied())
         .output()
         .expect("agentdesk runs")
 }

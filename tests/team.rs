@@ -156,6 +156,25 @@ fn the_hub_process_serves_two_agents_desktops_over_nats() {
         "{lines:?}"
     );
     assert!(lines.len() >= 3, "{lines:?}");
+    // The team view, as a supervisor's script gets it from the hub.
+    let out = crate::cli::agentdesk_env(&["team", "--hub", &nats.url], &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ann") && l.contains("demo") && l.contains("Ready")),
+        "{text}"
+    );
+    assert!(text.contains(&format!("ann: #{key} demo active")), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("demo") && l.split_whitespace().nth(1) == Some("0")),
+        "no queue line for demo: {text}"
+    );
     // Bob, on his own connection, sees only his own state: logged off, nothing of Ann's chat.
     let bob_now = until(&bob_sees, "Bob's snapshot", |_| true);
     assert_eq!(bob_now.agent, "bob");

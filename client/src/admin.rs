@@ -85,6 +85,13 @@ impl Connection for PluginCheck {
         )))
     }
 
+    fn team(&self) -> Pending<crate::TeamView> {
+        Pending::ready(Err(ClientError::failed(
+            "no-core",
+            "only the plugins are running: there is no team",
+        )))
+    }
+
     /// Stops the plugins (each within its stop deadline).
     fn close(mut self: Box<Self>) {
         self.host.shutdown();

@@ -2,7 +2,7 @@
 //! thread (`CoreHandle::submit_*`), whose answers the [`Pending`]s take when they come. Nothing
 //! here waits for the core.
 
-use crate::{ClientError, Connection, DeskClient, DeskInfo, Pending, PluginTable};
+use crate::{ClientError, Connection, DeskClient, DeskInfo, Pending, PluginTable, TeamView};
 use agentdesk_host::core::{AgentCommand, Millis, Policy};
 use agentdesk_host::runtime::Runtime;
 use agentdesk_host::service::clock::Clock;
@@ -65,6 +65,29 @@ impl InProcess {
         })
     }
 
+    /// The whole team now. Waits for the core: for servers and headless commands.
+    pub fn team_now(&self) -> Result<TeamView, ClientError> {
+        let mut agents = Vec::new();
+        for (id, _) in &self.info.agents {
+            if let Some(snapshot) = self.snapshot(id)? {
+                agents.push(snapshot);
+            }
+        }
+        let queues = match self.core.query(Query::Queues).map_err(ClientError::from)? {
+            Answer::Queues(queues) => queues,
+            _ => {
+                return Err(ClientError::Unexpected {
+                    asked: "the queues".into(),
+                });
+            }
+        };
+        Ok(TeamView {
+            agents,
+            queues,
+            at: self.clock.now(),
+        })
+    }
+
     /// `agent`'s current snapshot (`None` for an unknown agent). Waits for the core: for servers.
     pub fn snapshot(&self, agent: &str) -> Result<Option<AgentSnapshot>, ClientError> {
         self.core.snapshot(agent).map_err(ClientError::from)
@@ -103,6 +126,21 @@ impl Connection for InProcess {
 
     fn plugins(&self) -> Pending<PluginTable> {
         Pending::ready(Ok(self.table()))
+    }
+
+    fn team(&self) -> Pending<TeamView> {
+        // Off the caller's thread: it asks the core once per agent.
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let connection = self.clone();
+        let asked = std::thread::Builder::new()
+            .name("client-team".into())
+            .spawn(move || {
+                let _ = reply.send(connection.team_now());
+            });
+        match asked {
+            Ok(_) => Pending::from_channel(answer, |team| team),
+            Err(e) => Pending::ready(Err(ClientError::failed("team", e.to_string()))),
+        }
     }
 
     fn close(self: Box<Self>) {}
@@ -381,6 +419,10 @@ impl Connection for Embedded {
 
     fn plugins(&self) -> Pending<PluginTable> {
         self.connection.plugins()
+    }
+
+    fn team(&self) -> Pending<TeamView> {
+        self.connection.team()
     }
 
     /// Stops the core (everything acknowledged is journaled), then the plugins.

@@ -33,7 +33,19 @@ pub use agentdesk_host::core::{
 };
 pub use agentdesk_host::service::{
     AgentSnapshot, ChannelView, CommandId, DetailView, Interact, InteractionView, LiveLine,
+    QueueView,
 };
+
+/// The whole team at a moment: every agent's snapshot and every channel's queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TeamView {
+    /// Each agent of the configuration (logged in or not).
+    pub agents: Vec<AgentSnapshot>,
+    /// Each channel's queue.
+    pub queues: Vec<QueueView>,
+    /// The core's clock when it was taken.
+    pub at: Millis,
+}
 pub use agentdesk_host::storage::history::{HistoryEntry, TranscriptLine};
 
 /// Numbers and addresses in a text (links on a transcript).
@@ -50,6 +62,8 @@ pub trait Connection: Send {
     fn login(&self, agent: &str) -> Pending<Box<dyn DeskClient>>;
     /// Every plugin with its status, and what the configuration names but nothing provides.
     fn plugins(&self) -> Pending<PluginTable>;
+    /// Every agent's state and every queue (for supervisors, admins and scripts).
+    fn team(&self) -> Pending<TeamView>;
     /// Ends the connection (in process: stops the core, then the plugins).
     fn close(self: Box<Self>);
 }

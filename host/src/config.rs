@@ -295,6 +295,8 @@ pub struct HubSection {
     /// Seconds without a word from an agent's desktop after which their Ready channels are set
     /// Not Ready with the reason `disconnected` (their open interactions stay theirs).
     pub desktop_grace_secs: u64,
+    /// NATS user keys (`U…`) that may ask for the team view (`agentdesk team`): supervisors.
+    pub supervisor_keys: Vec<String>,
 }
 
 impl Default for HubSection {
@@ -302,6 +304,7 @@ impl Default for HubSection {
         HubSection {
             nats_key: None,
             desktop_grace_secs: 30,
+            supervisor_keys: Vec::new(),
         }
     }
 }

@@ -66,6 +66,7 @@ pub fn nats_config(config: &AdminConfig) -> Result<String, AuthorizationError> {
         wire::ALL_REQUESTS.to_string(),
         wire::AGENTS.to_string(),
         wire::PLUGINS.to_string(),
+        wire::TEAM.to_string(),
     ]);
     let _ = writeln!(
         out,
@@ -94,6 +95,17 @@ pub fn nats_config(config: &AdminConfig) -> Result<String, AuthorizationError> {
             agent.id
         );
     }
+    for (n, key) in config.hub.supervisor_keys.iter().enumerate() {
+        let key = checked_key(&format!("supervisor key {}", n + 1), Some(key))?;
+        let publish = list(&[wire::TEAM.to_string(), wire::PLUGINS.to_string()]);
+        let subscribe = list(&[format!("{}.>", wire::TEAM_INBOX)]);
+        let _ = writeln!(
+            out,
+            "    # supervisor {}: the team view\n    {{ nkey: \"{key}\", permissions: {{ \
+             publish: {{ allow: {publish} }}, subscribe: {{ allow: {subscribe} }} }} }}",
+            n + 1
+        );
+    }
     let _ = writeln!(out, "  ]\n}}");
     Ok(out)
 }
@@ -117,8 +129,9 @@ mod tests {
     fn each_agent_gets_only_their_own_subjects_and_a_missing_key_is_named() {
         let (hub, _) = new_user_key();
         let (ann, _) = new_user_key();
+        let (sam, _) = new_user_key();
         let text = format!(
-            "[hub]\nnats_key = \"{hub}\"\n[[agents]]\nid = \"ann\"\nname = \"Ann\"\n\
+            "[hub]\nnats_key = \"{hub}\"\nsupervisor_keys = [\"{sam}\"]\n[[agents]]\nid = \"ann\"\nname = \"Ann\"\n\
              channels = \"all\"\nnats_key = \"{ann}\"\n"
         );
         let block = nats_config(&config(&text)).expect("block");
@@ -130,6 +143,12 @@ mod tests {
         assert!(ann_line.contains("\"_INBOX_ann.>\""), "{ann_line}");
         assert!(!ann_line.contains('*') && !ann_line.contains("\"_INBOX.>\""));
         assert!(block.contains("allow_responses: true"));
+        let sam_line = block
+            .lines()
+            .find(|l| l.contains(&sam))
+            .expect("Sam's user");
+        assert!(sam_line.contains("\"ad.v1.hub.team\"") && sam_line.contains("\"_INBOX_team.>\""));
+        assert!(!sam_line.contains("ad.v1.agent."), "{sam_line}");
 
         let without = text.replace(&format!("nats_key = \"{ann}\"\n"), "");
         assert_eq!(

@@ -175,7 +175,7 @@ impl Hub {
         });
         runtime.spawn(watch_silence(state.clone(), options.desktop_grace));
         runtime.block_on(async {
-            for subject in [wire::ALL_REQUESTS, wire::AGENTS, wire::PLUGINS] {
+            for subject in [wire::ALL_REQUESTS, wire::AGENTS, wire::PLUGINS, wire::TEAM] {
                 let subscription =
                     client
                         .subscribe(subject)
@@ -273,6 +273,11 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
     if subject == wire::PLUGINS {
         return settled(state.core.plugins()).await.map(Answer::Plugins);
     }
+    if subject == wire::TEAM {
+        return settled(state.core.team())
+            .await
+            .map(|team| Answer::Team(Box::new(team)));
+    }
     let Some(agent) = wire::agent_of(subject) else {
         state.counters.refused.fetch_add(1, Ordering::Relaxed);
         return Err(ClientError::Failed {
@@ -294,6 +299,11 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
     match request {
         Request::Agents => settled(state.core.agents()).await.map(Answer::Agents),
         Request::Plugins => settled(session.plugins()).await.map(Answer::Plugins),
+        // The team view is a supervisor's, on its own subject, never an agent's.
+        Request::Team => Err(ClientError::Refused {
+            code: "not-allowed".into(),
+            message: "the team view is asked for on its own subject".into(),
+        }),
         Request::Login { id } => {
             settled(session.command(id, agentdesk_client::AgentCommand::LogIn)).await?;
             Ok(Answer::Welcome {

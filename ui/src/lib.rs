@@ -8,3 +8,4 @@ pub mod desk;
 pub mod plugin_table;
 pub mod ring;
 pub mod signals;
+pub mod team_table;

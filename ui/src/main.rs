@@ -76,6 +76,17 @@ enum Action {
         #[arg(long, env = "AGENTDESK_NATS")]
         nats: Option<String>,
     },
+    /// Print every agent's per-channel state and time in it, their open interactions, and each
+    /// queue's waiting count and oldest wait, from a team hub (a supervisor's NATS key: the seed
+    /// file AGENTDESK_NATS_SEED_FILE names; CA: AGENTDESK_NATS_CA).
+    Team {
+        /// The hub's NATS server.
+        #[arg(long, env = "AGENTDESK_HUB")]
+        hub: String,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a working day from a scenario file through the core, without a window, and print the
     /// time-in-state report; exits 1 if the file's expected figures do not match. A scenario
     /// with `mode = "live"` runs the real plugins of its configuration and plays its agents.
@@ -204,6 +215,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (public, seed) = agentdesk_hub::authorization::new_user_key();
             write_secret(&seed_file, &seed)?;
             println!("{public}");
+            Ok(())
+        }
+        Action::Team { hub, json } => {
+            let (user_password, nkey_seed, ca_file) = nats_credentials()?;
+            let options = RemoteOptions {
+                supervisor: true,
+                user_password,
+                nkey_seed,
+                ca_file,
+                ..RemoteOptions::new(hub)
+            };
+            let remote = Remote::connect(&options)?;
+            let team = remote
+                .team()
+                .wait(std::time::Duration::from_secs(15))
+                .context("no team view from the hub")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&team)?);
+            } else {
+                print!("{}", agentdesk_ui::team_table::render(&team));
+            }
             Ok(())
         }
         Action::Hub { action: None, nats } => {

@@ -8,7 +8,8 @@ pub mod wire;
 
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, Connection, DeskClient, DeskInfo,
-    HistoryEntry, Interact, LinkState, LiveLine, Millis, Pending, PluginTable, TranscriptLine,
+    HistoryEntry, Interact, LinkState, LiveLine, Millis, Pending, PluginTable, TeamView,
+    TranscriptLine,
 };
 use base64::Engine;
 use crossbeam_channel::Receiver;
@@ -27,6 +28,8 @@ pub struct RemoteOptions {
     /// The agent this desktop is for: its replies come on `_INBOX_<agent>.>` only (the hub's
     /// NATS authorization lets only that agent's user subscribe there).
     pub agent: Option<String>,
+    /// A supervisor's connection (`agentdesk team`): replies come on `_INBOX_team.>`.
+    pub supervisor: bool,
     /// NATS user and password, if the server asks for them.
     pub user_password: Option<(String, String)>,
     /// The agent's nkey seed (`SU…`), if the server authenticates by nkey (a team's hub does).
@@ -44,6 +47,7 @@ impl RemoteOptions {
         RemoteOptions {
             url: url.into(),
             agent: None,
+            supervisor: false,
             user_password: None,
             nkey_seed: None,
             ca_file: None,
@@ -158,6 +162,9 @@ impl Remote {
             }
             connect = connect.custom_inbox_prefix(wire::inbox_prefix(agent));
         }
+        if options.supervisor {
+            connect = connect.custom_inbox_prefix(wire::TEAM_INBOX);
+        }
         if let Some((user, password)) = &options.user_password {
             connect = connect.user_and_password(user.clone(), password.clone());
         }
@@ -242,6 +249,15 @@ impl Connection for Remote {
             .map(|answer| match answer {
                 Answer::Plugins(table) => Ok(table),
                 _ => unexpected("the plugin table"),
+            })
+    }
+
+    fn team(&self) -> Pending<TeamView> {
+        self.link
+            .ask(wire::TEAM.into(), request_body(Request::Team))
+            .map(|answer| match answer {
+                Answer::Team(team) => Ok(*team),
+                _ => unexpected("the team"),
             })
     }
 

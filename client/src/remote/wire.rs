@@ -6,12 +6,13 @@
 //! | --- | --- | --- |
 //! | `ad.v1.hub.agents` | any desktop (request) | who may log in |
 //! | `ad.v1.hub.plugins` | any desktop (request) | the plugin table |
+//! | `ad.v1.hub.team` | a supervisor's connection (request) | every agent's state, every queue |
 //! | `ad.v1.agent.<agent>.req` | the agent's desktop (request) | a [`Request`]; the reply is a [`Reply`] |
 //! | `ad.v1.agent.<agent>.snap` | the hub | the agent's [`AgentSnapshot`] after every change |
 
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, DeskInfo, HistoryEntry, Interact,
-    LiveLine, Millis, PluginTable, TranscriptLine,
+    LiveLine, Millis, PluginTable, TeamView, TranscriptLine,
 };
 use plugin_api::AttachmentRef;
 use serde::{Deserialize, Serialize};
@@ -29,6 +30,12 @@ pub const AGENTS: &str = "ad.v1.hub.agents";
 
 /// The subject for the plugin table before anyone logs in.
 pub const PLUGINS: &str = "ad.v1.hub.plugins";
+
+/// The subject for the team view (supervisors' keys only).
+pub const TEAM: &str = "ad.v1.hub.team";
+
+/// The inbox prefix of a connection asking for the team view.
+pub const TEAM_INBOX: &str = "_INBOX_team";
 
 /// Agent ids that can be a subject token: letters, digits, `-` and `_` (no `.`, `*`, `>`).
 pub fn valid_agent(agent: &str) -> bool {
@@ -156,6 +163,8 @@ pub enum Request {
     },
     /// The plugin table.
     Plugins,
+    /// The team view (on [`TEAM`]).
+    Team,
 }
 
 /// An answer's body: `{"ok": ...}` or `{"error": {...}}`.
@@ -197,6 +206,8 @@ pub enum Answer {
     Plugins(PluginTable),
     /// Who may log in.
     Agents(Vec<(String, String)>),
+    /// The team view.
+    Team(Box<TeamView>),
 }
 
 /// Encodes a body.

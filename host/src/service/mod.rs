@@ -177,6 +177,19 @@ pub enum Query {
     ImportCsv(String),
     /// Add an address to a contact.
     AddAddress(ContactId, Address),
+    /// Every channel's queue: how many wait and since when the oldest does.
+    Queues,
+}
+
+/// One channel's queue.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueView {
+    /// The channel.
+    pub channel: String,
+    /// Interactions waiting for an agent.
+    pub waiting: usize,
+    /// When the one waiting longest arrived.
+    pub oldest_since: Option<Millis>,
 }
 
 /// Something an agent does inside an interaction that only its plugin acts on.
@@ -206,6 +219,8 @@ pub enum Answer {
     ContactId(Option<ContactId>),
     /// Rows imported and lines skipped.
     Imported(usize, Vec<String>),
+    /// Queues.
+    Queues(Vec<QueueView>),
 }
 
 /// A client's handle on the core. Cheap to clone; usable from any thread.
@@ -957,6 +972,9 @@ impl Worker {
     }
 
     fn query(&mut self, query: Query) -> Result<Answer, ClientError> {
+        if let Query::Queues = query {
+            return Ok(Answer::Queues(self.queues()));
+        }
         if let Query::Live {
             agent,
             key,
@@ -1020,7 +1038,34 @@ impl Worker {
             Query::AddAddress(id, address) => {
                 Answer::ContactId(Some(history.add_address(id, &address).map_err(failed)?))
             }
+            Query::Queues => Answer::Queues(Vec::new()),
         })
+    }
+
+    /// Every channel any agent has, with its waiting interactions.
+    fn queues(&self) -> Vec<QueueView> {
+        let channels: BTreeSet<String> = self
+            .core
+            .policy()
+            .agents
+            .iter()
+            .flat_map(|a| a.channels.iter().cloned())
+            .collect();
+        channels
+            .into_iter()
+            .map(|channel| {
+                let waiting = self.core.queue(&channel);
+                let oldest_since = waiting
+                    .iter()
+                    .filter_map(|k| self.core.interaction(*k).map(|i| i.arrived_at))
+                    .min();
+                QueueView {
+                    channel,
+                    waiting: waiting.len(),
+                    oldest_since,
+                }
+            })
+            .collect()
     }
 
     /// After a restart: holds and resumes the channel never answered are rolled back (journaled).
