@@ -490,6 +490,68 @@ pub(crate) fn a_command_sent_again_with_its_id_is_answered_once_and_done_once(ri
     assert_eq!(refused.code(), "wrong-state", "{refused}");
 }
 
+pub(crate) fn a_colleague_is_consulted_conferenced_in_and_given_the_chat(rig: &dyn ClientRig) {
+    let ann = log_in(rig, "ann");
+    let bob = log_in(rig, "bob");
+    ready(&*ann);
+    let key = accepted_chat(rig, &*ann, "c4");
+    ready(&*bob);
+    let bob_sees = bob.watch();
+    ok(
+        &*ann,
+        AgentCommand::Consult {
+            key,
+            colleague: "bob".into(),
+        },
+    );
+    // The consultation is offered to Bob, on his own desk.
+    let offered = until(&bob_sees, "the consultation offered to Bob", |s| {
+        s.interactions.iter().any(is_offered)
+    });
+    let consultation = offered
+        .interactions
+        .iter()
+        .find(|i| is_offered(i))
+        .expect("offered");
+    assert_eq!(consultation.consult_about, Some(key));
+    let consultation = consultation.key;
+    ok(&*bob, AgentCommand::Accept { key: consultation });
+    ok(&*ann, AgentCommand::Conference { consultation });
+    until(&bob_sees, "Bob in the conference", |s| {
+        s.interactions.iter().any(|i| i.key == key)
+    });
+    // Ann hands the chat to Bob after a second consultation.
+    ok(
+        &*ann,
+        AgentCommand::Consult {
+            key,
+            colleague: "bob".into(),
+        },
+    );
+    let offered = until(&bob_sees, "the second consultation", |s| {
+        s.interactions.iter().any(is_offered)
+    });
+    let second = offered
+        .interactions
+        .iter()
+        .find(|i| is_offered(i))
+        .expect("offered")
+        .key;
+    ok(&*bob, AgentCommand::Accept { key: second });
+    ok(
+        &*ann,
+        AgentCommand::TransferAfterConsultation {
+            consultation: second,
+        },
+    );
+    let bobs = until(&bob_sees, "the chat Bob's", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == key && i.owner.as_deref() == Some("bob"))
+    });
+    assert!(bobs.interactions.iter().any(|i| i.key == key));
+}
+
 pub(crate) fn history_is_searched_and_a_stored_transcript_read(rig: &dyn ClientRig) {
     let ann = log_in(rig, "ann");
     ready(&*ann);
@@ -592,6 +654,10 @@ macro_rules! client_suite {
             #[test]
             fn a_command_sent_again_with_its_id_is_answered_once_and_done_once() {
                 super::a_command_sent_again_with_its_id_is_answered_once_and_done_once(&$rig);
+            }
+            #[test]
+            fn a_colleague_is_consulted_conferenced_in_and_given_the_chat() {
+                super::a_colleague_is_consulted_conferenced_in_and_given_the_chat(&$rig);
             }
             #[test]
             fn history_is_searched_and_a_stored_transcript_read() {
