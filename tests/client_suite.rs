@@ -384,6 +384,38 @@ pub(crate) fn states_change_and_refusals_carry_the_rules_code(rig: &dyn ClientRi
     assert_eq!(refused.code(), "unknown-interaction", "{refused}");
 }
 
+pub(crate) fn commands_are_carried_out_in_the_order_given(rig: &dyn ClientRig) {
+    let ann = log_in(rig, "ann");
+    // Given at once, answered later: Ready needs the log-on before it.
+    let answers: Vec<_> = (0..20)
+        .flat_map(|_| {
+            [
+                ann.command(
+                    ann.next_id(),
+                    AgentCommand::LogOnChannel {
+                        channel: "chat".into(),
+                    },
+                ),
+                ann.command(
+                    ann.next_id(),
+                    AgentCommand::SetReady {
+                        channel: "chat".into(),
+                    },
+                ),
+                ann.command(
+                    ann.next_id(),
+                    AgentCommand::LogOffChannel {
+                        channel: "chat".into(),
+                    },
+                ),
+            ]
+        })
+        .collect();
+    for (n, answer) in answers.into_iter().enumerate() {
+        assert_eq!(answer.wait(WAIT), Ok(()), "command {n}");
+    }
+}
+
 pub(crate) fn an_offer_is_accepted_and_messages_go_both_ways(rig: &dyn ClientRig) {
     let ann = log_in(rig, "ann");
     ready(&*ann);
@@ -646,6 +678,10 @@ macro_rules! client_suite {
             #[test]
             fn states_change_and_refusals_carry_the_rules_code() {
                 super::states_change_and_refusals_carry_the_rules_code(&$rig);
+            }
+            #[test]
+            fn commands_are_carried_out_in_the_order_given() {
+                super::commands_are_carried_out_in_the_order_given(&$rig);
             }
             #[test]
             fn an_offer_is_accepted_and_messages_go_both_ways() {

@@ -21,6 +21,7 @@ mod support;
 mod team;
 mod team_auth;
 mod team_restart;
+mod team_window;
 mod twitter;
 mod vendor;
 mod voice;

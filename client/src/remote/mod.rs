@@ -61,6 +61,32 @@ struct Link {
     client: async_nats::Client,
     runtime: tokio::runtime::Runtime,
     timeout: Duration,
+    /// Commands, sent one after the other (each after the previous one's answer), so the hub
+    /// carries them out in the order the agent gave them.
+    in_order: tokio::sync::mpsc::UnboundedSender<Ordered>,
+}
+
+/// A command waiting for its turn.
+struct Ordered {
+    subject: String,
+    body: Vec<u8>,
+    reply: crossbeam_channel::Sender<Result<Answer, ClientError>>,
+}
+
+/// Sends the commands of a link one at a time.
+async fn send_in_order(
+    client: async_nats::Client,
+    timeout: Duration,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<Ordered>,
+) {
+    while let Some(Ordered {
+        subject,
+        body,
+        reply,
+    }) = queue.recv().await
+    {
+        let _ = reply.send(ask_hub(client.clone(), timeout, subject, body).await);
+    }
 }
 
 /// Sends `body` as a request on `subject` and decodes the hub's reply.
@@ -107,6 +133,25 @@ impl Link {
     fn request(&self, agent: &str, request: Request) -> Pending<Answer> {
         self.ask(wire::requests(agent), request_body(request))
     }
+
+    /// A command: sent after every command sent before it was answered. (Queries and
+    /// heartbeats go at once, in parallel.)
+    fn command(&self, agent: &str, request: Request) -> Pending<Answer> {
+        let body = match request_body(request) {
+            Ok(body) => body,
+            Err(e) => return Pending::ready(Err(e)),
+        };
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let ordered = Ordered {
+            subject: wire::requests(agent),
+            body,
+            reply,
+        };
+        if self.in_order.send(ordered).is_err() {
+            return Pending::ready(Err(ClientError::Stopped));
+        }
+        Pending::from_channel(answer, |answer| answer)
+    }
 }
 
 /// What a failed NATS request means to the desk.
@@ -119,6 +164,11 @@ fn request_failed(e: &async_nats::RequestError) -> ClientError {
         RequestErrorKind::MaxPayloadExceeded => ClientError::failed("too-large", e.to_string()),
         _ => ClientError::failed("link", e.to_string()),
     }
+}
+
+/// What a request while the hub is lost gets.
+fn disconnected() -> ClientError {
+    ClientError::failed("disconnected", "the hub cannot be reached: reconnecting")
 }
 
 /// An answer of the wrong kind.
@@ -181,11 +231,18 @@ impl Remote {
             })
             .map_err(|_| ClientError::failed("no-hub", format!("{} did not answer", options.url)))?
             .map_err(|e| ClientError::failed("no-hub", format!("{}: {e}", options.url)))?;
+        let (in_order, queue) = tokio::sync::mpsc::unbounded_channel();
+        runtime.spawn(send_in_order(
+            client.clone(),
+            options.request_timeout,
+            queue,
+        ));
         Ok(Remote {
             link: Arc::new(Link {
                 client,
                 runtime,
                 timeout: options.request_timeout,
+                in_order,
             }),
         })
     }
@@ -224,7 +281,7 @@ impl Connection for Remote {
         let id = session.next_id();
         let asked_at = local_now();
         self.link
-            .request(agent, Request::Login { id: id.clone() })
+            .command(agent, Request::Login { id: id.clone() })
             .map(move |answer| match answer {
                 Answer::Welcome { info, now } => {
                     let offset_ms = now as i64 - (asked_at + local_now()) as i64 / 2;
@@ -315,10 +372,7 @@ impl Session {
     /// A request as this agent; while the hub is lost, refused at once (`disconnected`).
     fn request(&self, request: Request) -> Pending<Answer> {
         if self.health.lost.load(Ordering::Relaxed) {
-            return Pending::ready(Err(ClientError::failed(
-                "disconnected",
-                "the hub cannot be reached: reconnecting",
-            )));
+            return Pending::ready(Err(disconnected()));
         }
         self.link.request(&self.agent, request)
     }
@@ -370,12 +424,18 @@ impl Session {
         });
     }
 
+    /// A command, in the order given; while the hub is lost, refused at once.
     fn done(&self, id: CommandId, request: Request) -> Pending<()> {
-        // (A command while the hub is lost fails at once, in `request`.)
-        self.ask(request, "a command", |a| {
-            matches!(a, Answer::Done).then_some(())
-        })
-        .for_command(id)
+        if self.health.lost.load(Ordering::Relaxed) {
+            return Pending::ready(Err(disconnected()));
+        }
+        self.link
+            .command(&self.agent, request)
+            .map(|answer| match answer {
+                Answer::Done => Ok(()),
+                _ => unexpected("a command"),
+            })
+            .for_command(id)
     }
 }
 
