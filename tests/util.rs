@@ -499,6 +499,7 @@ pub fn install_with_manifest(
         library: file_name.to_string_lossy().into_owned(),
         sha256: agentdesk_host::plugins::manifest::sha256_file(&target).expect("sha256"),
         description: String::new(),
+        settings_schema: None,
     };
     let path = plugin_dir.join(format!("{id}.plugin.toml"));
     std::fs::write(&path, manifest.to_toml()).expect("write manifest");

@@ -124,14 +124,19 @@ fn play(install: &Install, config: &Path, channel: &str, steps: &[&str]) -> Stri
     printed
 }
 
-/// `agentdesk package` of a vendor's library into the installation's plugin directory.
-fn package_into(install: &Install, library: &Path) {
-    let packaged = agentdesk(&[
-        "package",
-        &library.display().to_string(),
-        "--out",
-        &install.plugins.display().to_string(),
-    ]);
+/// `agentdesk package` of a vendor's library into the installation's plugin directory, with
+/// the settings schema the vendor wrote, if any.
+fn package_into(install: &Install, library: &Path, schema: Option<&Path>) {
+    let (library, out) = (
+        library.display().to_string(),
+        install.plugins.display().to_string(),
+    );
+    let mut args = vec!["package", &library, "--out", &out];
+    let schema = schema.map(|s| s.display().to_string());
+    if let Some(schema) = &schema {
+        args.extend(["--settings-schema", schema]);
+    }
+    let packaged = agentdesk(&args);
     assert!(
         packaged.status.success(),
         "{}",
@@ -157,9 +162,14 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
     cargo_in(&crate_dir, &["build", "--release", "--quiet"]);
     let library = target_dir().join("fixtures/release/libacme_sms_plugin.so");
 
-    package_into(&install, &library);
+    package_into(
+        &install,
+        &library,
+        Some(&crate_dir.join("settings.schema.json")),
+    );
     let manifest = std::fs::read_to_string(install.plugins.join("acme.sms.plugin.toml"))
         .expect("manifest written");
+    assert!(manifest.contains("settings_schema"), "{manifest}");
     let sha = agentdesk_host::plugins::manifest::sha256_file(
         &install.plugins.join("libacme_sms_plugin.so"),
     )
@@ -181,6 +191,19 @@ fn vendor_copies_the_template_builds_packages_and_the_host_loads_it() {
     let settings = format!(
         "[plugins.settings.\"acme.sms\"]\nspool = \"{}\"\n",
         spool.display()
+    );
+    // A mistyped setting is refused when the configuration loads, with file, line and key, by
+    // the schema the vendor declared; nothing starts.
+    let mistyped = install.write_config(&["acme.sms"], &format!("{settings}spol = \"/tmp\"\n"));
+    let refused = agentdesk(&["plugins", "--config", &mistyped.display().to_string()]);
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains(&mistyped.display().to_string())
+            && said.contains("plugins.settings.\"acme.sms\".spol")
+            && said.contains("not a setting of this plugin")
+            && said.contains("line "),
+        "{said}"
     );
     let config = install.write_config(&["acme.sms"], &settings);
     let listed = agentdesk(&["plugins", "--config", &config.display().to_string()]);
@@ -238,7 +261,7 @@ fn the_conversation_template_talks_both_ways_through_the_core() {
     // A debug build is enough to package and load (it shares the test build's dependencies).
     cargo_in(&crate_dir, &["build", "--quiet"]);
     let library = target_dir().join("fixtures/debug/libacme_relay_plugin.so");
-    package_into(&install, &library);
+    package_into(&install, &library, None);
     let config = install.write_config(&["acme.relay"], "");
     let folder = install.data.join("plugins/acme.relay/relay");
     std::fs::create_dir_all(folder.join("in")).expect("relay folder");

@@ -23,10 +23,15 @@ pub fn load_config(path: Option<&Path>) -> Result<AdminConfig, String> {
     }
 }
 
-/// Writes the manifest for a built plugin library into `out` and copies the library there;
-/// returns the manifest's path.
-pub fn package(library: &Path, out: &Path) -> Result<PathBuf, String> {
-    agentdesk_host::plugins::package::package(library, out).map_err(|e| e.to_string())
+/// Writes the manifest for a built plugin library into `out` (with its settings schema, if
+/// given) and copies the library there; returns the manifest's path.
+pub fn package(
+    library: &Path,
+    out: &Path,
+    settings_schema: Option<&Path>,
+) -> Result<PathBuf, String> {
+    agentdesk_host::plugins::package::package_with_schema(library, out, settings_schema)
+        .map_err(|e| e.to_string())
 }
 
 /// The plugins of a configuration without a core (`agentdesk plugins`): found, verified and

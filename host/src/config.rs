@@ -361,12 +361,15 @@ impl AdminConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut config = Self::parse(&text, &path.display().to_string())?;
+        let origin = path.display().to_string();
+        let mut config = Self::parse(&text, &origin)?;
         config.base_dir = Some(
             path.parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .map_or_else(|| PathBuf::from("."), Path::to_path_buf),
         );
+        // Each plugin's settings against the schema its manifest declares, before anything starts.
+        crate::plugins::settings_schema::check_config(&config, &text, &origin)?;
         Ok(config)
     }
 

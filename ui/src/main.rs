@@ -101,6 +101,10 @@ enum Action {
         /// The directory to install into.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        /// The plugin's settings schema (JSON Schema): the admin's settings for the plugin are
+        /// checked against it when the configuration loads.
+        #[arg(long)]
+        settings_schema: Option<PathBuf>,
     },
 }
 
@@ -134,8 +138,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         hub: None,
         ready: false,
     }) {
-        Action::Package { library, out } => {
-            let manifest = admin::package(&library, &out).map_err(anyhow::Error::msg)?;
+        Action::Package {
+            library,
+            out,
+            settings_schema,
+        } => {
+            let manifest = admin::package(&library, &out, settings_schema.as_deref())
+                .map_err(anyhow::Error::msg)?;
             println!("packaged {} -> {}", library.display(), manifest.display());
             Ok(())
         }

@@ -34,6 +34,11 @@ pub struct Manifest {
     /// One sentence about the plugin.
     #[serde(default)]
     pub description: String,
+    /// The plugin's settings schema (JSON Schema as JSON text), checked against the admin's
+    /// `[plugins.settings."<id>"]` when the configuration loads (`settings_schema`). Optional:
+    /// an older host ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_schema: Option<String>,
 }
 
 /// Why a manifest could not be used.

@@ -8,6 +8,7 @@ pub mod loader;
 pub mod manifest;
 pub mod package;
 pub mod policy;
+pub mod settings_schema;
 pub mod supervisor;
 
 pub use supervisor::{

@@ -24,6 +24,14 @@ pub enum PackageError {
         /// What went wrong.
         message: String,
     },
+    /// The settings schema is not a JSON object.
+    #[error("{path}: not a settings schema: {message}")]
+    Schema {
+        /// The schema file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// Reading or writing files failed.
     #[error("{path}: {source}")]
     Io {
@@ -37,6 +45,19 @@ pub enum PackageError {
 /// Packages `library` into `out_dir`: copies it there (unless it is already there) and writes
 /// `<id>.plugin.toml`. Returns the manifest path.
 pub fn package(library: &Path, out_dir: &Path) -> Result<PathBuf, PackageError> {
+    package_with_schema(library, out_dir, None)
+}
+
+/// [`package`], with the plugin's settings schema (a JSON Schema file) in the manifest.
+pub fn package_with_schema(
+    library: &Path,
+    out_dir: &Path,
+    settings_schema: Option<&Path>,
+) -> Result<PathBuf, PackageError> {
+    let settings_schema = match settings_schema {
+        Some(path) => Some(read_schema(path)?),
+        None => None,
+    };
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| PackageError::Io { path, source }
@@ -89,8 +110,35 @@ pub fn package(library: &Path, out_dir: &Path) -> Result<PathBuf, PackageError> 
         library: file_name.to_string_lossy().into_owned(),
         sha256: sha256_file(&target).map_err(io(&target))?,
         description: descriptor.description,
+        settings_schema,
     };
     let manifest_path = out_dir.join(format!("{}{MANIFEST_SUFFIX}", descriptor.id));
     std::fs::write(&manifest_path, manifest.to_toml()).map_err(io(&manifest_path))?;
     Ok(manifest_path)
+}
+
+/// A settings schema file: JSON, an object whose `type` (if given) is `object`. Kept as written.
+fn read_schema(path: &Path) -> Result<String, PackageError> {
+    let text = std::fs::read_to_string(path).map_err(|source| PackageError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let schema = |message: String| PackageError::Schema {
+        path: path.to_path_buf(),
+        message,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| schema(format!("not JSON: {e}")))?;
+    let object = value
+        .as_object()
+        .ok_or_else(|| schema("a schema is a JSON object".into()))?;
+    if object
+        .get("type")
+        .is_some_and(|t| t != &serde_json::Value::from("object"))
+    {
+        return Err(schema(
+            "the settings are a table: `type` must be \"object\"".into(),
+        ));
+    }
+    Ok(text)
 }
