@@ -3,6 +3,8 @@
 
 pub mod history;
 pub mod journal;
+mod migrations;
+pub use migrations::MigrationError;
 
 pub use history::{History, HistoryError, MessageMark, TranscriptLine};
 pub use journal::{Journal, StorageError};
