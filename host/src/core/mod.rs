@@ -6,6 +6,8 @@ mod capability;
 pub mod commands;
 pub mod engine;
 pub mod events;
+#[cfg(test)]
+mod golden;
 mod index;
 pub mod model;
 pub mod policy;
