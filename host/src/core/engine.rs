@@ -12,6 +12,7 @@ use super::model::{
 
 mod confirm;
 mod isolation;
+mod state_snapshot;
 use super::capability::require;
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::reoffer::{Standing, standing};
@@ -19,6 +20,7 @@ use super::stats::TimeInState;
 use crate::config::AcwPolicy;
 use plugin_api::{Address, EndReason, Event, InteractionId, RejectCode, Route};
 use rustc_hash::FxHashMap as HashMap;
+pub use state_snapshot::{RestoreError, SNAPSHOT_FORMAT, StateSnapshot};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;

@@ -494,3 +494,41 @@ fn the_golden_journal_replays_to_the_same_state_and_time_in_state() {
         assert_eq!(describe(&core, END_OF_DAY), EXPECTED, "{name}");
     }
 }
+
+#[test]
+fn a_snapshot_after_any_event_of_the_golden_day_plus_the_rest_replays_to_the_same_state() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let copy = dir.path().join("working-day.sqlite3");
+    std::fs::copy(golden_dir().join("working-day.sqlite3"), &copy).expect("golden");
+    let events = Journal::open(&copy).expect("open").load().expect("load");
+    let whole = replay_golden("working-day.sqlite3");
+    for cut in 0..=events.len() {
+        let mut before = Core::new(golden_policy(), 1_000_000);
+        for stamped in &events[..cut] {
+            before.replay(stamped);
+        }
+        before.compact();
+        let bytes = before.snapshot().encode().expect("encode");
+        let snapshot =
+            engine::StateSnapshot::decode(engine::SNAPSHOT_FORMAT, &bytes).expect("decode");
+        let mut core = Core::restore(golden_policy(), 1_000_000, snapshot).expect("restore");
+        core.check_invariants()
+            .unwrap_or_else(|e| panic!("after event {cut}: {e}"));
+        for stamped in &events[cut..] {
+            core.replay(stamped);
+        }
+        core.compact();
+        core.check_invariants()
+            .unwrap_or_else(|e| panic!("snapshot after event {cut}, then the rest: {e}"));
+        assert_eq!(
+            describe(&core, END_OF_DAY),
+            EXPECTED,
+            "snapshot after event {cut}"
+        );
+        assert_eq!(
+            core.snapshot(),
+            whole.snapshot(),
+            "snapshot after event {cut}"
+        );
+    }
+}

@@ -55,6 +55,14 @@ impl<V> PluginIndex<V> {
         self.len
     }
 
+    /// Every (plugin, id, value), in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str, &V)> {
+        self.by_plugin.iter().flat_map(|(plugin, ids)| {
+            ids.iter()
+                .map(move |(id, v)| (plugin.as_str(), id.as_str(), v))
+        })
+    }
+
     /// Keeps the entries for which `keep` is true.
     pub(crate) fn retain(&mut self, mut keep: impl FnMut(&mut V) -> bool) {
         for ids in self.by_plugin.values_mut() {

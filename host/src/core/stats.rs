@@ -43,6 +43,11 @@ impl TimeInState {
             .map(|((a, c, l), ms)| (a.as_str(), c.as_str(), l.as_str(), *ms))
     }
 
+    /// Every (interaction, closed handling time).
+    pub(crate) fn handling_rows(&self) -> impl Iterator<Item = (InteractionKey, Millis)> + '_ {
+        self.handling.iter().map(|(k, ms)| (*k, *ms))
+    }
+
     /// Handling time of an interaction so far (closed spans).
     pub fn handling(&self, key: InteractionKey) -> Millis {
         self.handling.get(&key).copied().unwrap_or(0)
