@@ -16,7 +16,7 @@ mod proptests;
 mod reoffer;
 pub mod stats;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

@@ -7,6 +7,7 @@ pub mod clock;
 pub mod detail;
 pub mod early;
 pub mod effects;
+pub mod recovery;
 pub mod snapshot;
 
 use crate::core::model::ChannelRequest;
@@ -385,13 +386,19 @@ impl CoreService {
                 }
             }
         }
-        let mut core = Core::new(policy, clock.now());
-        if let Some(journal) = &journal {
-            for stamped in journal.load()? {
-                core.replay(&stamped);
+        let snapshot_every = policy.snapshot_every;
+        let (core, snapshots) = match &journal {
+            Some(journal) => {
+                let recovered = recovery::recover(policy, clock.now(), journal)?;
+                let last = recovered.snapshot.unwrap_or(0);
+                let schedule = recovery::SnapshotSchedule::new(snapshot_every, last);
+                (recovered.core, schedule)
             }
-            core.compact();
-        }
+            None => (
+                Core::new(policy, clock.now()),
+                recovery::SnapshotSchedule::new(0, 0),
+            ),
+        };
         let (requests, inbox) = unbounded::<Request>();
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
@@ -450,10 +457,12 @@ impl CoreService {
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
                 detail_changed: BTreeSet::new(),
+                snapshots,
             };
             worker.restore_transcripts();
             worker.settle_unanswered();
             worker.run(&inbox);
+            worker.snapshot_at_stop();
         });
         Ok(CoreService {
             handle: CoreHandle { requests },
@@ -599,6 +608,8 @@ struct Worker {
     early: early::EarlyEvents,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
+    /// When the core state is written as a snapshot (see `recovery`).
+    snapshots: recovery::SnapshotSchedule,
 }
 
 impl Worker {
@@ -1146,6 +1157,9 @@ impl Worker {
         }
         self.details.forget(self.core.closed_since_compact());
         self.core.compact();
+        if let Some(journal) = &mut self.journal {
+            self.snapshots.after_commit(&self.core, journal);
+        }
         for agent in concerned {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
@@ -1158,6 +1172,13 @@ impl Worker {
             watchers.retain(|w| w.send(snapshot.clone()).is_ok());
         }
         Ok(())
+    }
+
+    /// The last snapshot, so the next start replays nothing.
+    fn snapshot_at_stop(&mut self) {
+        if let Some(journal) = &mut self.journal {
+            self.snapshots.at_stop(&self.core, journal);
+        }
     }
 
     fn until_next_timer(&self) -> Duration {
