@@ -1744,6 +1744,8 @@ impl Core {
             }
             CoreEvent::InteractionTransferred { key, from, to } => {
                 self.stop_handling(*key, at);
+                // The conference was the owner's: colleagues leave with it (their places free).
+                self.clear_conference(*key);
                 self.set_owner(*key, None, at);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Queued;
@@ -1769,6 +1771,7 @@ impl Core {
             }
             CoreEvent::InteractionAbandoned { key } => {
                 self.dequeue(*key);
+                self.clear_conference(*key);
                 self.set_owner(*key, None, at);
                 if let Some(i) = self.interactions.get_mut(key) {
                     i.state = InteractionState::Abandoned;

@@ -420,13 +420,14 @@ proptest! {
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let mut restored = Core::restore(before.core.policy().clone(), before.now, snapshot)
             .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        restored.check_invariants().map_err(TestCaseError::fail)?;
+        restored.check_invariants().map_err(|e| TestCaseError::fail(format!("restored after event {cut}: {e}")))?;
         for stamped in &day.journal[cut..] {
             restored.replay(stamped);
         }
         restored.compact();
         replayed.core.compact();
-        restored.check_invariants().map_err(TestCaseError::fail)?;
+        replayed.core.check_invariants().map_err(|e| TestCaseError::fail(format!("replayed and compacted: {e}")))?;
+        restored.check_invariants().map_err(|e| TestCaseError::fail(format!("restored after event {cut}, then the rest: {e}")))?;
         prop_assert_eq!(restored.snapshot(), replayed.core.snapshot());
         prop_assert_eq!(restored.agents().collect::<Vec<_>>(), replayed.core.agents().collect::<Vec<_>>());
         prop_assert_eq!(restored.stats(), replayed.core.stats());
