@@ -42,8 +42,7 @@ pub fn recover(policy: Policy, now: Millis, journal: &Journal) -> Result<Recover
             });
         match restored {
             Ok(mut core) => {
-                let replayed = journal.for_each_after(seq, |stamped| core.replay(&stamped))?;
-                core.compact();
+                let replayed = replay_after(&mut core, journal, seq)?;
                 tracing::info!(
                     "core state restored from the snapshot at event {seq} and {replayed} \
                      journal events after it"
@@ -65,8 +64,7 @@ pub fn recover(policy: Policy, now: Millis, journal: &Journal) -> Result<Recover
         }
     }
     let mut core = Core::new(policy, now);
-    let replayed = journal.for_each_after(0, |stamped| core.replay(&stamped))?;
-    core.compact();
+    let replayed = replay_after(&mut core, journal, 0)?;
     tracing::info!("core state rebuilt by replaying all {replayed} journal events");
     Ok(Recovered {
         core,
@@ -74,6 +72,26 @@ pub fn recover(policy: Policy, now: Millis, journal: &Journal) -> Result<Recover
         replayed,
         skipped,
     })
+}
+
+/// Closed interactions are forgotten this often during a replay: a full replay of a long journal
+/// would otherwise hold every interaction of every day until its end (measured: 2.7 GB for 10
+/// million events; docs/performance.md).
+const COMPACT_EVERY: u64 = 4096;
+
+/// Replays the journal events after `after` into `core`, compacting as it goes.
+pub fn replay_after(core: &mut Core, journal: &Journal, after: u64) -> Result<u64, StorageError> {
+    let mut since_compact = 0;
+    let replayed = journal.for_each_after(after, |stamped| {
+        core.replay(&stamped);
+        since_compact += 1;
+        if since_compact == COMPACT_EVERY {
+            core.compact();
+            since_compact = 0;
+        }
+    })?;
+    core.compact();
+    Ok(replayed)
 }
 
 /// When the running service writes snapshots.

@@ -33,8 +33,9 @@ pub struct StateSnapshot {
     agents: Vec<SavedAgent>,
     /// Open interactions, by key.
     interactions: Vec<Interaction>,
-    /// (plugin, external id, key, arrival), sorted.
-    by_external: Vec<(String, String, InteractionKey, Millis)>,
+    /// By plugin: (external id, key, arrival), sorted. The bulk of a long-running hub's snapshot
+    /// (every id of the de-duplication window), hence grouped: the plugin id is written once.
+    by_external: Vec<(String, Vec<DedupKey>)>,
     /// (plugin, plugin's id, key), sorted.
     by_plugin_id: Vec<(String, String, InteractionKey)>,
     /// (agent, channel, label, closed ms), sorted.
@@ -44,6 +45,9 @@ pub struct StateSnapshot {
     /// (due, channel): routing again when a re-offer cool-down ends.
     reoffer: Vec<(Millis, String)>,
 }
+
+/// A de-duplication key of one plugin: (external id, interaction, arrival).
+type DedupKey = (String, InteractionKey, Millis);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SavedAgent {
@@ -145,12 +149,21 @@ impl Core {
                 .get(key)
                 .is_some_and(|i| !i.state.is_closed())
         };
-        let mut by_external: Vec<_> = self
-            .by_external
-            .iter()
-            .map(|(p, id, (key, at))| (p.to_string(), id.to_string(), *key, *at))
+        let mut grouped: std::collections::BTreeMap<&str, Vec<DedupKey>> =
+            std::collections::BTreeMap::new();
+        for (plugin, id, (key, at)) in self.by_external.iter() {
+            grouped
+                .entry(plugin)
+                .or_default()
+                .push((id.to_string(), *key, *at));
+        }
+        let by_external: Vec<_> = grouped
+            .into_iter()
+            .map(|(plugin, mut ids)| {
+                ids.sort();
+                (plugin.to_string(), ids)
+            })
             .collect();
-        by_external.sort();
         let mut by_plugin_id: Vec<_> = self
             .by_plugin_id
             .iter()
@@ -222,8 +235,10 @@ impl Core {
         core.seq = snapshot.seq;
         core.next_key = snapshot.next_key;
         core.prune_at = snapshot.prune_at;
-        for (plugin, id, key, at) in snapshot.by_external {
-            core.by_external.insert(&plugin, id, (key, at));
+        for (plugin, ids) in snapshot.by_external {
+            for (id, key, at) in ids {
+                core.by_external.insert(&plugin, id, (key, at));
+            }
         }
         for (plugin, id, key) in snapshot.by_plugin_id {
             core.by_plugin_id.insert(&plugin, id, key);
