@@ -41,6 +41,14 @@ impl<V> PluginIndex<V> {
         }
     }
 
+    /// Makes room for `additional` more ids of `plugin` (a restore inserts millions at once).
+    pub(crate) fn reserve(&mut self, plugin: &str, additional: usize) {
+        self.by_plugin
+            .entry(plugin.to_string())
+            .or_default()
+            .reserve(additional);
+    }
+
     /// Removes (plugin, id).
     pub(crate) fn remove(&mut self, plugin: &str, id: &str) -> Option<V> {
         let removed = self.by_plugin.get_mut(plugin)?.remove(id);

@@ -389,14 +389,15 @@ impl CoreService {
         let snapshot_every = policy.snapshot_every;
         let (core, snapshots) = match &journal {
             Some(journal) => {
-                let recovered = recovery::recover(policy, clock.now(), journal)?;
+                let store = recovery::open_store(journal);
+                let recovered = recovery::recover(policy, clock.now(), journal, store.as_ref())?;
                 let last = recovered.snapshot.unwrap_or(0);
-                let schedule = recovery::SnapshotSchedule::new(snapshot_every, last);
+                let schedule = recovery::SnapshotSchedule::new(snapshot_every, last, store);
                 (recovered.core, schedule)
             }
             None => (
                 Core::new(policy, clock.now()),
-                recovery::SnapshotSchedule::new(0, 0),
+                recovery::SnapshotSchedule::new(0, 0, None),
             ),
         };
         let (requests, inbox) = unbounded::<Request>();
@@ -1157,9 +1158,7 @@ impl Worker {
         }
         self.details.forget(self.core.closed_since_compact());
         self.core.compact();
-        if let Some(journal) = &mut self.journal {
-            self.snapshots.after_commit(&self.core, journal);
-        }
+        self.snapshots.after_commit(&self.core);
         for agent in concerned {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
@@ -1176,9 +1175,7 @@ impl Worker {
 
     /// The last snapshot, so the next start replays nothing.
     fn snapshot_at_stop(&mut self) {
-        if let Some(journal) = &mut self.journal {
-            self.snapshots.at_stop(&self.core, journal);
-        }
+        self.snapshots.at_stop(&self.core);
     }
 
     fn until_next_timer(&self) -> Duration {

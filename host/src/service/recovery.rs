@@ -1,13 +1,18 @@
 //! Start-up from the journal, and the snapshots that keep it short: the core is rebuilt from the
 //! newest usable snapshot of its state plus the events journaled after it (a damaged or unusable
 //! snapshot falls back to the one before, then to a full replay, each time with a log line), and
-//! while it runs a snapshot is written every `Policy::snapshot_every` events and at stop.
+//! while it runs a snapshot is written every `Policy::snapshot_every` events and at stop — encoded
+//! and stored on a thread of its own, so the core only pays for copying its state.
 //! Only this glue lives here: the snapshot's content is `core::engine::state_snapshot`'s, its
-//! storage `storage::journal::snapshots`'.
+//! storage `storage::snapshots`'.
 
 use crate::core::engine::{SNAPSHOT_FORMAT, StateSnapshot};
 use crate::core::{Core, Millis, Policy};
-use crate::storage::{Journal, StorageError};
+use crate::storage::{Journal, SnapshotStore, StorageError};
+use crossbeam_channel::{Sender, bounded};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
 
 /// How the core came back.
 #[derive(Debug)]
@@ -22,24 +27,43 @@ pub struct Recovered {
     pub skipped: Vec<(u64, String)>,
 }
 
-/// Rebuilds the core under `policy` from `journal`: the newest usable snapshot, then the events
-/// after it; with no usable snapshot, every event.
-pub fn recover(policy: Policy, now: Millis, journal: &Journal) -> Result<Recovered, StorageError> {
+/// Rebuilds the core under `policy` from `journal`: the newest usable snapshot in `snapshots`,
+/// then the events after it; with no usable snapshot, every event.
+pub fn recover(
+    policy: Policy,
+    now: Millis,
+    journal: &Journal,
+    snapshots: Option<&SnapshotStore>,
+) -> Result<Recovered, StorageError> {
     let mut skipped = Vec::new();
-    for seq in journal.snapshot_seqs()? {
-        let restored = journal
-            .read_snapshot(seq)
-            .map_err(|e| e.to_string())
-            .and_then(|stored| {
-                StateSnapshot::decode(stored.format, &stored.body).map_err(|e| e.to_string())
-            })
-            .and_then(|snapshot| {
-                if snapshot.seq == seq {
-                    Core::restore(policy.clone(), now, snapshot).map_err(|e| e.to_string())
-                } else {
-                    Err(format!("it holds the state after event {}", snapshot.seq))
-                }
-            });
+    let seqs = match snapshots.map(SnapshotStore::seqs).transpose() {
+        Ok(seqs) => seqs.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!("snapshots not readable ({e}): replaying the whole journal");
+            Vec::new()
+        }
+    };
+    for seq in seqs {
+        let restored = if seq > journal.last_seq() {
+            Err(format!(
+                "it includes events up to {seq} but the journal ends at {}",
+                journal.last_seq()
+            ))
+        } else {
+            snapshots
+                .ok_or_else(|| "no store".to_string())
+                .and_then(|store| store.read(seq).map_err(|e| e.to_string()))
+                .and_then(|stored| {
+                    StateSnapshot::decode(stored.format, &stored.body).map_err(|e| e.to_string())
+                })
+                .and_then(|snapshot| {
+                    if snapshot.seq == seq {
+                        Core::restore(policy.clone(), now, snapshot).map_err(|e| e.to_string())
+                    } else {
+                        Err(format!("it holds the state after event {}", snapshot.seq))
+                    }
+                })
+        };
         match restored {
             Ok(mut core) => {
                 let replayed = replay_after(&mut core, journal, seq)?;
@@ -74,6 +98,15 @@ pub fn recover(policy: Policy, now: Millis, journal: &Journal) -> Result<Recover
     })
 }
 
+/// The snapshot store beside `journal`; none (start-up replays the whole journal, logged) when it
+/// cannot be opened.
+pub fn open_store(journal: &Journal) -> Option<SnapshotStore> {
+    let path = SnapshotStore::beside(journal.path());
+    SnapshotStore::open(&path)
+        .map_err(|e| tracing::warn!("snapshots unavailable ({e}): start-ups replay the journal"))
+        .ok()
+}
+
 /// Closed interactions are forgotten this often during a replay: a full replay of a long journal
 /// would otherwise hold every interaction of every day until its end (measured: 2.7 GB for 10
 /// million events; docs/performance.md).
@@ -94,63 +127,98 @@ pub fn replay_after(core: &mut Core, journal: &Journal, after: u64) -> Result<u6
     Ok(replayed)
 }
 
-/// When the running service writes snapshots.
+/// When the running service writes snapshots, and the thread that encodes and stores them.
 #[derive(Debug)]
 pub(crate) struct SnapshotSchedule {
     every: u64,
-    /// The last event of the newest snapshot written (or found at start).
+    /// The last event of the newest snapshot handed to the writer (or found at start).
     last: u64,
+    writer: Option<(Sender<StateSnapshot>, JoinHandle<()>)>,
     /// Snapshots that could not be written (each logged); the journal still has every event.
-    pub failures: u64,
+    failures: Arc<AtomicU64>,
 }
 
 impl SnapshotSchedule {
-    /// A schedule for a core whose newest snapshot holds the state after event `last`.
-    pub fn new(every: u64, last: u64) -> Self {
+    /// A schedule for a core whose newest snapshot holds the state after event `last`, writing
+    /// into `store` (none: no snapshots).
+    pub fn new(every: u64, last: u64, store: Option<SnapshotStore>) -> Self {
+        let failures = Arc::new(AtomicU64::new(0));
+        // One snapshot in hand at most: while the writer is busy, the core does not copy another.
+        let writer = store.and_then(|mut store| {
+            let (send, receive) = bounded::<StateSnapshot>(1);
+            let failed = failures.clone();
+            let spawned = std::thread::Builder::new()
+                .name("core-snapshots".into())
+                .spawn(move || {
+                    for snapshot in receive {
+                        let seq = snapshot.seq;
+                        let written =
+                            snapshot
+                                .encode()
+                                .map_err(|e| e.to_string())
+                                .and_then(|bytes| {
+                                    store
+                                        .save(seq, SNAPSHOT_FORMAT, &bytes)
+                                        .map_err(|e| e.to_string())
+                                });
+                        if let Err(e) = written {
+                            // Nothing is lost: the journal holds every event; a start replays more.
+                            let n = failed.fetch_add(1, Ordering::Relaxed) + 1;
+                            tracing::error!(
+                                "snapshot at event {seq} not written ({n} so far): {e}"
+                            );
+                        }
+                    }
+                });
+            match spawned {
+                Ok(thread) => Some((send, thread)),
+                Err(e) => {
+                    tracing::error!("no snapshot writer ({e}): start-ups replay the whole journal");
+                    None
+                }
+            }
+        });
         SnapshotSchedule {
             every,
             last,
-            failures: 0,
+            writer,
+            failures,
         }
     }
 
-    /// After a commit (and `Core::compact`): writes a snapshot when `every` events have been
-    /// journaled since the last one.
-    pub fn after_commit(&mut self, core: &Core, journal: &mut Journal) {
-        if self.every > 0 && core.last_seq() >= self.last.saturating_add(self.every) {
-            self.write(core, journal);
-        }
-    }
-
-    /// At stop: writes a snapshot if anything was journaled since the last one.
-    pub fn at_stop(&mut self, core: &Core, journal: &mut Journal) {
-        if core.last_seq() > self.last {
-            self.write(core, journal);
-        }
-    }
-
-    fn write(&mut self, core: &Core, journal: &mut Journal) {
-        let seq = core.last_seq();
-        let written = core
-            .snapshot()
-            .encode()
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| {
-                journal
-                    .save_snapshot(seq, SNAPSHOT_FORMAT, &bytes)
-                    .map_err(|e| e.to_string())
-            });
-        match written {
-            Ok(()) => self.last = seq,
-            Err(e) => {
-                // Nothing is lost: the journal holds every event; start-up replays more.
-                self.failures += 1;
-                tracing::error!(
-                    "snapshot at event {seq} not written ({} so far): {e}",
-                    self.failures
-                );
+    /// After a commit (and `Core::compact`): hands a snapshot to the writer when `every` events
+    /// have been journaled since the last one and the writer is free.
+    pub fn after_commit(&mut self, core: &Core) {
+        let due = self.every > 0 && core.last_seq() >= self.last.saturating_add(self.every);
+        if let Some((writer, _)) = &self.writer
+            && due
+            && !writer.is_full()
+        {
+            self.last = core.last_seq();
+            if writer.try_send(core.snapshot()).is_err() {
+                tracing::error!("the snapshot writer has stopped");
             }
         }
+    }
+
+    /// At stop: a last snapshot if anything was journaled since the one before, written before
+    /// this returns.
+    pub fn at_stop(&mut self, core: &Core) {
+        let Some((writer, thread)) = self.writer.take() else {
+            return;
+        };
+        if core.last_seq() > self.last && writer.send(core.snapshot()).is_err() {
+            tracing::error!("the snapshot writer has stopped; no snapshot at stop");
+        }
+        drop(writer);
+        if thread.join().is_err() {
+            tracing::error!("the snapshot writer panicked");
+        }
+        let failures = self.failures.load(Ordering::Relaxed);
+        if failures > 0 {
+            tracing::warn!("{failures} snapshots could not be written while running");
+        }
+        self.last = core.last_seq();
     }
 }
 
@@ -199,21 +267,26 @@ mod tests {
     }
 
     /// A journal of `events` with snapshots of the state after each event number of `at`.
-    fn journal_with_snapshots(path: &Path, events: &[Stamped], at: &[usize]) -> Journal {
+    fn journal_with_snapshots(
+        path: &Path,
+        events: &[Stamped],
+        at: &[usize],
+    ) -> (Journal, SnapshotStore) {
         let mut journal = Journal::open(path).expect("journal");
         journal.append(events).expect("append");
+        let mut store = SnapshotStore::open(&SnapshotStore::beside(path)).expect("store");
         for &cut in at {
             let core = full_replay(&events[..cut]);
             let bytes = core.snapshot().encode().expect("encode");
-            journal
-                .save_snapshot(cut as u64, SNAPSHOT_FORMAT, &bytes)
+            store
+                .save(cut as u64, SNAPSHOT_FORMAT, &bytes)
                 .expect("snapshot");
         }
-        journal
+        (journal, store)
     }
 
     fn damage(path: &Path, seq: u64) {
-        let conn = rusqlite::Connection::open(path).expect("file");
+        let conn = rusqlite::Connection::open(SnapshotStore::beside(path)).expect("file");
         // One byte flipped in the middle of the body: the checksum no longer matches.
         let mut body: Vec<u8> = conn
             .query_row(
@@ -237,8 +310,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("j.sqlite3");
         let n = day.journal.len();
-        let journal = journal_with_snapshots(&path, &day.journal, &[n / 3, 2 * n / 3]);
-        let recovered = recover(policy_of(CONFIG), 1_000_000, &journal).expect("recover");
+        let (journal, store) = journal_with_snapshots(&path, &day.journal, &[n / 3, 2 * n / 3]);
+        let recovered =
+            recover(policy_of(CONFIG), 1_000_000, &journal, Some(&store)).expect("recover");
         assert_eq!(recovered.snapshot, Some(2 * n as u64 / 3));
         assert_eq!(recovered.replayed, (n - 2 * n / 3) as u64);
         assert!(recovered.skipped.is_empty());
@@ -260,7 +334,9 @@ mod tests {
 
         damage(&path, newer as u64);
         let journal = Journal::open(&path).expect("reopen");
-        let recovered = recover(policy_of(CONFIG), 1_000_000, &journal).expect("recover");
+        let store = SnapshotStore::open(&SnapshotStore::beside(&path)).expect("store");
+        let recovered =
+            recover(policy_of(CONFIG), 1_000_000, &journal, Some(&store)).expect("recover");
         assert_eq!(recovered.snapshot, Some(older as u64));
         assert_eq!(recovered.replayed, (n - older) as u64);
         assert_eq!(recovered.skipped.len(), 1);
@@ -272,7 +348,8 @@ mod tests {
         assert_eq!(recovered.core.snapshot(), whole);
 
         damage(&path, older as u64);
-        let recovered = recover(policy_of(CONFIG), 1_000_000, &journal).expect("recover");
+        let recovered =
+            recover(policy_of(CONFIG), 1_000_000, &journal, Some(&store)).expect("recover");
         assert_eq!(recovered.snapshot, None);
         assert_eq!(recovered.replayed, n as u64);
         assert_eq!(recovered.skipped.len(), 2);
@@ -285,16 +362,17 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("j.sqlite3");
         let n = day.journal.len();
-        let mut journal = journal_with_snapshots(&path, &day.journal, &[n / 2]);
+        let (journal, mut store) = journal_with_snapshots(&path, &day.journal, &[n / 2]);
         // Checksums match: what is wrong is inside.
-        journal
-            .save_snapshot(n as u64 - 1, SNAPSHOT_FORMAT, b"{\"seq\": tru")
+        store
+            .save(n as u64 - 1, SNAPSHOT_FORMAT, b"{\"seq\": tru")
             .expect("save");
-        journal
-            .save_snapshot(n as u64, SNAPSHOT_FORMAT + 1, b"{}")
+        store
+            .save(n as u64, SNAPSHOT_FORMAT + 1, b"{}")
             .expect("save");
         // Only two are kept: the undecodable one and the newer-format one.
-        let recovered = recover(policy_of(CONFIG), 1_000_000, &journal).expect("recover");
+        let recovered =
+            recover(policy_of(CONFIG), 1_000_000, &journal, Some(&store)).expect("recover");
         assert_eq!(recovered.snapshot, None);
         let reasons: Vec<&str> = recovered.skipped.iter().map(|(_, r)| r.as_str()).collect();
         assert!(reasons[0].contains("snapshot format 2"), "{reasons:?}");
@@ -332,10 +410,16 @@ mod tests {
             clock.advance(1000);
             ann.send(cmd_not_ready("chat", "break")).expect("break");
         }
-        let before_stop = Journal::open(&path)
-            .expect("read")
-            .snapshot_seqs()
-            .expect("seqs");
+        // Written on the writer's thread: it may still be at work.
+        let store = SnapshotStore::open(&SnapshotStore::beside(&path)).expect("store");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let before_stop = loop {
+            let seqs = store.seqs().expect("seqs");
+            if seqs.first().is_some_and(|s| *s >= 30) || std::time::Instant::now() > deadline {
+                break seqs;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
         assert!(
             before_stop.first().is_some_and(|s| *s >= 30),
             "written while running: {before_stop:?}"
@@ -344,11 +428,7 @@ mod tests {
         service.stop();
         let journal = Journal::open(&path).expect("reopen");
         let last = journal.last_seq();
-        assert_eq!(
-            journal.snapshot_seqs().expect("seqs")[0],
-            last,
-            "one at stop"
-        );
+        assert_eq!(store.seqs().expect("seqs")[0], last, "one at stop");
         drop(journal);
         let (service, _) = start(&path, 10);
         assert_eq!(
@@ -371,9 +451,8 @@ mod tests {
             return;
         };
         // A snapshot every 8 events (4 acknowledged commands) of a state that grows (emails wait
-        // for nobody): the child spends most of its time writing snapshots, so the kill most
-        // likely lands in one. Measured (debug build): about 700 commands acknowledged in 3 s
-        // with these snapshots, 13,000 without, so well over 90 % of the time is snapshotting.
+        // for nobody): the writer thread gets a new snapshot as soon as it finishes one, so it is
+        // writing nearly all the time and the kill most likely lands in a write.
         let (service, clock) = start(Path::new(&path), 8);
         let core = service.handle();
         let ann = core.login("ann").expect("login");
@@ -440,11 +519,13 @@ mod tests {
         let _ = child.wait();
         assert!(acked >= 400, "the child acknowledged only {acked}");
         let journal = Journal::open(&path).expect("reopen after kill");
+        let store = SnapshotStore::open(&SnapshotStore::beside(&path)).expect("store");
         assert!(
-            !journal.snapshot_seqs().expect("seqs").is_empty(),
+            !store.seqs().expect("seqs").is_empty(),
             "snapshots were written"
         );
-        let recovered = recover(policy_of(CONFIG), 1_000_000, &journal).expect("recover");
+        let recovered =
+            recover(policy_of(CONFIG), 1_000_000, &journal, Some(&store)).expect("recover");
         assert!(
             recovered.skipped.is_empty(),
             "a committed snapshot is whole: {:?}",

@@ -7,15 +7,14 @@
 //!
 //! Every row carries the number of the format its events are written in (`format`, see
 //! [`format`]): old rows are upgraded as they are read, rows from a newer agentdesk are an error.
-//! The table layout itself has numbered migrations (`SCHEMA`). Snapshots of the core state live in
-//! the same file ([`snapshots`]), so start-up replays only the rows after the latest one.
+//! The table layout itself has numbered migrations (`SCHEMA`). Snapshots of the core state, which
+//! spare start-up most of the replay, live in a file of their own (`storage::snapshots`).
 //!
 //! Checkpoints (copying the WAL back into the database file, with its fsync) run on a thread of
 //! their own with its own connection, so an append never waits for one: SQLite's automatic
 //! checkpoint would run inside the commit of whichever append crossed the threshold.
 
 pub mod format;
-pub mod snapshots;
 
 use crate::core::Stamped;
 use crate::storage::migrations::{self, Migration, MigrationError, VersionStore};
@@ -87,16 +86,6 @@ pub enum StorageError {
         /// The last stored.
         last: u64,
     },
-    /// A snapshot is damaged (checksum or size), or names events the journal does not hold.
-    #[error("journal {path}: snapshot at event {seq}: {reason}")]
-    Snapshot {
-        /// The file.
-        path: PathBuf,
-        /// The snapshot's sequence number.
-        seq: u64,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// The journal's table layout, step by step (version in the table `journal_schema`).
@@ -116,18 +105,12 @@ const SCHEMA: [Migration; 2] = [
     },
     Migration {
         to: 2,
-        what: "row formats (rows so far are format 1) and core snapshots",
+        what: "row formats (rows so far are format 1)",
         run: |tx| {
             tx.execute_batch(
                 "ALTER TABLE journal ADD COLUMN format INTEGER NOT NULL DEFAULT 1;
                  CREATE TABLE journal_formats (format INTEGER PRIMARY KEY);
-                 INSERT INTO journal_formats (format) VALUES (1);
-                 CREATE TABLE snapshots (
-                    seq      INTEGER PRIMARY KEY,
-                    format   INTEGER NOT NULL,
-                    checksum TEXT NOT NULL,
-                    body     BLOB NOT NULL
-                 );",
+                 INSERT INTO journal_formats (format) VALUES (1);",
             )
         },
     },

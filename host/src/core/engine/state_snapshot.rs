@@ -236,6 +236,7 @@ impl Core {
         core.next_key = snapshot.next_key;
         core.prune_at = snapshot.prune_at;
         for (plugin, ids) in snapshot.by_external {
+            core.by_external.reserve(&plugin, ids.len());
             for (id, key, at) in ids {
                 core.by_external.insert(&plugin, id, (key, at));
             }
