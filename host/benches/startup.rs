@@ -228,12 +228,12 @@ fn startup(c: &mut Criterion) {
     group.sample_size(10);
     group.warm_up_time(Duration::from_millis(1));
     group.bench_function("snapshot + tail of 100,000 events", |b| {
-        b.iter(start_from_snapshot)
+        b.iter_with_large_drop(start_from_snapshot)
     });
     let core = start_from_snapshot();
     // The core thread's share of a snapshot: copying the state; the rest is the writer thread's.
     group.bench_function("snapshot copy (on the core thread)", |b| {
-        b.iter(|| core.snapshot())
+        b.iter_with_large_drop(|| core.snapshot())
     });
     let mut writer = SnapshotStore::open(&SnapshotStore::beside(&path)).expect("snapshots");
     group.bench_function("snapshot encode + store (on its own thread)", |b| {
@@ -246,7 +246,9 @@ fn startup(c: &mut Criterion) {
     });
     // Ten full replays of a long journal take minutes: criterion only for short ones.
     if events <= 1_000_000 {
-        group.bench_function("full replay", |b| b.iter(start_from_nothing));
+        group.bench_function("full replay", |b| {
+            b.iter_with_large_drop(start_from_nothing)
+        });
     }
     report_memory("full replay", start_from_nothing);
     group.finish();

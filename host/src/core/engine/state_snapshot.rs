@@ -12,7 +12,8 @@ use super::{ChannelQueue, Core, Timer};
 use crate::core::model::{ChannelState, Interaction, InteractionKey, InteractionState, Millis};
 use crate::core::policy::Policy;
 use plugin_api::Address;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::Arc;
 
 /// The snapshot format this code writes (and the only one it reads: an older snapshot is
 /// skipped and the journal replayed instead, which always works).
@@ -47,7 +48,24 @@ pub struct StateSnapshot {
 }
 
 /// A de-duplication key of one plugin: (external id, interaction, arrival).
-type DedupKey = (String, InteractionKey, Millis);
+type DedupKey = (SharedId, InteractionKey, Millis);
+
+/// An id shared with the core's tables: copying it into a snapshot copies a pointer. Written as
+/// a plain string.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct SharedId(Arc<str>);
+
+impl Serialize for SharedId {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(|s| SharedId(Arc::from(s)))
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SavedAgent {
@@ -85,6 +103,18 @@ pub enum RestoreError {
 }
 
 impl StateSnapshot {
+    /// The same state with its lists in one order, for comparing snapshots of cores built
+    /// differently (their hash tables list keys in different orders).
+    #[cfg(test)]
+    pub(crate) fn normalised(mut self) -> Self {
+        self.by_external.sort_by(|a, b| a.0.cmp(&b.0));
+        for (_, ids) in &mut self.by_external {
+            ids.sort();
+        }
+        self.by_plugin_id.sort();
+        self
+    }
+
     /// Encodes it (in `SNAPSHOT_FORMAT`).
     pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)
@@ -151,18 +181,17 @@ impl Core {
         };
         let mut grouped: std::collections::BTreeMap<&str, Vec<DedupKey>> =
             std::collections::BTreeMap::new();
+        // Not sorted: the core thread pays for this copy (millions of keys in a long-running hub);
+        // tests compare snapshots through `normalised`.
         for (plugin, id, (key, at)) in self.by_external.iter() {
             grouped
                 .entry(plugin)
                 .or_default()
-                .push((id.to_string(), *key, *at));
+                .push((SharedId(id.clone()), *key, *at));
         }
         let by_external: Vec<_> = grouped
             .into_iter()
-            .map(|(plugin, mut ids)| {
-                ids.sort();
-                (plugin.to_string(), ids)
-            })
+            .map(|(plugin, ids)| (plugin.to_string(), ids))
             .collect();
         let mut by_plugin_id: Vec<_> = self
             .by_plugin_id
@@ -237,7 +266,7 @@ impl Core {
         core.prune_at = snapshot.prune_at;
         for (plugin, ids) in snapshot.by_external {
             core.by_external.reserve(&plugin, ids.len());
-            for (id, key, at) in ids {
+            for (SharedId(id), key, at) in ids {
                 core.by_external.insert(&plugin, id, (key, at));
             }
         }
