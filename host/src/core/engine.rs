@@ -13,6 +13,7 @@ use super::model::{
 mod confirm;
 mod isolation;
 mod state_snapshot;
+mod time_in_state;
 use super::capability::require;
 use super::policy::{LOGGED_ON, MISSED_OFFER, Policy};
 use super::reoffer::{Standing, standing};
@@ -1335,7 +1336,7 @@ impl Core {
 
     /// Applies one event and keeps every index in step with it.
     fn apply(&mut self, stamped: &Stamped) {
-        let (keys, mut people) = touched(&stamped.event);
+        let (keys, mut people) = stamped.event.concerns();
         self.note_concerned(&keys, &people);
         for k in &keys {
             self.add_people_of(*k, &mut people);
@@ -2191,68 +2192,6 @@ impl Core {
             ));
         }
         Ok(())
-    }
-}
-
-/// The interactions an event is about, and the agents it names.
-pub(crate) fn touched(event: &CoreEvent) -> (Vec<InteractionKey>, Vec<String>) {
-    match event {
-        CoreEvent::AgentLoggedIn { agent }
-        | CoreEvent::AgentLoggedOut { agent }
-        | CoreEvent::ChannelStateChanged { agent, .. }
-        | CoreEvent::DndChanged { agent, .. }
-        | CoreEvent::ForwardingChanged { agent, .. } => (vec![], vec![agent.clone()]),
-        CoreEvent::InteractionOffered { key, agent, .. }
-        | CoreEvent::InteractionAccepted { key, agent }
-        | CoreEvent::InteractionDeclined { key, agent }
-        | CoreEvent::OfferMissed { key, agent }
-        | CoreEvent::InteractionForwarded { key, agent, .. }
-        | CoreEvent::InteractionDone { key, agent, .. }
-        | CoreEvent::InteractionTransferred {
-            key, from: agent, ..
-        }
-        | CoreEvent::TransferOutRequested { key, agent, .. }
-        | CoreEvent::HoldRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
-        CoreEvent::InteractionArrived { key, .. }
-        | CoreEvent::InteractionRejected { key, .. }
-        | CoreEvent::InteractionWithdrawn { key, .. }
-        | CoreEvent::HoldRefused { key, .. }
-        | CoreEvent::InteractionHeld { key }
-        | CoreEvent::InteractionResumed { key }
-        | CoreEvent::InteractionEnded { key, .. }
-        | CoreEvent::InteractionAbandoned { key }
-        | CoreEvent::InteractionParked { key, .. }
-        | CoreEvent::InteractionUnparked { key }
-        | CoreEvent::ConsultationEnded { consultation: key } => (vec![*key], vec![]),
-        CoreEvent::ConsultationStarted {
-            key,
-            about,
-            by,
-            colleague,
-            ..
-        } => (vec![*key, *about], vec![by.clone(), colleague.clone()]),
-        CoreEvent::ConferenceStarted {
-            about,
-            consultation,
-            colleague,
-        } => (vec![*about, *consultation], vec![colleague.clone()]),
-        CoreEvent::TransferredAfterConsultation {
-            about,
-            consultation,
-            from,
-            to,
-        } => (vec![*about, *consultation], vec![from.clone(), to.clone()]),
-        CoreEvent::ConferenceLeft { about, agent } => (vec![*about], vec![agent.clone()]),
-        CoreEvent::OutboundStarted {
-            key,
-            agent,
-            related,
-            ..
-        } => (
-            std::iter::once(*key).chain(*related).collect(),
-            vec![agent.clone()],
-        ),
-        CoreEvent::PluginIdLinked { key, .. } => (vec![*key], vec![]),
     }
 }
 
