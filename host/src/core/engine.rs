@@ -13,9 +13,12 @@ use super::model::{
 };
 
 mod apply;
+mod channel_state;
+mod collaboration;
 mod confirm;
 mod decide;
 mod isolation;
+mod lifecycle;
 mod routing;
 mod state_snapshot;
 mod time_in_state;
