@@ -83,6 +83,9 @@ pub struct CoreSection {
     pub dedup_days: u64,
     /// Cross-channel rules: while busy on one channel, no new offers on others.
     pub exclusive: Vec<ExclusiveRule>,
+    /// A snapshot of the core state is written after this many journal events (and at stop), so
+    /// start-up replays only what follows it. 0: only at stop.
+    pub snapshot_every_events: u64,
 }
 
 impl Default for CoreSection {
@@ -99,6 +102,7 @@ impl Default for CoreSection {
             pending: true,
             dedup_days: 30,
             exclusive: Vec::new(),
+            snapshot_every_events: 100_000,
         }
     }
 }

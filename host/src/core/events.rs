@@ -17,6 +17,69 @@ pub struct Stamped {
 }
 
 impl CoreEvent {
+    /// Who and what the event concerns: the interactions it is about and the agents it names
+    /// (the core adds everyone taking part in those interactions).
+    pub fn concerns(&self) -> (Vec<InteractionKey>, Vec<String>) {
+        match self {
+            CoreEvent::AgentLoggedIn { agent }
+            | CoreEvent::AgentLoggedOut { agent }
+            | CoreEvent::ChannelStateChanged { agent, .. }
+            | CoreEvent::DndChanged { agent, .. }
+            | CoreEvent::ForwardingChanged { agent, .. } => (vec![], vec![agent.clone()]),
+            CoreEvent::InteractionOffered { key, agent, .. }
+            | CoreEvent::InteractionAccepted { key, agent }
+            | CoreEvent::InteractionDeclined { key, agent }
+            | CoreEvent::OfferMissed { key, agent }
+            | CoreEvent::InteractionForwarded { key, agent, .. }
+            | CoreEvent::InteractionDone { key, agent, .. }
+            | CoreEvent::InteractionTransferred {
+                key, from: agent, ..
+            }
+            | CoreEvent::TransferOutRequested { key, agent, .. }
+            | CoreEvent::HoldRequested { key, agent, .. } => (vec![*key], vec![agent.clone()]),
+            CoreEvent::InteractionArrived { key, .. }
+            | CoreEvent::InteractionRejected { key, .. }
+            | CoreEvent::InteractionWithdrawn { key, .. }
+            | CoreEvent::HoldRefused { key, .. }
+            | CoreEvent::InteractionHeld { key }
+            | CoreEvent::InteractionResumed { key }
+            | CoreEvent::InteractionEnded { key, .. }
+            | CoreEvent::InteractionAbandoned { key }
+            | CoreEvent::InteractionParked { key, .. }
+            | CoreEvent::InteractionUnparked { key }
+            | CoreEvent::ConsultationEnded { consultation: key } => (vec![*key], vec![]),
+            CoreEvent::ConsultationStarted {
+                key,
+                about,
+                by,
+                colleague,
+                ..
+            } => (vec![*key, *about], vec![by.clone(), colleague.clone()]),
+            CoreEvent::ConferenceStarted {
+                about,
+                consultation,
+                colleague,
+            } => (vec![*about, *consultation], vec![colleague.clone()]),
+            CoreEvent::TransferredAfterConsultation {
+                about,
+                consultation,
+                from,
+                to,
+            } => (vec![*about, *consultation], vec![from.clone(), to.clone()]),
+            CoreEvent::ConferenceLeft { about, agent } => (vec![*about], vec![agent.clone()]),
+            CoreEvent::OutboundStarted {
+                key,
+                agent,
+                related,
+                ..
+            } => (
+                std::iter::once(*key).chain(*related).collect(),
+                vec![agent.clone()],
+            ),
+            CoreEvent::PluginIdLinked { key, .. } => (vec![*key], vec![]),
+        }
+    }
+
     /// The kind tag, as written in the journal's `kind` column.
     pub fn kind(&self) -> &'static str {
         match self {

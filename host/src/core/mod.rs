@@ -6,6 +6,8 @@ mod capability;
 pub mod commands;
 pub mod engine;
 pub mod events;
+#[cfg(test)]
+mod golden;
 mod index;
 pub mod model;
 pub mod policy;
@@ -14,7 +16,7 @@ mod proptests;
 mod reoffer;
 pub mod stats;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;
 

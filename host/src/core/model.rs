@@ -185,7 +185,7 @@ impl InteractionState {
 }
 
 /// An interaction known to the core.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interaction {
     /// The core's key.
     pub key: InteractionKey,

@@ -51,6 +51,9 @@ pub struct Policy {
     /// The command kinds each running plugin declared in its hello. A plugin not listed (a core
     /// without plugins: scenarios, tests) is taken to handle every kind.
     pub capabilities: BTreeMap<String, BTreeSet<String>>,
+    /// Journal events between two snapshots of the core state (0: only at stop). The service
+    /// writes them; the rules never read this.
+    pub snapshot_every: u64,
 }
 
 /// The Not Ready reason a team hub gives an agent whose desktop went silent (so nothing rings
@@ -102,6 +105,7 @@ impl Policy {
             dedup_window_ms: config.core.dedup_days.saturating_mul(86_400_000),
             channel_plugins: BTreeMap::new(),
             capabilities: BTreeMap::new(),
+            snapshot_every: config.core.snapshot_every_events,
         }
     }
 

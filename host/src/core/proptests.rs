@@ -311,7 +311,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_days_keep_every_rule(ops in proptest::collection::vec(op(), 1..150)) {
+    fn random_days_keep_every_rule(ops in proptest::collection::vec(op(), 1..150), cut in 0usize..10_000) {
         let mut day = asking_day();
         let mut watcher = Watcher::default();
         // The start of a working day: everyone logged in and Ready on their channels.
@@ -407,5 +407,30 @@ proptest! {
         prop_assert_eq!(replayed.core.agents().collect::<Vec<_>>(), day.core.agents().collect::<Vec<_>>());
         prop_assert_eq!(replayed.core.interactions().collect::<Vec<_>>(), day.core.interactions().collect::<Vec<_>>());
         prop_assert_eq!(replayed.core.stats(), day.core.stats());
+        // A snapshot after any event, then the events after it, gives the state the whole
+        // journal gives.
+        let cut = cut % (day.journal.len() + 1);
+        let mut before = asking_day();
+        for stamped in &day.journal[..cut] {
+            before.core.replay(stamped);
+        }
+        before.core.compact();
+        let bytes = before.core.snapshot().encode().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let snapshot = engine::StateSnapshot::decode(engine::SNAPSHOT_FORMAT, &bytes)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let mut restored = Core::restore(before.core.policy().clone(), before.now, snapshot)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        restored.check_invariants().map_err(|e| TestCaseError::fail(format!("restored after event {cut}: {e}")))?;
+        for stamped in &day.journal[cut..] {
+            restored.replay(stamped);
+        }
+        restored.compact();
+        replayed.core.compact();
+        replayed.core.check_invariants().map_err(|e| TestCaseError::fail(format!("replayed and compacted: {e}")))?;
+        restored.check_invariants().map_err(|e| TestCaseError::fail(format!("restored after event {cut}, then the rest: {e}")))?;
+        prop_assert_eq!(restored.snapshot().normalised(), replayed.core.snapshot().normalised());
+        prop_assert_eq!(restored.agents().collect::<Vec<_>>(), replayed.core.agents().collect::<Vec<_>>());
+        prop_assert_eq!(restored.stats(), replayed.core.stats());
+        prop_assert_eq!(restored.next_timer(), replayed.core.next_timer());
     }
 }

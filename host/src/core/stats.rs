@@ -43,29 +43,13 @@ impl TimeInState {
             .map(|((a, c, l), ms)| (a.as_str(), c.as_str(), l.as_str(), *ms))
     }
 
+    /// Every (interaction, closed handling time).
+    pub(crate) fn handling_rows(&self) -> impl Iterator<Item = (InteractionKey, Millis)> + '_ {
+        self.handling.iter().map(|(k, ms)| (*k, *ms))
+    }
+
     /// Handling time of an interaction so far (closed spans).
     pub fn handling(&self, key: InteractionKey) -> Millis {
         self.handling.get(&key).copied().unwrap_or(0)
-    }
-}
-
-impl super::engine::Core {
-    /// Time in one state label up to `now`, including the state the channel is in now.
-    pub fn time_in_state(&self, agent: &str, channel: &str, label: &str, now: Millis) -> Millis {
-        let current = self
-            .agent(agent)
-            .and_then(|a| a.channels.get(channel))
-            .filter(|ch| ch.state.label().as_deref() == Some(label))
-            .map_or(0, |ch| now.saturating_sub(ch.since));
-        self.stats().closed(agent, channel, label) + current
-    }
-
-    /// Handling time of an interaction up to `now`.
-    pub fn handling_time(&self, key: InteractionKey, now: Millis) -> Millis {
-        let open = self
-            .interaction(key)
-            .and_then(|i| i.accepted_at)
-            .map_or(0, |since| now.saturating_sub(since));
-        self.stats().handling(key) + open
     }
 }

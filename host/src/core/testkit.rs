@@ -41,18 +41,14 @@ pub(crate) struct Day {
 
 impl Day {
     pub fn with_config(extra: &str) -> Self {
-        let text = format!("{CONFIG}\n{extra}");
-        let config = AdminConfig::parse(&text, "test").expect("test config");
-        let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+        Self::from_config_text(&format!("{CONFIG}\n{extra}"))
+    }
+
+    /// A day under exactly this configuration (not added to `CONFIG`).
+    pub fn from_config_text(text: &str) -> Self {
         let now = 1_000_000;
-        let mut policy = Policy::from_config(&config, &channels);
-        // A plugin "p" carries every channel, so outbound interactions can be started.
-        policy.channel_plugins = channels
-            .iter()
-            .map(|c| (c.clone(), "p".to_string()))
-            .collect();
         Day {
-            core: Core::new(policy, now),
+            core: Core::new(policy_of(text), now),
             now,
             journal: Vec::new(),
             next_external: 0,
@@ -166,6 +162,19 @@ impl Day {
     pub fn offered_to(&self, key: InteractionKey, agent: &str) -> bool {
         matches!(&self.state(key), InteractionState::Offered { agent: a, .. } if a == agent)
     }
+}
+
+/// The policy of a test configuration: the channels of `CHANNELS`, and a plugin "p" carrying
+/// every channel, so outbound interactions can be started.
+pub(crate) fn policy_of(text: &str) -> Policy {
+    let config = AdminConfig::parse(text, "test").expect("test config");
+    let channels: Vec<String> = CHANNELS.iter().map(|c| c.to_string()).collect();
+    let mut policy = Policy::from_config(&config, &channels);
+    policy.channel_plugins = channels
+        .iter()
+        .map(|c| (c.clone(), "p".to_string()))
+        .collect();
+    policy
 }
 
 pub(crate) fn not_ready(reason: &str) -> ChannelState {

@@ -804,6 +804,51 @@ fn a_conference_brings_the_colleague_into_a_chat_until_they_leave_or_it_ends() {
 }
 
 #[test]
+fn a_blind_transfer_of_a_conferenced_chat_frees_the_colleagues_place() {
+    let mut day = Day::new();
+    let chat = ann_chatting_bob_ready(&mut day);
+    day.ok(
+        "ann",
+        AgentCommand::Consult {
+            key: chat,
+            colleague: "bob".into(),
+        },
+    );
+    let consult = consultation_of(&day, chat);
+    day.ok("bob", AgentCommand::Accept { key: consult });
+    day.ok(
+        "ann",
+        AgentCommand::Conference {
+            consultation: consult,
+        },
+    );
+    day.ok("bob", cmd_not_ready("chat", "break"));
+    day.ok(
+        "ann",
+        AgentCommand::Transfer {
+            key: chat,
+            to: Route::queue("billing"),
+        },
+    );
+    assert_eq!(day.state(chat), InteractionState::Queued);
+    assert!(
+        day.core
+            .interaction(chat)
+            .is_some_and(|i| i.conference.is_empty())
+    );
+    assert_eq!(
+        day.core.agent("bob").map(|a| a.channels["chat"].load),
+        Some(0),
+        "Bob's place is free once the chat left Ann"
+    );
+    day.contact_leaves(chat);
+    day.core.compact();
+    day.core
+        .check_invariants()
+        .expect("invariants after compaction");
+}
+
+#[test]
 fn an_email_can_be_consulted_about_but_not_conferenced() {
     let mut day = Day::new();
     day.ready("ann", &["email"]);

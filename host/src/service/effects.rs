@@ -31,10 +31,7 @@ pub fn plugin_commands(core: &Core, events: &[Stamped]) -> Vec<PluginCommand> {
             }
             _ => None,
         };
-        let about = crate::core::engine::touched(&stamped.event)
-            .0
-            .first()
-            .copied();
+        let about = stamped.event.concerns().0.first().copied();
         for (plugin, command) in commands_for(core, stamped) {
             out.push(PluginCommand {
                 plugin,

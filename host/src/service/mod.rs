@@ -8,6 +8,7 @@ pub mod clock;
 pub mod detail;
 pub mod early;
 pub mod effects;
+pub mod recovery;
 pub mod snapshot;
 
 use crate::core::model::ChannelRequest;
@@ -472,13 +473,20 @@ impl CoreService {
                 }
             }
         }
-        let mut core = Core::new(policy, clock.now());
-        if let Some(journal) = &journal {
-            for stamped in journal.load()? {
-                core.replay(&stamped);
+        let snapshot_every = policy.snapshot_every;
+        let (core, snapshots) = match &journal {
+            Some(journal) => {
+                let store = recovery::open_store(journal);
+                let recovered = recovery::recover(policy, clock.now(), journal, store.as_ref())?;
+                let last = recovered.snapshot.unwrap_or(0);
+                let schedule = recovery::SnapshotSchedule::new(snapshot_every, last, store);
+                (recovered.core, schedule)
             }
-            core.compact();
-        }
+            None => (
+                Core::new(policy, clock.now()),
+                recovery::SnapshotSchedule::new(0, 0, None),
+            ),
+        };
         let (requests, inbox) = unbounded::<Request>();
         let stop = Arc::new(AtomicBool::new(false));
         let mut helpers = Vec::new();
@@ -538,10 +546,12 @@ impl CoreService {
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
                 detail_changed: BTreeSet::new(),
+                snapshots,
             };
             worker.restore_transcripts();
             worker.settle_unanswered();
             worker.run(&inbox);
+            worker.snapshot_at_stop();
         });
         Ok(CoreService {
             handle: CoreHandle { requests },
@@ -696,6 +706,8 @@ struct Worker {
     early: early::EarlyEvents,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
+    /// When the core state is written as a snapshot (see `recovery`).
+    snapshots: recovery::SnapshotSchedule,
 }
 
 impl Worker {
@@ -1340,6 +1352,7 @@ impl Worker {
         }
         self.details.forget(self.core.closed_since_compact());
         self.core.compact();
+        self.snapshots.after_commit(&self.core);
         for agent in concerned {
             let Some(watchers) = self.watchers.get_mut(&agent) else {
                 continue;
@@ -1352,6 +1365,11 @@ impl Worker {
             watchers.retain(|w| w.send(snapshot.clone()).is_ok());
         }
         Ok(())
+    }
+
+    /// The last snapshot, so the next start replays nothing.
+    fn snapshot_at_stop(&mut self) {
+        self.snapshots.at_stop(&self.core);
     }
 
     fn until_next_timer(&self) -> Duration {

@@ -3,6 +3,10 @@
 
 pub mod history;
 pub mod journal;
+mod migrations;
+pub mod snapshots;
+pub use migrations::MigrationError;
 
 pub use history::{History, HistoryError, MessageMark, TranscriptLine};
 pub use journal::{Journal, StorageError};
+pub use snapshots::{SnapshotError, SnapshotStore};
