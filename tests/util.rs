@@ -570,8 +570,8 @@ pub fn write_if_changed(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename file");
 }
 
-/// A configuration that allows the given plugin ids (any version), with one agent on all
-/// channels, plugins in `plugin_dir` and data in `data_dir`; `extra` is appended.
+/// A configuration that allows the given plugin ids (any version, in the host's process), with one
+/// agent on all channels, plugins in `plugin_dir` and data in `data_dir`; `extra` is appended.
 pub fn config_text(plugin_dir: &Path, data_dir: &Path, allow: &[&str], extra: &str) -> String {
     let mut text = format!(
         "[host]\ndata_dir = \"{}\"\n\n[plugins]\ndirectories = [\"{}\"]\ncall_deadline_ms = 1000\n\
@@ -579,8 +579,12 @@ pub fn config_text(plugin_dir: &Path, data_dir: &Path, allow: &[&str], extra: &s
         data_dir.display(),
         plugin_dir.display()
     );
+    // These tests are about the plugins themselves, in the host's own process (process isolation
+    // has its own tests: `isolated_config_text`).
     for id in allow {
-        text.push_str(&format!("[plugins.allow.\"{id}\"]\nversion = \"*\"\n\n"));
+        text.push_str(&format!(
+            "[plugins.allow.\"{id}\"]\nversion = \"*\"\nisolation = \"in-process\"\n\n"
+        ));
     }
     if !extra.contains("[[agents]]") {
         text.push_str("[[agents]]\nid = \"a1\"\nname = \"Agent One\"\nchannels = \"all\"\n\n");
