@@ -593,6 +593,24 @@ pub fn config_text(plugin_dir: &Path, data_dir: &Path, allow: &[&str], extra: &s
     text
 }
 
+/// Turns a [`config_text`] into one where the plugins `ids` run isolated, each in a process of its
+/// own started from `runner` (an executable with the `plugin-runner` subcommand: `agentdesk`, or
+/// `agentdesk-test-host` in tests).
+pub fn isolate(text: &str, ids: &[&str], runner: &Path) -> String {
+    let mut text = text.replacen(
+        "[plugins]\n",
+        &format!("[plugins]\nrunner = \"{}\"\n", runner.display()),
+        1,
+    );
+    for id in ids {
+        let rule =
+            format!("[plugins.allow.\"{id}\"]\nversion = \"*\"\nisolation = \"in-process\"\n");
+        assert!(text.contains(&rule), "`{id}` is not allowed in the config");
+        text = text.replace(&rule, &rule.replace("in-process", "process"));
+    }
+    text
+}
+
 /// The core service as the desktop runs it: journal and history in `<data_dir>/agentdesk.sqlite3`
 /// (one file), the system clock, and the given plugins (if any).
 pub fn start_core(

@@ -8,6 +8,7 @@ pub mod loader;
 pub mod manifest;
 pub mod package;
 pub mod policy;
+pub mod runner;
 pub mod supervisor;
 
 pub use supervisor::{
