@@ -269,3 +269,60 @@ fn when_the_host_is_killed_no_runner_and_no_setsid_child_survives() {
         );
     }
 }
+
+#[test]
+fn the_agent_of_an_open_interaction_hears_that_the_channels_process_ended_and_it_still_routes() {
+    use agentdesk_host::core::{AgentCommand, Policy};
+    let dir = Install::new();
+    let (config, _, _) = install(&dir, "offers_at_start = 1", "restart_backoff_ms = 20");
+    let config = AdminConfig::load(&config).expect("config");
+    let plugins = std::sync::Arc::new(PluginHost::start(&config, StartMode::Run));
+    let policy = Policy::from_config(&config, &["crashy".to_string(), "fixture".to_string()]);
+    let service = agentdesk_tests::start_core(&dir.data, policy, Some(plugins.clone()));
+    let core = service.handle();
+    let a1 = core.login("a1").expect("login");
+    for command in [
+        AgentCommand::LogOnChannel {
+            channel: "crashy".into(),
+        },
+        AgentCommand::SetReady {
+            channel: "crashy".into(),
+        },
+    ] {
+        a1.send(command).expect("ready");
+    }
+    let snapshot = || core.snapshot("a1").expect("snapshot").expect("agent");
+    let key = wait_for(Duration::from_secs(10), "the offer", || {
+        snapshot().interactions.first().map(|i| i.key)
+    });
+    a1.send(AgentCommand::Accept { key }).expect("accept");
+    let c = crashy().id();
+    assert!(plugins.send(&c, &invoke("crash-abort")).is_err());
+    let notice = wait_for(Duration::from_secs(10), "the notice", || {
+        snapshot()
+            .interactions
+            .iter()
+            .find(|i| i.key == key)?
+            .detail
+            .notice
+            .clone()
+    });
+    assert!(
+        notice.contains("process ended") && notice.contains("SIGABRT"),
+        "{notice}"
+    );
+    wait_for(Duration::from_secs(10), "the restart", || {
+        (plugins.report(&c)?.restarts == 1).then_some(())
+    });
+    let view = snapshot();
+    let crashy_row = view
+        .channels
+        .iter()
+        .find(|ch| ch.channel == "crashy")
+        .expect("crashy channel");
+    assert!(
+        crashy_row.unavailable.is_none(),
+        "a restarted channel stays in routing: {crashy_row:?}"
+    );
+    service.stop();
+}

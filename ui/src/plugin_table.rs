@@ -6,7 +6,7 @@ use agentdesk_host::PluginReport;
 use std::fmt::Write;
 
 /// The reports as JSON for scripts: `{"plugins": [{id, name, vendor, version, api_version,
-/// channels, path, status, reason}], "not_found": [..]}`.
+/// channels, path, status, reason, isolation, restarts, last_exit}], "not_found": [..]}`.
 pub fn render_json(reports: &[PluginReport], not_found: &[NotFound]) -> String {
     let plugins: Vec<serde_json::Value> = reports
         .iter()
@@ -21,6 +21,9 @@ pub fn render_json(reports: &[PluginReport], not_found: &[NotFound]) -> String {
                 "path": r.path.display().to_string(),
                 "status": r.status.word(),
                 "reason": r.status.reason(),
+                "isolation": r.isolation.word(),
+                "restarts": r.restarts,
+                "last_exit": r.last_exit,
             })
         })
         .collect();
@@ -47,9 +50,17 @@ fn table(reports: &[PluginReport]) -> String {
         return "No plugins found in the plugin directories.\n".into();
     }
     let header = [
-        "ID", "NAME", "VENDOR", "VERSION", "API", "CHANNELS", "STATUS",
+        "ID",
+        "NAME",
+        "VENDOR",
+        "VERSION",
+        "API",
+        "CHANNELS",
+        "STATUS",
+        "ISOLATION",
+        "RESTARTS",
     ];
-    let rows: Vec<[String; 7]> = reports
+    let rows: Vec<[String; 9]> = reports
         .iter()
         .map(|r| {
             [
@@ -66,6 +77,8 @@ fn table(reports: &[PluginReport]) -> String {
                     r.channels.join(",")
                 },
                 r.status.word().to_string(),
+                r.isolation.word().to_string(),
+                r.restarts.to_string(),
             ]
         })
         .collect();
@@ -99,6 +112,18 @@ fn table(reports: &[PluginReport]) -> String {
                 let health = if status.healthy { "ok" } else { "trouble" };
                 let _ = writeln!(out, "{} channel status: {health}: {}", r.id, status.detail);
             }
+        }
+    }
+    let exited: Vec<&PluginReport> = reports.iter().filter(|r| r.last_exit.is_some()).collect();
+    if !exited.is_empty() {
+        let _ = writeln!(out);
+        for r in exited {
+            let _ = writeln!(
+                out,
+                "{} last exit of its process: {}",
+                r.id,
+                r.last_exit.as_deref().unwrap_or_default()
+            );
         }
     }
     let with_reasons: Vec<&PluginReport> = reports

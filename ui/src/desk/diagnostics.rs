@@ -1,4 +1,5 @@
-//! Every plugin with its status and the refusal or quarantine reason.
+//! Every plugin with its status and the refusal or quarantine reason, where its code runs, how
+//! often its process was restarted and why it last ended.
 
 use super::Desk;
 use eframe::egui;
@@ -19,6 +20,9 @@ impl Desk {
                 "Status",
                 "Reason",
                 "Channel status",
+                "Isolation",
+                "Restarts",
+                "Last exit",
             ] {
                 ui.strong(h);
             }
@@ -35,6 +39,9 @@ impl Desk {
                 ui.label(r.status.word());
                 ui.label(r.status.reason().unwrap_or(""));
                 ui.label(super::text::channel_health(r.channel_status.as_ref()));
+                ui.label(r.isolation.word());
+                ui.label(r.restarts.to_string());
+                ui.label(r.last_exit.as_deref().unwrap_or("-"));
                 ui.end_row();
             }
         });
