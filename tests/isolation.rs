@@ -117,7 +117,8 @@ fn an_isolated_plugin_survives_every_kind_of_crash_and_comes_back_while_another_
     let pid_file = dir.dir.path().join("setsid.pid");
     let (config, crashy_lib, steady_lib) = install(
         &dir,
-        &format!("pid_file = \"{}\"", pid_file.display()),
+        // It prints on standard output too: the runner's protocol must not mind.
+        &format!("pid_file = \"{}\"\nprint = true", pid_file.display()),
         // Every crash counts as the first: this test is about coming back, not giving up.
         "address_space_mb = 512\nhealthy_after_secs = 0\nrestart_backoff_ms = 20",
     );

@@ -273,7 +273,26 @@ fn worker(args: &RunnerArgs) -> i32 {
         eprintln!("plugin-runner: {e}");
         return 2;
     }
-    serve(args.event_queue)
+    match protocol_pipes() {
+        Ok((input, output)) => serve(args.event_queue, input, output),
+        Err(e) => {
+            eprintln!("plugin-runner: cannot set up its pipes: {e}");
+            2
+        }
+    }
+}
+
+/// Moves the protocol off file descriptors 0 and 1, so a plugin that prints (or reads standard
+/// input) cannot break a frame: its standard output goes to standard error, which the host logs,
+/// and its standard input reads nothing.
+fn protocol_pipes() -> Result<(std::fs::File, std::fs::File), String> {
+    use nix::unistd::{dup, dup2_stdin, dup2_stdout};
+    let input = dup(std::io::stdin()).map_err(|e| format!("dup stdin: {e}"))?;
+    let output = dup(std::io::stdout()).map_err(|e| format!("dup stdout: {e}"))?;
+    let null = std::fs::File::open("/dev/null").map_err(|e| format!("/dev/null: {e}"))?;
+    dup2_stdin(&null).map_err(|e| format!("stdin to /dev/null: {e}"))?;
+    dup2_stdout(std::io::stderr()).map_err(|e| format!("stdout to stderr: {e}"))?;
+    Ok((std::fs::File::from(input), std::fs::File::from(output)))
 }
 
 fn apply_limits(args: &RunnerArgs) -> Result<(), String> {
@@ -298,11 +317,11 @@ fn apply_limits(args: &RunnerArgs) -> Result<(), String> {
 type Pending = Arc<Mutex<HashMap<u64, crossbeam_channel::Sender<Result<Envelope, PluginError>>>>>;
 
 /// Reads calls, runs them on this thread, answers through the writer; returns the exit code.
-fn serve(event_queue: usize) -> i32 {
+fn serve(event_queue: usize, input: std::fs::File, output: std::fs::File) -> i32 {
     let (out, outbox) = crossbeam_channel::bounded::<FromRunner>(event_queue);
     let writer = std::thread::Builder::new()
         .name("runner-out".into())
-        .spawn(move || write_all(outbox));
+        .spawn(move || write_all(outbox, output));
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {
@@ -315,7 +334,7 @@ fn serve(event_queue: usize) -> i32 {
     let reader_pending = pending.clone();
     let reader = std::thread::Builder::new()
         .name("runner-in".into())
-        .spawn(move || read_all(calls_tx, reader_pending));
+        .spawn(move || read_all(calls_tx, reader_pending, input));
     if let Err(e) = reader {
         eprintln!("plugin-runner: cannot start its reader: {e}");
         return 2;
@@ -335,9 +354,8 @@ fn serve(event_queue: usize) -> i32 {
     0
 }
 
-fn write_all(outbox: crossbeam_channel::Receiver<FromRunner>) {
-    let stdout = std::io::stdout();
-    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+fn write_all(outbox: crossbeam_channel::Receiver<FromRunner>, output: std::fs::File) {
+    let mut stdout = std::io::BufWriter::with_capacity(64 * 1024, output);
     for message in outbox.iter() {
         let written = write_frame(&mut stdout, &message.encode()).and_then(|()| {
             if outbox.is_empty() {
@@ -356,9 +374,8 @@ fn write_all(outbox: crossbeam_channel::Receiver<FromRunner>) {
     }
 }
 
-fn read_all(calls: crossbeam_channel::Sender<ToRunner>, pending: Pending) {
-    let stdin = std::io::stdin();
-    let mut stdin = stdin.lock();
+fn read_all(calls: crossbeam_channel::Sender<ToRunner>, pending: Pending, input: std::fs::File) {
+    let mut stdin = std::io::BufReader::with_capacity(64 * 1024, input);
     let mut buf = Vec::new();
     loop {
         let message = read_frame(&mut stdin, &mut buf).and_then(|()| ToRunner::decode(&buf));
