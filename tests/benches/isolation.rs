@@ -140,14 +140,15 @@ fn events(c: &mut Criterion) {
                 total
             })
         });
-        let metrics = host.metrics(&id).expect("metrics");
-        assert_eq!(
-            metrics
+        // In-process a full queue is refused to the plugin, which retries; isolated, the host's
+        // reader waits for room and drops only after a second: none may be lost here.
+        if isolated {
+            let metrics = host.metrics(&id).expect("metrics");
+            let dropped = metrics
                 .events_dropped
-                .load(std::sync::atomic::Ordering::Relaxed),
-            0,
-            "{name}: events were dropped"
-        );
+                .load(std::sync::atomic::Ordering::Relaxed);
+            assert_eq!(dropped, 0, "{name}: events were dropped");
+        }
     }
     group.finish();
 }

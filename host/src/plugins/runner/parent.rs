@@ -441,7 +441,10 @@ impl Connection {
                 if let Some(reason) = end {
                     reader.kill(reason);
                 }
-                if stderr_closed.recv_timeout(Duration::from_secs(2)).is_ok() {
+                // Its last lines belong in the reason; the keeper closes stderr when it ends.
+                if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stderr_closed.recv_timeout(Duration::from_secs(2))
+                {
                     tracing::debug!(plugin = &*reader.plugin_id, "runner stderr still open");
                 }
                 let status = child.wait();
