@@ -327,3 +327,36 @@ fn the_agent_of_an_open_interaction_hears_that_the_channels_process_ended_and_it
     );
     service.stop();
 }
+
+#[test]
+fn a_runner_that_breaks_the_protocol_is_stopped_with_that_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = Install::new();
+    install_fixture(&dir.plugins, crashy());
+    // A "runner" that answers with bytes that are no frame: their length field is far over the
+    // limit, so the host must refuse them before reading on.
+    let fake = dir.dir.path().join("fake-runner");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nprintf 'not a frame at all'\nexec sleep 30\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let c = crashy().id();
+    let text = config_text(&dir.plugins, &dir.data, &[&c], "");
+    let path = dir.dir.path().join("agentdesk.toml");
+    std::fs::write(&path, isolate(&text, &[&c], &fake)).expect("config");
+    let started = std::time::Instant::now();
+    let host = start(&path);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the host waited for the bad runner"
+    );
+    let report = host.report(&c).expect("report");
+    assert_eq!(report.status.word(), "failed", "{report:#?}");
+    let reason = report.status.reason().unwrap_or_default();
+    assert!(
+        reason.contains("broke the runner protocol") && reason.contains("over the limit"),
+        "{reason}"
+    );
+}
