@@ -56,7 +56,15 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
     );
     let header = text.lines().next().unwrap_or_default();
     for column in [
-        "ID", "NAME", "VENDOR", "VERSION", "API", "CHANNELS", "STATUS",
+        "ID",
+        "NAME",
+        "VENDOR",
+        "VERSION",
+        "API",
+        "CHANNELS",
+        "STATUS",
+        "ISOLATION",
+        "RESTARTS",
     ] {
         assert!(header.contains(column), "{header}");
     }
@@ -67,6 +75,10 @@ fn plugins_command_lists_every_plugin_with_its_status_and_reason() {
     assert!(
         demo.contains("Demo conversations") && demo.contains("loaded"),
         "{demo}"
+    );
+    assert!(
+        demo.contains(" in-process "),
+        "the tests' config says so: {demo}"
     );
     assert!(
         text.contains(&format!(
@@ -216,6 +228,9 @@ fn plugins_resolves_relative_directories_from_the_config_reports_what_is_missing
         .unwrap_or_else(|| panic!("{report:#}"));
     assert_eq!(demo["status"], "loaded");
     assert_eq!(demo["channels"], serde_json::json!(["demo"]));
+    // No `isolation` in the admin's rule: the plugin ran in `agentdesk plugin-runner`.
+    assert_eq!(demo["isolation"], "process", "{report:#}");
+    assert_eq!(demo["restarts"], 0);
     let not_found: Vec<&str> = report["not_found"]
         .as_array()
         .map(|n| n.iter().filter_map(|v| v.as_str()).collect())
@@ -244,7 +259,7 @@ fn plugins_resolves_relative_directories_from_the_config_reports_what_is_missing
         .find(|l| l.starts_with("agentdesk.demo"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(
-        row.ends_with("verified"),
+        row.split_whitespace().any(|cell| cell == "verified"),
         "not started, so not `loaded`: {row}"
     );
     assert!(text.contains("Expected but not found:"), "{text}");

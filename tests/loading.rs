@@ -431,8 +431,10 @@ fn two_plugins_with_the_same_id_load_the_highest_allowed_version() {
         &dirs,
     );
     let run = |requirement: &str| {
-        let text =
-            format!("{config}[plugins.allow.\"fixture.dup\"]\nversion = \"{requirement}\"\n");
+        let text = format!(
+            "{config}[plugins.allow.\"fixture.dup\"]\nversion = \"{requirement}\"\n\
+             isolation = \"in-process\"\n"
+        );
         let config = agentdesk_host::AdminConfig::parse(&text, "test").expect("config");
         PluginHost::start(&config, agentdesk_host::StartMode::Run).reports()
     };

@@ -571,8 +571,8 @@ pub fn write_if_changed(path: &Path, text: &str) {
     std::fs::rename(&tmp, path).expect("rename file");
 }
 
-/// A configuration that allows the given plugin ids (any version), with one agent on all
-/// channels, plugins in `plugin_dir` and data in `data_dir`; `extra` is appended.
+/// A configuration that allows the given plugin ids (any version, in the host's process), with one
+/// agent on all channels, plugins in `plugin_dir` and data in `data_dir`; `extra` is appended.
 pub fn config_text(plugin_dir: &Path, data_dir: &Path, allow: &[&str], extra: &str) -> String {
     let mut text = format!(
         "[host]\ndata_dir = \"{}\"\n\n[plugins]\ndirectories = [\"{}\"]\ncall_deadline_ms = 1000\n\
@@ -580,13 +580,35 @@ pub fn config_text(plugin_dir: &Path, data_dir: &Path, allow: &[&str], extra: &s
         data_dir.display(),
         plugin_dir.display()
     );
+    // These tests are about the plugins themselves, in the host's own process (process isolation
+    // has its own tests: `isolated_config_text`).
     for id in allow {
-        text.push_str(&format!("[plugins.allow.\"{id}\"]\nversion = \"*\"\n\n"));
+        text.push_str(&format!(
+            "[plugins.allow.\"{id}\"]\nversion = \"*\"\nisolation = \"in-process\"\n\n"
+        ));
     }
     if !extra.contains("[[agents]]") {
         text.push_str("[[agents]]\nid = \"a1\"\nname = \"Agent One\"\nchannels = \"all\"\n\n");
     }
     text.push_str(extra);
+    text
+}
+
+/// Turns a [`config_text`] into one where the plugins `ids` run isolated, each in a process of its
+/// own started from `runner` (an executable with the `plugin-runner` subcommand: `agentdesk`, or
+/// `agentdesk-test-host` in tests).
+pub fn isolate(text: &str, ids: &[&str], runner: &Path) -> String {
+    let mut text = text.replacen(
+        "[plugins]\n",
+        &format!("[plugins]\nrunner = \"{}\"\n", runner.display()),
+        1,
+    );
+    for id in ids {
+        let rule =
+            format!("[plugins.allow.\"{id}\"]\nversion = \"*\"\nisolation = \"in-process\"\n");
+        assert!(text.contains(&rule), "`{id}` is not allowed in the config");
+        text = text.replace(&rule, &rule.replace("in-process", "process"));
+    }
     text
 }
 

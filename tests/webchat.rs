@@ -14,7 +14,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -50,6 +50,15 @@ struct Rig {
 impl Rig {
     /// `settings` are extra lines of the plugin's settings section.
     fn new(settings: &str) -> Self {
+        Self::build(settings, false)
+    }
+
+    /// Like [`Rig::new`] with the chat plugin in a runner process of its own.
+    fn isolated(settings: &str) -> Self {
+        Self::build(settings, true)
+    }
+
+    fn build(settings: &str, isolated: bool) -> Self {
         let install = Install::new();
         package(&first_party_library("agentdesk_chat"), &install.plugins).expect("package chat");
         let extra = format!(
@@ -64,7 +73,14 @@ impl Rig {
         } else {
             extra.replacen('\n', "\nport = 0\n", 1)
         };
-        let config = AdminConfig::load(&install.write_config(&[CHAT], &extra)).expect("config");
+        let path = install.write_config(&[CHAT], &extra);
+        if isolated {
+            let text = std::fs::read_to_string(&path).expect("config");
+            let runner = Path::new(env!("CARGO_BIN_EXE_agentdesk-test-host"));
+            std::fs::write(&path, agentdesk_tests::isolate(&text, &[CHAT], runner))
+                .expect("config");
+        }
+        let config = AdminConfig::load(&path).expect("config");
         let policy = Policy::from_config(&config, &["chat".to_string()]);
         let (plugins, service) = Self::boot(&install, &config, &policy);
         let core = service.handle();
@@ -1009,6 +1025,62 @@ fn the_customer_ends_an_active_chat_and_the_agent_sees_it_ended() {
         rig.core.send_message("ann", key, "hello?").is_err(),
         "no message into an ended chat"
     );
+}
+
+#[test]
+fn a_whole_chat_runs_the_same_through_the_chat_plugin_in_a_process_of_its_own() {
+    let rig = Rig::isolated("");
+    let report = rig.plugins().report(CHAT).expect("report");
+    assert_eq!(
+        report.isolation,
+        agentdesk_host::config::Isolation::Process,
+        "{report:#?}"
+    );
+    assert!(
+        rig.plugins().runner_pid(CHAT).is_some(),
+        "no runner process"
+    );
+    let _ann = rig.ready("ann");
+    let (ws, origin) = (rig.websocket(), rig.url.trim_end_matches('/').to_string());
+    let client = RawClient::new();
+    let mut socket = client.connect(&ws, &origin).expect("connect");
+    client.send(
+        &mut socket,
+        json!({"type": "start", "name": "Iso", "email": "iso@example.com"}),
+    );
+    let key = rig.accept_offer("ann");
+    read_until(&client, &mut socket, |m| m["kind"] == "joined");
+    client.send(
+        &mut socket,
+        json!({"type": "message", "cid": "i1", "text": "Hello from outside"}),
+    );
+    read_until(&client, &mut socket, |m| {
+        m["type"] == "ack" && m["cid"] == "i1"
+    });
+    rig.wait_line("ann", key, "Hello from outside");
+    rig.core
+        .send_message("ann", key, "Hello from the desk")
+        .expect("send");
+    let answer = read_until(&client, &mut socket, |m| m["type"] == "event");
+    assert_eq!(answer["text"], "Hello from the desk", "{answer}");
+    client.send(&mut socket, json!({"type": "leave"}));
+    let ended = read_until(&client, &mut socket, |m| m["kind"] == "ended");
+    assert_eq!(ended["reason"], "The customer ended the chat");
+    until("the chat ended for Ann", || {
+        rig.snapshot("ann")
+            .interactions
+            .iter()
+            .find(|i| i.key == key && i.state == InteractionState::Ended)
+            .map(|_| ())
+    });
+    let metrics = rig.plugins().metrics(CHAT).expect("metrics");
+    assert!(
+        metrics
+            .events_emitted
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0
+    );
+    assert_eq!(rig.plugins().report(CHAT).map(|r| r.restarts), Some(0));
 }
 
 /// Every message until the server closes, and the close code and reason.

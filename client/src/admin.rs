@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 /// The admin's configuration (one TOML file).
 pub use agentdesk_host::AdminConfig;
+/// `agentdesk plugin-runner`: an isolated plugin's process (started by the host, never by hand).
+pub use agentdesk_host::plugins::runner::{SUBCOMMAND as PLUGIN_RUNNER, run_plugin_runner};
 /// A scenario's report and the live scenario runner.
 pub use agentdesk_host::scenario::{
     is_live as is_live_scenario, run as run_scenario, run_live as run_live_scenario,

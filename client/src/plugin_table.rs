@@ -29,6 +29,12 @@ pub struct PluginRow {
     pub problem: bool,
     /// The latest health it reported (`channel-status`), if any.
     pub channel_status: Option<plugin_api::ChannelStatus>,
+    /// Where its code runs: `process` (a runner process of its own) or `in-process`.
+    pub isolation: String,
+    /// How often its runner process was restarted after a crash.
+    pub restarts: u32,
+    /// Why its runner process last ended (signal or exit code, last lines of its stderr).
+    pub last_exit: Option<String>,
 }
 
 /// What the configuration names but nothing provides.
@@ -67,6 +73,9 @@ impl PluginTable {
                     channels: r.channels,
                     path: r.path.display().to_string(),
                     channel_status: r.channel_status,
+                    isolation: r.isolation.word().to_string(),
+                    restarts: r.restarts,
+                    last_exit: r.last_exit,
                 })
                 .collect(),
             not_found: not_found

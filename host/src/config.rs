@@ -235,6 +235,40 @@ pub struct PluginsSection {
     pub allow: BTreeMap<String, AllowRule>,
     /// Each plugin's own settings, handed to its `create` as JSON.
     pub settings: BTreeMap<String, toml::Table>,
+    /// The `agentdesk` executable whose `plugin-runner` runs isolated plugins (`@exe` expanded);
+    /// none: this very executable.
+    pub runner: Option<String>,
+    /// Limits of every plugin runner process.
+    pub runner_limits: RunnerLimits,
+}
+
+/// `[plugins.runner_limits]`: what one plugin runner process may use, and how often it may die.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunnerLimits {
+    /// Address space (RLIMIT_AS) in MiB; 0 leaves it unlimited.
+    pub address_space_mb: u64,
+    /// Open files (RLIMIT_NOFILE).
+    pub open_files: u64,
+    /// Restarts after a crash before the plugin is quarantined (a runner that ran for
+    /// `healthy_after_secs` starts counting afresh).
+    pub max_restarts: u32,
+    /// Seconds of running after which earlier crashes are forgotten.
+    pub healthy_after_secs: u64,
+    /// The first restart waits this long; each next one twice as long, up to 5 s.
+    pub restart_backoff_ms: u64,
+}
+
+impl Default for RunnerLimits {
+    fn default() -> Self {
+        RunnerLimits {
+            address_space_mb: 4096,
+            open_files: 1024,
+            max_restarts: 3,
+            healthy_after_secs: 60,
+            restart_backoff_ms: 100,
+        }
+    }
 }
 
 impl Default for PluginsSection {
@@ -247,6 +281,8 @@ impl Default for PluginsSection {
             event_queue: 1024,
             allow: BTreeMap::new(),
             settings: BTreeMap::new(),
+            runner: None,
+            runner_limits: RunnerLimits::default(),
         }
     }
 }
@@ -261,6 +297,32 @@ pub struct AllowRule {
     /// If set, the library's sha256 must be exactly this (hex).
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Whether it runs in a process of its own (the default) or inside the host. Only the
+    /// admin's file decides this; nothing a plugin or its manifest says does.
+    #[serde(default)]
+    pub isolation: Isolation,
+}
+
+/// Where a plugin's code runs.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Isolation {
+    /// In a child process (`agentdesk plugin-runner`): a crash of any kind takes only the plugin
+    /// down. Crash isolation, not a security sandbox.
+    #[default]
+    Process,
+    /// Inside the host process: fastest, but an abort or a segfault takes the host down.
+    InProcess,
+}
+
+impl Isolation {
+    /// The word used in the config and in reports: `process` or `in-process`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Isolation::Process => "process",
+            Isolation::InProcess => "in-process",
+        }
+    }
 }
 
 fn any_version() -> VersionReq {
@@ -424,6 +486,16 @@ impl AdminConfig {
                 return Err(format!("channels.{channel}.capacity must be at least 1"));
             }
         }
+        let limits = &self.plugins.runner_limits;
+        if limits.open_files == 0 {
+            return Err("plugins.runner_limits.open_files must be > 0".into());
+        }
+        if limits.address_space_mb != 0 && limits.address_space_mb < 64 {
+            return Err(
+                "plugins.runner_limits.address_space_mb must be 0 (unlimited) or at least 64"
+                    .into(),
+            );
+        }
         for (id, rule) in &self.plugins.allow {
             if let Some(pin) = &rule.sha256
                 && (pin.len() != 64 || !pin.chars().all(|c| c.is_ascii_hexdigit()))
@@ -457,6 +529,23 @@ impl AdminConfig {
         match &self.base_dir {
             Some(base) if expanded.is_relative() => base.join(expanded),
             _ => expanded,
+        }
+    }
+
+    /// Where an allowed plugin runs (process isolation unless the admin's rule says otherwise).
+    pub fn isolation(&self, plugin_id: &str) -> Isolation {
+        self.plugins
+            .allow
+            .get(plugin_id)
+            .map(|rule| rule.isolation)
+            .unwrap_or_default()
+    }
+
+    /// The executable that runs isolated plugins: `plugins.runner`, else this executable.
+    pub fn runner_executable(&self) -> std::io::Result<PathBuf> {
+        match &self.plugins.runner {
+            Some(path) => Ok(self.resolve(path)),
+            None => std::env::current_exe(),
         }
     }
 
@@ -578,6 +667,57 @@ mod tests {
                 .to_string()
                 .contains("64 hexadecimal")
         );
+    }
+
+    #[test]
+    fn isolation_is_process_unless_the_admins_rule_says_in_process() {
+        let text = "[plugins.allow.\"acme.sms\"]\n\
+                    [plugins.allow.\"acme.fax\"]\nisolation = \"in-process\"\n\
+                    [plugins.allow.\"acme.web\"]\nisolation = \"process\"\n";
+        let config = AdminConfig::parse(text, "t").expect("valid");
+        assert_eq!(config.isolation("acme.sms"), Isolation::Process);
+        assert_eq!(config.isolation("acme.fax"), Isolation::InProcess);
+        assert_eq!(config.isolation("acme.web"), Isolation::Process);
+        assert_eq!(config.isolation("not.allowed"), Isolation::Process);
+        let bad = "[plugins.allow.\"acme.sms\"]\nisolation = \"sandbox\"\n";
+        let err = AdminConfig::parse(bad, "admin.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 2") && err.contains("in-process"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_builtin_default_runs_exactly_the_bundled_plugins_in_process() {
+        let config = AdminConfig::builtin().expect("default config");
+        assert!(!config.plugins.allow.is_empty());
+        for id in config.plugins.allow.keys() {
+            assert!(id.starts_with("agentdesk."), "{id} is not first-party");
+            assert_eq!(config.isolation(id), Isolation::InProcess, "{id}");
+        }
+        assert_eq!(config.isolation("acme.sms"), Isolation::Process);
+        assert_eq!(config.plugins.runner_limits, RunnerLimits::default());
+    }
+
+    #[test]
+    fn runner_limits_are_read_and_checked() {
+        let text =
+            "[plugins.runner_limits]\naddress_space_mb = 512\nopen_files = 64\nmax_restarts = 1\n";
+        let config = AdminConfig::parse(text, "t").expect("valid");
+        let limits = config.plugins.runner_limits;
+        assert_eq!((limits.address_space_mb, limits.open_files), (512, 64));
+        assert_eq!(limits.max_restarts, 1);
+        assert_eq!(
+            limits.restart_backoff_ms, 100,
+            "unset keys keep their default"
+        );
+        for bad in ["open_files = 0", "address_space_mb = 10"] {
+            let text = format!("[plugins.runner_limits]\n{bad}\n");
+            let err = AdminConfig::parse(&text, "t").unwrap_err().to_string();
+            assert!(err.contains("runner_limits"), "{err}");
+        }
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `agentdesk-test-host CONFIG CHANNEL...`: the plugins and the core of a configuration in a
+//! `agentdesk-test-host CONFIG CHANNEL...` (or `agentdesk-test-host plugin-runner ...`, the runner
+//! of isolated plugins in tests): the plugins and the core of a configuration in a
 //! process of their own, as the desktop runs them but without a window, for tests that kill the
 //! process (`kill -9`) and start it again. Prints `ready` once the plugins and the core run, and
 //! stops them cleanly when its standard input closes.
@@ -9,6 +10,13 @@ use std::io::{Read, Write};
 use std::sync::Arc;
 
 fn main() {
+    // It is the plugin runner of its own isolated plugins too, as `agentdesk` is.
+    let all: Vec<String> = std::env::args().skip(1).collect();
+    if all.first().map(String::as_str) == Some(agentdesk_host::plugins::runner::SUBCOMMAND) {
+        std::process::exit(agentdesk_host::plugins::runner::run_plugin_runner(
+            &all[1..],
+        ));
+    }
     let mut args = std::env::args().skip(1);
     let config = args
         .next()

@@ -109,6 +109,13 @@ enum Action {
 }
 
 fn main() -> std::process::ExitCode {
+    // `agentdesk plugin-runner`: started by the host for an isolated plugin, never by hand; it
+    // speaks frames on stdin/stdout, so it is dispatched before any parsing or logging.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some(admin::PLUGIN_RUNNER) {
+        let code = admin::run_plugin_runner(&args[1..]);
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX));
+    }
     match run(Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -5,7 +5,7 @@ use agentdesk_client::{PluginRow, PluginTable};
 use std::fmt::Write;
 
 /// The reports as JSON for scripts: `{"plugins": [{id, name, vendor, version, api_version,
-/// channels, path, status, reason}], "not_found": [..]}`.
+/// channels, path, status, reason, isolation, restarts, last_exit}], "not_found": [..]}`.
 pub fn render_json(table: &PluginTable) -> String {
     let plugins: Vec<serde_json::Value> = table
         .plugins
@@ -21,6 +21,9 @@ pub fn render_json(table: &PluginTable) -> String {
                 "path": r.path,
                 "status": r.status,
                 "reason": r.reason,
+                "isolation": r.isolation,
+                "restarts": r.restarts,
+                "last_exit": r.last_exit,
             })
         })
         .collect();
@@ -47,9 +50,17 @@ fn rows(reports: &[PluginRow]) -> String {
         return "No plugins found in the plugin directories.\n".into();
     }
     let header = [
-        "ID", "NAME", "VENDOR", "VERSION", "API", "CHANNELS", "STATUS",
+        "ID",
+        "NAME",
+        "VENDOR",
+        "VERSION",
+        "API",
+        "CHANNELS",
+        "STATUS",
+        "ISOLATION",
+        "RESTARTS",
     ];
-    let rows: Vec<[String; 7]> = reports
+    let rows: Vec<[String; 9]> = reports
         .iter()
         .map(|r| {
             [
@@ -64,6 +75,8 @@ fn rows(reports: &[PluginRow]) -> String {
                     r.channels.join(",")
                 },
                 r.status.clone(),
+                r.isolation.clone(),
+                r.restarts.to_string(),
             ]
         })
         .collect();
@@ -97,6 +110,18 @@ fn rows(reports: &[PluginRow]) -> String {
                 let health = if status.healthy { "ok" } else { "trouble" };
                 let _ = writeln!(out, "{} channel status: {health}: {}", r.id, status.detail);
             }
+        }
+    }
+    let exited: Vec<&PluginRow> = reports.iter().filter(|r| r.last_exit.is_some()).collect();
+    if !exited.is_empty() {
+        let _ = writeln!(out);
+        for r in exited {
+            let _ = writeln!(
+                out,
+                "{} last exit of its process: {}",
+                r.id,
+                r.last_exit.as_deref().unwrap_or_default()
+            );
         }
     }
     let with_reasons: Vec<&PluginRow> = reports.iter().filter(|r| r.reason.is_some()).collect();

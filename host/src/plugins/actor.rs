@@ -1,5 +1,6 @@
 //! One plugin instance behind its own thread: a bounded request queue, a deadline on every call,
-//! and quarantine when the plugin panics or misses a deadline. No decoding of messages here.
+//! and quarantine when the plugin panics or misses a deadline (an isolated plugin that misses one
+//! has its process killed and restarted instead). No decoding of messages here.
 
 use plugin_api::{Envelope, ErrorCode, PluginBox, PluginError};
 use std::sync::{Arc, Mutex};
@@ -66,6 +67,8 @@ pub struct PluginActor {
     requests: crossbeam_channel::Sender<Request>,
     health: Arc<Mutex<Health>>,
     thread: Option<JoinHandle<()>>,
+    /// The runner process of an isolated plugin.
+    runner: Option<Arc<crate::plugins::runner::Runner>>,
 }
 
 impl std::fmt::Debug for PluginActor {
@@ -88,7 +91,29 @@ impl PluginActor {
             requests,
             health: Arc::new(Mutex::new(Health::Running)),
             thread: Some(thread),
+            runner: None,
         })
+    }
+
+    /// Like [`PluginActor::spawn`] for an instance in a runner process: a missed deadline kills
+    /// the process (the runner restarts it), and a runner that gives up quarantines the actor.
+    pub fn spawn_isolated(
+        plugin_id: Arc<str>,
+        instance: PluginBox,
+        runner: Arc<crate::plugins::runner::Runner>,
+    ) -> std::io::Result<Self> {
+        let mut actor = Self::spawn(plugin_id.clone(), instance)?;
+        let health = actor.health.clone();
+        runner.on_give_up(Box::new(move |reason| {
+            quarantine(&plugin_id, &health, reason);
+        }));
+        actor.runner = Some(runner);
+        Ok(actor)
+    }
+
+    /// The runner of an isolated plugin.
+    pub fn runner(&self) -> Option<&Arc<crate::plugins::runner::Runner>> {
+        self.runner.as_ref()
     }
 
     /// The plugin id.
@@ -106,12 +131,7 @@ impl PluginActor {
 
     /// Quarantines the instance: it takes no more calls.
     pub fn quarantine(&self, reason: String) {
-        if let Ok(mut health) = self.health.lock()
-            && *health == Health::Running
-        {
-            tracing::error!(plugin = &*self.plugin_id, "quarantined: {reason}");
-            *health = Health::Quarantined(reason);
-        }
+        quarantine(&self.plugin_id, &self.health, reason);
     }
 
     /// `start` with a deadline.
@@ -172,11 +192,27 @@ impl PluginActor {
                     "`{what}` did not answer within its deadline of {} ms",
                     deadline.as_millis()
                 );
+                if let Some(runner) = &self.runner {
+                    runner.kill(reason.clone());
+                    return Err(CallError::Plugin(PluginError::new(
+                        ErrorCode::UNAVAILABLE,
+                        format!("{reason}: its process was killed"),
+                    )));
+                }
                 self.quarantine(reason.clone());
                 Err(CallError::Quarantined(reason))
             }
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(CallError::Stopped),
         }
+    }
+}
+
+fn quarantine(plugin_id: &str, health: &Mutex<Health>, reason: String) {
+    if let Ok(mut health) = health.lock()
+        && *health == Health::Running
+    {
+        tracing::error!(plugin = plugin_id, "quarantined: {reason}");
+        *health = Health::Quarantined(reason);
     }
 }
 

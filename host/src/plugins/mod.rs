@@ -8,6 +8,8 @@ pub mod loader;
 pub mod manifest;
 pub mod package;
 pub mod policy;
+pub mod report;
+pub mod runner;
 pub mod settings_schema;
 pub mod supervisor;
 

@@ -5,8 +5,10 @@ use super::actor::{CallError, Health, PluginActor};
 use super::discovery::{Found, discover};
 use super::host_services::{HostSide, PluginMetrics, RawEvent};
 use super::manifest::Manifest;
+pub use super::report::{NotFound, PluginEvent, PluginReport, PluginStatus, SendError};
+use super::runner::{Runner, RunnerSpec};
 use super::{loader, policy};
-use crate::config::AdminConfig;
+use crate::config::{AdminConfig, Isolation};
 use plugin_api::{
     Command, Event, HostHello, Message, PluginConfig, PluginDescriptor, PluginError, PluginHello,
     Reply,
@@ -17,144 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Where a plugin stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PluginStatus {
-    /// Opened, created and started; taking commands.
-    Loaded,
-    /// Opened and checked (abi_stable's checks, `describe`), not started: `--verify-only`.
-    Verified,
-    /// Verified but not started: no agent served by this host has any of its channels.
-    NotStarted(String),
-    /// Not opened, or opened and refused by a check. The reason is for the admin.
-    Refused(String),
-    /// Opened but its `create` or `start` returned an error.
-    Failed(String),
-    /// It panicked or missed a deadline and takes no more calls.
-    Quarantined(String),
-    /// Stopped at shutdown.
-    Stopped,
-}
-
-impl PluginStatus {
-    /// Whether the admin has something to fix: refused, failed or quarantined.
-    pub fn is_problem(&self) -> bool {
-        matches!(
-            self,
-            PluginStatus::Refused(_) | PluginStatus::Failed(_) | PluginStatus::Quarantined(_)
-        )
-    }
-
-    /// One word for tables: loaded, verified, not-started, refused, failed, quarantined, stopped.
-    pub fn word(&self) -> &'static str {
-        match self {
-            PluginStatus::Loaded => "loaded",
-            PluginStatus::Verified => "verified",
-            PluginStatus::NotStarted(_) => "not-started",
-            PluginStatus::Refused(_) => "refused",
-            PluginStatus::Failed(_) => "failed",
-            PluginStatus::Quarantined(_) => "quarantined",
-            PluginStatus::Stopped => "stopped",
-        }
-    }
-
-    /// The reason, when there is one.
-    pub fn reason(&self) -> Option<&str> {
-        match self {
-            PluginStatus::NotStarted(r)
-            | PluginStatus::Refused(r)
-            | PluginStatus::Failed(r)
-            | PluginStatus::Quarantined(r) => Some(r),
-            PluginStatus::Loaded | PluginStatus::Verified | PluginStatus::Stopped => None,
-        }
-    }
-}
-
-/// Something the configuration names that no plugin directory provides.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotFound {
-    /// A configured plugin directory that does not exist.
-    Directory(PathBuf),
-    /// An allowed plugin id with no manifest in any plugin directory.
-    Plugin(String),
-}
-
-impl std::fmt::Display for NotFound {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            NotFound::Directory(dir) => {
-                write!(f, "plugin directory {} does not exist", dir.display())
-            }
-            NotFound::Plugin(id) => write!(
-                f,
-                "`{id}` is allowed but no plugin directory holds a manifest for it"
-            ),
-        }
-    }
-}
-
-/// What the host knows about one plugin found in a plugin directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PluginReport {
-    /// The plugin id (the file name when the manifest could not be read).
-    pub id: String,
-    /// Name, vendor, versions and channels from the manifest, when readable.
-    pub name: String,
-    /// The vendor.
-    pub vendor: String,
-    /// The plugin's own version.
-    pub version: Option<semver::Version>,
-    /// The plugin-api version it was built against.
-    pub api_version: Option<semver::Version>,
-    /// Its channel kinds.
-    pub channels: Vec<String>,
-    /// The manifest (or orphan library) path.
-    pub path: PathBuf,
-    /// Its status.
-    pub status: PluginStatus,
-    /// The latest `channel-status` a running plugin reported (its own health), if any.
-    pub channel_status: Option<plugin_api::ChannelStatus>,
-}
-
-/// A plugin event after decoding.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PluginEvent {
-    /// The plugin that sent it.
-    pub plugin_id: Arc<str>,
-    /// The event (`Event::Unknown` for a kind this host does not know).
-    pub event: Event,
-}
-
-/// Why a command could not be delivered or was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SendError {
-    /// No running plugin has that id.
-    #[error("no running plugin `{0}`")]
-    NoSuchPlugin(String),
-    /// The plugin did not declare this command kind at start.
-    #[error("plugin `{plugin}` does not support `{kind}`")]
-    Unsupported {
-        /// The plugin.
-        plugin: String,
-        /// The command kind.
-        kind: String,
-    },
-    /// The call failed.
-    #[error("plugin `{plugin}`: {error}")]
-    Call {
-        /// The plugin.
-        plugin: String,
-        /// What happened.
-        error: CallError,
-    },
-    /// The plugin answered with something that is not a reply.
-    #[error("plugin `{plugin}` answered badly: {reason}")]
-    BadReply {
-        /// The plugin.
-        plugin: String,
-        /// Why.
-        reason: String,
-    },
+/// A library opened in the host, or a runner process that opened it.
+enum Opened {
+    InProcess(plugin_api::PluginRoot_Ref),
+    Process(Arc<Runner>),
 }
 
 struct RunningPlugin {
@@ -250,6 +118,7 @@ impl PluginHost {
                 } => {
                     let verdict = policy::admit(&manifest, &path, config, &host_api);
                     let index = host.push_report(&manifest, path, PluginStatus::Loaded);
+                    host.reports[index].isolation = config.isolation(&manifest.id);
                     match verdict {
                         Ok(()) => admitted
                             .entry(manifest.id.clone())
@@ -326,6 +195,9 @@ impl PluginHost {
             path,
             status,
             channel_status: None,
+            isolation: Isolation::default(),
+            restarts: 0,
+            last_exit: None,
         });
         self.reports.len() - 1
     }
@@ -345,6 +217,9 @@ impl PluginHost {
             path,
             status,
             channel_status: None,
+            isolation: Isolation::default(),
+            restarts: 0,
+            last_exit: None,
         });
     }
 
@@ -366,16 +241,51 @@ impl PluginHost {
         mode: StartMode,
     ) -> PluginStatus {
         let path = self.reports[index].path.clone();
-        let root = match loader::open(&manifest.library_path(&path)) {
-            Ok(root) => root,
-            Err(e) => {
-                tracing::debug!(plugin = %manifest.id, "abi_stable's full report:\n{}", e.full);
-                return PluginStatus::Refused(e.summary);
+        let library = manifest.library_path(&path);
+        let (opened, descriptor) = match self.reports[index].isolation {
+            Isolation::InProcess => {
+                let root = match loader::open(&library) {
+                    Ok(root) => root,
+                    Err(e) => {
+                        tracing::debug!(plugin = %manifest.id, "abi_stable's full report:\n{}", e.full);
+                        return PluginStatus::Refused(e.summary);
+                    }
+                };
+                match loader::describe(root) {
+                    Ok(d) => (Opened::InProcess(root), d),
+                    Err(reason) => return PluginStatus::Refused(reason),
+                }
             }
-        };
-        let descriptor = match loader::describe(root) {
-            Ok(d) => d,
-            Err(reason) => return PluginStatus::Refused(reason),
+            Isolation::Process => {
+                let executable = match config.runner_executable() {
+                    Ok(exe) => exe,
+                    Err(e) => {
+                        return PluginStatus::Failed(format!(
+                            "cannot find the plugin runner executable: {e}"
+                        ));
+                    }
+                };
+                let spec = RunnerSpec {
+                    plugin_id: Arc::from(manifest.id.as_str()),
+                    executable,
+                    library,
+                    limits: config.plugins.runner_limits,
+                    event_queue: self.limits.event_queue,
+                    start_deadline: self.limits.start,
+                };
+                match Runner::launch(spec) {
+                    Ok((runner, envelope)) => match PluginDescriptor::from_envelope(&envelope) {
+                        Ok(d) => (Opened::Process(runner), d),
+                        Err(e) => {
+                            return PluginStatus::Refused(format!("describe answered badly: {e}"));
+                        }
+                    },
+                    Err(e) if e.code == plugin_api::ErrorCode::INVALID => {
+                        return PluginStatus::Refused(e.message.into());
+                    }
+                    Err(e) => return PluginStatus::Failed(e.message.into()),
+                }
+            }
         };
         if descriptor.id != manifest.id || descriptor.version != manifest.version.to_string() {
             return PluginStatus::Refused(format!(
@@ -408,20 +318,42 @@ impl PluginHost {
         let plugin_id: Arc<str> = Arc::from(manifest.id.as_str());
         let metrics = Arc::new(PluginMetrics::default());
         let (events_tx, events_rx) = crossbeam_channel::bounded(self.limits.event_queue);
-        let services =
-            HostSide::new(plugin_id.clone(), events_tx, data_dir, metrics.clone()).into_abi();
+        let services = HostSide::new(
+            plugin_id.clone(),
+            events_tx.clone(),
+            data_dir.clone(),
+            metrics.clone(),
+        )
+        .into_abi();
         let plugin_config = PluginConfig {
             plugin_id: manifest.id.clone(),
             settings: config.plugin_settings(&manifest.id),
         };
-        let instance = match (root.create())(services, plugin_config.to_envelope()).into_result() {
+        let created = match &opened {
+            Opened::InProcess(root) => {
+                (root.create())(services, plugin_config.to_envelope()).into_result()
+            }
+            Opened::Process(runner) => runner.create(
+                plugin_config.to_envelope(),
+                data_dir,
+                events_tx,
+                metrics.clone(),
+            ),
+        };
+        let instance = match created {
             Ok(instance) => instance,
             Err(e) if e.code == plugin_api::ErrorCode::PANICKED => {
                 return PluginStatus::Quarantined(e.message.into());
             }
             Err(e) => return PluginStatus::Failed(format!("create failed: {e}")),
         };
-        let actor = match PluginActor::spawn(plugin_id.clone(), instance) {
+        let actor = match opened {
+            Opened::InProcess(_) => PluginActor::spawn(plugin_id.clone(), instance),
+            Opened::Process(runner) => {
+                PluginActor::spawn_isolated(plugin_id.clone(), instance, runner)
+            }
+        };
+        let actor = match actor {
             Ok(actor) => actor,
             Err(e) => return PluginStatus::Failed(format!("cannot start its thread: {e}")),
         };
@@ -468,6 +400,11 @@ impl PluginHost {
                 Health::Stopped => PluginStatus::Stopped,
             };
             reports[running.report].channel_status = self.channel_status(id);
+            if let Some(runner) = running.actor.runner() {
+                let runner = runner.report();
+                reports[running.report].restarts = runner.restarts;
+                reports[running.report].last_exit = runner.last_exit;
+            }
         }
         reports
     }
@@ -505,6 +442,23 @@ impl PluginHost {
                 Health::Running | Health::Stopped => None,
             })
             .collect()
+    }
+
+    /// The crashes of isolated plugins since the last call, with their reasons: each one's
+    /// interactions lost what the plugin held for them.
+    pub fn take_crashes(&self) -> Vec<(String, String)> {
+        let mut crashes = Vec::new();
+        for (id, running) in &self.running {
+            if let Some(runner) = running.actor.runner() {
+                crashes.extend(runner.take_crashes().into_iter().map(|r| (id.clone(), r)));
+            }
+        }
+        crashes
+    }
+
+    /// The process id of an isolated plugin's runner while it is up.
+    pub fn runner_pid(&self, plugin_id: &str) -> Option<u32> {
+        self.running.get(plugin_id)?.actor.runner()?.pid()
     }
 
     /// The latest `channel-status` a running plugin reported, if any.

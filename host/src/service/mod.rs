@@ -86,6 +86,12 @@ enum Request {
         plugin: String,
         reason: String,
     },
+    /// An isolated plugin's process ended and is being restarted: its open interactions may
+    /// have lost what the plugin held for them.
+    PluginCrashed {
+        plugin: String,
+        reason: String,
+    },
     /// A plugin carried out a command the core waits for (hold, resume).
     CommandDone {
         key: u64,
@@ -611,6 +617,14 @@ fn pump_plugin_events(plugins: &PluginHost, requests: &Sender<Request>, stop: &A
                 return;
             }
         }
+        for (plugin, reason) in plugins.take_crashes() {
+            if requests
+                .send(Request::PluginCrashed { plugin, reason })
+                .is_err()
+            {
+                return;
+            }
+        }
         if let Some(event) = plugins.recv_event(Duration::from_millis(50))
             && requests
                 .send(Request::Plugin {
@@ -837,6 +851,9 @@ impl Worker {
                     Request::PluginQuarantined { plugin, reason } => {
                         self.isolate(now, &plugin, &reason, &mut events);
                     }
+                    Request::PluginCrashed { plugin, reason } => {
+                        self.plugin_crashed(&plugin, &reason);
+                    }
                     Request::CommandDone { key, request } => {
                         let kind = request.kind();
                         events.extend(self.core.channel_answered(now, key, kind, Ok(())));
@@ -931,6 +948,7 @@ impl Worker {
             | Request::CommandFailed { .. }
             | Request::CommandDone { .. }
             | Request::PluginQuarantined { .. }
+            | Request::PluginCrashed { .. }
             | Request::Stop => {}
         }
     }
@@ -1142,6 +1160,25 @@ impl Worker {
         for key in done.open {
             let notice =
                 format!("The channel stopped working and can no longer act on this: {reason}");
+            self.details.notice(key, notice);
+            self.detail_changed.insert(key);
+        }
+    }
+
+    /// Tells the people of an isolated plugin's open interactions that its process ended (it is
+    /// restarted, but what it held for them in memory is gone).
+    fn plugin_crashed(&mut self, plugin: &str, reason: &str) {
+        tracing::warn!(plugin, "its process ended: {reason}");
+        let open: Vec<_> = self
+            .core
+            .interactions()
+            .filter(|i| i.plugin == plugin && !i.state.is_closed())
+            .map(|i| i.key)
+            .collect();
+        for key in open {
+            let notice = format!(
+                "The channel's process ended and was restarted; it may no longer know this                  interaction: {reason}"
+            );
             self.details.notice(key, notice);
             self.detail_changed.insert(key);
         }

@@ -1,5 +1,6 @@
-//! Every plugin with its status and the refusal or quarantine reason: the plugin table served by
-//! the client, fetched again every few seconds while the tab is open.
+//! Every plugin with its status and the refusal or quarantine reason, where its code runs, how
+//! often its process was restarted and why it last ended: the plugin table served by the client,
+//! fetched again every few seconds while the tab is open.
 
 use super::Desk;
 use agentdesk_client::{Pending, PluginTable};
@@ -64,6 +65,9 @@ impl Desk {
                 "Status",
                 "Reason",
                 "Channel status",
+                "Isolation",
+                "Restarts",
+                "Last exit",
             ] {
                 ui.strong(h);
             }
@@ -76,6 +80,9 @@ impl Desk {
                 ui.label(&r.status);
                 ui.label(r.reason.as_deref().unwrap_or(""));
                 ui.label(super::text::channel_health(r.channel_status.as_ref()));
+                ui.label(&r.isolation);
+                ui.label(r.restarts.to_string());
+                ui.label(r.last_exit.as_deref().unwrap_or("-"));
                 ui.end_row();
             }
         });

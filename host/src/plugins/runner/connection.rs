@@ -1,0 +1,362 @@
+//! One runner process as the host sees it: spawning it, writing calls, reading answers, events,
+//! logs and requests, killing it, and turning its end into a reason for the admin.
+
+use super::frame::{FrameError, FromRunner, ToRunner, read_frame, write_frame};
+use super::keeper::{ExitReport, RunnerArgs, SUBCOMMAND};
+use super::parent::{Runner, RunnerSpec, unavailable};
+use crate::plugins::host_services::{PluginMetrics, RawEvent};
+use abi_stable::std_types::RStr;
+use plugin_api::{Envelope, HostServices, LogLevel, PluginError};
+use std::collections::VecDeque;
+use std::io::{BufRead, Write};
+use std::process::{ChildStdin, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// How many lines of a runner's standard error are kept for the exit reason.
+const STDERR_TAIL: usize = 6;
+
+/// How long the reader waits for room in the host's event queue before it drops an event.
+const EVENT_WAIT: Duration = Duration::from_secs(1);
+
+/// One runner process: its input, the answers its reader collects, and how it ended.
+pub(super) struct Connection {
+    plugin_id: Arc<str>,
+    /// The keeper's process id.
+    pub(super) keeper_pid: u32,
+    input: Mutex<std::io::BufWriter<ChildStdin>>,
+    answers: Mutex<crossbeam_channel::Receiver<(u64, Result<Envelope, PluginError>)>>,
+    seq: AtomicU64,
+    /// Start has been replayed (or done): instance calls may go through.
+    pub(super) ready: AtomicBool,
+    kill_reason: Mutex<Option<String>>,
+    exit: Mutex<Option<String>>,
+}
+
+impl Connection {
+    pub(super) fn spawn(
+        spec: &RunnerSpec,
+        runner: Weak<Runner>,
+    ) -> std::io::Result<Arc<Connection>> {
+        let args = RunnerArgs {
+            parent_pid: std::process::id() as i32,
+            address_space_mb: spec.limits.address_space_mb,
+            open_files: spec.limits.open_files,
+            event_queue: spec.event_queue,
+            worker: false,
+        };
+        let mut child = std::process::Command::new(&spec.executable)
+            .arg(SUBCOMMAND)
+            .args(args.to_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?;
+        let missing = || std::io::Error::other("a pipe of the runner is missing");
+        let input = child.stdin.take().ok_or_else(missing)?;
+        let output = child.stdout.take().ok_or_else(missing)?;
+        let errors = child.stderr.take().ok_or_else(missing)?;
+        let (answers_tx, answers) = crossbeam_channel::unbounded();
+        let connection = Arc::new(Connection {
+            plugin_id: spec.plugin_id.clone(),
+            keeper_pid: child.id(),
+            input: Mutex::new(std::io::BufWriter::new(input)),
+            answers: Mutex::new(answers),
+            seq: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            kill_reason: Mutex::new(None),
+            exit: Mutex::new(None),
+        });
+        let tail = Arc::new(Mutex::new(VecDeque::new()));
+        let (stderr_done, stderr_closed) = crossbeam_channel::bounded::<()>(1);
+        let (id, lines) = (spec.plugin_id.clone(), tail.clone());
+        std::thread::Builder::new()
+            .name(format!("runner-err:{}", spec.plugin_id))
+            .spawn(move || {
+                relay_stderr(&id, errors, &lines);
+                drop(stderr_done);
+            })?;
+        let reader = connection.clone();
+        std::thread::Builder::new()
+            .name(format!("runner-in:{}", spec.plugin_id))
+            .spawn(move || {
+                let end = reader.read_all(output, answers_tx, &runner);
+                // The process is gone or being killed: wait for it, then say why it ended.
+                if let Some(reason) = end {
+                    reader.kill(reason);
+                }
+                // Its last lines belong in the reason; the keeper closes stderr when it ends.
+                if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                    stderr_closed.recv_timeout(Duration::from_secs(2))
+                {
+                    tracing::debug!(plugin = &*reader.plugin_id, "runner stderr still open");
+                }
+                let status = child.wait();
+                let reason = reader.exit_reason(status, &tail);
+                if let Ok(mut exit) = reader.exit.lock() {
+                    *exit = Some(reason.clone());
+                }
+                // Dropping the sender (inside read_all) already woke a waiting call; it reads
+                // `exit` now that it is set.
+                if let Some(runner) = runner.upgrade() {
+                    runner.ended(&reader, reason);
+                }
+            })?;
+        Ok(connection)
+    }
+
+    /// Reads frames until the process closes its output; returns a reason to kill it if it
+    /// broke the protocol.
+    fn read_all(
+        self: &Arc<Self>,
+        output: std::process::ChildStdout,
+        answers: crossbeam_channel::Sender<(u64, Result<Envelope, PluginError>)>,
+        runner: &Weak<Runner>,
+    ) -> Option<String> {
+        let mut output = std::io::BufReader::with_capacity(64 * 1024, output);
+        let mut buf = Vec::new();
+        let plugin = &*self.plugin_id;
+        // Where events go, once the instance exists.
+        let mut sink: Option<(crossbeam_channel::Sender<RawEvent>, Arc<PluginMetrics>)> = None;
+        loop {
+            let message =
+                match read_frame(&mut output, &mut buf).and_then(|()| FromRunner::decode(&buf)) {
+                    Ok(message) => message,
+                    Err(FrameError::Closed) => return None,
+                    Err(FrameError::Io(e)) => {
+                        tracing::debug!(plugin, "runner output ended: {e}");
+                        return None;
+                    }
+                    Err(e) => return Some(format!("it broke the runner protocol: {e}")),
+                };
+            match message {
+                FromRunner::Answer { seq, answer } => {
+                    if answers.send((seq, answer)).is_err() {
+                        return None;
+                    }
+                }
+                FromRunner::Emit(envelope) => {
+                    if sink.is_none() {
+                        let runner = runner.upgrade()?;
+                        let creation = runner.lock_creation();
+                        let Some(c) = creation.as_ref() else {
+                            return Some("it emitted an event before it was created".into());
+                        };
+                        sink = Some((c.events.clone(), c.metrics.clone()));
+                    }
+                    let Some((events, metrics)) = &sink else {
+                        return None;
+                    };
+                    let event = RawEvent {
+                        plugin_id: self.plugin_id.clone(),
+                        envelope,
+                    };
+                    let counter = match events.send_timeout(event, EVENT_WAIT) {
+                        Ok(()) => &metrics.events_emitted,
+                        Err(e) => {
+                            tracing::warn!(plugin, "an event was dropped: {e}");
+                            &metrics.events_dropped
+                        }
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+                FromRunner::Log { level, message } => {
+                    match runner.upgrade() {
+                        Some(runner) => match runner.lock_creation().as_ref() {
+                            Some(c) => c.services.log(LogLevel(level), RStr::from(&*message)),
+                            None => tracing::info!(target: "plugin", plugin, "{message}"),
+                        },
+                        None => return None,
+                    };
+                }
+                FromRunner::Request { id, request } => {
+                    let answer = match runner.upgrade() {
+                        Some(runner) => match runner.lock_creation().as_ref() {
+                            Some(c) => c.services.request(request).into_result(),
+                            None => Err(PluginError::unsupported(request.kind.as_str())),
+                        },
+                        None => return None,
+                    };
+                    if let Err(e) = self.send(&ToRunner::RequestAnswer { id, answer }) {
+                        tracing::warn!(plugin, "a request answer was not delivered: {e}");
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, message: &ToRunner) -> Result<(), FrameError> {
+        let mut input = self.input.lock().unwrap_or_else(|e| e.into_inner());
+        write_frame(&mut *input, &message.encode())?;
+        input.flush()?;
+        Ok(())
+    }
+
+    /// One call and its answer; with a deadline, a late answer kills the process.
+    pub(super) fn call(
+        &self,
+        make: impl FnOnce(u64) -> ToRunner,
+        deadline: Option<Duration>,
+    ) -> Result<Envelope, PluginError> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Err(e) = self.send(&make(seq)) {
+            tracing::debug!(
+                plugin = &*self.plugin_id,
+                "writing to the runner failed: {e}"
+            );
+            return Err(self.died(&answers));
+        }
+        let started = Instant::now();
+        loop {
+            let answer = match deadline {
+                None => answers.recv().ok(),
+                Some(d) => match answers.recv_timeout(d.saturating_sub(started.elapsed())) {
+                    Ok(answer) => Some(answer),
+                    Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                        self.kill(format!(
+                            "it did not answer within its deadline of {} ms",
+                            d.as_millis()
+                        ));
+                        None
+                    }
+                    Err(crossbeam_channel::RecvTimeoutError::Disconnected) => None,
+                },
+            };
+            match answer {
+                Some((s, answer)) if s == seq => return answer,
+                Some((s, _)) => {
+                    tracing::warn!(plugin = &*self.plugin_id, "a late answer to call {s}")
+                }
+                None => return Err(self.died(&answers)),
+            }
+        }
+    }
+
+    /// The error of a call whose process ended; waits briefly for the exit to be known.
+    fn died(
+        &self,
+        answers: &crossbeam_channel::Receiver<(u64, Result<Envelope, PluginError>)>,
+    ) -> PluginError {
+        // The reader drops its sender when the output closes; the exit follows shortly.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Some(reason) = self.exit.lock().ok().and_then(|e| e.clone()) {
+                return unavailable(format!("its process ended: {reason}"));
+            }
+            if let Err(crossbeam_channel::RecvTimeoutError::Disconnected) =
+                answers.recv_timeout(Duration::from_millis(5))
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        unavailable("its process ended")
+    }
+
+    /// Kills the worker (and with it, through the keeper, everything it started).
+    pub(super) fn kill(&self, reason: String) {
+        if let Ok(mut slot) = self.kill_reason.lock()
+            && slot.is_none()
+        {
+            *slot = Some(reason);
+        }
+        let keeper = self.keeper_pid as i32;
+        let children = super::keeper::children_of(keeper);
+        let targets = if children.is_empty() {
+            vec![keeper]
+        } else {
+            children
+        };
+        for pid in targets {
+            if let Err(e) = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            ) && e != nix::errno::Errno::ESRCH
+            {
+                tracing::warn!(plugin = &*self.plugin_id, "cannot kill process {pid}: {e}");
+            }
+        }
+    }
+
+    fn exit_reason(
+        &self,
+        status: std::io::Result<std::process::ExitStatus>,
+        tail: &Mutex<VecDeque<String>>,
+    ) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        let killed = self.kill_reason.lock().ok().and_then(|k| k.clone());
+        let how = match status {
+            Ok(status) => match (status.code(), status.signal()) {
+                (Some(code), _) => match ExitReport::from_code(code) {
+                    ExitReport::Code(c) => format!("exited with code {c}"),
+                    ExitReport::Signal(n) => format!("killed by {}", signal_words(n)),
+                },
+                (None, Some(n)) => format!("its keeper was killed by {}", signal_words(n)),
+                (None, None) => "ended".into(),
+            },
+            Err(e) => format!("ended (its status is unknown: {e})"),
+        };
+        let mut reason = match killed {
+            Some(killed) => format!("{killed}; {how}"),
+            None => how,
+        };
+        let lines: Vec<String> = tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        if !lines.is_empty() {
+            reason.push_str(&format!("; last output: {}", lines.join(" | ")));
+        }
+        reason
+    }
+}
+
+/// `SIGSEGV (segmentation fault)` for 11.
+pub fn signal_words(n: i32) -> String {
+    use nix::sys::signal::Signal;
+    let Ok(signal) = Signal::try_from(n) else {
+        return format!("signal {n}");
+    };
+    let what = match signal {
+        Signal::SIGSEGV => "segmentation fault",
+        Signal::SIGABRT => "abort",
+        Signal::SIGKILL => "killed",
+        Signal::SIGBUS => "bus error",
+        Signal::SIGILL => "illegal instruction",
+        Signal::SIGFPE => "arithmetic error",
+        Signal::SIGTERM => "terminated",
+        Signal::SIGXCPU => "CPU time limit",
+        _ => return signal.as_str().to_string(),
+    };
+    format!("{} ({what})", signal.as_str())
+}
+
+fn relay_stderr(plugin: &str, errors: std::process::ChildStderr, tail: &Mutex<VecDeque<String>>) {
+    for line in std::io::BufReader::new(errors).lines() {
+        let Ok(line) = line else { return };
+        if line.trim().is_empty() {
+            continue;
+        }
+        tracing::warn!(target: "plugin", plugin, "runner: {line}");
+        if let Ok(mut tail) = tail.lock() {
+            if tail.len() == STDERR_TAIL {
+                tail.pop_front();
+            }
+            tail.push_back(line);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_named_for_the_admin() {
+        assert_eq!(signal_words(11), "SIGSEGV (segmentation fault)");
+        assert_eq!(signal_words(6), "SIGABRT (abort)");
+        assert_eq!(signal_words(10), "SIGUSR1");
+        assert_eq!(signal_words(200), "signal 200");
+    }
+}
