@@ -580,6 +580,18 @@ impl Rig {
         self.core.execute(agent, command).expect("command");
     }
 
+    /// Resumes a held call once the core has the channel's answer to the hold (the plugin's
+    /// media-state event can arrive before that answer: meanwhile a resume is refused).
+    pub(crate) fn resume(&self, agent: &str, key: u64) {
+        until("the resume accepted", || {
+            match self.core.execute(agent, AgentCommand::Resume { key }) {
+                Ok(()) => Some(()),
+                Err(e) if e.to_string().contains("has not answered") => None,
+                Err(e) => panic!("resume: {e}"),
+            }
+        });
+    }
+
     /// The plugin's recordings (one per call).
     fn recordings(&self) -> Vec<PathBuf> {
         let dir = self.dir().join("recordings");
@@ -694,7 +706,7 @@ fn voice_hold_and_resume_both_ways_and_dtmf() {
     // The agent holds: re-INVITE sendonly, answered by baresip.
     rig.exec("ann", AgentCommand::Hold { key });
     rig.wait_media("ann", key, MediaState::Held);
-    rig.exec("ann", AgentCommand::Resume { key });
+    rig.resume("ann", key);
     rig.wait_media("ann", key, MediaState::Connected);
     // The customer holds, then resumes.
     customer.cmd("hold", "");
@@ -777,7 +789,7 @@ fn voice_agent_hold_sends_sendonly_and_resume_sendrecv_to_sipp() {
     });
     rig.exec("ann", AgentCommand::Hold { key });
     rig.wait_media("ann", key, MediaState::Held);
-    rig.exec("ann", AgentCommand::Resume { key });
+    rig.resume("ann", key);
     rig.wait_media("ann", key, MediaState::Connected);
     rig.exec("ann", AgentCommand::End { key });
     sipp_passed(child, rig.dir(), "hold");
