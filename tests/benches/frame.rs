@@ -118,11 +118,20 @@ fn frames(c: &mut Criterion) {
     }
     core.tick().expect("settled");
     let ctx = egui::Context::default();
-    // Warm up: the transcript is fetched, glyphs are laid out once.
-    for _ in 0..5 {
+    // Warm up: the transcript is fetched (its answer comes in a later frame), glyphs are laid
+    // out once.
+    // The transcript comes a page per answer: warm up until nothing has been on its way for a
+    // few frames in a row.
+    let until = Instant::now() + Duration::from_secs(20);
+    let (mut warm, mut idle) = (0, 0);
+    while (warm < 5 || idle < 5) && Instant::now() < until {
         let out = ctx.run_ui(input(), |ui| desk.ui(ui));
         let _ = ctx.tessellate(out.shapes, out.pixels_per_point);
+        warm += 1;
+        idle = if desk.is_waiting() { 0 } else { idle + 1 };
+        std::thread::sleep(Duration::from_millis(2));
     }
+    assert!(idle >= 5, "the transcript never came");
     let snapshot = desk.snapshot();
     assert_eq!(snapshot.interactions.len(), OPEN, "100 open chats");
     let shown = snapshot
