@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 /// The plugin the rig's customers write through.
 pub(crate) const PLUGIN: &str = "acme.chat";
-const WAIT: Duration = Duration::from_secs(10);
+const WAIT: Duration = Duration::from_secs(15);
 
 /// A core with agents `ann` and `bob` on channel `chat` (capacity 2, wrap-up codes `sale` and
 /// `info`, Not Ready reasons `Break` and `Lunch`), customers who write on it, and connections.
@@ -245,7 +245,7 @@ fn log_in(rig: &dyn ClientRig, agent: &str) -> Box<dyn DeskClient> {
     rig.connect().login(agent).wait(WAIT).expect("log in")
 }
 
-fn ok(client: &dyn DeskClient, command: AgentCommand) {
+pub(crate) fn ok(client: &dyn DeskClient, command: AgentCommand) {
     let what = format!("{command:?}");
     client
         .command(client.next_id(), command)
@@ -253,7 +253,7 @@ fn ok(client: &dyn DeskClient, command: AgentCommand) {
         .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
-fn until(
+pub(crate) fn until(
     stream: &crossbeam_channel::Receiver<AgentSnapshot>,
     what: &str,
     test: impl Fn(&AgentSnapshot) -> bool,

@@ -8,59 +8,19 @@
 //!
 //! Run with `cargo bench -p agentdesk-host --bench core_load`; figures go to docs/performance.md.
 
-use agentdesk_host::AdminConfig;
-use agentdesk_host::core::{AgentCommand, Core, InteractionState, Policy, Stamped};
+mod load;
+use load::{AGENTS, agent_id, ended, offer, peak_memory_kib, policy};
+
+use agentdesk_host::core::{AgentCommand, Core, InteractionState, Stamped};
 use agentdesk_host::service::CoreService;
 use agentdesk_host::service::clock::SystemClock;
 use agentdesk_host::storage::Journal;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use plugin_api::{
-    ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, Offer, Route,
-};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const AGENTS: usize = 1_000;
 const OPEN: usize = 10_000;
-
-fn policy() -> Policy {
-    let mut text = String::from("[channels.chat]\ncapacity = 10\n");
-    for n in 0..AGENTS {
-        text.push_str(&format!(
-            "[[agents]]\nid = \"a{n:04}\"\nname = \"Agent {n}\"\nchannels = [\"chat\"]\nauto_answer = [\"chat\"]\n"
-        ));
-    }
-    let config = AdminConfig::parse(&text, "bench").expect("config");
-    Policy::from_config(&config, &["chat".to_string()])
-}
-
-fn offer(n: u64) -> Event {
-    Event::Offer(Offer {
-        interaction: InteractionId::new(format!("c-{n}")),
-        external_id: format!("c-{n}"),
-        channel: ChannelKind::new("chat"),
-        media: Media::Conversation,
-        route: Route::queue("default"),
-        contact: Contact::default(),
-        subject: None,
-        case_data: vec![],
-        actions: vec![],
-        priority: 0,
-    })
-}
-
-fn ended(n: u64) -> Event {
-    Event::Ended(Ended {
-        interaction: InteractionId::new(format!("c-{n}")),
-        reason: EndReason::ContactLeft,
-        detail: String::new(),
-    })
-}
-
-fn agent_id(n: usize) -> String {
-    format!("a{n:04}")
-}
 
 /// A core with every agent Ready and `OPEN` chats active; returns it with the journal batch.
 fn loaded_core(now: u64) -> (Core, Vec<Stamped>) {
@@ -91,18 +51,6 @@ fn loaded_core(now: u64) -> (Core, Vec<Stamped>) {
         .count();
     assert_eq!(active, OPEN, "every chat is active");
     (core, events)
-}
-
-fn peak_memory_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
 }
 
 fn throughput(c: &mut Criterion) {

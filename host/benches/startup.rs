@@ -13,20 +13,18 @@
 //! Peak memory (VmHWM, reset before each start-up through /proc/self/clear_refs) is printed.
 //! Run with `cargo bench -p agentdesk-host --bench startup`; figures go to docs/performance.md.
 
-use agentdesk_host::AdminConfig;
+mod load;
+use load::{AGENTS, agent_id, ended, offer, peak_memory_kib, policy};
+
 use agentdesk_host::core::engine::{SNAPSHOT_FORMAT, StateSnapshot};
-use agentdesk_host::core::{AgentCommand, Core, Policy, Stamped};
+use agentdesk_host::core::{AgentCommand, Core, Stamped};
 use agentdesk_host::service::recovery::{recover, replay_after};
 use agentdesk_host::storage::{Journal, SnapshotStore};
 use criterion::{Criterion, criterion_group, criterion_main};
-use plugin_api::{
-    ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, Offer, Route,
-};
 use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const AGENTS: usize = 1_000;
 const OPEN: u64 = 10_000;
 const DAYS: u64 = 60;
 /// Events replayed after the snapshot in the worst case (the default `snapshot_every_events`).
@@ -37,40 +35,6 @@ fn events_wanted() -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000_000)
-}
-
-fn policy() -> Policy {
-    let mut text = String::from("[channels.chat]\ncapacity = 10\n");
-    for n in 0..AGENTS {
-        text.push_str(&format!(
-            "[[agents]]\nid = \"a{n:04}\"\nname = \"Agent {n}\"\nchannels = [\"chat\"]\nauto_answer = [\"chat\"]\n"
-        ));
-    }
-    let config = AdminConfig::parse(&text, "bench").expect("config");
-    Policy::from_config(&config, &["chat".to_string()])
-}
-
-fn offer(n: u64) -> Event {
-    Event::Offer(Offer {
-        interaction: InteractionId::new(format!("c-{n}")),
-        external_id: format!("c-{n}"),
-        channel: ChannelKind::new("chat"),
-        media: Media::Conversation,
-        route: Route::queue("default"),
-        contact: Contact::default(),
-        subject: None,
-        case_data: vec![],
-        actions: vec![],
-        priority: 0,
-    })
-}
-
-fn ended(n: u64) -> Event {
-    Event::Ended(Ended {
-        interaction: InteractionId::new(format!("c-{n}")),
-        reason: EndReason::ContactLeft,
-        detail: String::new(),
-    })
 }
 
 /// Writes the journal (and one snapshot `TAIL` events before its end); returns the core's state.
@@ -91,10 +55,7 @@ fn write_journal(path: &Path, total: u64) -> Core {
                 channel: "chat".into(),
             },
         ] {
-            batch.extend(
-                core.execute(now, &format!("a{n:04}"), command)
-                    .expect("set-up"),
-            );
+            batch.extend(core.execute(now, &agent_id(n), command).expect("set-up"));
         }
     }
     for n in 1..=OPEN {
@@ -152,18 +113,6 @@ fn write_journal(path: &Path, total: u64) -> Core {
         std::fs::metadata(path).map_or(0, |m| m.len()) >> 20
     );
     core
-}
-
-fn peak_memory_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .map(str::to_string)
-        })
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(0)
 }
 
 /// Runs `start` once with the peak-memory mark reset, and prints the peak it reached.

@@ -488,36 +488,14 @@ mod tests {
 
     #[test]
     fn nothing_acknowledged_is_lost_when_killed_during_snapshots() {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("journal.sqlite3");
-        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "service::recovery::tests::snapshot_kill_9_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("AGENTDESK_SNAPSHOT_CHILD", &path)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("child starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut acked = 0u64;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("line");
-            if let Some(n) = line.strip_prefix("acked ") {
-                acked = n.trim().parse().expect("number");
-                if acked >= 400 {
-                    break;
-                }
-            }
-        }
-        // SIGKILL: no destructor, no snapshot at stop, no clean close.
-        child.kill().expect("kill -9");
-        let _ = child.wait();
-        assert!(acked >= 400, "the child acknowledged only {acked}");
+        let acked = crate::kill9::kill_after_acks(
+            "service::recovery::tests::snapshot_kill_9_child",
+            "AGENTDESK_SNAPSHOT_CHILD",
+            &path,
+            400,
+        );
         let journal = Journal::open(&path).expect("reopen after kill");
         let store = SnapshotStore::open(&SnapshotStore::beside(&path)).expect("store");
         assert!(

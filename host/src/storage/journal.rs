@@ -586,39 +586,14 @@ mod tests {
 
     #[test]
     fn every_acknowledged_event_survives_kill_9() {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("journal.sqlite3");
-        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
-            .args([
-                "--exact",
-                "storage::journal::tests::journal_kill_9_child",
-                "--ignored",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("AGENTDESK_JOURNAL_CHILD", &path)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("child starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut acked = 0u64;
-        for line in std::io::BufReader::new(stdout).lines() {
-            let line = line.expect("line");
-            if let Some(n) = line.strip_prefix("acked ") {
-                acked = n.trim().parse().expect("number");
-                if acked >= 500 {
-                    break;
-                }
-            }
-        }
-        assert!(
-            acked >= 500,
-            "the child acknowledged only {acked} events before stopping"
+        let acked = crate::kill9::kill_after_acks(
+            "storage::journal::tests::journal_kill_9_child",
+            "AGENTDESK_JOURNAL_CHILD",
+            &path,
+            500,
         );
-        // SIGKILL: no destructor, no checkpoint, no clean close.
-        child.kill().expect("kill -9");
-        let _ = child.wait();
         let journal = Journal::open(&path).expect("reopen after kill");
         let events = journal.load().expect("load");
         assert!(
