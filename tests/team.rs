@@ -4,13 +4,14 @@
 //! only his own state; SIGTERM stops the hub cleanly.
 
 use crate::client_suite::{ClientRig, NatsRig};
+pub(crate) use crate::client_suite::{ok, until};
 use crate::nats::NatsServer;
 use crate::shell::{has_label, settle};
 use crate::support::Install;
 use agentdesk_client::remote::wire;
 use agentdesk_client::remote::{Remote, RemoteOptions};
 use agentdesk_client::{
-    AgentCommand, AgentSnapshot, ChannelState, Connection, DeskClient, InteractionState, LinkState,
+    AgentCommand, ChannelState, Connection, DeskClient, InteractionState, LinkState,
 };
 use agentdesk_host::plugins::package::package;
 use agentdesk_tests::{first_party_library, workspace_artifacts};
@@ -65,30 +66,6 @@ pub(crate) fn desk(nats: &str, agent: &str) -> Box<dyn DeskClient> {
     };
     let remote = Remote::connect(&options).expect("connect");
     remote.login(agent).wait(WAIT).expect("log in")
-}
-
-pub(crate) fn until(
-    stream: &crossbeam_channel::Receiver<AgentSnapshot>,
-    what: &str,
-    test: impl Fn(&AgentSnapshot) -> bool,
-) -> AgentSnapshot {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match stream.recv_timeout(left) {
-            Ok(s) if test(&s) => return s,
-            Ok(_) => {}
-            Err(_) => panic!("timed out waiting for {what}"),
-        }
-    }
-}
-
-pub(crate) fn ok(client: &dyn DeskClient, command: AgentCommand) {
-    let what = format!("{command:?}");
-    client
-        .command(client.next_id(), command)
-        .wait(WAIT)
-        .unwrap_or_else(|e| panic!("{what}: {e}"));
 }
 
 #[test]

@@ -21,6 +21,7 @@ mod social_fakes;
 mod support;
 mod team;
 mod team_auth;
+mod team_reload;
 mod team_restart;
 mod team_window;
 mod twitter;

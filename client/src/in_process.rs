@@ -2,6 +2,7 @@
 //! thread (`CoreHandle::submit_*`), whose answers the [`Pending`]s take when they come. Nothing
 //! here waits for the core.
 
+use crate::command_ids::CommandIds;
 use crate::{ClientError, Connection, DeskClient, DeskInfo, Pending, PluginTable, TeamView};
 use agentdesk_host::core::{AgentCommand, Millis, Policy};
 use agentdesk_host::runtime::Runtime;
@@ -13,17 +14,17 @@ use agentdesk_host::storage::history::{HistoryEntry, TranscriptLine};
 use agentdesk_host::{AdminConfig, PluginHost};
 use crossbeam_channel::Receiver;
 use plugin_api::AttachmentRef;
-use std::hash::{BuildHasher, Hasher};
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// A core service (and its plugins) in this process.
 #[derive(Clone)]
 pub struct InProcess {
     core: CoreHandle,
-    info: Arc<DeskInfo>,
+    /// The desk's information under the current rules (a reload replaces it; a session keeps
+    /// the one it logged in with).
+    info: Arc<RwLock<Arc<DeskInfo>>>,
     plugins: Option<Arc<PluginHost>>,
     clock: Arc<dyn Clock>,
     data_dir: Option<PathBuf>,
@@ -47,7 +48,7 @@ impl InProcess {
     ) -> Self {
         InProcess {
             core,
-            info: Arc::new(DeskInfo::from_policy(policy)),
+            info: Arc::new(RwLock::new(Arc::new(DeskInfo::from_policy(policy)))),
             plugins,
             clock,
             data_dir,
@@ -60,15 +61,15 @@ impl InProcess {
         Box::new(Session {
             agent: agent.to_string(),
             connection: self.clone(),
-            nonce: nonce(),
-            next: AtomicU64::new(1),
+            ids: CommandIds::new(),
+            info: self.info(),
         })
     }
 
     /// The whole team now. Waits for the core: for servers and headless commands.
     pub fn team_now(&self) -> Result<TeamView, ClientError> {
         let mut agents = Vec::new();
-        for (id, _) in &self.info.agents {
+        for (id, _) in &self.info().agents {
             if let Some(snapshot) = self.snapshot(id)? {
                 agents.push(snapshot);
             }
@@ -93,6 +94,45 @@ impl InProcess {
         self.core.snapshot(agent).map_err(ClientError::from)
     }
 
+    /// Sends `agent`'s snapshots, the current one first, into `updates`, which may follow other
+    /// agents too (each snapshot names its agent): the hub publishes a whole team's from one
+    /// reader.
+    pub fn watch_into(
+        &self,
+        agent: &str,
+        updates: crossbeam_channel::Sender<AgentSnapshot>,
+    ) -> Result<(), ClientError> {
+        self.core
+            .watch_into(agent, updates)
+            .map_err(ClientError::from)
+    }
+
+    /// The desk's information under the current rules.
+    pub fn info(&self) -> Arc<DeskInfo> {
+        match self.info.read() {
+            Ok(info) => info.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the desk's information (after a reload).
+    pub(crate) fn set_info(&self, info: DeskInfo) {
+        match self.info.write() {
+            Ok(mut current) => *current = Arc::new(info),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(info),
+        }
+    }
+
+    /// The core, for the reload (`crate::reload`).
+    pub(crate) fn core(&self) -> &CoreHandle {
+        &self.core
+    }
+
+    /// The plugins, if any.
+    pub(crate) fn plugin_host(&self) -> Option<&Arc<PluginHost>> {
+        self.plugins.as_ref()
+    }
+
     fn table(&self) -> PluginTable {
         match &self.plugins {
             Some(plugins) => PluginTable::of(plugins.reports(), plugins.not_found()),
@@ -103,15 +143,15 @@ impl InProcess {
 
 impl Connection for InProcess {
     fn agents(&self) -> Pending<Vec<(String, String)>> {
-        Pending::ready(Ok(self.info.agents.clone()))
+        Pending::ready(Ok(self.info().agents.clone()))
     }
 
     fn login(&self, agent: &str) -> Pending<Box<dyn DeskClient>> {
         let session = Session {
             agent: agent.to_string(),
             connection: self.clone(),
-            nonce: nonce(),
-            next: AtomicU64::new(1),
+            ids: CommandIds::new(),
+            info: self.info(),
         };
         let id = session.next_id();
         let answer = self
@@ -146,24 +186,13 @@ impl Connection for InProcess {
     fn close(self: Box<Self>) {}
 }
 
-/// A random number for this session's command ids, so two sessions (or two runs) of one agent
-/// never share one.
-fn nonce() -> u64 {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    hasher.finish()
-}
-
 /// One agent's session with a core in this process.
 struct Session {
     agent: String,
     connection: InProcess,
-    nonce: u64,
-    next: AtomicU64,
+    ids: CommandIds,
+    /// The desk's information as it was when the session began.
+    info: Arc<DeskInfo>,
 }
 
 impl Session {
@@ -197,7 +226,7 @@ impl DeskClient for Session {
     }
 
     fn info(&self) -> &DeskInfo {
-        &self.connection.info
+        &self.info
     }
 
     fn now(&self) -> Millis {
@@ -205,8 +234,7 @@ impl DeskClient for Session {
     }
 
     fn next_id(&self) -> CommandId {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        CommandId::new(format!("{:016x}-{n}", self.nonce))
+        self.ids.next()
     }
 
     fn watch(&self) -> Receiver<AgentSnapshot> {

@@ -14,11 +14,13 @@
 //! a network implementation is another implementation of the same two traits.
 
 pub mod admin;
+mod command_ids;
 mod error;
 pub mod in_process;
 mod info;
 mod pending;
 mod plugin_table;
+pub mod reload;
 pub mod remote;
 pub mod slow;
 

@@ -6,6 +6,8 @@
 pub mod config;
 pub mod contacts;
 pub mod core;
+#[cfg(test)]
+mod kill9;
 pub mod plugins;
 pub mod runtime;
 pub mod scenario;

@@ -61,12 +61,15 @@ pub fn nats_config(config: &AdminConfig) -> Result<String, AuthorizationError> {
         "# Written by `agentdesk hub nats-config` from the admin file: regenerate it after\n\
          # changing the agents; do not edit it by hand.\nauthorization {{\n  users = ["
     );
-    let hub_publish = list(&[wire::snapshots("*")]);
+    // The reload subject and its inbox: `agentdesk hub reload` connects with the hub's key.
+    let hub_publish = list(&[wire::snapshots("*"), wire::RELOAD.to_string()]);
     let hub_subscribe = list(&[
         wire::ALL_REQUESTS.to_string(),
         wire::AGENTS.to_string(),
         wire::PLUGINS.to_string(),
         wire::TEAM.to_string(),
+        wire::RELOAD.to_string(),
+        format!("{}.>", wire::HUB_INBOX),
     ]);
     let _ = writeln!(
         out,

@@ -12,8 +12,11 @@
 
 pub mod authorization;
 
+use agentdesk_client::admin::load_config;
 use agentdesk_client::in_process::InProcess;
+use agentdesk_client::reload::ReloadReport;
 use agentdesk_client::remote::wire::{self, Answer, Reply, Request};
+use agentdesk_client::remote::{NatsLogin, connect_nats};
 use agentdesk_client::{ClientError, Connection, DeskClient};
 use base64::Engine;
 use futures_util::StreamExt;
@@ -67,6 +70,9 @@ pub struct HubOptions {
     /// The CA certificate (PEM) the NATS server's certificate must chain to: TLS is then
     /// required.
     pub ca_file: Option<std::path::PathBuf>,
+    /// The admin file a reload re-reads (`agentdesk hub reload`, SIGHUP); without one the hub
+    /// refuses reloads.
+    pub config_file: Option<std::path::PathBuf>,
 }
 
 impl HubOptions {
@@ -78,6 +84,7 @@ impl HubOptions {
             nkey_seed: None,
             desktop_grace: Duration::from_secs(30),
             ca_file: None,
+            config_file: None,
         }
     }
 }
@@ -100,21 +107,23 @@ pub struct HubCounters {
 
 struct State {
     core: InProcess,
-    /// The agents of the configuration (id, name).
-    agents: Vec<(String, String)>,
+    /// The admin file a reload re-reads.
+    config_file: Option<std::path::PathBuf>,
     client: async_nats::Client,
     sessions: Mutex<BTreeMap<String, Arc<dyn DeskClient>>>,
     counters: Arc<HubCounters>,
-    runtime: tokio::runtime::Handle,
     /// When each agent's desktop was last heard from, and whether the hub already set them
     /// Not Ready for their silence.
     heard: Mutex<BTreeMap<String, (Instant, bool)>>,
+    /// Where every agent's snapshots go for the team's one publisher.
+    snapshots: crossbeam_channel::Sender<agentdesk_client::AgentSnapshot>,
 }
 
 /// A running hub.
 pub struct Hub {
     runtime: Option<tokio::runtime::Runtime>,
     counters: Arc<HubCounters>,
+    state: Arc<State>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -135,47 +144,47 @@ impl Hub {
             .enable_all()
             .build()
             .map_err(HubError::Runtime)?;
-        let mut connect = async_nats::ConnectOptions::new()
-            .name("agentdesk hub")
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5));
-        if let Some((user, password)) = &options.user_password {
-            connect = connect.user_and_password(user.clone(), password.clone());
-        }
-        if let Some(seed) = &options.nkey_seed {
-            connect = connect.nkey(seed.clone());
-        }
-        if let Some(ca) = &options.ca_file {
-            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        let url = options.url.clone();
-        let failed = |reason: String| HubError::Connect {
-            url: options.url.clone(),
-            reason,
+        let login = NatsLogin {
+            user_password: options.user_password.as_ref(),
+            nkey_seed: options.nkey_seed.as_deref(),
+            ca_file: options.ca_file.as_deref(),
         };
-        let client = runtime
-            .block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), connect.connect(url)).await
-            })
-            .map_err(|_| failed("no answer within 10 s".into()))?
-            .map_err(|e| failed(e.to_string()))?;
+        let client = connect_nats(&runtime, "agentdesk hub", &options.url, login, None).map_err(
+            |reason| HubError::Connect {
+                url: options.url.clone(),
+                reason,
+            },
+        )?;
         let counters = Arc::new(HubCounters::default());
-        let agents = core
-            .agents()
-            .wait(CORE_WAIT)
-            .map_err(|e| HubError::Core(e.to_string()))?;
+        let (snapshots, to_publish) = crossbeam_channel::unbounded();
+        {
+            // Detached: it ends when the core and the hub drop their ends of the channel.
+            let (client, runtime, counters) =
+                (client.clone(), runtime.handle().clone(), counters.clone());
+            std::thread::Builder::new()
+                .name("hub-snapshots".into())
+                .spawn(move || publish_snapshots(to_publish, client, runtime, counters))
+                .map_err(HubError::Runtime)?;
+        }
         let state = Arc::new(State {
+            snapshots,
             core,
-            agents,
+            config_file: options.config_file.clone(),
             client: client.clone(),
             sessions: Mutex::new(BTreeMap::new()),
             counters: counters.clone(),
-            runtime: runtime.handle().clone(),
             heard: Mutex::new(BTreeMap::new()),
         });
         runtime.spawn(watch_silence(state.clone(), options.desktop_grace));
         runtime.block_on(async {
-            for subject in [wire::ALL_REQUESTS, wire::AGENTS, wire::PLUGINS, wire::TEAM] {
+            let subjects = [
+                wire::ALL_REQUESTS,
+                wire::AGENTS,
+                wire::PLUGINS,
+                wire::TEAM,
+                wire::RELOAD,
+            ];
+            for subject in subjects {
                 let subscription =
                     client
                         .subscribe(subject)
@@ -195,7 +204,14 @@ impl Hub {
         Ok(Hub {
             runtime: Some(runtime),
             counters,
+            state,
         })
+    }
+
+    /// Re-reads the admin file and takes it as the running configuration (SIGHUP). A bad file
+    /// is refused (`bad-config`, with file, line and key) and the running configuration stays.
+    pub fn reload(&self) -> Result<ReloadReport, ClientError> {
+        self.state.reload()
     }
 
     /// What the hub has counted.
@@ -278,6 +294,13 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
             .await
             .map(|team| Answer::Team(Box::new(team)));
     }
+    if subject == wire::RELOAD {
+        let state = state.clone();
+        return tokio::task::spawn_blocking(move || state.reload())
+            .await
+            .unwrap_or(Err(ClientError::Stopped))
+            .map(Answer::Reloaded);
+    }
     let Some(agent) = wire::agent_of(subject) else {
         state.counters.refused.fetch_add(1, Ordering::Relaxed);
         return Err(ClientError::Failed {
@@ -287,7 +310,7 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
     };
     // Only the configuration's agents get a session (and a snapshot publisher): a request
     // naming anyone else is refused before it costs anything.
-    if !state.agents.iter().any(|(id, _)| id == agent) {
+    if !state.serves(agent) {
         state.counters.refused.fetch_add(1, Ordering::Relaxed);
         return Err(ClientError::Refused {
             code: "unknown-agent".into(),
@@ -299,10 +322,11 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
     match request {
         Request::Agents => settled(state.core.agents()).await.map(Answer::Agents),
         Request::Plugins => settled(session.plugins()).await.map(Answer::Plugins),
-        // The team view is a supervisor's, on its own subject, never an agent's.
-        Request::Team => Err(ClientError::Refused {
+        // The team view is a supervisor's and the reload the hub's key's, each on its own
+        // subject, never an agent's.
+        Request::Team | Request::Reload => Err(ClientError::Refused {
             code: "not-allowed".into(),
-            message: "the team view is asked for on its own subject".into(),
+            message: "asked for on its own subject, not an agent's".into(),
         }),
         Request::Login { id } => {
             settled(session.command(id, agentdesk_client::AgentCommand::LogIn)).await?;
@@ -436,6 +460,45 @@ impl State {
             .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether the hub answers for `agent`: one of the configuration's agents, or one taken out
+    /// of the team by a reload whose desktop is still at work (their session goes on until they
+    /// log out).
+    fn serves(&self, agent: &str) -> bool {
+        self.core.info().agents.iter().any(|(id, _)| id == agent)
+            || match self.sessions.lock() {
+                Ok(sessions) => sessions.contains_key(agent),
+                Err(poisoned) => poisoned.into_inner().contains_key(agent),
+            }
+    }
+
+    /// Re-reads the admin file and takes it (see [`Hub::reload`]).
+    fn reload(&self) -> Result<ReloadReport, ClientError> {
+        let Some(path) = &self.config_file else {
+            return Err(ClientError::Refused {
+                code: "no-config-file".into(),
+                message: "this hub was started without --config: there is no file to re-read"
+                    .into(),
+            });
+        };
+        let config = match load_config(Some(path)) {
+            Ok(config) => config,
+            Err(reason) => {
+                tracing::error!("reload refused, the running configuration stays: {reason}");
+                return Err(ClientError::Refused {
+                    code: "bad-config".into(),
+                    message: reason,
+                });
+            }
+        };
+        let report = self
+            .core
+            .reload(&config)
+            .wait(CORE_WAIT)
+            .inspect_err(|e| tracing::error!("the reload failed: {e}"))?;
+        tracing::info!(changes = %report.render().trim_end(), "reloaded {}", path.display());
+        Ok(report)
+    }
+
     /// The session answering for `agent`; the first one also starts publishing their snapshots.
     fn session(self: &Arc<Self>, agent: &str) -> Arc<dyn DeskClient> {
         let mut sessions = match self.sessions.lock() {
@@ -447,42 +510,47 @@ impl State {
         }
         let session: Arc<dyn DeskClient> = Arc::from(self.core.session(agent));
         sessions.insert(agent.to_string(), session.clone());
-        self.publish_snapshots(agent, &*session);
+        self.publish_snapshots(agent);
         session
     }
 
-    /// Publishes every snapshot of `agent` on their snapshot subject, from a thread of its own.
-    fn publish_snapshots(self: &Arc<Self>, agent: &str, session: &dyn DeskClient) {
-        let stream = session.watch();
-        let (state, name) = (self.clone(), format!("hub-snap-{agent}"));
-        let agent = agent.to_string();
-        let started = std::thread::Builder::new().name(name).spawn(move || {
-            let subject = wire::snapshots(&agent);
-            while let Ok(snapshot) = stream.recv() {
-                let body = match wire::encode(&snapshot) {
-                    Ok(body) => body,
-                    Err(e) => {
-                        tracing::error!(agent, "a snapshot could not be encoded: {e}");
-                        continue;
-                    }
-                };
-                let (client, subject) = (state.client.clone(), subject.clone());
-                let published = state
-                    .runtime
-                    .block_on(async move { client.publish(subject, body.into()).await });
-                match published {
-                    Ok(()) => {
-                        state.counters.snapshots.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => {
-                        state.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(agent, "a snapshot was not published: {e}");
-                    }
-                }
+    /// Publishes every snapshot of `agent` on their snapshot subject, through the team's one
+    /// publisher ([`publish_snapshots`]).
+    fn publish_snapshots(&self, agent: &str) {
+        if let Err(e) = self.core.watch_into(agent, self.snapshots.clone()) {
+            tracing::error!(agent, "snapshots will not be published: {e}");
+        }
+    }
+}
+
+/// The team's snapshot publisher: every agent's snapshots arrive on one channel (each names its
+/// agent) and go out on that agent's snapshot subject, in order. One thread for the whole team,
+/// however many agents it has; it ends when the core stops.
+fn publish_snapshots(
+    stream: crossbeam_channel::Receiver<agentdesk_client::AgentSnapshot>,
+    client: async_nats::Client,
+    runtime: tokio::runtime::Handle,
+    counters: Arc<HubCounters>,
+) {
+    while let Ok(snapshot) = stream.recv() {
+        let agent = snapshot.agent.clone();
+        let body = match wire::encode(&snapshot) {
+            Ok(body) => body,
+            Err(e) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(agent, "a snapshot could not be encoded: {e}");
+                continue;
             }
-        });
-        if let Err(e) = started {
-            tracing::error!("snapshots will not be published: {e}");
+        };
+        let (client, subject) = (client.clone(), wire::snapshots(&agent));
+        match runtime.block_on(async move { client.publish(subject, body.into()).await }) {
+            Ok(()) => {
+                counters.snapshots.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(agent, "a snapshot was not published: {e}");
+            }
         }
     }
 }

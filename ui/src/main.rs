@@ -26,6 +26,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum HubAction {
+    /// Make the running hub re-read its admin file (as SIGHUP does) and print what changed:
+    /// agents added or removed, channels assigned or withdrawn, plugins removed. Connects to
+    /// --nats with the hub's own credentials. A bad file is refused with its file, line and
+    /// key, and the hub keeps the configuration it has.
+    Reload,
     /// Print the `authorization` block for nats-server, written from the admin file: each
     /// agent's nkey may use only their own subjects.
     NatsConfig,
@@ -73,7 +78,7 @@ enum Action {
         /// The NATS server(s) to serve on (e.g. nats://127.0.0.1:4222). Credentials, if the
         /// server asks for them: the nkey seed in the file AGENTDESK_NATS_SEED_FILE names, or
         /// AGENTDESK_NATS_USER and AGENTDESK_NATS_PASSWORD.
-        #[arg(long, env = "AGENTDESK_NATS")]
+        #[arg(long, env = "AGENTDESK_NATS", global = true)]
         nats: Option<String>,
     },
     /// Print every agent's per-channel state and time in it, their open interactions, and each
@@ -217,6 +222,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Action::Hub {
+            action: Some(HubAction::Reload),
+            nats,
+        } => {
+            let nats = nats.context("the reload needs --nats (or AGENTDESK_NATS)")?;
+            let (user_password, nkey_seed, ca_file) = nats_credentials()?;
+            let options = RemoteOptions {
+                hub_key: true,
+                user_password,
+                nkey_seed,
+                ca_file,
+                ..RemoteOptions::new(nats)
+            };
+            let report = Remote::connect(&options)?
+                .reload_hub()
+                .wait(std::time::Duration::from_secs(30))
+                .map_err(|e| anyhow::anyhow!("the hub refused the reload ({}): {e}", e.code()))?;
+            print!("{}", report.render());
+            Ok(())
+        }
+        Action::Hub {
             action: Some(HubAction::NatsConfig),
             ..
         } => {
@@ -264,6 +289,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 nkey_seed,
                 ca_file,
                 desktop_grace: std::time::Duration::from_secs(config.hub.desktop_grace_secs),
+                config_file: cli.config.clone(),
                 ..HubOptions::new(nats)
             };
             let hub = match Hub::serve(&options, embedded.in_process()) {
@@ -274,14 +300,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let (signalled, stop) = std::sync::mpsc::channel();
+            let hangup = signalled.clone();
             agentdesk_ui::signals::watch(move |name| {
-                if signalled.send(name).is_err() {
+                if signalled.send(Some(name)).is_err() {
                     tracing::error!("{name}: the hub had already stopped");
                 }
             })
             .context("cannot watch SIGTERM and SIGINT")?;
+            agentdesk_ui::signals::on_hangup(move || {
+                if hangup.send(None).is_err() {
+                    tracing::error!("SIGHUP: the hub had already stopped");
+                }
+            })
+            .context("cannot watch SIGHUP")?;
             println!("agentdesk hub: serving the team on {}", options.url);
-            let name = stop.recv().unwrap_or("the signal watcher ended");
+            // SIGHUP (None) reloads; SIGTERM or SIGINT (their name) stops.
+            let name = loop {
+                match stop.recv() {
+                    Ok(Some(name)) => break name,
+                    // The outcome goes to the hub's log (`Hub::reload` writes it), not to
+                    // stdout, which nobody may be reading any more.
+                    Ok(None) => match hub.reload() {
+                        Ok(report) => tracing::debug!(?report, "SIGHUP: reloaded"),
+                        Err(e) => tracing::debug!(code = e.code(), "SIGHUP: reload refused"),
+                    },
+                    Err(_) => break "the signal watcher ended",
+                }
+            };
             tracing::warn!("{name}: the hub stops");
             hub.stop();
             Box::new(embedded).close();

@@ -30,3 +30,22 @@ pub fn watch(on_signal: impl FnOnce(&'static str) + Send + 'static) -> std::io::
         })?;
     Ok(())
 }
+
+/// Calls `on_hangup` on a thread of its own each time SIGHUP arrives (a hub re-reads its admin
+/// file); from then on SIGHUP no longer ends the process. The handler is in place when this
+/// returns.
+pub fn on_hangup(on_hangup: impl Fn() + Send + 'static) -> std::io::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut hangup = runtime.block_on(async { signal(SignalKind::hangup()) })?;
+    std::thread::Builder::new()
+        .name("sighup".into())
+        .spawn(move || {
+            while runtime.block_on(hangup.recv()).is_some() {
+                tracing::info!("SIGHUP: re-reading the admin file");
+                on_hangup();
+            }
+        })?;
+    Ok(())
+}

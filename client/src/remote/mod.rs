@@ -4,8 +4,13 @@
 //! the hub on the agent's snapshot subject. The NATS client runs on a small tokio runtime of its
 //! own, so nothing here blocks the caller.
 
+mod nats_login;
 pub mod wire;
 
+pub use nats_login::{NatsLogin, connect as connect_nats};
+
+use crate::command_ids::CommandIds;
+use crate::reload::ReloadReport;
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, Connection, DeskClient, DeskInfo,
     HistoryEntry, Interact, LinkState, LiveLine, Millis, Pending, PluginTable, TeamView,
@@ -16,7 +21,7 @@ use crossbeam_channel::Receiver;
 use futures_util::StreamExt;
 use plugin_api::AttachmentRef;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wire::{Answer, Envelope, Reply, Request};
 
@@ -30,6 +35,9 @@ pub struct RemoteOptions {
     pub agent: Option<String>,
     /// A supervisor's connection (`agentdesk team`): replies come on `_INBOX_team.>`.
     pub supervisor: bool,
+    /// Connected with the hub's own key (`agentdesk hub reload`): replies come on
+    /// `_INBOX_hub.>`.
+    pub hub_key: bool,
     /// NATS user and password, if the server asks for them.
     pub user_password: Option<(String, String)>,
     /// The agent's nkey seed (`SU…`), if the server authenticates by nkey (a team's hub does).
@@ -48,6 +56,7 @@ impl RemoteOptions {
             url: url.into(),
             agent: None,
             supervisor: false,
+            hub_key: false,
             user_password: None,
             nkey_seed: None,
             ca_file: None,
@@ -199,10 +208,7 @@ impl Remote {
             .enable_all()
             .build()
             .map_err(|e| ClientError::failed("link", format!("no runtime for NATS: {e}")))?;
-        let mut connect = async_nats::ConnectOptions::new()
-            .name("agentdesk desktop")
-            .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(5));
+        let mut inbox = None;
         if let Some(agent) = &options.agent {
             if !wire::valid_agent(agent) {
                 return Err(ClientError::failed(
@@ -210,27 +216,27 @@ impl Remote {
                     format!("`{agent}` cannot be an agent id"),
                 ));
             }
-            connect = connect.custom_inbox_prefix(wire::inbox_prefix(agent));
+            inbox = Some(wire::inbox_prefix(agent));
         }
         if options.supervisor {
-            connect = connect.custom_inbox_prefix(wire::TEAM_INBOX);
+            inbox = Some(wire::TEAM_INBOX.to_owned());
         }
-        if let Some((user, password)) = &options.user_password {
-            connect = connect.user_and_password(user.clone(), password.clone());
+        if options.hub_key {
+            inbox = Some(wire::HUB_INBOX.to_owned());
         }
-        if let Some(seed) = &options.nkey_seed {
-            connect = connect.nkey(seed.clone());
-        }
-        if let Some(ca) = &options.ca_file {
-            connect = connect.add_root_certificates(ca.clone()).require_tls(true);
-        }
-        let url = options.url.clone();
-        let client = runtime
-            .block_on(async {
-                tokio::time::timeout(Duration::from_secs(10), connect.connect(url)).await
-            })
-            .map_err(|_| ClientError::failed("no-hub", format!("{} did not answer", options.url)))?
-            .map_err(|e| ClientError::failed("no-hub", format!("{}: {e}", options.url)))?;
+        let login = NatsLogin {
+            user_password: options.user_password.as_ref(),
+            nkey_seed: options.nkey_seed.as_deref(),
+            ca_file: options.ca_file.as_deref(),
+        };
+        let client = nats_login::connect(
+            &runtime,
+            "agentdesk desktop",
+            &options.url,
+            login,
+            inbox.as_deref(),
+        )
+        .map_err(|e| ClientError::failed("no-hub", format!("{}: {e}", options.url)))?;
         let (in_order, queue) = tokio::sync::mpsc::unbounded_channel();
         runtime.spawn(send_in_order(
             client.clone(),
@@ -245,6 +251,20 @@ impl Remote {
                 in_order,
             }),
         })
+    }
+}
+
+impl Remote {
+    /// Makes the hub re-read its admin file (`agentdesk hub reload`; the hub's key only). A bad
+    /// file is refused with `bad-config`, naming the file, line and key; the hub keeps running
+    /// with the configuration it had.
+    pub fn reload_hub(&self) -> Pending<ReloadReport> {
+        self.link
+            .ask(wire::RELOAD.into(), request_body(Request::Reload))
+            .map(|answer| match answer {
+                Answer::Reloaded(report) => Ok(report),
+                _ => unexpected("the reload"),
+            })
     }
 }
 
@@ -273,8 +293,7 @@ impl Connection for Remote {
             agent: agent.to_string(),
             link: self.link.clone(),
             info: DeskInfo::default(),
-            nonce: nonce(),
-            next: AtomicU64::new(1),
+            ids: CommandIds::new(),
             offset_ms: 0,
             health: Arc::new(Health::default()),
         };
@@ -327,13 +346,6 @@ fn local_now() -> Millis {
         .map_or(0, |d| d.as_millis() as Millis)
 }
 
-fn nonce() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(local_now());
-    hasher.finish()
-}
-
 /// How often a session tells the hub it is there, and how long it waits for the answer: a lost
 /// hub is noticed within the sum (1.5 s), at once when NATS knows nobody answers.
 const HEARTBEAT: Duration = Duration::from_millis(500);
@@ -355,8 +367,7 @@ struct Session {
     agent: String,
     link: Arc<Link>,
     info: DeskInfo,
-    nonce: u64,
-    next: AtomicU64,
+    ids: CommandIds,
     /// The hub's clock minus ours, measured at login.
     offset_ms: i64,
     health: Arc<Health>,
@@ -461,8 +472,7 @@ impl DeskClient for Session {
     }
 
     fn next_id(&self) -> CommandId {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        CommandId::new(format!("{:016x}-{n}", self.nonce))
+        self.ids.next()
     }
 
     fn watch(&self) -> Receiver<AgentSnapshot> {

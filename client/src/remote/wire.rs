@@ -7,9 +7,11 @@
 //! | `ad.v1.hub.agents` | any desktop (request) | who may log in |
 //! | `ad.v1.hub.plugins` | any desktop (request) | the plugin table |
 //! | `ad.v1.hub.team` | a supervisor's connection (request) | every agent's state, every queue |
+//! | `ad.v1.hub.reload` | the hub's own key (`agentdesk hub reload`, request) | re-read the admin file |
 //! | `ad.v1.agent.<agent>.req` | the agent's desktop (request) | a [`Request`]; the reply is a [`Reply`] |
 //! | `ad.v1.agent.<agent>.snap` | the hub | the agent's [`AgentSnapshot`] after every change |
 
+use crate::reload::ReloadReport;
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, DeskInfo, HistoryEntry, Interact,
     LiveLine, Millis, PluginTable, TeamView, TranscriptLine,
@@ -36,6 +38,12 @@ pub const TEAM: &str = "ad.v1.hub.team";
 
 /// The inbox prefix of a connection asking for the team view.
 pub const TEAM_INBOX: &str = "_INBOX_team";
+
+/// The subject that makes the hub re-read the admin file (the hub's own key only).
+pub const RELOAD: &str = "ad.v1.hub.reload";
+
+/// The inbox prefix of `agentdesk hub reload` (connected with the hub's key).
+pub const HUB_INBOX: &str = "_INBOX_hub";
 
 /// Agent ids that can be a subject token: letters, digits, `-` and `_` (no `.`, `*`, `>`).
 pub fn valid_agent(agent: &str) -> bool {
@@ -165,6 +173,8 @@ pub enum Request {
     Plugins,
     /// The team view (on [`TEAM`]).
     Team,
+    /// Re-read the admin file (on [`RELOAD`]).
+    Reload,
 }
 
 /// An answer's body: `{"ok": ...}` or `{"error": {...}}`.
@@ -208,6 +218,8 @@ pub enum Answer {
     Agents(Vec<(String, String)>),
     /// The team view.
     Team(Box<TeamView>),
+    /// What a reload changed.
+    Reloaded(ReloadReport),
 }
 
 /// Encodes a body.

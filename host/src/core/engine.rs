@@ -20,6 +20,7 @@ mod decide;
 mod invariants;
 mod isolation;
 mod lifecycle;
+mod roster;
 mod routing;
 mod state_snapshot;
 mod time_in_state;
@@ -29,6 +30,7 @@ use super::reoffer::{Standing, standing};
 use super::stats::TimeInState;
 use crate::config::AcwPolicy;
 use plugin_api::{Address, EndReason, Event, InteractionId, RejectCode, Route};
+pub use roster::RosterChange;
 use rustc_hash::FxHashMap as HashMap;
 pub use state_snapshot::{RestoreError, SNAPSHOT_FORMAT, StateSnapshot};
 use std::cmp::Reverse;
@@ -100,6 +102,16 @@ pub struct Core {
     /// Channels taken out of routing, with the reason (their plugin was quarantined): see
     /// `core::isolation`. Not journaled: it is a fact about this process, not the day's work.
     out_of_service: BTreeMap<String, String>,
+    /// (agent, channel) withdrawn by the admin, kept until the work in hand is done: see
+    /// `roster`. Derived from the journaled roster.
+    withdrawn: BTreeSet<(String, String)>,
+    /// Agents taken out of the team, kept until their work is done.
+    leaving: BTreeSet<String>,
+    /// Whether a `RosterChanged` has been applied (the journal records the team).
+    roster_recorded: bool,
+    /// Whether the rules changed while running: capacities may have been lowered below a
+    /// channel's load (the agent finishes it), so the invariant check allows that.
+    reconfigured: bool,
 }
 
 impl Core {
@@ -108,33 +120,7 @@ impl Core {
         let agents: HashMap<String, Agent> = policy
             .agents
             .iter()
-            .map(|spec| {
-                let channels = spec
-                    .channels
-                    .iter()
-                    .map(|c| {
-                        let channel = AgentChannel {
-                            state: ChannelState::LoggedOff,
-                            since: now,
-                            load: 0,
-                            idle_key: (now, 0),
-                            listed_as: None,
-                        };
-                        (c.clone(), channel)
-                    })
-                    .collect();
-                let agent = Agent {
-                    id: spec.id.clone(),
-                    name: spec.name.clone(),
-                    extension: spec.extension.clone(),
-                    channels,
-                    logged_in: false,
-                    dnd: false,
-                    forward_to: None,
-                    auto_answer: spec.auto_answer.iter().cloned().collect(),
-                };
-                (spec.id.clone(), agent)
-            })
+            .map(|spec| (spec.id.clone(), roster::new_agent(spec, now)))
             .collect();
         let policy_channels = policy
             .agents
@@ -164,6 +150,10 @@ impl Core {
             closed_since_compact: Vec::new(),
             concerned: BTreeSet::new(),
             out_of_service: BTreeMap::new(),
+            withdrawn: BTreeSet::new(),
+            leaving: BTreeSet::new(),
+            roster_recorded: false,
+            reconfigured: false,
         }
     }
 
@@ -245,6 +235,7 @@ impl Core {
     ) -> Result<Vec<Stamped>, CoreError> {
         let mut out = Vec::new();
         self.decide(now, agent_id, command, &mut out)?;
+        self.retire(now, &mut out);
         self.route(now, &mut out);
         Ok(out)
     }
@@ -267,6 +258,7 @@ impl Core {
             }
             _ => {}
         }
+        self.retire(now, &mut out);
         self.route(now, &mut out);
         out
     }
@@ -316,6 +308,7 @@ impl Core {
                 }
             }
         }
+        self.retire(now, &mut out);
         self.route(now, &mut out);
         out
     }

@@ -77,6 +77,8 @@ impl CoreEvent {
                 vec![agent.clone()],
             ),
             CoreEvent::PluginIdLinked { key, .. } => (vec![*key], vec![]),
+            // Everyone's snapshot may change: the core notes the agents itself (`core::roster`).
+            CoreEvent::RosterChanged { .. } => (vec![], vec![]),
         }
     }
 
@@ -114,6 +116,7 @@ impl CoreEvent {
             CoreEvent::ConferenceLeft { .. } => "conference-left",
             CoreEvent::OutboundStarted { .. } => "outbound-started",
             CoreEvent::PluginIdLinked { .. } => "plugin-id-linked",
+            CoreEvent::RosterChanged { .. } => "roster-changed",
         }
     }
 }
@@ -389,4 +392,29 @@ pub enum CoreEvent {
         /// The plugin's id for it.
         interaction: InteractionId,
     },
+    /// The team from now on, as the admin configured it (a reload, or a start with a changed
+    /// file; a new journal starts with one). A channel taken away from an agent stays theirs
+    /// until the work in hand on it is done, without new offers; an agent taken out of the team
+    /// stays until theirs is done and cannot log in again.
+    RosterChanged {
+        /// Every agent of the team.
+        agents: Vec<RosterAgent>,
+    },
+}
+
+/// One agent of the team as the configuration gives it (journaled with [`CoreEvent::RosterChanged`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RosterAgent {
+    /// Login id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Phone extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// Assigned channels.
+    pub channels: Vec<String>,
+    /// Channels answered automatically.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub auto_answer: Vec<String>,
 }

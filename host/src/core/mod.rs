@@ -14,6 +14,8 @@ pub mod policy;
 #[cfg(test)]
 mod proptests;
 mod reoffer;
+#[cfg(test)]
+mod roster_tests;
 pub mod stats;
 #[cfg(test)]
 pub(crate) mod testkit;
@@ -21,7 +23,7 @@ pub(crate) mod testkit;
 mod tests;
 
 pub use commands::{AgentCommand, CoreError};
-pub use engine::Core;
+pub use engine::{Core, RosterChange};
 pub use events::{CoreEvent, Stamped};
 pub use model::{ChannelState, InteractionKey, InteractionState, Millis, NextState};
 pub use policy::{DISCONNECTED, Policy};

@@ -13,7 +13,8 @@ pub mod snapshot;
 
 use crate::core::model::ChannelRequest;
 use crate::core::{
-    AgentCommand, Core, CoreError, InteractionKey, InteractionState, Millis, Policy, Stamped,
+    AgentCommand, Core, CoreError, InteractionKey, InteractionState, Millis, Policy, RosterChange,
+    Stamped,
 };
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
@@ -131,6 +132,11 @@ enum Request {
     Query {
         query: Query,
         reply: Sender<Result<Answer, ClientError>>,
+    },
+    /// New rules from the admin (a reload): see `Core::reconfigure`.
+    Reconfigure {
+        policy: Box<Policy>,
+        reply: Sender<Result<RosterChange, ClientError>>,
     },
     Stop,
 }
@@ -301,13 +307,39 @@ impl CoreHandle {
     /// A stream of snapshots of an agent: one now, then one after every change that concerns it.
     pub fn watch(&self, agent: &str) -> Result<Receiver<AgentSnapshot>, ClientError> {
         let (updates, stream) = unbounded();
+        self.watch_into(agent, updates)?;
+        Ok(stream)
+    }
+
+    /// Sends `agent`'s snapshots (the current one first) into `updates`, which may carry other
+    /// agents' snapshots too (each names its agent): one reader can follow a whole team.
+    pub fn watch_into(
+        &self,
+        agent: &str,
+        updates: Sender<AgentSnapshot>,
+    ) -> Result<(), ClientError> {
         self.requests
             .send(Request::Watch {
                 agent: agent.into(),
                 updates,
             })
-            .map_err(|_| ClientError::Stopped)?;
-        Ok(stream)
+            .map_err(|_| ClientError::Stopped)
+    }
+
+    /// Takes new rules from the admin (a reload of the configuration): the team (journaled) and
+    /// the rest, from the next decision on. Answers what changed in the team once journaled.
+    pub fn reconfigure(&self, policy: Policy) -> Receiver<Result<RosterChange, ClientError>> {
+        let (reply, answer) = bounded(1);
+        let request = Request::Reconfigure {
+            policy: Box::new(policy),
+            reply,
+        };
+        if let Err(e) = self.requests.send(request) {
+            if let Request::Reconfigure { reply, .. } = e.into_inner() {
+                let _ = reply.send(Err(ClientError::Stopped));
+            }
+        }
+        answer
     }
 
     /// Runs the timers now (tests with a manual clock call this after advancing it).
@@ -452,7 +484,7 @@ impl CoreService {
     /// sending commands to `plugins` (if any).
     pub fn start(
         mut policy: Policy,
-        journal: Option<Journal>,
+        mut journal: Option<Journal>,
         history: Option<History>,
         plugins: Option<Arc<PluginHost>>,
         clock: Arc<dyn Clock>,
@@ -480,13 +512,22 @@ impl CoreService {
             }
         }
         let snapshot_every = policy.snapshot_every;
-        let (core, snapshots) = match &journal {
+        let (core, snapshots) = match &mut journal {
             Some(journal) => {
                 let store = recovery::open_store(journal);
+                let started = policy.clone();
                 let recovered = recovery::recover(policy, clock.now(), journal, store.as_ref())?;
                 let last = recovered.snapshot.unwrap_or(0);
                 let schedule = recovery::SnapshotSchedule::new(snapshot_every, last, store);
-                (recovered.core, schedule)
+                let mut core = recovered.core;
+                // The journal records the team: the configuration's, if it changed while the
+                // hub was down (or the journal is new).
+                let (change, events) = core.reconfigure(clock.now(), started);
+                if !events.is_empty() {
+                    journal.append(&events)?;
+                    tracing::info!(?change, "the team recorded in the journal");
+                }
+                (core, schedule)
             }
             None => (
                 Core::new(policy, clock.now()),
@@ -751,6 +792,7 @@ impl Worker {
             let mut acks: Vec<Ack> = Vec::new();
             let mut in_batch: BTreeMap<(String, CommandId), usize> = BTreeMap::new();
             let mut reads = Vec::new();
+            let mut reconfigured = Vec::new();
             let mut stop = false;
             for request in batch {
                 match request {
@@ -872,6 +914,11 @@ impl Worker {
                         events.extend(self.core.tick(now));
                         reads.push(Request::Tick { reply });
                     }
+                    Request::Reconfigure { policy, reply } => {
+                        let (change, done) = self.reconfigure(now, *policy);
+                        events.extend(done);
+                        reconfigured.push((change, reply));
+                    }
                     Request::Stop => stop = true,
                     read => reads.push(read),
                 }
@@ -886,6 +933,9 @@ impl Worker {
                     let _ = reply.send(committed.clone());
                 }
             }
+            for (change, reply) in reconfigured {
+                let _ = reply.send(committed.clone().map(|()| change));
+            }
             for read in reads {
                 self.answer(read, now);
             }
@@ -893,6 +943,25 @@ impl Worker {
                 return;
             }
         }
+    }
+
+    /// Takes the admin's new rules, keeping what the running plugins declared (capabilities,
+    /// the plugin of each outbound channel): those come from the plugins, not the file.
+    fn reconfigure(&mut self, now: Millis, mut policy: Policy) -> (RosterChange, Vec<Stamped>) {
+        let current = self.core.policy();
+        policy.capabilities = current.capabilities.clone();
+        policy.channel_plugins = current.channel_plugins.clone();
+        let (change, events) = self.core.reconfigure(now, policy);
+        if !change.is_empty() {
+            tracing::info!(
+                added = ?change.added,
+                removed = ?change.removed,
+                assigned = ?change.assigned,
+                withdrawn = ?change.withdrawn,
+                "the team changed"
+            );
+        }
+        (change, events)
     }
 
     /// The first answer to a command sent again with the same id.
@@ -949,6 +1018,7 @@ impl Worker {
             | Request::CommandDone { .. }
             | Request::PluginQuarantined { .. }
             | Request::PluginCrashed { .. }
+            | Request::Reconfigure { .. }
             | Request::Stop => {}
         }
     }

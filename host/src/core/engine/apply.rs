@@ -31,6 +31,7 @@ impl Core {
             self.index_acw(agent, channel, false);
         }
         self.apply_change(stamped);
+        self.drop_retired();
         self.note_concerned(&keys, &[]);
         for k in &keys {
             self.index_interaction(*k);
@@ -654,6 +655,7 @@ impl Core {
                     r.linked.insert(*key);
                 }
             }
+            CoreEvent::RosterChanged { agents } => self.apply_roster(at, agents),
             CoreEvent::PluginIdLinked { key, interaction } => {
                 if let Some(i) = self.interactions.get_mut(key) {
                     let old = std::mem::replace(&mut i.plugin_interaction, interaction.clone());

@@ -14,6 +14,12 @@ impl Core {
         out: &mut Vec<Stamped>,
     ) -> Result<(), CoreError> {
         let agent = self.known_agent(agent_id)?;
+        if !agent.logged_in && self.is_leaving(agent_id) {
+            // Taken out of the team: only the work in hand of a logged-in desktop remains.
+            return Err(CoreError::UnknownAgent {
+                agent: agent_id.into(),
+            });
+        }
         if !agent.logged_in && command != AgentCommand::LogIn {
             return Err(CoreError::NotLoggedIn {
                 agent: agent_id.into(),

@@ -12,6 +12,7 @@ impl Core {
         };
         agent.logged_in
             && !agent.dnd
+            && !self.is_withdrawn(&agent.id, channel)
             && ch.state == ChannelState::Ready
             && !self.out_of_service.contains_key(channel)
             && ch.load < self.policy.capacity(channel)
