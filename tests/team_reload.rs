@@ -220,4 +220,24 @@ fn a_reload_withdraws_a_channel_under_a_live_chat_and_adds_an_agent() {
         hub.0.try_wait().expect("wait").is_none(),
         "the hub still runs after SIGHUP"
     );
+
+    // The demo plugin taken off the allowlist: stopped, with the reason in the plugin table.
+    install.write_config(&[], &team(ANN_BOB_CAROL, "\"break\", \"coffee\""));
+    let done = reload(&nats.url);
+    let said = text(&done);
+    assert!(done.status.success(), "{said}");
+    assert!(said.contains("plugins removed: agentdesk.demo"), "{said}");
+    let table = agentdesk_client::Connection::plugins(&not_yet)
+        .wait(WAIT)
+        .expect("plugin table");
+    let demo = table
+        .plugins
+        .iter()
+        .find(|p| p.id == "agentdesk.demo")
+        .expect("the demo plugin's row");
+    assert_eq!(demo.status, "quarantined", "{demo:?}");
+    assert!(
+        demo.reason.as_deref().unwrap_or("").contains("allowlist"),
+        "{demo:?}"
+    );
 }
