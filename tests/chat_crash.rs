@@ -5,6 +5,7 @@
 //! was acknowledged, what the customer's replay shows and what the agent's transcript holds are
 //! the same messages, each once.
 
+use crate::mailserver::free_port;
 use crate::support::{HostProcess, Install};
 use agentdesk_host::plugins::package::package;
 use agentdesk_host::storage::History;
@@ -272,13 +273,6 @@ fn random_delays(seed: u64) -> impl Iterator<Item = Duration> {
         x ^= x << 17;
         Duration::from_millis(100 + x % 500)
     })
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 #[test]

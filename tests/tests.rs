@@ -1,10 +1,12 @@
 //! One integration-test binary for the workspace (fast to link); modules by area.
 
+mod browser;
 mod chat_crash;
 mod cli;
 mod client_suite;
 mod compat;
 mod core_service;
+mod desk_process;
 mod desk_slow;
 mod email;
 mod facebook;
@@ -21,6 +23,7 @@ mod social_fakes;
 mod support;
 mod team;
 mod team_auth;
+mod team_chat;
 mod team_reload;
 mod team_restart;
 mod team_window;

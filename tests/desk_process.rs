@@ -1,0 +1,122 @@
+//! The test side of `agentdesk-test-desk`: one agent's desktop in a process of its own, over
+//! NATS, driven by JSON lines (see `bin/test_desk.rs`). Snapshots arrive on a stream the
+//! `client_suite::until` helper reads; requests are answered in order.
+
+use agentdesk_client::{AgentCommand, AgentSnapshot, LiveLine};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A desktop process; killed when dropped.
+pub(crate) struct DeskProcess {
+    child: Child,
+    stdin: ChildStdin,
+    answers: crossbeam_channel::Receiver<Value>,
+    /// Every snapshot the desktop got, in order.
+    pub(crate) snapshots: crossbeam_channel::Receiver<AgentSnapshot>,
+}
+
+impl DeskProcess {
+    /// Starts `agent`'s desktop on the hub at `url` and waits until it is logged in.
+    pub(crate) fn start(url: &str, agent: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_agentdesk-test-desk"))
+            .args([url, agent])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("agentdesk-test-desk starts");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (answer, answers) = crossbeam_channel::unbounded();
+        let (snapshot, snapshots) = crossbeam_channel::unbounded();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("the desk said `{line}`: {e}"));
+                if let Some(s) = value.get("snapshot") {
+                    let s = serde_json::from_value(s.clone()).expect("a snapshot");
+                    if snapshot.send(s).is_err() {
+                        break;
+                    }
+                } else if answer.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        let desk = DeskProcess {
+            child,
+            stdin,
+            answers,
+            snapshots,
+        };
+        let ready = desk.next_answer();
+        assert_eq!(ready["ready"], agent, "{ready}");
+        desk
+    }
+
+    fn next_answer(&self) -> Value {
+        self.answers
+            .recv_timeout(WAIT)
+            .expect("the desk process answers")
+    }
+
+    fn ask(&mut self, request: Value) -> Value {
+        writeln!(self.stdin, "{request}").expect("the desk process reads");
+        self.stdin.flush().expect("flush");
+        self.next_answer()
+    }
+
+    /// Carries out a command; `Err(code)` when refused or failed.
+    pub(crate) fn command(&mut self, command: AgentCommand) -> Result<(), String> {
+        let answer = self.ask(json!({ "command": command }));
+        match answer.get("error") {
+            Some(e) => Err(e["code"].as_str().unwrap_or_default().to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Carries out a command that must succeed.
+    pub(crate) fn ok(&mut self, command: AgentCommand) {
+        let what = format!("{command:?}");
+        if let Err(code) = self.command(command) {
+            panic!("{what}: {code}");
+        }
+    }
+
+    /// Writes in an interaction.
+    pub(crate) fn say(&mut self, key: u64, text: &str) {
+        let answer = self.ask(json!({ "message": { "key": key, "text": text } }));
+        assert!(answer.get("done").is_some(), "message refused: {answer}");
+    }
+
+    /// The live transcript of an interaction as this desk sees it.
+    pub(crate) fn lines(&mut self, key: u64) -> Vec<LiveLine> {
+        let answer = self.ask(json!({ "live": key }));
+        serde_json::from_value(answer["lines"].clone())
+            .unwrap_or_else(|e| panic!("lines: {e}: {answer}"))
+    }
+
+    /// Waits until the transcript of `key` has a line with exactly `text`.
+    pub(crate) fn wait_line(&mut self, key: u64, text: &str) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !self.lines(key).iter().any(|l| l.line.text == text) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "`{text}` never reached the desk"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for DeskProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
