@@ -35,7 +35,11 @@ pub(crate) trait ClientRig {
     /// Customer `id` (named `name`) starts a chat on `chat`.
     fn customer_starts(&self, id: &str, name: &str);
     /// Customer `id` writes in their chat (message id `message`).
-    fn customer_writes(&self, id: &str, message: &str, text: &str);
+    fn customer_writes(&self, id: &str, message: &str, text: &str) {
+        self.customer_sends(id, message, text, vec![]);
+    }
+    /// Customer `id` writes in their chat with files attached.
+    fn customer_sends(&self, id: &str, message: &str, text: &str, files: Vec<AttachmentRef>);
     /// Puts a file in the plugin's data (what a plugin keeps and refers to).
     fn plugin_file(&self, path: &str, bytes: &[u8]);
     /// Stops the core.
@@ -120,7 +124,7 @@ impl ClientRig for InProcessRig {
         }));
     }
 
-    fn customer_writes(&self, id: &str, message: &str, text: &str) {
+    fn customer_sends(&self, id: &str, message: &str, text: &str, files: Vec<AttachmentRef>) {
         self.event(Event::MessageReceived(MessageReceived {
             interaction: InteractionId::new(id),
             from: Party {
@@ -132,7 +136,7 @@ impl ClientRig for InProcessRig {
             message: MessageContent {
                 id: message.into(),
                 text: text.into(),
-                attachments: vec![],
+                attachments: files,
             },
         }));
     }
@@ -225,8 +229,8 @@ impl ClientRig for NatsRig {
     fn customer_starts(&self, id: &str, name: &str) {
         self.core.customer_starts(id, name);
     }
-    fn customer_writes(&self, id: &str, message: &str, text: &str) {
-        self.core.customer_writes(id, message, text);
+    fn customer_sends(&self, id: &str, message: &str, text: &str, files: Vec<AttachmentRef>) {
+        self.core.customer_sends(id, message, text, files);
     }
     fn plugin_file(&self, path: &str, bytes: &[u8]) {
         self.core.plugin_file(path, bytes);
@@ -619,30 +623,65 @@ pub(crate) fn history_is_searched_and_a_stored_transcript_read(rig: &dyn ClientR
     assert!(none.iter().all(|e| e.key != key), "not itself: {none:?}");
 }
 
-pub(crate) fn a_plugins_file_is_fetched_and_one_outside_it_is_refused(rig: &dyn ClientRig) {
+pub(crate) fn a_file_reaches_only_those_taking_part_and_only_if_the_interaction_carries_it(
+    rig: &dyn ClientRig,
+) {
     let ann = log_in(rig, "ann");
+    let bob = log_in(rig, "bob");
+    ready(&*ann);
+    let key = accepted_chat(rig, &*ann, "c-files");
+    // Bigger than two pieces of a remote fetch, with no repeating pattern a bug could hide in.
+    let invoice: Vec<u8> = (0..700_000u32)
+        .map(|n| (n.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    rig.plugin_file("mail/1/invoice.pdf", &invoice);
     rig.plugin_file("pages/1.png", b"\x89PNG fake");
-    let attachment = |path: &str| AttachmentRef {
-        name: "page 1".into(),
-        content_type: "image/png".into(),
+    rig.plugin_file("pages/2.png", b"\x89PNG another interaction's page");
+    let file = |path: &str, size: usize| AttachmentRef {
+        name: path.rsplit('/').next().unwrap_or(path).into(),
+        content_type: "application/octet-stream".into(),
         path: path.into(),
-        size: 9,
+        size: size as u64,
     };
-    let bytes = ann
-        .file(PLUGIN, &attachment("pages/1.png"))
+    let carried = [
+        file("mail/1/invoice.pdf", invoice.len()),
+        file("pages/1.png", 9),
+        file("../../agentdesk.sqlite3", 0),
+    ];
+    rig.customer_sends("c-files", "m-files", "Here is my invoice", carried.to_vec());
+    let stream = ann.watch();
+    until(&stream, "the message with its files", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == key && i.detail.lines >= 1)
+    });
+    let bytes = ann.file(key, &carried[0]).wait(WAIT).expect("the invoice");
+    assert!(
+        bytes == invoice,
+        "{} bytes back, {} sent",
+        bytes.len(),
+        invoice.len()
+    );
+    let page = ann.file(key, &carried[1]).wait(WAIT).expect("the page");
+    assert_eq!(page, b"\x89PNG fake");
+    // A file the interaction does not carry, though it exists in the plugin's data.
+    let other = ann
+        .file(key, &file("pages/2.png", 30))
         .wait(WAIT)
-        .expect("file");
-    assert_eq!(bytes, b"\x89PNG fake");
-    let missing = ann
-        .file(PLUGIN, &attachment("pages/2.png"))
-        .wait(WAIT)
-        .expect_err("no such file");
-    assert_eq!(missing.code(), "file");
+        .expect_err("not this interaction's file");
+    assert_eq!(other.code(), "not-attached");
+    // A path a plugin reported outside its data directory is never read.
     let outside = ann
-        .file(PLUGIN, &attachment("../../agentdesk.sqlite3"))
+        .file(key, &carried[2])
         .wait(WAIT)
         .expect_err("outside the plugin's files");
     assert_eq!(outside.code(), "file-outside");
+    // Bob takes no part in Ann's chat.
+    let not_his = bob
+        .file(key, &carried[0])
+        .wait(WAIT)
+        .expect_err("not Bob's interaction");
+    assert_eq!(not_his.code(), "not-yours");
 }
 
 /// A core that is gone is said to be: `stopped`, or over a network, `disconnected` once the
@@ -700,8 +739,10 @@ macro_rules! client_suite {
                 super::history_is_searched_and_a_stored_transcript_read(&$rig);
             }
             #[test]
-            fn a_plugins_file_is_fetched_and_one_outside_it_is_refused() {
-                super::a_plugins_file_is_fetched_and_one_outside_it_is_refused(&$rig);
+            fn a_file_reaches_only_those_taking_part_and_only_if_the_interaction_carries_it() {
+                super::a_file_reaches_only_those_taking_part_and_only_if_the_interaction_carries_it(
+                    &$rig,
+                );
             }
             #[test]
             fn a_stopped_core_answers_stopped() {

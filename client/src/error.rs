@@ -66,7 +66,9 @@ impl From<ServiceError> for ClientError {
     fn from(e: ServiceError) -> Self {
         let (code, message) = (e.code().to_string(), e.to_string());
         match e {
-            ServiceError::Refused(_) => ClientError::Refused { code, message },
+            ServiceError::Refused(_) | ServiceError::NotAttached { .. } => {
+                ClientError::Refused { code, message }
+            }
             ServiceError::Stopped => ClientError::Stopped,
             ServiceError::Journal(_) | ServiceError::History(_) => {
                 ClientError::Failed { code, message }

@@ -14,7 +14,7 @@ use agentdesk_host::storage::history::{HistoryEntry, TranscriptLine};
 use agentdesk_host::{AdminConfig, PluginHost};
 use crossbeam_channel::Receiver;
 use plugin_api::AttachmentRef;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -126,6 +126,11 @@ impl InProcess {
     /// The core, for the reload (`crate::reload`).
     pub(crate) fn core(&self) -> &CoreHandle {
         &self.core
+    }
+
+    /// Where plugins keep their files, if this core has a data directory.
+    pub(crate) fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
     }
 
     /// The plugins, if any.
@@ -315,73 +320,15 @@ impl DeskClient for Session {
         })
     }
 
-    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
-        let Some(data_dir) = &self.connection.data_dir else {
-            return Pending::ready(Err(ClientError::failed(
-                "file",
-                "this core keeps no files (no data directory)",
-            )));
-        };
-        let path = match plugin_file(data_dir, plugin, &attachment.path) {
-            Ok(path) => path,
-            Err(e) => return Pending::ready(Err(e)),
-        };
-        // Read off the caller's thread: a large file never holds up a frame.
-        let (reply, answer) = crossbeam_channel::bounded(1);
-        let read = std::thread::Builder::new()
-            .name("client-file".into())
-            .spawn(move || {
-                let read = std::fs::read(&path).map_err(|e| {
-                    ClientError::failed("file", format!("cannot read {}: {e}", path.display()))
-                });
-                let _ = reply.send(read);
-            });
-        match read {
-            Ok(_) => Pending::from_channel(answer, |read| read),
-            Err(e) => Pending::ready(Err(ClientError::failed(
-                "file",
-                format!("cannot start reading: {e}"),
-            ))),
-        }
+    fn file(&self, key: u64, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
+        self.connection
+            .file_piece(&self.agent, key, attachment, 0, u64::MAX)
+            .map(|(bytes, _)| Ok(bytes))
     }
 
     fn plugins(&self) -> Pending<PluginTable> {
         Pending::ready(Ok(self.connection.table()))
     }
-}
-
-/// Where a plugin's file is: its path under the plugin's data directory. A path that leaves that
-/// directory (`..`, or absolute elsewhere) is refused: a client reads only what plugins keep.
-pub(crate) fn plugin_file(
-    data_dir: &Path,
-    plugin: &str,
-    path: &str,
-) -> Result<PathBuf, ClientError> {
-    let root = data_dir.join("plugins").join(plugin);
-    let path = Path::new(path);
-    let relative = match path.strip_prefix(&root) {
-        Ok(inside) => inside,
-        Err(_) if path.is_absolute() => {
-            return Err(ClientError::failed(
-                "file-outside",
-                format!("{} is not a file of plugin {plugin}", path.display()),
-            ));
-        }
-        Err(_) => path,
-    };
-    if relative
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
-        return Err(ClientError::failed(
-            "file-outside",
-            format!(
-                "{} leaves the data directory of plugin {plugin}",
-                path.display()
-            ),
-        ));
-    }
-    Ok(root.join(relative))
 }
 
 /// The whole product in this process: the plugins of a configuration and the core over them,
@@ -456,32 +403,5 @@ impl Connection for Embedded {
     /// Stops the core (everything acknowledged is journaled), then the plugins.
     fn close(self: Box<Self>) {
         self.runtime.stop();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_plugin_file_stays_inside_the_plugins_data_directory() {
-        let data = Path::new("/data");
-        assert_eq!(
-            plugin_file(data, "acme", "pages/1.png"),
-            Ok(PathBuf::from("/data/plugins/acme/pages/1.png"))
-        );
-        assert_eq!(
-            plugin_file(data, "acme", "/data/plugins/acme/x.pdf"),
-            Ok(PathBuf::from("/data/plugins/acme/x.pdf"))
-        );
-        for outside in [
-            "../other/secret",
-            "/etc/passwd",
-            "/data/plugins/other/x",
-            "a/../../b",
-        ] {
-            let refused = plugin_file(data, "acme", outside).expect_err(outside);
-            assert_eq!(refused.code(), "file-outside", "{outside}");
-        }
     }
 }

@@ -19,6 +19,7 @@ mod error;
 pub mod in_process;
 mod info;
 mod pending;
+mod plugin_files;
 mod plugin_table;
 pub mod reload;
 pub mod remote;
@@ -111,8 +112,10 @@ pub trait DeskClient: Send + Sync {
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>>;
     /// A page of a stored transcript.
     fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>>;
-    /// The bytes of a file a plugin refers to in an interaction (a page preview, an attachment).
-    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>>;
+    /// The bytes of a file an interaction carries (a page preview, an email's attachment), for
+    /// those taking part in it: another interaction's file is refused (`not-yours`,
+    /// `not-attached`).
+    fn file(&self, key: u64, attachment: &AttachmentRef) -> Pending<Vec<u8>>;
     /// Every plugin with its status (the Diagnostics tab).
     fn plugins(&self) -> Pending<PluginTable>;
 }

@@ -83,8 +83,8 @@ impl DeskClient for Slow {
             .transcript(key, offset, limit)
             .held_for(self.delay)
     }
-    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
-        self.inner.file(plugin, attachment).held_for(self.delay)
+    fn file(&self, key: u64, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
+        self.inner.file(key, attachment).held_for(self.delay)
     }
     fn plugins(&self) -> Pending<PluginTable> {
         self.inner.plugins().held_for(self.delay)

@@ -374,11 +374,21 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
                 .await
                 .map(Answer::Lines)
         }
-        Request::File { plugin, attachment } => {
-            let bytes = settled(session.file(&plugin, &attachment)).await?;
-            Ok(Answer::File(
-                base64::engine::general_purpose::STANDARD.encode(bytes),
-            ))
+        Request::File {
+            key,
+            attachment,
+            offset,
+            limit,
+        } => {
+            let limit = limit.min(wire::FILE_CHUNK);
+            let piece = state
+                .core
+                .file_piece(agent, key, &attachment, offset, limit);
+            let (bytes, total) = settled(piece).await?;
+            Ok(Answer::File {
+                data: base64::engine::general_purpose::STANDARD.encode(bytes),
+                total,
+            })
         }
     }
 }

@@ -115,6 +115,49 @@ async fn ask_hub(
     }
 }
 
+/// Fetches a whole file piece by piece (see `DeskClient::file`).
+async fn fetch_file(
+    client: async_nats::Client,
+    timeout: Duration,
+    subject: String,
+    key: u64,
+    attachment: AttachmentRef,
+) -> Result<Vec<u8>, ClientError> {
+    let mut bytes = Vec::new();
+    loop {
+        let request = Request::File {
+            key,
+            attachment: attachment.clone(),
+            offset: bytes.len() as u64,
+            limit: wire::FILE_CHUNK,
+        };
+        let answer = ask_hub(
+            client.clone(),
+            timeout,
+            subject.clone(),
+            request_body(request)?,
+        )
+        .await?;
+        let Answer::File { data, total } = answer else {
+            return unexpected("a piece of a file");
+        };
+        let piece = base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .map_err(|e| ClientError::failed("malformed", e.to_string()))?;
+        let empty = piece.is_empty();
+        bytes.extend_from_slice(&piece);
+        if bytes.len() as u64 >= total {
+            return Ok(bytes);
+        }
+        if empty {
+            return Err(ClientError::failed(
+                "file",
+                format!("the file shrank to {} bytes while being read", bytes.len()),
+            ));
+        }
+    }
+}
+
 fn request_body(request: Request) -> Result<Vec<u8>, ClientError> {
     wire::encode(&Envelope {
         v: wire::VERSION,
@@ -584,17 +627,19 @@ impl DeskClient for Session {
         })
     }
 
-    fn file(&self, plugin: &str, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
-        let request = Request::File {
-            plugin: plugin.into(),
-            attachment: attachment.clone(),
-        };
-        self.request(request).map(|answer| match answer {
-            Answer::File(encoded) => base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .map_err(|e| ClientError::failed("malformed", e.to_string())),
-            _ => unexpected("a file"),
-        })
+    /// Fetched in pieces of [`wire::FILE_CHUNK`], one request after the other, so a recording
+    /// of any size crosses NATS within its message limit.
+    fn file(&self, key: u64, attachment: &AttachmentRef) -> Pending<Vec<u8>> {
+        if self.health.lost.load(Ordering::Relaxed) {
+            return Pending::ready(Err(disconnected()));
+        }
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        let (client, timeout) = (self.link.client.clone(), self.link.timeout);
+        let (subject, attachment) = (wire::requests(&self.agent), attachment.clone());
+        self.link.runtime.spawn(async move {
+            let _ = reply.send(fetch_file(client, timeout, subject, key, attachment).await);
+        });
+        Pending::from_channel(answer, |bytes| bytes)
     }
 
     fn plugins(&self) -> Pending<PluginTable> {

@@ -27,6 +27,10 @@ pub const VERSION: u32 = 1;
 /// it reaches the hub and is refused with a code rather than lost at the server.
 pub const MAX_BODY: usize = 512 * 1024;
 
+/// The largest piece of a file one answer carries: base64 makes it 4/3 bigger, still well
+/// under [`MAX_BODY`].
+pub const FILE_CHUNK: u64 = 256 * 1024;
+
 /// The subject for the login picker (who may log in).
 pub const AGENTS: &str = "ad.v1.hub.agents";
 
@@ -162,12 +166,16 @@ pub enum Request {
         /// Lines to return.
         limit: usize,
     },
-    /// A plugin's file.
+    /// A piece of a file an interaction carries (only for those taking part in it).
     File {
-        /// The plugin.
-        plugin: String,
+        /// The interaction.
+        key: u64,
         /// The file.
         attachment: AttachmentRef,
+        /// Where the piece starts.
+        offset: u64,
+        /// At most this many bytes ([`FILE_CHUNK`] at most).
+        limit: u64,
     },
     /// The plugin table.
     Plugins,
@@ -210,8 +218,13 @@ pub enum Answer {
     Entries(Vec<HistoryEntry>),
     /// Stored transcript lines.
     Lines(Vec<TranscriptLine>),
-    /// A file's bytes, base64.
-    File(String),
+    /// A piece of a file: its bytes (base64) and the file's whole size.
+    File {
+        /// The bytes, base64.
+        data: String,
+        /// The file's size.
+        total: u64,
+    },
     /// The plugin table.
     Plugins(PluginTable),
     /// Who may log in.

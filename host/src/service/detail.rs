@@ -160,6 +160,15 @@ impl Details {
         Some(d.lines.iter().skip(offset).take(limit).cloned().collect())
     }
 
+    /// Whether a line of the interaction's live transcript carries the file at `path`.
+    pub fn carries(&self, key: InteractionKey, path: &str) -> bool {
+        self.by_key.get(&key).is_some_and(|d| {
+            d.lines
+                .iter()
+                .any(|l| l.attachments.iter().any(|a| a.path == path))
+        })
+    }
+
     /// What must survive a restart of an interaction's detail.
     pub fn declared(&self, key: InteractionKey) -> Declared {
         let view = self.view(key);

@@ -43,6 +43,15 @@ pub enum ClientError {
     /// The service has stopped.
     #[error("the core service has stopped")]
     Stopped,
+    /// A file asked for by an agent who takes part in the interaction, but which the
+    /// interaction does not carry (another interaction's file, or a made-up path).
+    #[error("interaction {key} carries no file `{path}`")]
+    NotAttached {
+        /// The interaction.
+        key: u64,
+        /// The path asked for.
+        path: String,
+    },
     /// The history store failed or is not configured.
     #[error("history: {0}")]
     History(String),
@@ -57,6 +66,7 @@ impl ClientError {
             ClientError::Journal(_) => "journal",
             ClientError::Stopped => "stopped",
             ClientError::History(_) => "history",
+            ClientError::NotAttached { .. } => "not-attached",
         }
     }
 }
@@ -192,6 +202,16 @@ pub enum Query {
     AddAddress(ContactId, Address),
     /// Every channel's queue: how many wait and since when the oldest does.
     Queues,
+    /// Whether `agent` may have the file at `path` of interaction `key`: they take part in it
+    /// and it carries the file. Answered with the plugin that keeps it.
+    Attachment {
+        /// The agent asking.
+        agent: String,
+        /// The interaction.
+        key: u64,
+        /// The file's path in the plugin's data directory.
+        path: String,
+    },
 }
 
 /// One channel's queue.
@@ -234,6 +254,8 @@ pub enum Answer {
     Imported(usize, Vec<String>),
     /// Queues.
     Queues(Vec<QueueView>),
+    /// The plugin whose data directory keeps a file.
+    Plugin(String),
 }
 
 /// A client's handle on the core. Cheap to clone; usable from any thread.
@@ -1075,6 +1097,16 @@ impl Worker {
         if let Query::Queues = query {
             return Ok(Answer::Queues(self.queues()));
         }
+        if let Query::Attachment { agent, key, path } = &query {
+            let plugin = self.core.taking_part(agent, *key)?.plugin.clone();
+            if !self.details.carries(*key, path) {
+                return Err(ClientError::NotAttached {
+                    key: *key,
+                    path: path.clone(),
+                });
+            }
+            return Ok(Answer::Plugin(plugin));
+        }
         if let Query::Live {
             agent,
             key,
@@ -1138,7 +1170,9 @@ impl Worker {
             Query::AddAddress(id, address) => {
                 Answer::ContactId(Some(history.add_address(id, &address).map_err(failed)?))
             }
-            Query::Queues => Answer::Queues(Vec::new()),
+            Query::Queues | Query::Attachment { .. } => {
+                unreachable!("answered before the history is needed")
+            }
         })
     }
 

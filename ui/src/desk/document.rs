@@ -69,7 +69,7 @@ impl Desk {
             .auto_shrink([false, false])
             .show(ui, |ui| {
                 if let Some(attachment) = pages.get(page) {
-                    self.preview(ui, &i.plugin, attachment);
+                    self.preview(ui, key, &i.plugin, attachment);
                 }
                 ui.separator();
                 for block in &text {
@@ -79,13 +79,13 @@ impl Desk {
     }
 
     /// Shows one page preview, fetching and decoding it the first time.
-    fn preview(&mut self, ui: &mut egui::Ui, plugin: &str, attachment: &AttachmentRef) {
+    fn preview(&mut self, ui: &mut egui::Ui, key: u64, plugin: &str, attachment: &AttachmentRef) {
         let ctx = ui.ctx().clone();
         let preview = self
             .previews
             .loaded
             .entry((plugin.to_string(), attachment.path.clone()))
-            .or_insert_with(|| Preview::Coming(self.client.file(plugin, attachment)));
+            .or_insert_with(|| Preview::Coming(self.client.file(key, attachment)));
         if let Preview::Coming(coming) = preview
             && let Some(answer) = coming.poll()
         {
