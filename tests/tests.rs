@@ -24,6 +24,7 @@ mod support;
 mod team;
 mod team_auth;
 mod team_chat;
+mod team_files;
 mod team_reload;
 mod team_restart;
 mod team_window;
