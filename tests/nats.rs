@@ -43,6 +43,12 @@ impl NatsServer {
         }
     }
 
+    /// The server's process id (its memory, for the benchmarks).
+    #[allow(dead_code)]
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the server (SIGKILL) and starts it again on the same port and configuration.
     pub(crate) fn restart(&mut self) {
         let _ = self.child.kill();

@@ -5,12 +5,9 @@
 
 use crate::client_suite::{ok, until};
 use crate::nats::NatsServer;
-use crate::support::Install;
 use crate::team::{desk, start_hub};
 use crate::workitem::make_pdf;
 use agentdesk_client::{AgentCommand, DeskClient, InteractionState, LiveLine};
-use agentdesk_host::plugins::package::package;
-use agentdesk_tests::first_party_library;
 use std::time::{Duration, Instant};
 
 const WORKITEM: &str = "agentdesk.workitem";
@@ -32,18 +29,11 @@ fn lines_with_files(ann: &dyn DeskClient, key: u64) -> Vec<LiveLine> {
 #[test]
 fn a_workitems_pages_and_pdf_reach_a_remote_desk_and_only_its_participants() {
     let nats = NatsServer::start();
-    let install = Install::new();
-    package(&first_party_library("agentdesk_workitem"), &install.plugins).expect("package");
-    let plugin_data = install.data.join("plugins").join(WORKITEM);
-    let inbound = plugin_data.join("inbound");
-    let staging = install.dir.path().join("staging");
-    for dir in [&inbound, &staging] {
-        std::fs::create_dir_all(dir).expect("dir");
-    }
+    let (install, plugin_data, files) = crate::workitem::install();
     for (name, title) in [("invoice.pdf", "Invoice 4711"), ("order.pdf", "Order 815")] {
-        let staged = staging.join(name);
-        make_pdf(&staged, title, "Ann Smith", &[title, "PAGE TWO"]);
-        std::fs::rename(&staged, inbound.join(name)).expect("deliver");
+        files.deliver(name, |p| {
+            make_pdf(p, title, "Ann Smith", &[title, "PAGE TWO"])
+        });
     }
     let extra = format!(
         "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"workitem\"]\n\
@@ -58,20 +48,18 @@ fn a_workitems_pages_and_pdf_reach_a_remote_desk_and_only_its_participants() {
     let ann = desk(&nats.url, "ann");
     let bob = desk(&nats.url, "bob");
     let ann_sees = ann.watch();
-    for channel in ["workitem"] {
-        ok(
-            &*ann,
-            AgentCommand::LogOnChannel {
-                channel: channel.into(),
-            },
-        );
-        ok(
-            &*ann,
-            AgentCommand::SetReady {
-                channel: channel.into(),
-            },
-        );
-    }
+    ok(
+        &*ann,
+        AgentCommand::LogOnChannel {
+            channel: "workitem".into(),
+        },
+    );
+    ok(
+        &*ann,
+        AgentCommand::SetReady {
+            channel: "workitem".into(),
+        },
+    );
     let offered = until(&ann_sees, "both workitems offered to Ann", |s| {
         s.interactions
             .iter()

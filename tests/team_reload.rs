@@ -176,16 +176,18 @@ fn a_reload_withdraws_a_channel_under_a_live_chat_and_adds_an_agent() {
     crate::team::within(WAIT, "Carol's desktop back on the hub", || {
         carol.link() == LinkState::Connected
     });
-    let refused = carol
-        .command(
-            carol.next_id(),
-            AgentCommand::SetNotReady {
-                channel: "demo".into(),
-                reason: "coffee".into(),
-            },
-        )
-        .wait(WAIT)
-        .expect_err("not a reason yet");
+    let coffee = || {
+        carol
+            .command(
+                carol.next_id(),
+                AgentCommand::SetNotReady {
+                    channel: "demo".into(),
+                    reason: "coffee".into(),
+                },
+            )
+            .wait(WAIT)
+    };
+    let refused = coffee().expect_err("not a reason yet");
     assert_eq!(refused.code(), "unknown-reason");
     install.write_config(
         &["agentdesk.demo"],
@@ -197,18 +199,7 @@ fn a_reload_withdraws_a_channel_under_a_live_chat_and_adds_an_agent() {
         .status()
         .expect("kill -HUP");
     assert!(hup.success());
-    crate::team::within(WAIT, "the new reason after SIGHUP", || {
-        carol
-            .command(
-                carol.next_id(),
-                AgentCommand::SetNotReady {
-                    channel: "demo".into(),
-                    reason: "coffee".into(),
-                },
-            )
-            .wait(WAIT)
-            .is_ok()
-    });
+    crate::team::within(WAIT, "the new reason after SIGHUP", || coffee().is_ok());
     let carol_now = until(&carol_sees, "Carol on a coffee break", |s| {
         s.channels.iter().any(|c| {
             matches!(&c.state, ChannelState::NotReady { reason } if reason == "coffee")

@@ -84,13 +84,13 @@ fn make_fax(out: &Path, device: &str, pages: &[&str], sender: Option<&str>) {
 }
 
 /// Staging, then an atomic rename into the watched folder (as a fax server delivers).
-struct Files {
+pub(crate) struct Files {
     staging: PathBuf,
     inbound: PathBuf,
 }
 
 impl Files {
-    fn deliver(&self, name: &str, make: impl FnOnce(&Path)) -> PathBuf {
+    pub(crate) fn deliver(&self, name: &str, make: impl FnOnce(&Path)) -> PathBuf {
         let staged = self.staging.join(name);
         make(&staged);
         let target = self.inbound.join(name);
@@ -115,7 +115,8 @@ fn settings(extra: &str) -> String {
     )
 }
 
-fn install() -> (Install, PathBuf, Files) {
+/// An installation with the workitem plugin packaged; its data directory and folders.
+pub(crate) fn install() -> (Install, PathBuf, Files) {
     let install = Install::new();
     package(&first_party_library("agentdesk_workitem"), &install.plugins).expect("package");
     let plugin_data = install.data.join("plugins").join(WORKITEM);

@@ -221,23 +221,44 @@ impl Core {
         !self.leaving.is_empty() && self.leaving.contains(agent)
     }
 
+    /// The withdrawn (agent, channel) pairs whose channel (`None`: already gone) passes `test`.
+    fn withdrawn_where(
+        &self,
+        test: impl Fn(Option<&AgentChannel>) -> bool,
+    ) -> Vec<(String, String)> {
+        self.withdrawn
+            .iter()
+            .filter(|(agent, channel)| {
+                test(self.agents.get(agent).and_then(|a| a.channels.get(channel)))
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The agents taken out of the team who have nothing left (no channel, no open work) and
+    /// pass `test` (`None`: already forgotten).
+    fn leaving_where(&self, test: impl Fn(Option<&Agent>) -> bool) -> Vec<String> {
+        let idle = |id: &String| {
+            self.agents.get(id).is_none_or(|a| a.channels.is_empty())
+                && self.open_by_owner.get(id).is_none_or(|o| o.is_empty())
+                && self.involved.get(id).is_none_or(|o| o.is_empty())
+        };
+        self.leaving
+            .iter()
+            .filter(|id| idle(id) && test(self.agents.get(*id)))
+            .cloned()
+            .collect()
+    }
+
     /// Forgets withdrawn channels that are logged off with nothing in hand, and agents taken out
     /// of the team who are logged out with no channel and no open work. Part of `apply`.
     pub(super) fn drop_retired(&mut self) {
         if self.withdrawn.is_empty() && self.leaving.is_empty() {
             return;
         }
-        let idle: Vec<(String, String)> = self
-            .withdrawn
-            .iter()
-            .filter(|(agent, channel)| {
-                self.agents
-                    .get(agent)
-                    .and_then(|a| a.channels.get(channel))
-                    .is_none_or(|ch| ch.state == ChannelState::LoggedOff && ch.load == 0)
-            })
-            .cloned()
-            .collect();
+        let idle = self.withdrawn_where(|ch| {
+            ch.is_none_or(|ch| ch.state == ChannelState::LoggedOff && ch.load == 0)
+        });
         for (agent, channel) in idle {
             self.withdrawn.remove(&(agent.clone(), channel.clone()));
             if let Some(ch) = self
@@ -251,19 +272,7 @@ impl Core {
             }
             self.concerned.insert(agent);
         }
-        let gone: Vec<String> = self
-            .leaving
-            .iter()
-            .filter(|id| {
-                self.agents.get(*id).is_none_or(|a| {
-                    !a.logged_in
-                        && a.channels.is_empty()
-                        && self.open_by_owner.get(*id).is_none_or(|o| o.is_empty())
-                        && self.involved.get(*id).is_none_or(|o| o.is_empty())
-                })
-            })
-            .cloned()
-            .collect();
+        let gone = self.leaving_where(|a| a.is_none_or(|a| !a.logged_in));
         for id in gone {
             self.leaving.remove(&id);
             self.agents.remove(&id);
@@ -286,39 +295,19 @@ impl Core {
         if self.withdrawn.is_empty() && self.leaving.is_empty() {
             return;
         }
-        let idle: Vec<(String, String)> = self
-            .withdrawn
-            .iter()
-            .filter(|(agent, channel)| {
-                self.agents
-                    .get(agent)
-                    .and_then(|a| a.channels.get(channel))
-                    .is_some_and(|ch| {
-                        ch.load == 0
-                            && !matches!(
-                                ch.state,
-                                ChannelState::LoggedOff | ChannelState::AfterCallWork { .. }
-                            )
-                    })
+        let idle = self.withdrawn_where(|ch| {
+            ch.is_some_and(|ch| {
+                ch.load == 0
+                    && !matches!(
+                        ch.state,
+                        ChannelState::LoggedOff | ChannelState::AfterCallWork { .. }
+                    )
             })
-            .cloned()
-            .collect();
+        });
         for (agent, channel) in idle {
             self.change_state(now, agent, channel, ChannelState::LoggedOff, out);
         }
-        let done: Vec<String> = self
-            .leaving
-            .iter()
-            .filter(|id| {
-                self.agents.get(*id).is_some_and(|a| {
-                    a.logged_in
-                        && a.channels.is_empty()
-                        && self.open_by_owner.get(*id).is_none_or(|o| o.is_empty())
-                        && self.involved.get(*id).is_none_or(|o| o.is_empty())
-                })
-            })
-            .cloned()
-            .collect();
+        let done = self.leaving_where(|a| a.is_some_and(|a| a.logged_in));
         for agent in done {
             self.emit(now, CoreEvent::AgentLoggedOut { agent }, out);
         }
