@@ -22,7 +22,7 @@ const EMAIL: &str = "agentdesk.email";
 const WAIT: Duration = Duration::from_secs(60);
 
 /// An installation with the packaged plugin; `settings` is its settings section.
-fn setup(settings: &str, agents: &str) -> (Install, PathBuf, AdminConfig) {
+pub(crate) fn setup(settings: &str, agents: &str) -> (Install, PathBuf, AdminConfig) {
     let install = Install::new();
     package(&first_party_library("agentdesk_email"), &install.plugins).expect("package");
     let extra = format!(
@@ -34,8 +34,8 @@ fn setup(settings: &str, agents: &str) -> (Install, PathBuf, AdminConfig) {
     (install, data, config)
 }
 
-const ANN: &str = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"email\"]\n";
-const BOB: &str = "[[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"email\"]\n";
+pub(crate) const ANN: &str = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"email\"]\n";
+pub(crate) const BOB: &str = "[[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"email\"]\n";
 
 /// The events of a plugin host, with waiting for the one that matters.
 struct Events {
@@ -142,9 +142,9 @@ fn message(from: &str, subject: &str, id: &str, headers: &str, body: &str) -> Ve
     .into_bytes()
 }
 
-const PDF: &[u8] = b"%PDF-1.4 not really a pdf \x00\x01\x02\xff";
+pub(crate) const PDF: &[u8] = b"%PDF-1.4 not really a pdf \x00\x01\x02\xff";
 
-fn html_with_attachment(id: &str) -> Vec<u8> {
+pub(crate) fn html_with_attachment(id: &str) -> Vec<u8> {
     // base64 of PDF, computed by hand once: the test must not trust the code it tests.
     let pdf_b64 = "JVBERi0xLjQgbm90IHJlYWxseSBhIHBkZiAAAQL/";
     format!(

@@ -1,7 +1,7 @@
-//! Issue 16, files on remote desks: the `agentdesk hub` process runs the workitem channel; a PDF
-//! dropped in its folder becomes a workitem whose page previews and original file reach Ann's
-//! desktop over NATS (in pieces) exactly as stored; Bob, who takes no part, is refused, and so is
-//! Ann for another interaction's file.
+//! Issue 16, files on remote desks: the `agentdesk hub` process runs the workitem channel (a PDF
+//! dropped in its folder) or the email channel (a mail with an attachment in Dovecot); the files
+//! reach Ann's desktop over NATS (in pieces) exactly as stored; Bob, who takes no part, is
+//! refused, and so is Ann for another interaction's file.
 
 use crate::client_suite::{ok, until};
 use crate::nats::NatsServer;
@@ -112,5 +112,50 @@ fn a_workitems_pages_and_pdf_reach_a_remote_desk_and_only_its_participants() {
         .file(invoice, &files[0])
         .wait(WAIT)
         .expect_err("not Bob's");
+    assert_eq!(refused.code(), "not-yours");
+}
+
+#[test]
+fn an_emails_attachment_reaches_a_remote_desk_and_only_its_participants() {
+    use crate::email::{ANN, BOB, PDF, html_with_attachment, setup};
+    let server = crate::mailserver::MailServer::start(false);
+    server.deliver(
+        &["support@example.com"],
+        &html_with_attachment("team-1@example.com"),
+    );
+    let nats = NatsServer::start();
+    let (install, data, _) = setup(&server.plugin_settings(""), &format!("{ANN}{BOB}"));
+    let _hub = start_hub(&install.dir.path().join("agentdesk.toml"), &nats.url);
+    let ann = desk(&nats.url, "ann");
+    let bob = desk(&nats.url, "bob");
+    let ann_sees = ann.watch();
+    ok(
+        &*ann,
+        AgentCommand::LogOnChannel {
+            channel: "email".into(),
+        },
+    );
+    ok(
+        &*ann,
+        AgentCommand::SetReady {
+            channel: "email".into(),
+        },
+    );
+    let offered = until(&ann_sees, "the email offered to Ann", |s| {
+        s.interactions
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let key = offered.interactions[0].key;
+    ok(&*ann, AgentCommand::Accept { key });
+    let pdf = lines_with_files(&*ann, key)
+        .into_iter()
+        .flat_map(|l| l.attachments)
+        .find(|a| a.name == "invoice 4711.pdf")
+        .expect("the invoice attachment");
+    let fetched = ann.file(key, &pdf).wait(WAIT).expect("the attachment");
+    assert_eq!(fetched, PDF, "byte for byte");
+    assert_eq!(std::fs::read(data.join(&pdf.path)).expect("stored"), PDF);
+    let refused = bob.file(key, &pdf).wait(WAIT).expect_err("not Bob's");
     assert_eq!(refused.code(), "not-yours");
 }
