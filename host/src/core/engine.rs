@@ -484,6 +484,15 @@ impl Core {
                 Route::QUEUE => None,
                 Route::AGENT if self.agents.contains_key(&offer.route.name) => None,
                 Route::EXTENSION if self.agent_by_extension(&offer.route.name).is_some() => None,
+                // Resolved by the service before the core sees it (`service::links`): what
+                // arrives here named no open interaction with an agent.
+                Route::LINKED => Some((
+                    format!(
+                        "no open interaction with an agent carries session code `{}`",
+                        offer.route.name
+                    ),
+                    RejectCode::NoSuchTarget,
+                )),
                 Route::AGENT | Route::EXTENSION => Some((
                     format!("no {} `{}` on this host", offer.route.to, offer.route.name),
                     RejectCode::NoSuchTarget,

@@ -1,0 +1,215 @@
+// agentdesk co-browse, the customer's side. A company's pages include it with one tag:
+//   <script src="https://cobrowse.example.com/cobrowse.js"></script>
+// It records the page with rrweb (served by the same plugin) only while an agent is viewing, and
+// masks in this browser, before anything is sent: passwords always; every element with the class
+// `ad-mask` or the attribute `data-ad-mask` (its value or text becomes asterisks of a fixed
+// length); elements with the class `ad-block` or the attribute `data-ad-block` are not sent at all.
+(function () {
+  'use strict';
+  if (window.AgentdeskCobrowse) return;
+  var me = document.currentScript;
+  var base = me ? me.src.replace(/\/cobrowse\.js(\?.*)?$/, '') : '';
+  var socketUrl = base.replace(/^http/, 'ws') + '/ws/customer';
+  var KEY = 'agentdesk-cobrowse';
+  var MASK = '********';
+
+  var api = {
+    state: 'idle', code: null, agent: null, error: null, ended: null,
+    start: start, offer: offer, stop: stop
+  };
+  window.AgentdeskCobrowse = api;
+
+  var ws = null, opened = false, stopRecording = null, queue = [], flushTimer = null;
+  var retry = 500, pendingStart = null;
+
+  function saved() {
+    try { return JSON.parse(sessionStorage.getItem(KEY) || 'null'); } catch (e) { return null; }
+  }
+  function save(v) {
+    try {
+      if (v) sessionStorage.setItem(KEY, JSON.stringify(v)); else sessionStorage.removeItem(KEY);
+    } catch (e) { /* storage off: a reload ends the session */ }
+  }
+
+  // What is restricted: masked values never leave this browser.
+  function masked(el) {
+    if (!el || el.nodeType !== 1) return true;
+    var type = (el.getAttribute('type') || '').toLowerCase();
+    if (type === 'password' || el.hasAttribute('data-rr-is-password')) return true;
+    var auto = (el.getAttribute('autocomplete') || '').toLowerCase();
+    if (auto.indexOf('cc-') === 0 || auto.indexOf('password') >= 0) return true;
+    return !!el.closest('.ad-mask,[data-ad-mask]');
+  }
+  function maskInput(text, el) { return masked(el) ? MASK : text; }
+
+  // --- the banner -------------------------------------------------------------------------------
+  var banner = document.createElement('div');
+  banner.id = 'ad-cobrowse';
+  banner.className = 'ad-block';
+  banner.setAttribute('data-ad-block', '');
+  banner.setAttribute('role', 'region');
+  banner.setAttribute('aria-label', 'Co-browse');
+  banner.style.cssText = 'position:fixed;right:12px;bottom:12px;z-index:2147483647;' +
+    'background:#1f2937;color:#fff;font:14px sans-serif;padding:8px 12px;border-radius:6px;';
+  var label = document.createElement('span');
+  label.id = 'ad-cobrowse-text';
+  var button = document.createElement('button');
+  button.type = 'button';
+  button.id = 'ad-cobrowse-button';
+  button.style.cssText = 'margin-left:8px';
+  banner.appendChild(label);
+  banner.appendChild(button);
+  function show(text, action, onClick) {
+    label.textContent = text;
+    button.textContent = action || '';
+    button.hidden = !action;
+    button.onclick = onClick || null;
+  }
+  function idle() { show('', 'Co-browse', function () { start(); }); }
+  function attachBanner() { if (!banner.parentNode && document.body) document.body.appendChild(banner); }
+
+  // --- the connection ---------------------------------------------------------------------------
+  function send(message) {
+    if (ws && opened) ws.send(JSON.stringify(message));
+  }
+  function connect() {
+    if (ws) return;
+    ws = new WebSocket(socketUrl);
+    ws.onopen = function () {
+      opened = true;
+      retry = 500;
+      var s = saved();
+      if (s && s.code && s.secret) send({ type: 'resume', code: s.code, secret: s.secret });
+      else if (pendingStart) send({ type: 'start' });
+    };
+    ws.onmessage = function (m) {
+      var msg;
+      try { msg = JSON.parse(m.data); } catch (e) { return; }
+      on(msg);
+    };
+    ws.onclose = function () {
+      ws = null;
+      opened = false;
+      pause();
+      if (api.state === 'ended' || api.state === 'idle') return;
+      // Dropped: come back and resume (the agent's view starts again from a full snapshot).
+      setTimeout(connect, retry);
+      retry = Math.min(retry * 2, 5000);
+    };
+  }
+
+  function on(msg) {
+    switch (msg.type) {
+      case 'session':
+        api.code = msg.code;
+        api.state = 'waiting';
+        save({ code: msg.code, secret: msg.secret });
+        show('Your co-browse code: ' + msg.code.replace(/(\d{3})(?=\d)/g, '$1 '), 'Stop', stop);
+        if (pendingStart) { pendingStart.resolve(msg.code); pendingStart = null; }
+        break;
+      case 'resumed':
+        api.code = (saved() || {}).code;
+        api.state = msg.phase;
+        if (msg.phase !== 'active') show('Your co-browse code: ' + api.code, 'Stop', stop);
+        break;
+      case 'offered':
+        api.state = 'offered';
+        break;
+      case 'agent':
+        api.state = 'active';
+        api.agent = msg.name;
+        show('Your agent can see this page', 'Stop', stop);
+        break;
+      case 'snapshot':
+        record();
+        break;
+      case 'pause':
+        pause();
+        break;
+      case 'error':
+        api.error = msg.code;
+        if (pendingStart) { pendingStart.reject(new Error(msg.message)); pendingStart = null; }
+        if (['unknown-code', 'code-used', 'wrong-secret'].indexOf(msg.code) >= 0 && api.state !== 'waiting') {
+          finish(msg.code);
+        }
+        break;
+      case 'ended':
+        finish(msg.reason);
+        break;
+    }
+  }
+
+  // --- recording, only while an agent's viewer is open --------------------------------------------
+  function record() {
+    if (stopRecording) {
+      window.rrweb.record.takeFullSnapshot(true);
+      return;
+    }
+    stopRecording = window.rrweb.record({
+      emit: function (event) {
+        queue.push(event);
+        if (!flushTimer) flushTimer = setTimeout(flush, 50);
+      },
+      maskAllInputs: true,
+      maskInputFn: maskInput,
+      maskTextClass: 'ad-mask',
+      maskTextSelector: '[data-ad-mask]',
+      blockClass: 'ad-block',
+      blockSelector: '[data-ad-block]',
+      recordCanvas: false,
+      collectFonts: false,
+      inlineImages: false,
+      sampling: { mousemove: 50, scroll: 100, input: 'last' }
+    }) || null;
+  }
+  function flush() {
+    flushTimer = null;
+    if (!queue.length) return;
+    var batch = queue;
+    queue = [];
+    send({ type: 'events', events: batch });
+  }
+  function pause() {
+    if (stopRecording) { stopRecording(); stopRecording = null; }
+    queue = [];
+  }
+  function finish(reason) {
+    pause();
+    save(null);
+    api.state = 'ended';
+    api.ended = reason;
+    show(reason === 'customer-stopped' ? 'Co-browsing stopped' : 'Co-browsing ended', 'Co-browse', function () {
+      api.state = 'idle'; api.ended = null; start();
+    });
+    if (ws) { try { ws.close(); } catch (e) { /* already closed */ } }
+  }
+
+  // --- what a page (or the chat widget) calls ------------------------------------------------------
+  function start() {
+    if (api.state !== 'idle' && api.state !== 'ended') return Promise.resolve(api.code);
+    api.state = 'starting';
+    return new Promise(function (resolve, reject) {
+      pendingStart = { resolve: resolve, reject: reject };
+      if (ws && opened) send({ type: 'start' }); else connect();
+    });
+  }
+  function offer() { send({ type: 'offer' }); }
+  // Stop always works: recording stops here at once, whatever the connection does.
+  function stop() {
+    pause();
+    send({ type: 'stop' });
+    finish('customer-stopped');
+  }
+
+  function boot() {
+    attachBanner();
+    idle();
+    if (saved()) { api.state = 'resuming'; connect(); }
+  }
+  var rr = document.createElement('script');
+  rr.src = base + '/rrweb.js';
+  rr.onload = function () {
+    if (document.body) boot(); else document.addEventListener('DOMContentLoaded', boot);
+  };
+  (document.head || document.documentElement).appendChild(rr);
+})();
