@@ -49,10 +49,6 @@ pub struct DetailView {
     /// make); the agent's request did not happen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
-    /// Interactions of other channels linked to this one by a session code (plugin-api 1.3: a
-    /// co-browse started from this chat), by key.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub linked: Vec<u64>,
 }
 
 /// What a plugin declared about an interaction that must survive a restart (kept in the
@@ -198,16 +194,6 @@ impl Details {
     /// Notes what the channel said when it failed a command about the interaction.
     pub fn notice(&mut self, key: InteractionKey, notice: String) {
         self.by_key.entry(key).or_default().view.notice = Some(notice);
-    }
-
-    /// Links two interactions both ways (see `links`).
-    pub fn link(&mut self, a: InteractionKey, b: InteractionKey) {
-        for (from, to) in [(a, b), (b, a)] {
-            let linked = &mut self.by_key.entry(from).or_default().view.linked;
-            if !linked.contains(&to) {
-                linked.push(to);
-            }
-        }
     }
 
     /// Notes a plugin message by id and content digest, and says whether it is new. An id

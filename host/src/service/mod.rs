@@ -8,7 +8,6 @@ pub mod clock;
 pub mod detail;
 pub mod early;
 pub mod effects;
-pub mod links;
 pub mod recovery;
 pub mod snapshot;
 
@@ -552,7 +551,6 @@ impl CoreService {
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
-                links: links::Links::default(),
                 detail_changed: BTreeSet::new(),
                 snapshots,
             };
@@ -720,7 +718,6 @@ struct Worker {
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
     early: early::EarlyEvents,
-    links: links::Links,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
     /// When the core state is written as a snapshot (see `recovery`).
@@ -1216,55 +1213,8 @@ impl Worker {
         if let Event::ChannelStatus(status) = event {
             self.channel_status(plugin, status);
         }
-        if let Event::LinkCode(link) = event {
-            self.link_code(plugin, link);
-            return;
-        }
-        if let Event::Offer(offer) = event
-            && offer.route.to == plugin_api::Route::LINKED
-        {
-            match self.links.resolve(&self.core, offer) {
-                Ok((routed, carrier)) => {
-                    let routed = Event::Offer(routed);
-                    out.extend(self.core.on_plugin_event(now, plugin, &routed));
-                    self.note_detail(plugin, &routed, now);
-                    if let Some(i) = self
-                        .core
-                        .interaction_by_plugin_id(plugin, &offer.interaction)
-                    {
-                        let key = i.key;
-                        self.details.link(key, carrier);
-                        self.detail_changed.extend([key, carrier]);
-                    }
-                    return;
-                }
-                // The core refuses the offer as it is, with `no-such-target`.
-                Err(why) => {
-                    tracing::info!(plugin, code = %offer.route.name, "linked offer not linked: {why:?}")
-                }
-            }
-        }
         out.extend(self.core.on_plugin_event(now, plugin, event));
         self.note_detail(plugin, event, now);
-    }
-
-    /// Keeps the session code an open interaction carries (plugin-api 1.3).
-    fn link_code(&mut self, plugin: &str, link: &plugin_api::LinkCode) {
-        let Some(i) = self
-            .core
-            .interaction_by_plugin_id(plugin, &link.interaction)
-        else {
-            tracing::warn!(plugin, interaction = %link.interaction, "`link-code` for an unknown interaction dropped");
-            return;
-        };
-        if i.state.is_closed() {
-            tracing::warn!(plugin, interaction = %link.interaction, "`link-code` for a closed interaction dropped");
-            return;
-        }
-        let key = i.key;
-        if !self.links.record(key, link) {
-            tracing::warn!(plugin, "`link-code` dropped: too many session codes kept");
-        }
     }
 
     /// The plugin's interaction id an event is about, when the core does not know it (yet): see
@@ -1438,7 +1388,6 @@ impl Worker {
             }
         }
         self.details.forget(self.core.closed_since_compact());
-        self.links.forget(self.core.closed_since_compact());
         self.core.compact();
         self.snapshots.after_commit(&self.core);
         for agent in concerned {
