@@ -1,8 +1,10 @@
 //! One integration-test binary for the workspace (fast to link); modules by area.
 
+mod browser;
 mod chat_crash;
 mod cli;
 mod client_suite;
+mod cobrowse;
 mod compat;
 mod core_service;
 mod desk_slow;

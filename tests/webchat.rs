@@ -2,6 +2,7 @@
 //! and `CoreService`, customers in Debian's Chromium (driven through chromedriver) or on a raw
 //! WebSocket, agents through the core's client interface. Every test checks the core's state too.
 
+use crate::browser::{Browser, free_port};
 use crate::support::Install;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
@@ -10,27 +11,17 @@ use agentdesk_host::service::{
 };
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::first_party_library;
-use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const CHAT: &str = "agentdesk.chat";
 const WAIT: Duration = Duration::from_secs(15);
-
-/// A free TCP port on loopback, chosen now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
     crate::support::wait_for(WAIT, what, probe)
@@ -224,115 +215,7 @@ impl Drop for Rig {
     }
 }
 
-/// Headless Debian Chromium through a chromedriver started on a port chosen now; both are
-/// stopped when this is dropped, even when the test fails.
-struct Browser {
-    runtime: tokio::runtime::Runtime,
-    client: Option<Client>,
-    driver: Child,
-    _profile: tempfile::TempDir,
-}
-
 impl Browser {
-    fn open() -> Self {
-        let port = free_port();
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver (apt-get install chromium-driver)");
-        let profile = tempfile::tempdir().expect("profile dir");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let mut browser = Browser {
-            runtime,
-            client: None,
-            driver,
-            _profile: profile,
-        };
-        let args = [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-        ]
-        .map(String::from)
-        .into_iter()
-        .chain([format!(
-            "--user-data-dir={}",
-            browser._profile.path().display()
-        )])
-        .collect::<Vec<_>>();
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({ "binary": "/usr/bin/chromium", "args": args }),
-        );
-        let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + WAIT;
-        let client = loop {
-            let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-            let attempt = browser.runtime.block_on(
-                ClientBuilder::new(connector)
-                    .capabilities(caps.clone())
-                    .connect(&url),
-            );
-            match attempt {
-                Ok(client) => break client,
-                Err(e) if Instant::now() < deadline => {
-                    let _ = e;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!("cannot start Chromium through chromedriver: {e}"),
-            }
-        };
-        browser.client = Some(client);
-        browser
-    }
-
-    fn client(&self) -> &Client {
-        self.client.as_ref().expect("session")
-    }
-
-    fn goto(&self, url: &str) {
-        self.runtime
-            .block_on(self.client().goto(url))
-            .expect("open page");
-    }
-
-    fn reload(&self) {
-        self.runtime
-            .block_on(self.client().refresh())
-            .expect("reload");
-    }
-
-    fn eval(&self, script: &str) -> Value {
-        self.runtime
-            .block_on(self.client().execute(script, vec![]))
-            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
-    }
-
-    fn type_into(&self, css: &str, text: &str) {
-        self.runtime.block_on(async {
-            let field = self.client().find(Locator::Css(css)).await.expect(css);
-            field.send_keys(text).await.expect("type");
-        });
-    }
-
-    fn click(&self, css: &str) {
-        self.runtime.block_on(async {
-            let button = self.client().find(Locator::Css(css)).await.expect(css);
-            button.click().await.expect("click");
-        });
-    }
-
     /// The text of every transcript line on the page.
     fn lines(&self) -> Vec<String> {
         let value = self.eval(
@@ -370,16 +253,6 @@ impl Browser {
         self.eval("document.getElementById('text').value = ''; return null;");
         self.type_into("#text", text);
         self.click("#send");
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        if let Some(client) = self.client.take() {
-            let _ = self.runtime.block_on(client.close());
-        }
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
     }
 }
 

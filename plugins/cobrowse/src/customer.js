@@ -159,7 +159,7 @@
       recordCanvas: false,
       collectFonts: false,
       inlineImages: false,
-      sampling: { mousemove: 50, scroll: 100, input: 'last' }
+      sampling: { mousemove: 50, scroll: 100 }
     }) || null;
   }
   function flush() {
