@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -33,6 +33,8 @@ fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
 struct Site {
     origin: String,
     stop: Arc<AtomicBool>,
+    /// Requests for the checkout form's action: a form submitted.
+    orders: Arc<AtomicUsize>,
 }
 
 fn page(cobrowse: &str, body: &str) -> String {
@@ -53,13 +55,18 @@ impl Site {
              <label>Name <input id=\"name\" name=\"name\"></label>\
              <label>Password <input id=\"password\" name=\"password\" type=\"password\"></label>\
              <label>Card <input id=\"card\" name=\"card\" class=\"ad-mask\"></label>\
+             <label>Coupon <input id=\"coupon\" data-ad-restricted></label>\
+             <button id=\"bare\">Bare</button>\
              <button type=\"submit\" id=\"pay\">Pay</button></form>\
+             <button type=\"button\" id=\"like\" onclick=\"this.textContent='Liked'\">Like</button>\
              <div id=\"secret\" data-ad-block>Loyalty number BLOCKED-4711</div>\
              <a id=\"next\" href=\"/page2\">Next page</a>",
         );
         let second = page(cobrowse, "<h1>Second page of the shop</h1>");
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let orders = Arc::new(AtomicUsize::new(0));
+        let ordered = orders.clone();
         listener.set_nonblocking(true).expect("nonblocking");
         std::thread::spawn(move || {
             while !stopping.load(Ordering::Relaxed) {
@@ -79,6 +86,9 @@ impl Site {
                     header.clear();
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("/");
+                if path.starts_with("/ordered") {
+                    ordered.fetch_add(1, Ordering::SeqCst);
+                }
                 let (status, body) = match path {
                     "/" => ("200 OK", first.as_str()),
                     "/page2" => ("200 OK", second.as_str()),
@@ -92,7 +102,11 @@ impl Site {
                 let _ = stream.write_all(response.as_bytes());
             }
         });
-        Site { origin, stop }
+        Site {
+            origin,
+            stop,
+            orders,
+        }
     }
 }
 
@@ -449,11 +463,11 @@ fn the_agent_sees_the_page_follow_a_change_and_a_navigation_and_the_customers_st
         .then_some(())
     });
     until("the Stop button", || {
-        (customer.eval("return document.getElementById('ad-cobrowse-button').textContent;")
-            == json!("Stop"))
+        (customer.eval("return !document.getElementById('ad-cobrowse-stop').hidden;")
+            == json!(true))
         .then_some(())
     });
-    customer.click("#ad-cobrowse-button");
+    customer.click("#ad-cobrowse-stop");
     until("the view ended", || {
         (agent.eval("return window.viewerState.ended;") == json!("customer-stopped")).then_some(())
     });
@@ -675,4 +689,231 @@ fn pages_from_other_origins_oversize_messages_and_floods_are_refused() {
         text
     });
     assert!(script.starts_with("HTTP/1.1 200") && script.contains("AgentdeskCobrowse"));
+}
+
+impl Browser {
+    /// Runs `script` with `el`, the mirrored element `css`, in the agent's viewer (events it
+    /// dispatches go through the viewer's own listeners, as the agent's clicks and typing do).
+    fn on_mirrored(&self, css: &str, script: &str) -> Value {
+        self.eval(&format!(
+            "const d = document.querySelector('#screen iframe').contentDocument;\
+             const el = d.querySelector({}); if (!el) return 'missing'; {script}",
+            json!(css)
+        ))
+    }
+
+    fn viewer(&self, field: &str) -> Value {
+        self.eval(&format!("return window.viewerState.{field};"))
+    }
+}
+
+#[test]
+fn pointer_mode_cannot_act_and_write_mode_needs_approval_and_never_submits_a_form() {
+    let rig = Rig::new("");
+    let _ann = rig.ready();
+    let (mut chat, chat_key) = accepted_chat(&rig);
+    let customer = Browser::open();
+    let agent = Browser::open();
+    let (_key, link) = linked_session(&rig, &customer, &mut chat, chat_key);
+    agent.goto(&link);
+    agent.wait_mirrored("Welcome to Acme Shop");
+    let click = "el.click(); return 'ok';";
+    // Pointer mode: the agent's pointer and a highlight box show on the customer's page.
+    agent.eval(
+        "const r = document.querySelector('#screen iframe').getBoundingClientRect();\
+         document.getElementById('screen').dispatchEvent(new MouseEvent('mousemove',\
+           {bubbles: true, clientX: r.left + 20, clientY: r.top + 20})); return null;",
+    );
+    until("the agent's pointer on the customer's page", || {
+        let shown = customer.eval(
+            "const p = document.getElementById('ad-cobrowse-pointer');\
+             return p && p.style.display === 'block' ? p.style.left : null;",
+        );
+        (shown == json!("20px")).then_some(())
+    });
+    // ... and it cannot click.
+    agent.on_mirrored("#like", click);
+    until("the click refused", || {
+        (agent.viewer("errors.length") == json!(1)).then_some(())
+    });
+    // Asked, not yet approved: still refused.
+    agent.click("#write");
+    until("the request in the customer's banner", || {
+        (customer.eval("return document.getElementById('ad-cobrowse-button').textContent;")
+            == json!("Allow"))
+        .then_some(())
+    });
+    agent.on_mirrored("#like", click);
+    until("the click refused again", || {
+        (agent.viewer("errors.length") == json!(2)).then_some(())
+    });
+    assert_eq!(
+        customer.eval("return document.getElementById('like').textContent;"),
+        json!("Like")
+    );
+    customer.click("#ad-cobrowse-button");
+    until("write mode on the agent's side", || {
+        (agent.viewer("write") == json!("granted")).then_some(())
+    });
+    // Approved: the agent types into a field and clicks a plain button.
+    agent.on_mirrored(
+        "#name",
+        "el.value = 'Typed by the agent'; el.dispatchEvent(new Event('input', {bubbles: true}));\
+         return 'ok';",
+    );
+    until("the agent's value in the customer's field", || {
+        (customer.eval("return document.getElementById('name').value;")
+            == json!("Typed by the agent"))
+        .then_some(())
+    });
+    agent.on_mirrored("#like", click);
+    until("the agent's click on the customer's page", || {
+        (customer.eval("return document.getElementById('like').textContent;") == json!("Liked"))
+            .then_some(())
+    });
+    // Neither a submit button, a bare button in the form, Enter in a field, nor a restricted
+    // field works from the agent's side.
+    agent.on_mirrored("#pay", click);
+    agent.on_mirrored("#bare", click);
+    agent.on_mirrored(
+        "#name",
+        "el.dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}));\
+         return 'ok';",
+    );
+    agent.on_mirrored(
+        "#coupon",
+        "el.value = 'FREE'; el.dispatchEvent(new Event('input', {bubbles: true})); return 'ok';",
+    );
+    let refused = until("four refusals", || {
+        let refused = agent.viewer("refused");
+        (refused.as_array().map(Vec::len) == Some(4)).then_some(refused)
+    });
+    assert_eq!(
+        refused,
+        json!([
+            "submits a form",
+            "submits a form",
+            "submits a form",
+            "restricted"
+        ])
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rig.site.orders.load(Ordering::SeqCst),
+        0,
+        "no form was submitted"
+    );
+    assert_eq!(
+        customer.eval("return location.pathname + ' ' + document.getElementById('coupon').value;"),
+        json!("/ ")
+    );
+    // The customer takes control back: the agent's clicks are refused again.
+    customer.click("#ad-cobrowse-button");
+    until("pointer mode again", || {
+        (agent.viewer("write") == json!("off")).then_some(())
+    });
+    agent.on_mirrored("#next", click);
+    until("the click refused", || {
+        (agent.viewer("errors.length") == json!(3)).then_some(())
+    });
+    assert_eq!(customer.eval("return location.pathname;"), json!("/"));
+}
+
+#[test]
+fn hostile_events_from_the_customer_side_stay_inert_in_the_agents_viewer() {
+    let rig = Rig::new("");
+    let _ann = rig.ready();
+    let (mut chat, _chat_key) = accepted_chat(&rig);
+    let customer_ws = format!(
+        "{}/ws/customer",
+        rig.cobrowse.replacen("http://", "ws://", 1)
+    );
+    let mut customer = Raw::connect(&customer_ws, &rig.site.origin);
+    customer.send(json!({"type": "start"}));
+    let session = customer.until(|m| m["type"] == "session").expect("a code");
+    chat.send(json!({"type": "cobrowse", "code": session["code"]}));
+    customer.send(json!({"type": "offer"}));
+    let key = rig.accept("cobrowse");
+    let agent = Browser::open();
+    agent.goto(&rig.view_link(key, ""));
+    customer
+        .until(|m| m["type"] == "snapshot")
+        .expect("asked for a snapshot");
+    let at = 1_700_000_000_000u64;
+    let element = |id: u64, tag: &str, attributes: Value, children: Vec<Value>| json!({"type": 2, "id": id, "tagName": tag, "attributes": attributes, "childNodes": children});
+    let text = |id: u64, text: &str| json!({"type": 3, "id": id, "textContent": text});
+    let body = element(
+        5,
+        "body",
+        json!({"onload": "window.top.pwned = 'onload'"}),
+        vec![
+            element(6, "p", json!({}), vec![text(7, "Hostile page shown")]),
+            element(
+                8,
+                "img",
+                json!({"src": "data:,x", "onerror": "window.top.pwned = 'onerror'"}),
+                vec![],
+            ),
+            element(
+                9,
+                "a",
+                json!({"id": "evil", "href": "javascript:window.top.pwned = 'href'"}),
+                vec![text(10, "click me")],
+            ),
+            element(
+                11,
+                "iframe",
+                json!({"srcdoc": "<script>window.top.pwned = 'srcdoc'</script>"}),
+                vec![],
+            ),
+            element(
+                12,
+                "script",
+                json!({}),
+                vec![text(13, "window.top.pwned = 'script'")],
+            ),
+            element(14, "script", json!({"src": "/viewer.js"}), vec![]),
+            element(
+                15,
+                "svg",
+                json!({"onload": "window.top.pwned = 'svg'"}),
+                vec![],
+            ),
+        ],
+    );
+    let document = json!({"type": 0, "id": 1, "childNodes": [
+        {"type": 1, "id": 2, "name": "html", "publicId": "", "systemId": ""},
+        element(3, "html", json!({}), vec![element(4, "head", json!({}), vec![]), body]),
+    ]});
+    customer.send(json!({"type": "events", "events": [
+        {"type": 4, "data": {"href": "http://127.0.0.1/", "width": 800, "height": 600}, "timestamp": at},
+        {"type": 2, "data": {"node": document, "initialOffset": {"left": 0, "top": 0}}, "timestamp": at + 1},
+    ]}));
+    // A later change adds an event handler and a script to what is shown.
+    customer.send(json!({"type": "events", "events": [
+        {"type": 3, "timestamp": at + 2, "data": {"source": 0, "texts": [], "removes": [],
+          "attributes": [{"id": 6, "attributes": {"onmouseover": "window.top.pwned = 'attr'"}}],
+          "adds": [{"parentId": 5, "nextId": null, "node":
+            element(16, "script", json!({}), vec![text(17, "window.top.pwned = 'added'")])}]}},
+    ]}));
+    agent.wait_mirrored("Hostile page shown");
+    assert_eq!(
+        agent.on_mirrored("#evil", "return el.getAttribute('href');"),
+        json!("javascript:window.top.pwned = 'href'"),
+        "the crafted link is in the mirror"
+    );
+    agent.on_mirrored("#evil", "el.click(); return null;");
+    agent.on_mirrored(
+        "p",
+        "el.dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); return null;",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        agent.eval(
+            "const f = document.querySelector('#screen iframe');\
+             return [String(window.pwned), String(f.contentWindow.pwned), f.getAttribute('sandbox')];"
+        ),
+        json!(["undefined", "undefined", "allow-same-origin"]),
+        "nothing the customer side sent ran in the agent's viewer"
+    );
 }

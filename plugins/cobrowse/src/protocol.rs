@@ -29,6 +29,16 @@ pub enum CustomerMessage {
     },
     /// The customer stops co-browsing.
     Stop,
+    /// The page refused an agent's action (form submission, a restricted element), in words.
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The customer approves (`true`) the agent's request for write mode, or takes it back.
+    Write {
+        /// Approve or take back.
+        allow: bool,
+    },
 }
 
 /// From the agent's viewer.
@@ -37,7 +47,45 @@ pub enum CustomerMessage {
 pub enum ViewerMessage {
     /// The agent stops co-browsing.
     Stop,
+    /// Where the agent's pointer is on the customer's page (pointer mode and write mode).
+    Pointer {
+        /// CSS pixels from the left of the customer's viewport.
+        x: f64,
+        /// CSS pixels from the top.
+        y: f64,
+    },
+    /// The agent asks for write mode; the customer approves in the banner.
+    RequestWrite,
+    /// Write mode: click an element (rrweb's node id).
+    Click {
+        /// The node.
+        id: u64,
+    },
+    /// Write mode: set a field's value.
+    SetValue {
+        /// The node.
+        id: u64,
+        /// The new value.
+        value: String,
+    },
+    /// Write mode: a key in a field (the customer's script refuses Enter and the like).
+    Key {
+        /// The node.
+        id: u64,
+        /// The key, as `KeyboardEvent.key`.
+        key: String,
+    },
+    /// Write mode: scroll the page.
+    Scroll {
+        /// CSS pixels.
+        x: f64,
+        /// CSS pixels.
+        y: f64,
+    },
 }
+
+/// The largest value the agent may put into a field.
+pub const MAX_VALUE_CHARS: usize = 10_000;
 
 /// To the customer's page.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -80,12 +128,62 @@ pub enum ToCustomer<'a> {
         /// Stable: `customer-stopped`, `agent-ended`, `expired`, `customer-left`, `not-linked`.
         reason: &'a str,
     },
+    /// The agent's pointer.
+    Pointer {
+        /// CSS pixels.
+        x: f64,
+        /// CSS pixels.
+        y: f64,
+    },
+    /// The agent asks for write mode.
+    WriteRequested,
+    /// Write mode is on (`true`) or off.
+    Write {
+        /// On or off.
+        granted: bool,
+    },
+    /// Write mode: the agent clicks a node (the script checks what it is first).
+    Click {
+        /// rrweb's node id.
+        id: u64,
+    },
+    /// Write mode: the agent sets a field's value.
+    SetValue {
+        /// rrweb's node id.
+        id: u64,
+        /// The value.
+        value: &'a str,
+    },
+    /// Write mode: a key in a field.
+    Key {
+        /// rrweb's node id.
+        id: u64,
+        /// The key.
+        key: &'a str,
+    },
+    /// Write mode: scroll.
+    Scroll {
+        /// CSS pixels.
+        x: f64,
+        /// CSS pixels.
+        y: f64,
+    },
 }
 
 /// To the agent's viewer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum ToViewer<'a> {
+    /// The customer's page refused an action of the agent's.
+    Refused {
+        /// Why, as the page said (at most 100 characters).
+        reason: &'a str,
+    },
+    /// Write mode: `off`, `requested` or `granted`.
+    Write {
+        /// The state.
+        state: &'a str,
+    },
     /// The customer's connection: `connected` or `away` (reconnecting).
     Customer {
         /// The state.

@@ -4,9 +4,10 @@
 //! rrweb events (the customer's browser masked them; the viewer treats them as hostile).
 
 use crate::protocol::{
-    CustomerMessage, MAX_EVENTS_PER_BATCH, ToCustomer, ToViewer, ViewerMessage, text,
+    CustomerMessage, MAX_EVENTS_PER_BATCH, MAX_VALUE_CHARS, ToCustomer, ToViewer, ViewerMessage,
+    text,
 };
-use crate::sessions::{Phase, Refusal, Session, Sessions};
+use crate::sessions::{Phase, Refusal, Session, Sessions, WriteMode};
 use crate::settings::Settings;
 use crate::{assets, offer_for};
 use agentdesk_web::http::{
@@ -492,6 +493,38 @@ fn on_customer(
             }
             Ok(None)
         }
+        CustomerMessage::Refused { reason } => {
+            let Some(wanted) = code.as_deref() else {
+                return Err(Refusal::UnknownCode);
+            };
+            let reason: String = reason.chars().take(100).collect();
+            let sessions = shared.sessions();
+            if let Some(s) = sessions.get(wanted) {
+                tell(&s.viewer, text(&ToViewer::Refused { reason: &reason }));
+            }
+            Ok(None)
+        }
+        CustomerMessage::Write { allow } => {
+            let Some(wanted) = code.as_deref() else {
+                return Err(Refusal::UnknownCode);
+            };
+            let mut sessions = shared.sessions();
+            let s = sessions.get_mut(wanted).ok_or(Refusal::UnknownCode)?;
+            s.write = match (allow, s.write) {
+                // Approval only answers the agent's request.
+                (true, WriteMode::Requested | WriteMode::Granted) => WriteMode::Granted,
+                (true, WriteMode::Off) => return Err(Refusal::WrongPhase(s.phase)),
+                (false, _) => WriteMode::Off,
+            };
+            let granted = s.write == WriteMode::Granted;
+            tell(
+                &s.viewer,
+                text(&ToViewer::Write {
+                    state: s.write.word(),
+                }),
+            );
+            Ok(Some(text(&ToCustomer::Write { granted })))
+        }
         CustomerMessage::Stop => {
             if let Some(wanted) = code.as_deref() {
                 shared.end(wanted, "customer-stopped", Some(EndReason::ContactLeft));
@@ -499,6 +532,72 @@ fn on_customer(
             Ok(None)
         }
     }
+}
+
+/// What the agent's viewer asks of the customer's page. Pointer moves always go; a request for
+/// write mode goes to the customer's banner; actions go only once the customer approved (the
+/// customer's script checks again, and refuses form submission and restricted elements).
+fn on_viewer(
+    shared: &Shared,
+    code: &str,
+    connection: u64,
+    message: ViewerMessage,
+) -> Result<(), Refusal> {
+    let mut sessions = shared.sessions();
+    let s = sessions
+        .get_mut(code)
+        .filter(|s| s.viewer_connection == connection)
+        .ok_or(Refusal::UnknownCode)?;
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let out = match message {
+        ViewerMessage::Stop => return Ok(()),
+        ViewerMessage::Pointer { x, y } => ToCustomer::Pointer {
+            x: finite(x),
+            y: finite(y),
+        },
+        ViewerMessage::RequestWrite => {
+            if s.write == WriteMode::Granted {
+                return Ok(());
+            }
+            s.write = WriteMode::Requested;
+            tell(
+                &s.viewer,
+                text(&ToViewer::Write {
+                    state: s.write.word(),
+                }),
+            );
+            ToCustomer::WriteRequested
+        }
+        _ if s.write != WriteMode::Granted => return Err(Refusal::WriteNotGranted),
+        ViewerMessage::Click { id } => ToCustomer::Click { id },
+        ViewerMessage::SetValue { id, ref value } => {
+            let value: String = value.chars().take(MAX_VALUE_CHARS).collect();
+            let sent = tell(
+                &s.customer,
+                text(&ToCustomer::SetValue { id, value: &value }),
+            );
+            if !sent {
+                shared.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        ViewerMessage::Key { id, ref key } => {
+            let key: String = key.chars().take(32).collect();
+            if !tell(&s.customer, text(&ToCustomer::Key { id, key: &key })) {
+                shared.counts.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
+        ViewerMessage::Scroll { x, y } => ToCustomer::Scroll {
+            x: finite(x),
+            y: finite(y),
+        },
+    };
+    if !tell(&s.customer, text(&out)) {
+        // The page is away or behind: an agent's pointer move or click is not worth queueing.
+        shared.counts.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// The agent's viewer WebSocket, opened with a one-time token.
@@ -567,6 +666,17 @@ async fn viewer(
                 match serde_json::from_str::<ViewerMessage>(&incoming) {
                     Ok(ViewerMessage::Stop) => {
                         shared.end(&code, "agent-ended", Some(EndReason::AgentEnded));
+                    }
+                    Ok(message) => {
+                        if let Err(refusal) = on_viewer(&shared, &code, connection, message) {
+                            let reply = text(&ToViewer::Error {
+                                code: refusal.code(),
+                                message: &refusal.to_string(),
+                            });
+                            if sink.send(Message::text(reply)).await.is_err() {
+                                break None;
+                            }
+                        }
                     }
                     Err(_) => break Some(close_frame(CloseCode::Invalid, "message not understood")),
                 }

@@ -17,6 +17,30 @@ pub enum Phase {
     Active,
 }
 
+/// Whether the agent may act on the customer's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WriteMode {
+    /// Pointer mode: the agent's pointer shows; nothing else.
+    #[default]
+    Off,
+    /// The agent asked; the customer has not approved yet.
+    Requested,
+    /// The customer approved: clicks, values and scrolling go to the page (which still refuses
+    /// form submission and restricted elements).
+    Granted,
+}
+
+impl WriteMode {
+    /// The word on the wire.
+    pub fn word(self) -> &'static str {
+        match self {
+            WriteMode::Off => "off",
+            WriteMode::Requested => "requested",
+            WriteMode::Granted => "granted",
+        }
+    }
+}
+
 /// Why a session request is refused; the `code()` crosses the wire to the customer's script.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
@@ -35,6 +59,9 @@ pub enum Refusal {
     /// The viewer link is unknown, used or expired.
     #[error("this viewer link is not valid (used, expired or unknown): ask for a new one")]
     BadViewLink,
+    /// The agent acted on the page without the customer's approval.
+    #[error("write mode is not on: the customer has not approved it")]
+    WriteNotGranted,
     /// The request does not fit the session's phase.
     #[error("not possible now: the session is {0:?}")]
     WrongPhase(Phase),
@@ -53,6 +80,7 @@ impl Refusal {
             Refusal::WrongSecret => "wrong-secret",
             Refusal::BadViewLink => "bad-view-link",
             Refusal::WrongPhase(_) => "wrong-phase",
+            Refusal::WriteNotGranted => "write-not-granted",
             Refusal::Random(_) => "internal",
         }
     }
@@ -81,6 +109,8 @@ pub struct Session {
     pub viewer_connection: u64,
     /// The agent's display name, once accepted.
     pub agent: Option<String>,
+    /// Pointer or write mode.
+    pub write: WriteMode,
     /// How many times it was offered (a linked offer the core could not link yet is offered
     /// again, as a new interaction).
     pub attempt: u32,
@@ -186,6 +216,7 @@ impl Sessions {
                 viewer: None,
                 viewer_connection: 0,
                 agent: None,
+                write: WriteMode::Off,
                 attempt: 0,
             },
         );
