@@ -3,10 +3,12 @@
 //! sends it over a WebSocket; the plugin relays it to the agent's viewer (one-time link).
 //!
 //! Modules: `settings` (the admin's section), `sessions` (codes, secrets, viewer links, phases —
-//! no sockets), `protocol` (wire messages), `server` (HTTP and the two WebSockets), `assets`.
+//! no sockets), `protocol` (wire messages), `relay` (what each side's messages do), `server`
+//! (HTTP and the two WebSockets), `assets`.
 
 pub mod assets;
 pub mod protocol;
+pub mod relay;
 pub mod server;
 pub mod sessions;
 pub mod settings;
@@ -19,8 +21,8 @@ use plugin_api::{
     OrderedEmitter, PluginConfig, PluginDescriptor, PluginError, PluginHello, RejectCode, Reply,
     Route, unsupported,
 };
+use relay::Shared;
 use serde::{Deserialize, Serialize};
-use server::Shared;
 use sessions::{Phase, Refusal, Session, code_of};
 use settings::Settings;
 use std::sync::Arc;
