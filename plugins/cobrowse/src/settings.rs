@@ -46,7 +46,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             bind: "127.0.0.1".into(),
-            port: 8790,
+            port: 8792,
             public_url: String::new(),
             allowed_origins: Vec::new(),
             trusted_proxies: Vec::new(),
