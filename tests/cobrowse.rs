@@ -149,10 +149,11 @@ impl Rig {
         let site = Site::serve(&cobrowse);
         let extra = format!(
             "[plugins.settings.\"{CHAT}\"]\nport = 0\n\
-             [plugins.settings.\"{COBROWSE}\"]\nport = {port}\nallowed_origins = [\"{}\"]\n{settings}\n\
+             [plugins.settings.\"{COBROWSE}\"]\nport = {port}\nallowed_origins = [\"{}\"]\n{}\n\
              [channels.chat]\ncapacity = 2\n\
              [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\", \"cobrowse\"]\n",
-            site.origin
+            site.origin,
+            settings.replace("{port}", &port.to_string())
         );
         let path = install.write_config(&[CHAT, COBROWSE], &extra);
         let config = AdminConfig::load(&path).expect("config");
@@ -437,16 +438,15 @@ fn linked_session(rig: &Rig, customer: &Browser, chat: &mut Raw, chat_key: u64) 
 
 #[test]
 fn the_agent_sees_the_page_follow_a_change_and_a_navigation_and_the_customers_stop_ends_the_view() {
-    let rig = Rig::new("");
+    // Viewer links name the public address, not the listening one.
+    let rig = Rig::new("public_url = \"http://localhost:{port}\"");
     let _ann = rig.ready();
     let (mut chat, chat_key) = accepted_chat(&rig);
     let customer = Browser::open();
     let agent = Browser::open();
     let (key, link) = linked_session(&rig, &customer, &mut chat, chat_key);
-    assert!(
-        link.starts_with(&format!("{}/view/", rig.cobrowse)),
-        "{link}"
-    );
+    let public = rig.cobrowse.replace("127.0.0.1", "localhost");
+    assert!(link.starts_with(&format!("{public}/view/")), "{link}");
     agent.goto(&link);
     agent.wait_mirrored("Welcome to Acme Shop");
     customer.eval("document.getElementById('news').textContent = 'Price drop today'; return null;");

@@ -20,9 +20,34 @@ pub const VIEWER_CSS: &str = include_str!("viewer.css");
 
 /// Why the channel cannot work with this build, if it cannot.
 pub fn unavailable() -> Option<&'static str> {
-    (!MISSING.is_empty() || RRWEB_JS.is_empty()).then_some(if MISSING.is_empty() {
-        "rrweb is missing from this build"
-    } else {
-        MISSING
-    })
+    why_unavailable(RRWEB_JS, MISSING)
+}
+
+/// The decision: rrweb must be compiled in; the build script says why when it is not.
+fn why_unavailable(rrweb: &[u8], missing: &'static str) -> Option<&'static str> {
+    match (rrweb.is_empty(), missing.is_empty()) {
+        (false, true) => None,
+        (_, false) => Some(missing),
+        (true, true) => Some("rrweb is missing from this build"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_rrweb_the_channel_says_why_and_this_build_has_it() {
+        assert_eq!(
+            why_unavailable(b"", "npm ci has not run"),
+            Some("npm ci has not run")
+        );
+        assert_eq!(
+            why_unavailable(b"", ""),
+            Some("rrweb is missing from this build")
+        );
+        assert_eq!(why_unavailable(b"(function(){})", ""), None);
+        assert_eq!(unavailable(), None, "{MISSING}");
+        assert!(!RRWEB_VERSION.is_empty() && CUSTOMER_JS.contains("maskInputFn"));
+    }
 }
