@@ -714,7 +714,7 @@ fn pointer_mode_cannot_act_and_write_mode_needs_approval_and_never_submits_a_for
     let (mut chat, chat_key) = accepted_chat(&rig);
     let customer = Browser::open();
     let agent = Browser::open();
-    let (_key, link) = linked_session(&rig, &customer, &mut chat, chat_key);
+    let (key, link) = linked_session(&rig, &customer, &mut chat, chat_key);
     agent.goto(&link);
     agent.wait_mirrored("Welcome to Acme Shop");
     let click = "el.click(); return 'ok';";
@@ -817,6 +817,19 @@ fn pointer_mode_cannot_act_and_write_mode_needs_approval_and_never_submits_a_for
         (agent.viewer("errors.length") == json!(3)).then_some(())
     });
     assert_eq!(customer.eval("return location.pathname;"), json!("/"));
+    // The agent stops: both sides end, and the core's interaction too.
+    agent.click("#stop");
+    until("the customer's session ended", || {
+        (customer.eval("return window.AgentdeskCobrowse.ended;") == json!("agent-ended"))
+            .then_some(())
+    });
+    until("the co-browse interaction ended", || {
+        matches!(
+            rig.state(key),
+            Some(InteractionState::Ended | InteractionState::Done) | None
+        )
+        .then_some(())
+    });
 }
 
 #[test]

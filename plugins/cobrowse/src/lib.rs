@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use sessions::{Phase, Refusal, Session, code_of};
 use settings::Settings;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -102,9 +103,11 @@ fn refused(e: Refusal) -> PluginError {
     PluginError::new(code, e.to_string())
 }
 
-/// Ends sessions whose code expired unused or whose customer stayed away too long.
-async fn keep(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+/// Ends sessions whose code expired unused or whose customer stayed away too long, and logs
+/// what was dropped (a viewer behind, an agent action for a page away, events for a stopping host).
+async fn keep(shared: Arc<Shared>, host: Host, mut stop: watch::Receiver<bool>) {
     let mut ticks = tokio::time::interval(TICK);
+    let mut logged = (0, 0);
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
@@ -118,6 +121,18 @@ async fn keep(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 _ => ("customer-left", EndReason::ContactLeft),
             };
             shared.end(&code, reason, Some(host));
+        }
+        let now = (
+            shared.counts.dropped.load(Ordering::Relaxed),
+            shared.counts.events_lost.load(Ordering::Relaxed),
+        );
+        if now != logged {
+            host.warn(&format!(
+                "co-browse dropped {} relayed batches or agent actions and {} host events so far \
+                 (viewers behind are sent a new snapshot)",
+                now.0, now.1
+            ));
+            logged = now;
         }
     }
 }
@@ -264,7 +279,7 @@ impl ChannelPlugin for Cobrowse {
             .handle()
             .ok_or_else(|| PluginError::failed("the runtime is gone"))?;
         handle.spawn(server::listen(listener, shared.clone(), stopped.clone()));
-        handle.spawn(keep(shared.clone(), stopped));
+        handle.spawn(keep(shared.clone(), self.host.clone(), stopped));
         self.host.info(&format!(
             "co-browse listening on {url} (rrweb {}) for {}",
             assets::RRWEB_VERSION,

@@ -24,8 +24,11 @@ pub struct RelayCounts {
     pub relayed: AtomicU64,
     /// Batches that arrived while no viewer was open (not kept: a viewer starts from a snapshot).
     pub unseen: AtomicU64,
-    /// Batches dropped because a viewer fell behind (it is sent a new snapshot).
+    /// Batches dropped because a viewer fell behind (it is sent a new snapshot), and agent
+    /// actions dropped because the page was away or behind.
     pub dropped: AtomicU64,
+    /// Events for the host that could not go (the plugin was stopping).
+    pub events_lost: AtomicU64,
 }
 
 /// What every connection shares.
@@ -96,7 +99,7 @@ impl Shared {
                 detail: reason.to_string(),
             }));
             if !sent {
-                self.counts.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counts.events_lost.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -159,6 +162,10 @@ pub(crate) fn on_customer(
                 if let Some(agent) = &s.agent {
                     tell(&s.customer, text(&ToCustomer::Agent { name: agent }));
                 }
+                if s.write == WriteMode::Granted {
+                    // The page that comes back (another page of the site) is told again.
+                    tell(&s.customer, text(&ToCustomer::Write { granted: true }));
+                }
                 if s.viewer.is_some() {
                     // A reconnect resumes from a full snapshot.
                     tell(&s.customer, text(&ToCustomer::Snapshot));
@@ -177,14 +184,15 @@ pub(crate) fn on_customer(
                 offer_for(s)
             };
             if !shared.emit(Event::Offer(offer)) {
+                shared.counts.events_lost.fetch_add(1, Ordering::Relaxed);
                 shared.end(&wanted, "unavailable", None);
-                return Err(Refusal::UnknownCode);
+                return Err(Refusal::Unavailable);
             }
             Ok(Some(text(&ToCustomer::Offered)))
         }
         CustomerMessage::Events { events } => {
             if events.len() > MAX_EVENTS_PER_BATCH {
-                return Err(Refusal::WrongPhase(Phase::Active));
+                return Err(Refusal::TooManyEvents);
             }
             let Some(wanted) = code.as_deref() else {
                 return Err(Refusal::UnknownCode);

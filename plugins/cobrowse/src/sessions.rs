@@ -59,6 +59,12 @@ pub enum Refusal {
     /// The viewer link is unknown, used or expired.
     #[error("this viewer link is not valid (used, expired or unknown): ask for a new one")]
     BadViewLink,
+    /// More rrweb events in one message than allowed.
+    #[error("too many events in one message")]
+    TooManyEvents,
+    /// The plugin is stopping: nothing can be offered.
+    #[error("co-browse is not available now")]
+    Unavailable,
     /// The agent acted on the page without the customer's approval.
     #[error("write mode is not on: the customer has not approved it")]
     WriteNotGranted,
@@ -81,6 +87,8 @@ impl Refusal {
             Refusal::BadViewLink => "bad-view-link",
             Refusal::WrongPhase(_) => "wrong-phase",
             Refusal::WriteNotGranted => "write-not-granted",
+            Refusal::TooManyEvents => "too-many-events",
+            Refusal::Unavailable => "unavailable",
             Refusal::Random(_) => "internal",
         }
     }
