@@ -1,7 +1,7 @@
-//! A customer's browser for the web chat tests: Debian's Chromium, headless, driven through
-//! chromedriver (WebDriver), with the chat widget's page helpers.
+//! Headless Debian Chromium driven through chromedriver (WebDriver, with fantoccini), for the
+//! channels with a web page (web chat, co-browse). Both processes start on ports chosen at run
+//! time and stop when the `Browser` is dropped, even when a test fails.
 
-use crate::mailserver::free_port;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
@@ -9,19 +9,21 @@ use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
 
-fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
-    crate::support::wait_for(WAIT, what, probe)
-}
+/// A free TCP port on loopback, chosen now (the mail tests' picker: no two servers of this
+/// process get the same one while starting).
+pub use crate::mailserver::free_port;
 
-pub(crate) struct Browser {
-    runtime: tokio::runtime::Runtime,
+/// Headless Debian Chromium through a chromedriver started on a port chosen now; both are
+/// stopped when this is dropped, even when the test fails.
+pub struct Browser {
+    pub runtime: tokio::runtime::Runtime,
     client: Option<Client>,
     driver: Child,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
-    pub(crate) fn open() -> Self {
+    pub fn open() -> Self {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -84,79 +86,40 @@ impl Browser {
         browser
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    pub fn client(&self) -> &Client {
         self.client.as_ref().expect("session")
     }
 
-    pub(crate) fn goto(&self, url: &str) {
+    pub fn goto(&self, url: &str) {
         self.runtime
             .block_on(self.client().goto(url))
             .expect("open page");
     }
 
-    pub(crate) fn reload(&self) {
+    pub fn reload(&self) {
         self.runtime
             .block_on(self.client().refresh())
             .expect("reload");
     }
 
-    pub(crate) fn eval(&self, script: &str) -> Value {
+    pub fn eval(&self, script: &str) -> Value {
         self.runtime
             .block_on(self.client().execute(script, vec![]))
             .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
     }
 
-    pub(crate) fn type_into(&self, css: &str, text: &str) {
+    pub fn type_into(&self, css: &str, text: &str) {
         self.runtime.block_on(async {
             let field = self.client().find(Locator::Css(css)).await.expect(css);
             field.send_keys(text).await.expect("type");
         });
     }
 
-    pub(crate) fn click(&self, css: &str) {
+    pub fn click(&self, css: &str) {
         self.runtime.block_on(async {
             let button = self.client().find(Locator::Css(css)).await.expect(css);
             button.click().await.expect("click");
         });
-    }
-
-    /// The text of every transcript line on the page.
-    pub(crate) fn lines(&self) -> Vec<String> {
-        let value = self.eval(
-            "return [...document.querySelectorAll('#messages .line')].map(l => l.textContent);",
-        );
-        serde_json::from_value(value).unwrap_or_default()
-    }
-
-    pub(crate) fn wait_line(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
-        until(&format!("{what} on the page"), || {
-            self.lines().into_iter().find(|l| test(l))
-        })
-    }
-
-    pub(crate) fn text_of(&self, css: &str) -> String {
-        let script = format!(
-            "const e = document.querySelector({}); return e && !e.hidden ? e.textContent : '';",
-            json!(css)
-        );
-        self.eval(&script).as_str().unwrap_or_default().to_string()
-    }
-
-    pub(crate) fn start_chat(&self, url: &str, name: &str, email: &str) {
-        self.goto(url);
-        self.type_into("#name", name);
-        self.type_into("#email", email);
-        self.click("#start");
-        until("the chat view", || {
-            (!self.text_of("#chat").is_empty()).then_some(())
-        });
-    }
-
-    pub(crate) fn say(&self, text: &str) {
-        // A reload may restore what was left in the composer; start from an empty one.
-        self.eval("document.getElementById('text').value = ''; return null;");
-        self.type_into("#text", text);
-        self.click("#send");
     }
 }
 

@@ -4,6 +4,7 @@ mod browser;
 mod chat_crash;
 mod cli;
 mod client_suite;
+mod cobrowse;
 mod compat;
 mod core_service;
 mod desk_process;

@@ -2,8 +2,7 @@
 //! and `CoreService`, customers in Debian's Chromium (driven through chromedriver) or on a raw
 //! WebSocket, agents through the core's client interface. Every test checks the core's state too.
 
-use crate::browser::Browser;
-use crate::mailserver::free_port;
+use crate::browser::{Browser, free_port};
 use crate::support::Install;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
@@ -16,7 +15,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -217,8 +215,48 @@ impl Drop for Rig {
     }
 }
 
-/// Headless Debian Chromium through a chromedriver started on a port chosen now; both are
-/// stopped when this is dropped, even when the test fails.
+/// The chat widget's page, as a customer uses it (also the team tests').
+impl Browser {
+    /// The text of every transcript line on the page.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        let value = self.eval(
+            "return [...document.querySelectorAll('#messages .line')].map(l => l.textContent);",
+        );
+        serde_json::from_value(value).unwrap_or_default()
+    }
+
+    pub(crate) fn wait_line(&self, what: &str, test: impl Fn(&str) -> bool) -> String {
+        until(&format!("{what} on the page"), || {
+            self.lines().into_iter().find(|l| test(l))
+        })
+    }
+
+    pub(crate) fn text_of(&self, css: &str) -> String {
+        let script = format!(
+            "const e = document.querySelector({}); return e && !e.hidden ? e.textContent : '';",
+            json!(css)
+        );
+        self.eval(&script).as_str().unwrap_or_default().to_string()
+    }
+
+    pub(crate) fn start_chat(&self, url: &str, name: &str, email: &str) {
+        self.goto(url);
+        self.type_into("#name", name);
+        self.type_into("#email", email);
+        self.click("#start");
+        until("the chat view", || {
+            (!self.text_of("#chat").is_empty()).then_some(())
+        });
+    }
+
+    pub(crate) fn say(&self, text: &str) {
+        // A reload may restore what was left in the composer; start from an empty one.
+        self.eval("document.getElementById('text').value = ''; return null;");
+        self.type_into("#text", text);
+        self.click("#send");
+    }
+}
+
 #[test]
 fn a_customer_and_an_agent_chat_both_ways_and_a_reload_resumes_without_duplicates() {
     let rig = Rig::new("");

@@ -44,6 +44,7 @@ fn cargo(args: &[&str], rest: &[String]) -> anyhow::Result<()> {
 /// Builds the workspace and packages every cdylib member into `<target>/debug/plugins` (the
 /// default configuration's plugin directory, `@exe/plugins`). Returns the agentdesk binary.
 fn build_and_package() -> anyhow::Result<PathBuf> {
+    install_web_assets();
     cargo(&["build", "--workspace"], &[])?;
     let metadata = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["metadata", "--format-version", "1", "--no-deps"])
@@ -71,6 +72,37 @@ fn build_and_package() -> anyhow::Result<PathBuf> {
         }
     }
     Ok(agentdesk)
+}
+
+/// Installs the co-browse plugin's rrweb from its committed `package-lock.json` (`npm ci`), which
+/// the plugin's build compiles in. Without npm (or offline) the build goes on: the co-browse
+/// plugin then reports itself unavailable with the reason, and everything else works.
+fn install_web_assets() {
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/cobrowse/web");
+    let lock = web.join("package-lock.json");
+    let installed = web.join("node_modules/.package-lock.json");
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(lock), Some(installed)) = (modified(&lock), modified(&installed))
+        && installed >= lock
+    {
+        return;
+    }
+    let status = Command::new("npm")
+        .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund"])
+        .current_dir(&web)
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!(
+            "warning: `npm ci` in {} failed ({s}): the co-browse plugin will report itself \
+             unavailable",
+            web.display()
+        ),
+        Err(e) => eprintln!(
+            "warning: cannot run npm ({e}): the co-browse plugin needs it at build time (rrweb) \
+             and will report itself unavailable; everything else works"
+        ),
+    }
 }
 
 fn package_plugin(agentdesk: &Path, library: &Path, out: &Path) -> anyhow::Result<()> {

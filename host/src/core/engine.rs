@@ -112,7 +112,14 @@ pub struct Core {
     /// Whether the rules changed while running: capacities may have been lowered below a
     /// channel's load (the agent finishes it), so the invariant check allows that.
     reconfigured: bool,
+    /// Session codes open interactions carry (`link-code`, plugin-api 1.3), for an offer routed
+    /// by one (`Route::LINKED`). Not journaled either: a code lives minutes, is used once, and
+    /// the link it makes is journaled (`InteractionArrived::related`).
+    link_codes: HashMap<String, InteractionKey>,
 }
+
+/// The most session codes kept at once (a plugin sending codes in a loop cannot grow the core).
+const MAX_LINK_CODES: usize = 10_000;
 
 impl Core {
     /// A core with the given rules; every agent starts logged out with all channels logged off.
@@ -154,6 +161,7 @@ impl Core {
             leaving: BTreeSet::new(),
             roster_recorded: false,
             reconfigured: false,
+            link_codes: HashMap::default(),
         }
     }
 
@@ -245,6 +253,7 @@ impl Core {
         let mut out = Vec::new();
         match event {
             Event::Offer(offer) => self.arrive(now, plugin, offer, &mut out),
+            Event::LinkCode(link) => self.keep_link_code(plugin, link),
             Event::Ended(ended) => {
                 let Some(key) = self
                     .by_plugin_id
@@ -446,6 +455,16 @@ impl Core {
         }
         let key = self.next_key;
         let channel = offer.channel.0.clone();
+        let linked = (offer.route.to == Route::LINKED)
+            .then(|| self.linked_owner(&offer.route.name))
+            .flatten();
+        let (route, related) = match linked {
+            Some((owner, carrier)) => {
+                self.link_codes.remove(&offer.route.name);
+                (Route::agent(owner), Some(carrier))
+            }
+            None => (offer.route.clone(), None),
+        };
         self.emit(
             now,
             CoreEvent::InteractionArrived {
@@ -455,10 +474,11 @@ impl Core {
                 external_id: offer.external_id.clone(),
                 channel: channel.clone(),
                 media: offer.media,
-                route: offer.route.clone(),
+                route: route.clone(),
                 contact: offer.contact.clone(),
                 subject: offer.subject.clone(),
                 priority: offer.priority,
+                related,
             },
             out,
         );
@@ -473,12 +493,20 @@ impl Core {
                 RejectCode::ChannelUnavailable,
             ))
         } else {
-            match offer.route.to.as_str() {
+            match route.to.as_str() {
                 Route::QUEUE => None,
-                Route::AGENT if self.agents.contains_key(&offer.route.name) => None,
-                Route::EXTENSION if self.agent_by_extension(&offer.route.name).is_some() => None,
+                Route::AGENT if self.agents.contains_key(&route.name) => None,
+                Route::EXTENSION if self.agent_by_extension(&route.name).is_some() => None,
+                // Still `linked`: no open interaction with an agent carries the code.
+                Route::LINKED => Some((
+                    format!(
+                        "no open interaction with an agent carries session code `{}`",
+                        offer.route.name
+                    ),
+                    RejectCode::NoSuchTarget,
+                )),
                 Route::AGENT | Route::EXTENSION => Some((
-                    format!("no {} `{}` on this host", offer.route.to, offer.route.name),
+                    format!("no {} `{}` on this host", route.to, route.name),
                     RejectCode::NoSuchTarget,
                 )),
                 other => Some((
@@ -490,6 +518,39 @@ impl Core {
         if let Some((reason, code)) = refusal {
             let event = CoreEvent::InteractionRejected { key, reason, code };
             self.emit(now, event, out);
+        }
+    }
+
+    /// Keeps the session code an open interaction of `plugin` carries (plugin-api 1.3).
+    fn keep_link_code(&mut self, plugin: &str, link: &plugin_api::LinkCode) {
+        let Some(&key) = self.by_plugin_id.get(plugin, link.interaction.as_str()) else {
+            tracing::warn!(plugin, interaction = %link.interaction, "`link-code` for an unknown interaction dropped");
+            return;
+        };
+        if self.link_codes.len() >= MAX_LINK_CODES {
+            self.link_codes.retain(|_, k| {
+                self.interactions
+                    .get(k)
+                    .is_some_and(|i| !i.state.is_closed())
+            });
+        }
+        if self.link_codes.len() >= MAX_LINK_CODES {
+            tracing::warn!(
+                plugin,
+                "`link-code` dropped: {MAX_LINK_CODES} session codes kept already"
+            );
+            return;
+        }
+        self.link_codes.insert(link.code.clone(), key);
+    }
+
+    /// The owner of the active interaction carrying `code`, and that interaction.
+    fn linked_owner(&self, code: &str) -> Option<(String, InteractionKey)> {
+        let key = *self.link_codes.get(code)?;
+        let i = self.interactions.get(&key)?;
+        match (&i.state, &i.owner) {
+            (InteractionState::Active, Some(owner)) => Some((owner.clone(), key)),
+            _ => None,
         }
     }
 

@@ -180,6 +180,10 @@ pub enum CoreEvent {
         subject: Option<String>,
         /// Priority.
         priority: i32,
+        /// The open interaction it is linked to, both ways: the one carrying the session code
+        /// its offer named (`Route::LINKED`, plugin-api 1.3). Absent in rows written before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        related: Option<InteractionKey>,
     },
     /// Offered to an agent until `deadline`.
     InteractionOffered {

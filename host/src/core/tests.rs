@@ -1257,3 +1257,68 @@ fn a_transfer_to_an_outside_number_asks_the_channel_and_the_call_stays_until_it_
     );
     assert_eq!(day.state(chat), InteractionState::Active);
 }
+
+#[test]
+fn a_cobrowse_offer_naming_a_chats_code_goes_to_the_chats_agent_linked_and_the_code_works_once() {
+    let config = crate::config::AdminConfig::parse(
+        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\", \"cobrowse\"]\n\
+         [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"chat\", \"cobrowse\"]\n",
+        "test",
+    )
+    .expect("config");
+    let channels = ["chat".to_string(), "cobrowse".to_string()];
+    let mut day = Day::new();
+    day.core = Core::new(Policy::from_config(&config, &channels), day.now);
+    day.ready("ann", &["chat", "cobrowse"]);
+    day.ready("bob", &["chat", "cobrowse"]);
+    let chat = day.offer("chat");
+    let owner = match day.core.interaction(chat).map(|i| i.state.clone()) {
+        Some(InteractionState::Offered { agent, .. }) => agent,
+        other => panic!("chat not offered: {other:?}"),
+    };
+    day.ok(&owner, AgentCommand::Accept { key: chat });
+    let chat_id = day
+        .core
+        .interaction(chat)
+        .expect("chat")
+        .plugin_interaction
+        .clone();
+    day.plugin(plugin_api::Event::LinkCode(plugin_api::LinkCode {
+        interaction: chat_id,
+        code: "123456789".into(),
+    }));
+    let cobrowse = day.offer_routed("cobrowse", Route::linked("123456789"));
+    let i = day.core.interaction(cobrowse).cloned().expect("co-browse");
+    assert!(
+        matches!(&i.state, InteractionState::Offered { agent, .. } if *agent == owner),
+        "offered to the chat's agent {owner}: {:?}",
+        i.state
+    );
+    assert!(i.linked.contains(&chat));
+    assert!(
+        day.core
+            .interaction(chat)
+            .is_some_and(|c| c.linked.contains(&cobrowse))
+    );
+    // The code is used: a second offer naming it is refused, like one naming an unknown code.
+    for code in ["123456789", "999999999"] {
+        let again = day.offer_routed("cobrowse", Route::linked(code));
+        assert!(
+            matches!(
+                day.core.interaction(again).map(|i| i.state.clone()),
+                Some(InteractionState::Rejected { .. })
+            ),
+            "{code}"
+        );
+    }
+    // Replayed from the journal, the link is there too.
+    let mut replayed = Core::new(Policy::from_config(&config, &channels), 0);
+    for stamped in &day.journal {
+        replayed.replay(stamped);
+    }
+    assert_eq!(
+        replayed.interactions().collect::<Vec<_>>(),
+        day.core.interactions().collect::<Vec<_>>()
+    );
+    day.core.check_invariants().expect("invariants");
+}

@@ -25,6 +25,7 @@ pub fn interaction_of(event: &Event) -> Option<&InteractionId> {
         Event::Ended(e) => &e.interaction,
         Event::CaseDataChanged(e) => &e.interaction,
         Event::ActionsChanged(e) => &e.interaction,
+        Event::LinkCode(e) => &e.interaction,
         _ => return None,
     })
 }

@@ -678,6 +678,7 @@ mod tests {
                 contact,
                 subject: Some(format!("subject {key}")),
                 priority: 0,
+                related: None,
             },
         }
     }

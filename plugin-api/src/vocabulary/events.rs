@@ -164,6 +164,19 @@ pub struct ChannelStatus {
     pub detail: String,
 }
 
+/// (1.3) This interaction carries a session code that another channel's offer may name
+/// ([`crate::Route::LINKED`]): e.g. the code of a co-browse session the customer started from a
+/// chat. The core keeps the code while the interaction is open (once: a second offer naming it is
+/// refused) and routes the linked offer to this interaction's owner. A 1.0–1.2 host decodes it as
+/// `Unknown` and counts it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkCode {
+    /// The interaction that carries the code.
+    pub interaction: InteractionId,
+    /// The code, as the other channel will name it (e.g. 9 digits).
+    pub code: String,
+}
+
 message_kind! {
     Offer => "offer",
     MessageReceived => "message-received",
@@ -178,6 +191,8 @@ message_kind! {
     // 1.2
     ConversationRules => "conversation-rules",
     Receipt => "receipt",
+    // 1.3
+    LinkCode => "link-code",
 }
 
 vocabulary! {
@@ -207,5 +222,7 @@ vocabulary! {
         ConversationRules(ConversationRules),
         /// See [`Receipt`] (1.2).
         Receipt(Receipt),
+        /// See [`LinkCode`] (1.3).
+        LinkCode(LinkCode),
     }
 }

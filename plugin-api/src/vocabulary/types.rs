@@ -163,6 +163,9 @@ impl Route {
     pub const AGENT: &'static str = "agent";
     /// An agent's extension (voice).
     pub const EXTENSION: &'static str = "extension";
+    /// (1.3) The owner of the open interaction that carries this session code ([`crate::LinkCode`]);
+    /// the new interaction is linked to it. A 1.0–1.2 core refuses it (`unsupported-route`).
+    pub const LINKED: &'static str = "linked";
 
     /// To a queue.
     pub fn queue(name: impl Into<String>) -> Self {
@@ -176,6 +179,13 @@ impl Route {
         Route {
             to: Self::AGENT.into(),
             name: id.into(),
+        }
+    }
+    /// (1.3) To the owner of the interaction carrying `code`.
+    pub fn linked(code: impl Into<String>) -> Self {
+        Route {
+            to: Self::LINKED.into(),
+            name: code.into(),
         }
     }
     /// To an extension.

@@ -5,7 +5,8 @@
 //! wire messages), `session` (the chats and what changes them), `store` (what survives a restart),
 //! `server` (HTTP and WebSocket).
 
-pub mod limits;
+/// The abuse limits, shared with the co-browse channel.
+pub use agentdesk_web::limits;
 pub mod protocol;
 pub mod server;
 pub mod session;
@@ -70,7 +71,9 @@ fn error(e: SessionError) -> PluginError {
         SessionError::Ended | SessionError::WrongPhase(_) | SessionError::TooLong => {
             ErrorCode::STATE
         }
-        SessionError::BadName | SessionError::BadEmail => ErrorCode::INVALID,
+        SessionError::BadName | SessionError::BadEmail | SessionError::BadCode => {
+            ErrorCode::INVALID
+        }
         SessionError::Random(_) => ErrorCode::FAILED,
     };
     PluginError::new(code, e.to_string())
@@ -272,6 +275,7 @@ impl ChannelPlugin for WebChat {
                 "party-left",
                 "ended",
                 "channel-status",
+                "link-code",
             ]
             .map(String::from)
             .to_vec(),

@@ -43,6 +43,11 @@ pub enum ClientMessage {
     },
     /// The customer ends the chat.
     Leave,
+    /// The customer started co-browsing from this chat: the session's code (9 digits).
+    Cobrowse {
+        /// The code the co-browse script was given.
+        code: String,
+    },
 }
 
 /// Why a widget's text is not a [`ClientMessage`].
@@ -74,7 +79,7 @@ impl ClientMessage {
 }
 
 /// The `type`s of [`ClientMessage`].
-const KNOWN_TYPES: [&str; 5] = ["start", "resume", "message", "typing", "leave"];
+const KNOWN_TYPES: [&str; 6] = ["start", "resume", "message", "typing", "leave", "cobrowse"];
 
 /// Who wrote a transcript line, as the widget shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -69,6 +69,14 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Who may open the WebSocket (see `agentdesk_web::http`).
+    pub fn origins(&self) -> agentdesk_web::http::Origins {
+        agentdesk_web::http::Origins {
+            allowed_origins: self.allowed_origins.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+        }
+    }
+
     /// Refuses values that cannot work, naming the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_message_bytes == 0 {

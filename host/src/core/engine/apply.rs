@@ -302,6 +302,7 @@ impl Core {
                 contact,
                 subject,
                 priority,
+                related,
             } => {
                 let i = Interaction {
                     key: *key,
@@ -326,13 +327,18 @@ impl Core {
                     wrap_up: None,
                     consult: None,
                     conference: BTreeSet::new(),
-                    linked: BTreeSet::new(),
+                    linked: related.iter().copied().collect(),
                 };
                 self.next_key = self.next_key.max(key + 1);
                 self.by_external
                     .insert(plugin, external_id.clone(), (*key, at));
                 self.by_plugin_id
                     .insert(plugin, interaction.0.clone(), *key);
+                if let Some(related) = related
+                    && let Some(r) = self.interactions.get_mut(related)
+                {
+                    r.linked.insert(*key);
+                }
                 self.enqueue(&i);
                 self.interactions.insert(*key, i);
             }

@@ -7,8 +7,8 @@ mod durability;
 use crate::protocol::{Author, ChatEvent, Numbered, ServerMessage};
 pub use durability::{Batch, Change, ChatHeader};
 use plugin_api::{
-    Address, ChannelKind, Contact, EndReason, Ended, Event, InteractionId, Media, MessageContent,
-    MessageReceived, Offer, Party, PartyJoined, PartyLeft, Route, Typing,
+    Address, ChannelKind, Contact, EndReason, Ended, Event, InteractionId, LinkCode, Media,
+    MessageContent, MessageReceived, Offer, Party, PartyJoined, PartyLeft, Route, Typing,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -51,6 +51,9 @@ pub enum SessionError {
     /// The secure random source failed.
     #[error("no random numbers: {0}")]
     Random(String),
+    /// A co-browse session code that is not 9 digits.
+    #[error("a co-browse code has 9 digits")]
+    BadCode,
 }
 
 /// Where a chat is.
@@ -467,6 +470,28 @@ impl Chats {
             interaction: chat.interaction(),
             party: chat.customer(),
             typing,
+        })])
+    }
+
+    /// The customer started co-browsing from this chat: the chat carries the session's code, so
+    /// the core routes the co-browse offer naming it to this chat's agent (plugin-api 1.3). Only
+    /// for a chat an agent has, with a code of 9 digits.
+    pub fn cobrowse_code(&mut self, id: &str, code: &str) -> Result<Vec<Event>, SessionError> {
+        let chat = self
+            .chats
+            .get(id)
+            .ok_or_else(|| SessionError::UnknownChat(id.to_string()))?;
+        if chat.phase != Phase::Active {
+            return Err(SessionError::WrongPhase(
+                "co-browsing needs an agent in the chat",
+            ));
+        }
+        if code.len() != 9 || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(SessionError::BadCode);
+        }
+        Ok(vec![Event::LinkCode(LinkCode {
+            interaction: chat.interaction(),
+            code: code.to_string(),
         })])
     }
 
