@@ -61,8 +61,10 @@ pub fn nats_config(config: &AdminConfig) -> Result<String, AuthorizationError> {
         "# Written by `agentdesk hub nats-config` from the admin file: regenerate it after\n\
          # changing the agents; do not edit it by hand.\nauthorization {{\n  users = ["
     );
-    let hub_publish = list(&[wire::snapshots("*")]);
+    // The hub also lists JetStream streams at start-up (`im_guard`), answered on its own inbox.
+    let hub_publish = list(&[wire::snapshots("*"), "$JS.API.STREAM.LIST".to_string()]);
     let hub_subscribe = list(&[
+        "_INBOX.>".to_string(),
         wire::ALL_REQUESTS.to_string(),
         wire::AGENTS.to_string(),
         wire::PLUGINS.to_string(),

@@ -11,6 +11,7 @@
 //! journal commit) run on its blocking pool, so a slow commit never holds up other requests.
 
 pub mod authorization;
+pub mod im_guard;
 
 use agentdesk_client::in_process::InProcess;
 use agentdesk_client::remote::wire::{self, Answer, Reply, Request};
@@ -42,6 +43,9 @@ pub enum HubError {
     /// The core did not say who its agents are.
     #[error("the core did not answer: {0}")]
     Core(String),
+    /// A JetStream stream could store interaction detail (or the streams cannot be checked).
+    #[error(transparent)]
+    Stored(#[from] im_guard::GuardError),
     /// A subscription failed.
     #[error("cannot subscribe to {subject}: {reason}")]
     Subscribe {
@@ -164,6 +168,8 @@ impl Hub {
             .agents()
             .wait(CORE_WAIT)
             .map_err(|e| HubError::Core(e.to_string()))?;
+        let protected = im_guard::protected_subjects(agents.iter().map(|(id, _)| id.as_str()));
+        runtime.block_on(im_guard::refuse_capturing_streams(&client, &protected))?;
         let state = Arc::new(State {
             core,
             agents,

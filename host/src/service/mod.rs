@@ -8,6 +8,7 @@ pub mod clock;
 pub mod detail;
 pub mod early;
 pub mod effects;
+mod link_wait;
 pub mod recovery;
 pub mod snapshot;
 
@@ -467,6 +468,10 @@ impl CoreService {
                     .capabilities
                     .insert(id.clone(), hello.commands.iter().cloned().collect());
                 let outbound = hello.supports("dial") || hello.supports("compose");
+                // So is whether a channel's interactions may be saved (internal IM: never).
+                policy
+                    .never_saved
+                    .extend(hello.never_saved.iter().map(|c| c.0.clone()));
                 let channels = plugins
                     .descriptor(&id)
                     .map(|d| d.channels.clone())
@@ -478,6 +483,10 @@ impl CoreService {
                         .or_insert_with(|| id.clone());
                 }
             }
+        }
+        let mut history = history;
+        if let Some(history) = &mut history {
+            history.never_save(policy.never_saved.iter().cloned());
         }
         let snapshot_every = policy.snapshot_every;
         let (core, snapshots) = match &journal {
@@ -551,6 +560,7 @@ impl CoreService {
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
+                link_wait: link_wait::LinkWait::default(),
                 detail_changed: BTreeSet::new(),
                 snapshots,
             };
@@ -718,6 +728,8 @@ struct Worker {
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
     early: early::EarlyEvents,
+    /// Commands about interactions whose channel has not named them yet.
+    link_wait: link_wait::LinkWait,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
     /// When the core state is written as a snapshot (see `recovery`).
@@ -847,6 +859,15 @@ impl Worker {
                             self.details.notice(told, notice);
                             self.detail_changed.insert(told);
                         }
+                        if matches!(kind.as_str(), "dial" | "compose" | "consult") {
+                            let dropped = self.link_wait.refused(key).len();
+                            if dropped > 0 {
+                                tracing::warn!(
+                                    "{dropped} commands about {key} dropped: its channel did \
+                                     not create it"
+                                );
+                            }
+                        }
                     }
                     Request::PluginQuarantined { plugin, reason } => {
                         self.isolate(now, &plugin, &reason, &mut events);
@@ -860,7 +881,11 @@ impl Worker {
                     }
                     Request::Link { key, interaction } => {
                         let id = interaction.as_str().to_string();
+                        let held = self.link_wait.linked(key, &interaction);
                         events.extend(self.core.link_plugin_id(now, key, interaction));
+                        for command in held {
+                            self.send_to_plugin(command);
+                        }
                         // Events the plugin sent about its new id before this reply was linked.
                         if let Some(plugin) = self.core.interaction(key).map(|i| i.plugin.clone()) {
                             for event in self.early.release(&plugin, &id) {
@@ -992,7 +1017,7 @@ impl Worker {
             message,
             agent: Some(speaker),
         });
-        self.to_plugin(effects::PluginCommand {
+        self.send_to_plugin(effects::PluginCommand {
             plugin,
             command,
             link: None,
@@ -1098,9 +1123,12 @@ impl Worker {
             .collect()
     }
 
-    /// After a restart: holds and resumes the channel never answered are rolled back (journaled).
+    /// After a restart: holds and resumes the channel never answered are rolled back, and open
+    /// interactions of never-saved channels (IM) are closed (journaled).
     fn settle_unanswered(&mut self) {
-        let events = self.core.unanswered_after_restart(self.clock.now());
+        let now = self.clock.now();
+        let mut events = self.core.unanswered_after_restart(now);
+        events.extend(self.core.close_never_saved(now));
         if let Err(e) = self.commit(&events) {
             tracing::error!("unanswered requests not rolled back: {e}");
         }
@@ -1284,6 +1312,7 @@ impl Worker {
         }
         let change = self.details.on_plugin_event(key, event, now);
         if change == detail::Change::Declared
+            && !self.core.policy().never_saves(&i.channel)
             && let Some(history) = &mut self.history
         {
             let declared = self.details.declared(key);
@@ -1328,7 +1357,7 @@ impl Worker {
             }),
         };
         let plugin = i.plugin.clone();
-        self.to_plugin(effects::PluginCommand {
+        self.send_to_plugin(effects::PluginCommand {
             plugin,
             command,
             link: None,
@@ -1339,7 +1368,15 @@ impl Worker {
 
     /// Hands a command to the dispatcher thread. A core without plugins (scenarios, tests) has
     /// none: the command is logged and dropped.
-    fn to_plugin(&self, command: effects::PluginCommand) {
+    fn send_to_plugin(&mut self, command: effects::PluginCommand) {
+        // An interaction the core started is named by its channel's reply: until then, what is
+        // said about it waits (an IM written the moment it is opened).
+        let Some(command) = self.link_wait.hold(command) else {
+            return;
+        };
+        if let Some(key) = command.link {
+            self.link_wait.expect(key);
+        }
         if let Err(unsent) = self.dispatch.send(command) {
             let unsent = unsent.into_inner();
             tracing::debug!(
@@ -1367,7 +1404,7 @@ impl Worker {
             tracing::error!("history not recorded: {e}");
         }
         for command in effects::plugin_commands(&self.core, events) {
-            self.to_plugin(command);
+            self.send_to_plugin(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.
         let mut concerned = self.core.take_concerned();

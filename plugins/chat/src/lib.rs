@@ -277,6 +277,7 @@ impl ChannelPlugin for WebChat {
             .to_vec(),
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 
