@@ -528,3 +528,52 @@ fn the_hub_refuses_to_start_when_a_jetstream_stream_captures_interaction_detail(
             .contains("internal IM must never be stored")
     );
 }
+
+#[test]
+fn the_team_communicator_finds_a_colleague_starts_an_im_and_the_desk_says_not_saved() {
+    use crate::shell::{click, has_label, settle};
+    use agentdesk_ui::desk::Desk;
+    use agentdesk_ui::ring::SilentSink;
+    use eframe::egui;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+
+    let team = Team::start();
+    let ann = desk(&team.nats.url, "ann");
+    let bob = desk(&team.nats.url, "bob");
+    let bob_sees = bob.watch();
+    ready(&*ann, "im");
+    ready(&*bob, "im");
+    // Ann's desk window, on a session of its own.
+    let window = Desk::new(
+        desk(&team.nats.url, "ann"),
+        Box::new(SilentSink::default()),
+        || {},
+    );
+    let mut ann_window = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), window);
+    settle(&mut ann_window, "Ann's desk connected", |h| {
+        h.state().snapshot().logged_in
+    });
+    ann_window.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::T);
+    settle(&mut ann_window, "the Team Communicator", |h| {
+        has_label(h, "Find a colleague")
+    });
+    assert!(has_label(&ann_window, "Cy (cy)"));
+    ann_window.get_by_label("Find a colleague").focus();
+    ann_window.get_by_label("Find a colleague").type_text("bo");
+    settle(&mut ann_window, "only Bob left", |h| {
+        has_label(h, "Bob (bob)") && !has_label(h, "Cy (cy)")
+    });
+    click(&mut ann_window, "IM Bob");
+    // The IM opens on Ann's desk, saying it is not saved, and rings on Bob's.
+    settle(&mut ann_window, "the IM open and marked not saved", |h| {
+        has_label(h, "not saved")
+    });
+    until(&bob_sees, "the IM ringing for Bob", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }) && i.never_saved)
+    });
+}

@@ -93,6 +93,10 @@ pub struct InteractionView {
     /// desk offers only these actions.
     #[serde(default)]
     pub commands: Vec<String>,
+    /// Its channel is never saved (internal IM): it lives only in memory, the history never
+    /// lists it, and it closes when the host restarts. The desk says "not saved".
+    #[serde(default)]
+    pub never_saved: bool,
 }
 
 impl InteractionView {
@@ -148,6 +152,7 @@ pub fn of_agent(
             ended_at: i.ended_at,
             detail: details.view(i.key),
             commands: core.policy().commands_of(&i.plugin),
+            never_saved: core.policy().never_saves(&i.channel),
         })
         .collect();
     Some(AgentSnapshot {
