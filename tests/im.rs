@@ -530,7 +530,7 @@ fn the_hub_refuses_to_start_when_a_jetstream_stream_captures_interaction_detail(
 }
 
 #[test]
-fn the_team_communicator_finds_a_colleague_starts_an_im_and_the_desk_says_not_saved() {
+fn the_team_communicator_shows_presence_live_starts_an_im_and_the_desk_says_not_saved() {
     use crate::shell::{click, has_label, settle};
     use agentdesk_ui::desk::Desk;
     use agentdesk_ui::ring::SilentSink;
@@ -561,6 +561,15 @@ fn the_team_communicator_finds_a_colleague_starts_an_im_and_the_desk_says_not_sa
         has_label(h, "Find a colleague")
     });
     assert!(has_label(&ann_window, "Cy (cy)"));
+    // Presence, live: Cy never logged in; Bob is Ready on im, then turns Do Not Disturb on.
+    settle(&mut ann_window, "Cy's and Bob's presence", |h| {
+        has_label(h, "logged off") && has_label(h, "demo: Logged off · im: Ready")
+    });
+    ok(&*bob, AgentCommand::SetDnd { on: true });
+    settle(&mut ann_window, "Bob's Do Not Disturb", |h| {
+        has_label(h, "Do Not Disturb · demo: Logged off · im: Ready")
+    });
+    ok(&*bob, AgentCommand::SetDnd { on: false });
     ann_window.get_by_label("Find a colleague").focus();
     ann_window.get_by_label("Find a colleague").type_text("bo");
     settle(&mut ann_window, "only Bob left", |h| {

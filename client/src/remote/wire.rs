@@ -12,7 +12,7 @@
 
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, DeskInfo, HistoryEntry, Interact,
-    LiveLine, Millis, PluginTable, TeamView, TranscriptLine,
+    LiveLine, Millis, PluginTable, Presence, TeamView, TranscriptLine,
 };
 use plugin_api::AttachmentRef;
 use serde::{Deserialize, Serialize};
@@ -165,6 +165,8 @@ pub enum Request {
     Plugins,
     /// The team view (on [`TEAM`]).
     Team,
+    /// Every colleague's presence (the Team Communicator).
+    Presence,
 }
 
 /// An answer's body: `{"ok": ...}` or `{"error": {...}}`.
@@ -208,6 +210,8 @@ pub enum Answer {
     Agents(Vec<(String, String)>),
     /// The team view.
     Team(Box<TeamView>),
+    /// Every agent's presence.
+    Presence(Vec<Presence>),
 }
 
 /// Encodes a body.

@@ -64,8 +64,9 @@ fn name(command: &mut Command, id: &InteractionId) {
         Command::MarkDone(c) => c.interaction = id,
         Command::PutInWorkbin(c) => c.interaction = id,
         Command::InvokeAction(c) => c.interaction = Some(id),
-        Command::Dial(_) | Command::Compose(_) | Command::ForwardCalls(_) | Command::Unknown(_) => {
-        }
+        // Dial, compose and forward-calls name no interaction; a kind of a later plugin-api
+        // minor (the host is also built against one, tests/compat.rs) is not held.
+        _ => {}
     }
 }
 

@@ -24,7 +24,7 @@ use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 pub use detail::{DetailView, LiveLine};
 use plugin_api::{Address, Command, Event, MessageContent, SendMessage};
-pub use snapshot::{AgentSnapshot, ChannelView, InteractionView};
+pub use snapshot::{AgentSnapshot, ChannelView, InteractionView, Presence};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,6 +187,8 @@ pub enum Query {
     AddAddress(ContactId, Address),
     /// Every channel's queue: how many wait and since when the oldest does.
     Queues,
+    /// Every agent's presence (the Team Communicator).
+    Presence,
 }
 
 /// One channel's queue.
@@ -229,6 +231,8 @@ pub enum Answer {
     Imported(usize, Vec<String>),
     /// Queues.
     Queues(Vec<QueueView>),
+    /// Every agent's presence.
+    Presence(Vec<Presence>),
 }
 
 /// A client's handle on the core. Cheap to clone; usable from any thread.
@@ -1030,6 +1034,9 @@ impl Worker {
         if let Query::Queues = query {
             return Ok(Answer::Queues(self.queues()));
         }
+        if let Query::Presence = query {
+            return Ok(Answer::Presence(snapshot::presence(&self.core)));
+        }
         if let Query::Live {
             agent,
             key,
@@ -1094,6 +1101,7 @@ impl Worker {
                 Answer::ContactId(Some(history.add_address(id, &address).map_err(failed)?))
             }
             Query::Queues => Answer::Queues(Vec::new()),
+            Query::Presence => Answer::Presence(Vec::new()),
         })
     }
 

@@ -167,3 +167,36 @@ pub fn of_agent(
         at: now,
     })
 }
+
+/// What colleagues see of an agent (the Team Communicator): whether their desktop is logged in,
+/// Do Not Disturb, and each channel's state (Not Ready with its reason, after-call work, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The agent's id.
+    pub agent: String,
+    /// Their name.
+    pub name: String,
+    /// Whether a desktop is logged in for them.
+    pub logged_in: bool,
+    /// Do Not Disturb.
+    pub dnd: bool,
+    /// Each assigned channel and its state.
+    pub channels: Vec<(String, ChannelState)>,
+}
+
+/// Every agent's presence, in the configuration's order.
+pub fn presence(core: &Core) -> Vec<Presence> {
+    core.agents()
+        .map(|a| Presence {
+            agent: a.id.clone(),
+            name: a.name.clone(),
+            logged_in: a.logged_in,
+            dnd: a.dnd,
+            channels: a
+                .channels
+                .iter()
+                .map(|(channel, ch)| (channel.clone(), ch.state.clone()))
+                .collect(),
+        })
+        .collect()
+}

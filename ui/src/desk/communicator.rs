@@ -1,18 +1,68 @@
-//! The Team Communicator (Ctrl+T): find a colleague by name or id and start an internal IM with
-//! one click. Holds the window only; whether the colleague can take the IM is the core's answer
-//! (told at once in the IM itself). Colleagues' live presence is not shown yet (planned).
+//! The Team Communicator (Ctrl+T): find a colleague by name or id, see their presence (asked
+//! again every second while the window is open) and start an internal IM with one click. Holds
+//! the window only; whether the colleague can take the IM is the core's answer (told at once in
+//! the IM itself).
 
 use super::inflight::{After, Spot};
-use super::{Desk, Tab};
-use agentdesk_client::AgentCommand;
+use super::{Desk, Tab, text};
+use agentdesk_client::{AgentCommand, Pending, Presence};
 use eframe::egui;
 use plugin_api::{Address, ChannelKind};
+use std::time::{Duration, Instant};
+
+/// How often presence is asked for while the window is open.
+const PRESENCE_EVERY: Duration = Duration::from_secs(1);
 
 /// The window's state while it is open.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(super) struct Communicator {
     filter: String,
     focused: bool,
+    presence: Vec<Presence>,
+    asking: Option<Pending<Vec<Presence>>>,
+    asked_at: Option<Instant>,
+    failed: Option<String>,
+}
+
+impl Communicator {
+    /// Takes in the latest presence and asks again when it is due.
+    fn refresh(&mut self, client: &dyn agentdesk_client::DeskClient) {
+        if let Some(asking) = &mut self.asking {
+            match asking.poll() {
+                None => return,
+                Some(Ok(presence)) => {
+                    self.presence = presence;
+                    self.failed = None;
+                }
+                Some(Err(e)) => self.failed = Some(format!("presence not known: {e}")),
+            }
+            self.asking = None;
+        }
+        if self
+            .asked_at
+            .is_none_or(|at| at.elapsed() >= PRESENCE_EVERY)
+        {
+            self.asked_at = Some(Instant::now());
+            self.asking = Some(client.presence());
+        }
+    }
+
+    /// A colleague's presence in words: logged off, Do Not Disturb, each channel's state.
+    fn words(&self, agent: &str) -> String {
+        let Some(p) = self.presence.iter().find(|p| p.agent == agent) else {
+            return String::new();
+        };
+        if !p.logged_in {
+            return "logged off".into();
+        }
+        let channels: Vec<String> = p
+            .channels
+            .iter()
+            .map(|(channel, state)| format!("{channel}: {}", text::channel_state(state)))
+            .collect();
+        let dnd = if p.dnd { "Do Not Disturb · " } else { "" };
+        format!("{dnd}{}", channels.join(" · "))
+    }
 }
 
 impl Desk {
@@ -25,6 +75,7 @@ impl Desk {
         let Some(mut state) = self.communicator.take() else {
             return;
         };
+        state.refresh(&*self.client);
         let mut open = true;
         let mut start: Option<(String, String)> = None;
         let me = self.snap.agent.clone();
@@ -64,9 +115,13 @@ impl Desk {
                 if colleagues.is_empty() {
                     ui.label("No colleague matches.");
                 }
+                if let Some(failed) = &state.failed {
+                    ui.colored_label(ui.visuals().error_fg_color, failed);
+                }
                 for (id, name) in &colleagues {
                     ui.horizontal(|ui| {
                         ui.label(format!("{name} ({id})"));
+                        ui.label(state.words(id));
                         let button =
                             ui.add_enabled(has_im, egui::Button::new(format!("IM {name}")));
                         if button.clicked()
