@@ -303,6 +303,47 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
         texts(&*ann, mine).iter().any(|t| t.starts_with("Sure"))
     });
 
+    // Group IM: Ann asks Cy in (a consultation, then a conference); Bob sees Cy join, and what
+    // Cy writes; Cy sees what Bob writes.
+    let cy = desk(&team.nats.url, "cy");
+    let cy_sees = cy.watch();
+    ready(&*cy, "im");
+    ok(
+        &*ann,
+        AgentCommand::Consult {
+            key: mine,
+            colleague: "cy".into(),
+        },
+    );
+    let asked = until(&cy_sees, "Cy asked to join", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let consultation = on_im(&asked)[0].key;
+    ok(&*cy, AgentCommand::Accept { key: consultation });
+    ok(&*ann, AgentCommand::Conference { consultation });
+    until(&cy_sees, "Cy in the IM", |s| {
+        s.interactions.iter().any(|i| i.key == mine)
+    });
+    say(&*cy, mine, &format!("Cy here {im}"));
+    until(&bob_sees, "Cy joined, on Bob's desk", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == theirs && i.detail.parties.iter().any(|p| p.display_name == "Cy"))
+    });
+    within(WAIT, "Cy's line on Bob's desk", || {
+        texts(&*bob, theirs)
+            .iter()
+            .any(|t| t.starts_with("Cy here"))
+    });
+    say(&*bob, theirs, &format!("Welcome Cy {im}"));
+    within(WAIT, "Bob's line on Cy's desk", || {
+        texts(&*cy, mine)
+            .iter()
+            .any(|t| t.starts_with("Welcome Cy"))
+    });
+
     // Second control: a customer chat's text goes to the history, and the search finds it.
     ready(&*ann, "demo");
     let offered = until(&ann_sees, "the demo chat", |s| {
@@ -348,7 +389,7 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
         texts(&*bob, theirs).iter().any(|t| t.contains(&im_after))
     });
     team.stop_hub();
-    drop((ann, bob));
+    drop((ann, bob, cy));
     team.nats.terminate();
 
     let written = team.written();

@@ -12,7 +12,7 @@ use plugin_api::{
     Address, AgentRef, ChannelKind, ChannelPlugin, Command, Contact, Created, EndReason, Ended,
     ErrorCode, Event, Host, HostHello, InteractionId, Media, MessageContent, MessageReceived,
     Offer, Party, PartyJoined, PartyLeft, PluginConfig, PluginDescriptor, PluginError, PluginHello,
-    RejectCode, Reply, Route, Typing, unsupported,
+    RejectCode, Reply, Route, Target, Typing, unsupported,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -53,6 +53,9 @@ pub struct Im {
     host: Host,
     settings: Settings,
     talks: Talks,
+    /// Consultations (a colleague asked to join an IM), by id: the IM and the colleague. What is
+    /// written in one stays between the two agents (the core shows it; nothing to relay).
+    consults: BTreeMap<InteractionId, (InteractionId, AgentRef)>,
     buckets: BTreeMap<String, Bucket>,
     refused_size: u64,
     refused_rate: u64,
@@ -229,6 +232,44 @@ impl Im {
         Ok(Reply::done())
     }
 
+    /// A colleague is asked to join the IM `interaction` (group IM: consultation, then conference).
+    fn consult(
+        &mut self,
+        interaction: InteractionId,
+        target: Target,
+    ) -> Result<Reply, PluginError> {
+        let Target::Agent { agent } = target else {
+            return Err(PluginError::invalid("an IM can take in colleagues only"));
+        };
+        self.talks
+            .side(&interaction)
+            .ok_or_else(|| gone(&interaction))?;
+        let id = InteractionId::new(format!("{}-with-{}", interaction, agent.id));
+        self.consults.insert(id.clone(), (interaction, agent));
+        Ok(Reply::Created(Created { interaction: id }))
+    }
+
+    /// The consulted colleague joins the IM: the other side sees them join.
+    fn conference(
+        &mut self,
+        interaction: &InteractionId,
+        consultation: &InteractionId,
+    ) -> Result<Reply, PluginError> {
+        let (_, colleague) = self
+            .consults
+            .remove(consultation)
+            .ok_or_else(|| gone(consultation))?;
+        let side = self
+            .talks
+            .side(interaction)
+            .ok_or_else(|| gone(interaction))?;
+        self.host.emit(PartyJoined {
+            interaction: side.peer.clone(),
+            party: party(&colleague),
+        })?;
+        Ok(Reply::done())
+    }
+
     fn end(&mut self, interaction: &InteractionId) -> Result<Reply, PluginError> {
         let Some(side) = self.talks.close(interaction) else {
             return Ok(Reply::done());
@@ -271,6 +312,7 @@ impl ChannelPlugin for Im {
             host,
             settings,
             talks: Talks::new(instance_tag()),
+            consults: BTreeMap::new(),
             buckets: BTreeMap::new(),
             refused_size: 0,
             refused_rate: 0,
@@ -298,6 +340,8 @@ impl ChannelPlugin for Im {
                 "send-message",
                 "set-typing",
                 "mark-done",
+                "consult",
+                "conference",
             ]
             .map(String::from)
             .to_vec(),
@@ -330,8 +374,19 @@ impl ChannelPlugin for Im {
                 Ok(Reply::done())
             }
             Command::Reject(reject) => self.refused(&reject.interaction, reject.code),
+            // Between the two agents of a consultation: the core shows it, nothing to relay.
+            Command::SendMessage(send) if self.consults.contains_key(&send.interaction) => {
+                Ok(Reply::done())
+            }
+            Command::SetTyping(typing) if self.consults.contains_key(&typing.interaction) => {
+                Ok(Reply::done())
+            }
             Command::SendMessage(send) => {
                 self.send(&send.interaction, send.message.text, send.agent)
+            }
+            Command::Consult(consult) => self.consult(consult.interaction, consult.target),
+            Command::Conference(conference) => {
+                self.conference(&conference.interaction, &conference.consultation)
             }
             Command::SetTyping(typing) => {
                 let side = self
@@ -343,6 +398,9 @@ impl ChannelPlugin for Im {
                     party: party(&side.me),
                     typing: typing.typing,
                 })?;
+                Ok(Reply::done())
+            }
+            Command::End(end) if self.consults.remove(&end.interaction).is_some() => {
                 Ok(Reply::done())
             }
             Command::End(end) => self.end(&end.interaction),
