@@ -73,6 +73,13 @@ fn an_im_the_colleague_cannot_take_now_is_rejected_at_once_and_journals_no_text(
     let (_, key) = im_to(&mut day, "bob", 2);
     assert!(matches!(day.state(key), InteractionState::Rejected { .. }));
     day.ok("bob", cmd_ready("im"));
+    // Ready but Do Not Disturb: held back, and the sender hears why.
+    day.ok("bob", AgentCommand::SetDnd { on: true });
+    let (events, key) = im_to(&mut day, "bob", 4);
+    assert!(matches!(day.state(key), InteractionState::Rejected { .. }));
+    assert!(events.iter().any(|s| matches!(&s.event,
+        CoreEvent::InteractionRejected { reason, .. } if reason.ends_with("(do not disturb)"))));
+    day.ok("bob", AgentCommand::SetDnd { on: false });
     let (_, key) = im_to(&mut day, "bob", 3);
     assert!(day.offered_to(key, "bob"));
     // An offer Bob lets ring out is not queued again for later either.

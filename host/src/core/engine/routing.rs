@@ -128,19 +128,17 @@ impl Core {
                             .unwrap_or_else(|| i.route.name.clone()),
                         _ => i.route.name.clone(),
                     };
-                    let state = self.channel_of(&target, &channel).map_or_else(
-                        |_| format!("does not have `{channel}`"),
-                        |ch| match ch.state.label() {
+                    let dnd = self.agents.get(&target).is_some_and(|a| a.dnd);
+                    let state = match self.channel_of(&target, &channel) {
+                        Err(_) => format!("does not have `{channel}`"),
+                        Ok(_) if dnd => "do not disturb".to_string(),
+                        Ok(ch) => match ch.state.label() {
                             None => "logged off".to_string(),
-                            Some(label) if ch.state == ChannelState::Ready => {
-                                format!("{label}, at capacity")
-                            }
+                            Some(_) if ch.state == ChannelState::Ready => "no room".to_string(),
                             Some(label) => label,
                         },
-                    );
-                    let dnd = self.agents.get(&target).is_some_and(|a| a.dnd);
-                    let dnd = if dnd { " (do not disturb)" } else { "" };
-                    format!("`{target}` cannot take `{channel}` now ({state}{dnd})")
+                    };
+                    format!("`{target}` cannot take `{channel}` now ({state})")
                 }
                 _ => format!("nobody can take `{channel}` now"),
             };
