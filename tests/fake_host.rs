@@ -115,6 +115,7 @@ impl ChannelPlugin for TestPlugin {
             events: vec!["offer".into(), "ended".into()],
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 

@@ -49,6 +49,19 @@ impl NatsServer {
         self.child.id()
     }
 
+    /// Stops the server the way an admin does (SIGTERM), so everything it stores is written.
+    #[allow(dead_code)]
+    pub(crate) fn terminate(&mut self) {
+        let pid = self.child.id().to_string();
+        match Command::new("kill").args(["-TERM", &pid]).status() {
+            Ok(status) if status.success() => {}
+            other => eprintln!("nats-server not stopped: {other:?}"),
+        }
+        if let Err(e) = self.child.wait() {
+            eprintln!("nats-server not reaped: {e}");
+        }
+    }
+
     /// Kills the server (SIGKILL) and starts it again on the same port and configuration.
     pub(crate) fn restart(&mut self) {
         let _ = self.child.kill();

@@ -37,7 +37,17 @@ impl Drop for HubProcess {
 }
 
 pub(crate) fn start_hub(config: &std::path::Path, nats: &str) -> HubProcess {
-    let mut child = Command::new(workspace_artifacts().join("agentdesk"))
+    start_hub_with(config, nats, |_| {})
+}
+
+/// [`start_hub`], with the command adjusted first (its environment, where its log goes).
+pub(crate) fn start_hub_with(
+    config: &std::path::Path,
+    nats: &str,
+    adjust: impl FnOnce(&mut Command),
+) -> HubProcess {
+    let mut command = Command::new(workspace_artifacts().join("agentdesk"));
+    command
         .args([
             "hub",
             "--config",
@@ -47,9 +57,9 @@ pub(crate) fn start_hub(config: &std::path::Path, nats: &str) -> HubProcess {
         ])
         .env_remove("AGENTDESK_CONFIG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("agentdesk hub starts");
+        .stderr(Stdio::inherit());
+    adjust(&mut command);
+    let mut child = command.spawn().expect("agentdesk hub starts");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
     BufReader::new(stdout)
@@ -191,7 +201,7 @@ fn the_hub_process_serves_two_agents_desktops_over_nats() {
 }
 
 /// A raw NATS request (what any program on the network could send), answered as JSON.
-fn raw_request(url: &str, subject: &str, body: Vec<u8>) -> serde_json::Value {
+pub(crate) fn raw_request(url: &str, subject: &str, body: Vec<u8>) -> serde_json::Value {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -13,6 +13,7 @@ mod email;
 mod facebook;
 mod facebook_crash;
 mod fake_host;
+mod im;
 mod isolation;
 mod loading;
 mod mailserver;

@@ -300,6 +300,13 @@ impl DeskClient for Session {
         )
     }
 
+    fn presence(&self) -> Pending<Vec<crate::Presence>> {
+        self.query(Query::Presence, "presence", |a| match a {
+            Answer::Presence(all) => Some(all),
+            _ => None,
+        })
+    }
+
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>> {
         let query = Query::Search {
             contact: None,

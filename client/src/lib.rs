@@ -36,7 +36,7 @@ pub use agentdesk_host::core::{
 };
 pub use agentdesk_host::service::{
     AgentSnapshot, ChannelView, CommandId, DetailView, Interact, InteractionView, LiveLine,
-    QueueView,
+    Presence, QueueView,
 };
 
 /// The whole team at a moment: every agent's snapshot and every channel's queue.
@@ -108,6 +108,8 @@ pub trait DeskClient: Send + Sync {
     fn live_lines(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<LiveLine>>;
     /// The other interactions of the contact of `key`, newest first.
     fn contact_history(&self, key: u64, limit: usize) -> Pending<Vec<HistoryEntry>>;
+    /// Every colleague's presence: logged in, Do Not Disturb, each channel's state.
+    fn presence(&self) -> Pending<Vec<Presence>>;
     /// Past interactions whose transcript or subject has `text` (all, newest first, when none).
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>>;
     /// A page of a stored transcript.

@@ -75,6 +75,9 @@ impl DeskClient for Slow {
     fn contact_history(&self, key: u64, limit: usize) -> Pending<Vec<HistoryEntry>> {
         self.inner.contact_history(key, limit).held_for(self.delay)
     }
+    fn presence(&self) -> Pending<Vec<crate::Presence>> {
+        self.inner.presence().held_for(self.delay)
+    }
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>> {
         self.inner.search(text, limit).held_for(self.delay)
     }

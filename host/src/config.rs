@@ -162,6 +162,7 @@ impl ChannelPolicy {
         self.capacity.unwrap_or(match channel {
             "chat" | "facebook" | "twitter" => 2,
             "email" | "workitem" => 3,
+            "im" => 5,
             _ => 1,
         })
     }

@@ -61,9 +61,15 @@ pub fn nats_config(config: &AdminConfig) -> Result<String, AuthorizationError> {
         "# Written by `agentdesk hub nats-config` from the admin file: regenerate it after\n\
          # changing the agents; do not edit it by hand.\nauthorization {{\n  users = ["
     );
-    // The reload subject and its inbox: `agentdesk hub reload` connects with the hub's key.
-    let hub_publish = list(&[wire::snapshots("*"), wire::RELOAD.to_string()]);
+    // Also the reload subject and its inbox (`agentdesk hub reload` connects with the hub's key),
+    // and the JetStream stream list the hub reads at start-up (`im_guard`, on its own inbox).
+    let hub_publish = list(&[
+        wire::snapshots("*"),
+        wire::RELOAD.to_string(),
+        "$JS.API.STREAM.LIST".to_string(),
+    ]);
     let hub_subscribe = list(&[
+        "_INBOX.>".to_string(),
         wire::ALL_REQUESTS.to_string(),
         wire::AGENTS.to_string(),
         wire::PLUGINS.to_string(),

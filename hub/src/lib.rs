@@ -11,6 +11,7 @@
 //! journal commit) run on its blocking pool, so a slow commit never holds up other requests.
 
 pub mod authorization;
+pub mod im_guard;
 
 use agentdesk_client::admin::load_config;
 use agentdesk_client::in_process::InProcess;
@@ -45,6 +46,9 @@ pub enum HubError {
     /// The core did not say who its agents are.
     #[error("the core did not answer: {0}")]
     Core(String),
+    /// A JetStream stream could store interaction detail (or the streams cannot be checked).
+    #[error(transparent)]
+    Stored(#[from] im_guard::GuardError),
     /// A subscription failed.
     #[error("cannot subscribe to {subject}: {reason}")]
     Subscribe {
@@ -166,6 +170,12 @@ impl Hub {
                 .spawn(move || publish_snapshots(to_publish, client, runtime, counters))
                 .map_err(HubError::Runtime)?;
         }
+        let agents = core
+            .agents()
+            .wait(CORE_WAIT)
+            .map_err(|e| HubError::Core(e.to_string()))?;
+        let protected = im_guard::protected_subjects(agents.iter().map(|(id, _)| id.as_str()));
+        runtime.block_on(im_guard::refuse_capturing_streams(&client, &protected))?;
         let state = Arc::new(State {
             snapshots,
             core,
@@ -369,6 +379,7 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
         Request::Search { text, limit } => settled(session.search(text.as_deref(), limit))
             .await
             .map(Answer::Entries),
+        Request::Presence => settled(session.presence()).await.map(Answer::Presence),
         Request::Transcript { key, offset, limit } => {
             settled(session.transcript(key, offset, limit))
                 .await

@@ -611,6 +611,13 @@ impl DeskClient for Session {
         })
     }
 
+    fn presence(&self) -> Pending<Vec<crate::Presence>> {
+        self.ask(Request::Presence, "presence", |a| match a {
+            Answer::Presence(all) => Some(all),
+            _ => None,
+        })
+    }
+
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>> {
         let text = text.map(str::to_string);
         self.ask(Request::Search { text, limit }, "a search", |a| match a {

@@ -14,7 +14,7 @@
 use crate::reload::ReloadReport;
 use crate::{
     AgentCommand, AgentSnapshot, ClientError, CommandId, DeskInfo, HistoryEntry, Interact,
-    LiveLine, Millis, PluginTable, TeamView, TranscriptLine,
+    LiveLine, Millis, PluginTable, Presence, TeamView, TranscriptLine,
 };
 use plugin_api::AttachmentRef;
 use serde::{Deserialize, Serialize};
@@ -183,6 +183,8 @@ pub enum Request {
     Team,
     /// Re-read the admin file (on [`RELOAD`]).
     Reload,
+    /// Every colleague's presence (the Team Communicator).
+    Presence,
 }
 
 /// An answer's body: `{"ok": ...}` or `{"error": {...}}`.
@@ -233,6 +235,8 @@ pub enum Answer {
     Team(Box<TeamView>),
     /// What a reload changed.
     Reloaded(ReloadReport),
+    /// Every agent's presence.
+    Presence(Vec<Presence>),
 }
 
 /// Encodes a body.

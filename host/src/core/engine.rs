@@ -476,7 +476,11 @@ impl Core {
                 media: offer.media,
                 route: route.clone(),
                 contact: offer.contact.clone(),
-                subject: offer.subject.clone(),
+                // A never-saved channel's offer journals no text, not even as a subject.
+                subject: offer
+                    .subject
+                    .clone()
+                    .filter(|_| !self.policy.never_saves(&channel)),
                 priority: offer.priority,
                 related,
             },

@@ -10,6 +10,8 @@ pub mod events;
 mod golden;
 mod index;
 pub mod model;
+#[cfg(test)]
+mod never_saved_tests;
 pub mod policy;
 #[cfg(test)]
 mod proptests;

@@ -51,6 +51,9 @@ pub struct Policy {
     /// The command kinds each running plugin declared in its hello. A plugin not listed (a core
     /// without plugins: scenarios, tests) is taken to handle every kind.
     pub capabilities: BTreeMap<String, BTreeSet<String>>,
+    /// Channels whose interactions are never saved (a running plugin's hello declared them, as
+    /// internal IM does): no subject in the journal, nothing in the history, never queued.
+    pub never_saved: BTreeSet<String>,
     /// Journal events between two snapshots of the core state (0: only at stop). The service
     /// writes them; the rules never read this.
     pub snapshot_every: u64,
@@ -105,6 +108,7 @@ impl Policy {
             dedup_window_ms: config.core.dedup_days.saturating_mul(86_400_000),
             channel_plugins: BTreeMap::new(),
             capabilities: BTreeMap::new(),
+            never_saved: BTreeSet::new(),
             snapshot_every: config.core.snapshot_every_events,
         }
     }
@@ -114,6 +118,11 @@ impl Policy {
         self.capabilities
             .get(plugin)
             .is_none_or(|kinds| kinds.contains(kind))
+    }
+
+    /// Whether interactions of `channel` are never saved (see [`Policy::never_saved`]).
+    pub fn never_saves(&self, channel: &str) -> bool {
+        self.never_saved.contains(channel)
     }
 
     /// The command kinds `plugin` handles (every known kind for a plugin not listed).

@@ -88,6 +88,10 @@ fn a_withdrawn_channel_finishes_the_work_in_hand_and_gets_no_new_offers() {
 #[test]
 fn new_rules_apply_from_the_next_decision() {
     let mut day = Day::new();
+    // What the plugins declared is theirs, not the file's: a reload keeps it.
+    let mut declared = day.core.policy().clone();
+    declared.never_saved.insert("im".into());
+    day.core = Core::new(declared, day.now);
     day.ready("ann", &["chat"]);
     reload(&mut day, RELOADED);
     // `break` is gone, `coffee` is new.
@@ -102,6 +106,10 @@ fn new_rules_apply_from_the_next_decision() {
     day.ok("ann", AgentCommand::Accept { key: first });
     let second = day.offer("chat");
     assert_eq!(day.state(second), InteractionState::Queued);
+    assert!(
+        day.core.policy().never_saves("im"),
+        "never saved survives a reload"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod detail;
 pub mod early;
 pub mod effects;
+mod link_wait;
 pub mod recovery;
 pub mod snapshot;
 
@@ -24,7 +25,7 @@ use clock::Clock;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 pub use detail::{DetailView, LiveLine};
 use plugin_api::{Address, Command, Event, MessageContent, SendMessage};
-pub use snapshot::{AgentSnapshot, ChannelView, InteractionView};
+pub use snapshot::{AgentSnapshot, ChannelView, InteractionView, Presence};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -212,6 +213,8 @@ pub enum Query {
         /// The file's path in the plugin's data directory.
         path: String,
     },
+    /// Every agent's presence (the Team Communicator).
+    Presence,
 }
 
 /// One channel's queue.
@@ -256,6 +259,8 @@ pub enum Answer {
     Queues(Vec<QueueView>),
     /// The plugin whose data directory keeps a file.
     Plugin(String),
+    /// Every agent's presence.
+    Presence(Vec<Presence>),
 }
 
 /// A client's handle on the core. Cheap to clone; usable from any thread.
@@ -521,6 +526,10 @@ impl CoreService {
                     .capabilities
                     .insert(id.clone(), hello.commands.iter().cloned().collect());
                 let outbound = hello.supports("dial") || hello.supports("compose");
+                // So is whether a channel's interactions may be saved (internal IM: never).
+                policy
+                    .never_saved
+                    .extend(hello.never_saved.iter().map(|c| c.0.clone()));
                 let channels = plugins
                     .descriptor(&id)
                     .map(|d| d.channels.clone())
@@ -532,6 +541,10 @@ impl CoreService {
                         .or_insert_with(|| id.clone());
                 }
             }
+        }
+        let mut history = history;
+        if let Some(history) = &mut history {
+            history.never_save(policy.never_saved.iter().cloned());
         }
         let snapshot_every = policy.snapshot_every;
         let (core, snapshots) = match &mut journal {
@@ -614,6 +627,7 @@ impl CoreService {
                 watchers: BTreeMap::new(),
                 details: detail::Details::default(),
                 early: early::EarlyEvents::default(),
+                link_wait: link_wait::LinkWait::default(),
                 detail_changed: BTreeSet::new(),
                 snapshots,
             };
@@ -781,6 +795,8 @@ struct Worker {
     watchers: BTreeMap<String, Vec<Sender<AgentSnapshot>>>,
     details: detail::Details,
     early: early::EarlyEvents,
+    /// Commands about interactions whose channel has not named them yet.
+    link_wait: link_wait::LinkWait,
     /// Interactions whose detail changed since the last commit (their people get a snapshot).
     detail_changed: BTreeSet<InteractionKey>,
     /// When the core state is written as a snapshot (see `recovery`).
@@ -911,6 +927,15 @@ impl Worker {
                             self.details.notice(told, notice);
                             self.detail_changed.insert(told);
                         }
+                        if matches!(kind.as_str(), "dial" | "compose" | "consult") {
+                            let dropped = self.link_wait.refused(key).len();
+                            if dropped > 0 {
+                                tracing::warn!(
+                                    "{dropped} commands about {key} dropped: its channel did \
+                                     not create it"
+                                );
+                            }
+                        }
                     }
                     Request::PluginQuarantined { plugin, reason } => {
                         self.isolate(now, &plugin, &reason, &mut events);
@@ -924,7 +949,11 @@ impl Worker {
                     }
                     Request::Link { key, interaction } => {
                         let id = interaction.as_str().to_string();
+                        let held = self.link_wait.linked(key, &interaction);
                         events.extend(self.core.link_plugin_id(now, key, interaction));
+                        for command in held {
+                            self.send_to_plugin(command);
+                        }
                         // Events the plugin sent about its new id before this reply was linked.
                         if let Some(plugin) = self.core.interaction(key).map(|i| i.plugin.clone()) {
                             for event in self.early.release(&plugin, &id) {
@@ -967,12 +996,8 @@ impl Worker {
         }
     }
 
-    /// Takes the admin's new rules, keeping what the running plugins declared (capabilities,
-    /// the plugin of each outbound channel): those come from the plugins, not the file.
-    fn reconfigure(&mut self, now: Millis, mut policy: Policy) -> (RosterChange, Vec<Stamped>) {
-        let current = self.core.policy();
-        policy.capabilities = current.capabilities.clone();
-        policy.channel_plugins = current.channel_plugins.clone();
+    /// Takes the admin's new rules (`Core::reconfigure` keeps what the running plugins declared).
+    fn reconfigure(&mut self, now: Millis, policy: Policy) -> (RosterChange, Vec<Stamped>) {
         let (change, events) = self.core.reconfigure(now, policy);
         if !change.is_empty() {
             tracing::info!(
@@ -1084,7 +1109,7 @@ impl Worker {
             message,
             agent: Some(speaker),
         });
-        self.to_plugin(effects::PluginCommand {
+        self.send_to_plugin(effects::PluginCommand {
             plugin,
             command,
             link: None,
@@ -1106,6 +1131,9 @@ impl Worker {
                 });
             }
             return Ok(Answer::Plugin(plugin));
+        }
+        if let Query::Presence = query {
+            return Ok(Answer::Presence(snapshot::presence(&self.core)));
         }
         if let Query::Live {
             agent,
@@ -1170,7 +1198,7 @@ impl Worker {
             Query::AddAddress(id, address) => {
                 Answer::ContactId(Some(history.add_address(id, &address).map_err(failed)?))
             }
-            Query::Queues | Query::Attachment { .. } => {
+            Query::Queues | Query::Attachment { .. } | Query::Presence => {
                 unreachable!("answered before the history is needed")
             }
         })
@@ -1202,9 +1230,12 @@ impl Worker {
             .collect()
     }
 
-    /// After a restart: holds and resumes the channel never answered are rolled back (journaled).
+    /// After a restart: holds and resumes the channel never answered are rolled back, and open
+    /// interactions of never-saved channels (IM) are closed (journaled).
     fn settle_unanswered(&mut self) {
-        let events = self.core.unanswered_after_restart(self.clock.now());
+        let now = self.clock.now();
+        let mut events = self.core.unanswered_after_restart(now);
+        events.extend(self.core.close_never_saved(now));
         if let Err(e) = self.commit(&events) {
             tracing::error!("unanswered requests not rolled back: {e}");
         }
@@ -1388,6 +1419,7 @@ impl Worker {
         }
         let change = self.details.on_plugin_event(key, event, now);
         if change == detail::Change::Declared
+            && !self.core.policy().never_saves(&i.channel)
             && let Some(history) = &mut self.history
         {
             let declared = self.details.declared(key);
@@ -1432,7 +1464,7 @@ impl Worker {
             }),
         };
         let plugin = i.plugin.clone();
-        self.to_plugin(effects::PluginCommand {
+        self.send_to_plugin(effects::PluginCommand {
             plugin,
             command,
             link: None,
@@ -1443,7 +1475,15 @@ impl Worker {
 
     /// Hands a command to the dispatcher thread. A core without plugins (scenarios, tests) has
     /// none: the command is logged and dropped.
-    fn to_plugin(&self, command: effects::PluginCommand) {
+    fn send_to_plugin(&mut self, command: effects::PluginCommand) {
+        // An interaction the core started is named by its channel's reply: until then, what is
+        // said about it waits (an IM written the moment it is opened).
+        let Some(command) = self.link_wait.hold(command) else {
+            return;
+        };
+        if let Some(key) = command.link {
+            self.link_wait.expect(key);
+        }
         if let Err(unsent) = self.dispatch.send(command) {
             let unsent = unsent.into_inner();
             tracing::debug!(
@@ -1471,7 +1511,7 @@ impl Worker {
             tracing::error!("history not recorded: {e}");
         }
         for command in effects::plugin_commands(&self.core, events) {
-            self.to_plugin(command);
+            self.send_to_plugin(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.
         let mut concerned = self.core.take_concerned();

@@ -93,6 +93,10 @@ pub struct InteractionView {
     /// desk offers only these actions.
     #[serde(default)]
     pub commands: Vec<String>,
+    /// Its channel is never saved (internal IM): it lives only in memory, the history never
+    /// lists it, and it closes when the host restarts. The desk says "not saved".
+    #[serde(default)]
+    pub never_saved: bool,
 }
 
 impl InteractionView {
@@ -148,6 +152,7 @@ pub fn of_agent(
             ended_at: i.ended_at,
             detail: details.view(i.key),
             commands: core.policy().commands_of(&i.plugin),
+            never_saved: core.policy().never_saves(&i.channel),
         })
         .collect();
     Some(AgentSnapshot {
@@ -161,4 +166,37 @@ pub fn of_agent(
         seq: core.last_seq(),
         at: now,
     })
+}
+
+/// What colleagues see of an agent (the Team Communicator): whether their desktop is logged in,
+/// Do Not Disturb, and each channel's state (Not Ready with its reason, after-call work, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The agent's id.
+    pub agent: String,
+    /// Their name.
+    pub name: String,
+    /// Whether a desktop is logged in for them.
+    pub logged_in: bool,
+    /// Do Not Disturb.
+    pub dnd: bool,
+    /// Each assigned channel and its state.
+    pub channels: Vec<(String, ChannelState)>,
+}
+
+/// Every agent's presence, in the configuration's order.
+pub fn presence(core: &Core) -> Vec<Presence> {
+    core.agents()
+        .map(|a| Presence {
+            agent: a.id.clone(),
+            name: a.name.clone(),
+            logged_in: a.logged_in,
+            dnd: a.dnd,
+            channels: a
+                .channels
+                .iter()
+                .map(|(channel, ch)| (channel.clone(), ch.state.clone()))
+                .collect(),
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! History and contacts in the embedded store: one row per interaction (who, when, outcome,
 //! wrap-up), transcripts with full-text search, and the contact directory that links
-//! interactions by address. IM text is never written here: the IM channel's interactions are
-//! recorded as having happened, nothing more.
+//! interactions by address. Nothing of a never-saved channel (internal IM, as its plugin's hello
+//! declares) is written here: no row, no contact, no text.
 //!
 //! Over 600 lines: a third of it is tests (among them stores of every earlier shape, migrated);
 //! the schema's steps live in `history/schema.rs`. Splitting the contact directory from the
@@ -12,12 +12,10 @@ use crate::core::{CoreEvent, InteractionKey, Millis, Stamped};
 use plugin_api::{Address, Contact};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 mod schema;
-
-/// The channel whose text is never stored.
-pub const IM_CHANNEL: &str = "im";
 
 /// A contact's id in the directory.
 pub type ContactId = i64;
@@ -99,6 +97,8 @@ pub struct MessageMark<'a> {
 pub struct History {
     path: PathBuf,
     conn: Connection,
+    /// Channels whose interactions are never saved (`Policy::never_saved`).
+    never_saved: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for History {
@@ -128,7 +128,14 @@ impl History {
         Ok(History {
             path: path.to_path_buf(),
             conn,
+            never_saved: BTreeSet::new(),
         })
+    }
+
+    /// Declares channels whose interactions this store must never hold (internal IM): their
+    /// arrivals are not listed, their contacts not linked, their messages refused.
+    pub fn never_save(&mut self, channels: impl IntoIterator<Item = String>) {
+        self.never_saved.extend(channels);
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> HistoryError + '_ {
@@ -162,6 +169,9 @@ impl History {
                     subject,
                     ..
                 } => {
+                    if self.never_saved.contains(channel) {
+                        continue;
+                    }
                     let contact_id = resolve_contact(&tx, contact).map_err(err)?;
                     tx.execute(
                         "INSERT OR IGNORE INTO interactions (key, plugin, channel, contact_id, subject, arrived_at)
@@ -274,7 +284,7 @@ impl History {
         text: &str,
         mark: Option<MessageMark<'_>>,
     ) -> Result<bool, HistoryError> {
-        if channel == IM_CHANNEL {
+        if self.never_saved.contains(channel) {
             return Ok(false);
         }
         let err = |source| HistoryError::Sqlite {
@@ -843,20 +853,16 @@ mod tests {
     }
 
     #[test]
-    fn im_text_is_refused_by_the_store_itself() {
+    fn a_never_saved_channel_is_neither_listed_nor_given_text() {
         let (dir, mut h) = store();
-        h.record(&[arrived(1, 1, IM_CHANNEL, Contact::default())])
-            .expect("record");
+        h.never_save(["im".to_string()]);
+        let colleague = contact("Ann", vec![Address::new(Address::AGENT, "ann")]);
+        h.record(&[arrived(1, 1, "im", colleague)]).expect("record");
+        assert!(h.search(None, None, 10).expect("search").is_empty());
+        assert_eq!(h.contact_of(1).expect("contact"), None);
         assert!(
-            !h.add_message(
-                1,
-                IM_CHANNEL,
-                1,
-                "Sam",
-                "the secret launch code is 1234",
-                None
-            )
-            .expect("call")
+            !h.add_message(1, "im", 1, "Sam", "the secret launch code is 1234", None)
+                .expect("call")
         );
         assert!(h.transcript(1, 0, 10).expect("page").is_empty());
         drop(h);

@@ -95,12 +95,24 @@ pub struct PluginHello {
     /// Channel-wide custom actions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<CustomAction>,
+    /// (1.4) Channels of this plugin whose interactions are never saved (internal IM): the host
+    /// keeps their messages in memory only, journals no subject for them, lists them in no
+    /// history or contact record and never queues them for later (an offer the target cannot
+    /// take now is rejected at once). A 1.0–1.3 host ignores this field: a plugin that relies on
+    /// it checks the host's `api_version`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub never_saved: Vec<ChannelKind>,
 }
 
 impl PluginHello {
     /// Whether the plugin declared this command kind.
     pub fn supports(&self, kind: &str) -> bool {
         self.commands.iter().any(|k| k == kind)
+    }
+
+    /// Whether this plugin declared `channel` never saved (1.4).
+    pub fn never_saves(&self, channel: &str) -> bool {
+        self.never_saved.iter().any(|c| c.as_str() == channel)
     }
 }
 

@@ -106,6 +106,8 @@ impl Address {
     pub const SIP: &'static str = "sip";
     /// A handle on a social network.
     pub const SOCIAL: &'static str = "social";
+    /// (1.4) An agent of the host, by id (the colleague an internal IM is for).
+    pub const AGENT: &'static str = "agent";
 
     /// An address of the given kind.
     pub fn new(kind: &str, value: impl Into<String>) -> Self {

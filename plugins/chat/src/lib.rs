@@ -281,6 +281,7 @@ impl ChannelPlugin for WebChat {
             .to_vec(),
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 

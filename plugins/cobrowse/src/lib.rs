@@ -312,6 +312,7 @@ impl ChannelPlugin for Cobrowse {
             .to_vec(),
             media: vec![Media::Cobrowse],
             actions: vec![],
+            ..Default::default()
         })
     }
 

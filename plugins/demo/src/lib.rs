@@ -194,6 +194,7 @@ impl ChannelPlugin for Demo {
                 label: "Simulate a new customer".into(),
                 enabled: true,
             }],
+            ..Default::default()
         })
     }
 

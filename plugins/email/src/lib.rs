@@ -602,6 +602,7 @@ impl ChannelPlugin for Email {
             .to_vec(),
             media: vec![Media::Email],
             actions: vec![],
+            ..Default::default()
         })
     }
 

@@ -424,6 +424,7 @@ impl ChannelPlugin for Facebook {
             .to_vec(),
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 

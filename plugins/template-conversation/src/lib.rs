@@ -168,6 +168,7 @@ impl ChannelPlugin for Relay {
             events: kinds(&["offer", "message-received", "typing", "ended"]),
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 

@@ -89,6 +89,7 @@ impl ChannelPlugin for Sms {
             events: vec!["offer".into(), "message-received".into(), "ended".into()],
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 

@@ -301,6 +301,7 @@ impl ChannelPlugin for Twitter {
             .to_vec(),
             media: vec![Media::Conversation],
             actions: vec![],
+            ..Default::default()
         })
     }
 

@@ -285,6 +285,7 @@ impl ChannelPlugin for Voice {
             .to_vec(),
             media: vec![MediaKind::Call],
             actions: vec![],
+            ..Default::default()
         })
     }
 

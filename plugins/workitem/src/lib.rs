@@ -255,6 +255,7 @@ impl ChannelPlugin for Workitem {
                 .to_vec(),
             media: vec![Media::Document],
             actions: vec![],
+            ..Default::default()
         })
     }
 

@@ -17,6 +17,8 @@ pub(super) enum Spot {
     Composer(u64),
     /// Do Not Disturb and forwarding.
     Presence,
+    /// The Team Communicator (starting an IM).
+    Communicator,
 }
 
 /// What the desk does when a command succeeds.

@@ -103,6 +103,12 @@ impl Desk {
         ui.horizontal_wrapped(|ui| {
             ui.heading(format!("#{} {} with {}", i.key, i.channel, contact_name(i)));
             ui.label(text::interaction_state(&i.state));
+            if i.never_saved {
+                ui.strong("not saved").on_hover_text(
+                    "Internal IM is never saved: it lives only on the screens that show it, \
+                     history never lists it, and it closes if the hub restarts.",
+                );
+            }
             if i.held {
                 ui.strong("on hold");
             }

@@ -1,5 +1,5 @@
 //! Keyboard operation: F2 accept, F3 reject, F4 end, F6 next interaction, F9 mark done, Ctrl+K
-//! the command palette (every command by name).
+//! the command palette (every command by name), Ctrl+T the Team Communicator.
 
 use super::inflight::{After, Spot};
 use super::{Desk, Tab};
@@ -17,10 +17,11 @@ enum PaletteCommand {
     ReadyAll,
     NotReadyAll,
     ToggleDnd,
+    Communicator,
     Show(Tab),
 }
 
-const PALETTE: [(PaletteCommand, &str); 11] = [
+const PALETTE: [(PaletteCommand, &str); 12] = [
     (PaletteCommand::Accept, "Accept the offer (F2)"),
     (PaletteCommand::Reject, "Reject the offer (F3)"),
     (PaletteCommand::End, "End / hang up (F4)"),
@@ -29,6 +30,10 @@ const PALETTE: [(PaletteCommand, &str); 11] = [
     (PaletteCommand::ReadyAll, "Ready on all channels"),
     (PaletteCommand::NotReadyAll, "Not Ready on all channels"),
     (PaletteCommand::ToggleDnd, "Do Not Disturb on/off"),
+    (
+        PaletteCommand::Communicator,
+        "Team Communicator: IM a colleague (Ctrl+T)",
+    ),
     (PaletteCommand::Show(Tab::Work), "Show interactions"),
     (PaletteCommand::Show(Tab::MyChannels), "Show My Channels"),
     (PaletteCommand::Show(Tab::Diagnostics), "Show diagnostics"),
@@ -52,6 +57,9 @@ impl Desk {
         };
         if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::K)) {
             self.palette = Some(String::new());
+        }
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, egui::Key::T)) {
+            self.open_communicator();
         }
         if let Some(command) = command {
             self.run(command);
@@ -121,6 +129,7 @@ impl Desk {
                     self.send(spot, &what, command, After::Nothing);
                 }
             }
+            PaletteCommand::Communicator => self.open_communicator(),
             PaletteCommand::ToggleDnd => {
                 let on = !self.snap.dnd;
                 let what = if on {

@@ -3,6 +3,7 @@
 //! wrap-up, who may do what) is the core's, whose refusals are shown as they come.
 
 mod channels;
+mod communicator;
 mod diagnostics;
 mod document;
 mod history;
@@ -73,6 +74,7 @@ pub struct Desk {
     not_ready_reason: String,
     forward_input: String,
     palette: Option<String>,
+    communicator: Option<communicator::Communicator>,
     search: history::Search,
     previews: document::Previews,
     plugins: diagnostics::PluginsView,
@@ -149,6 +151,7 @@ impl Desk {
             not_ready_reason,
             forward_input: String::new(),
             palette: None,
+            communicator: None,
             search: history::Search::default(),
             previews: document::Previews::default(),
             plugins: diagnostics::PluginsView::default(),
@@ -236,7 +239,7 @@ impl Desk {
         self.announced.retain(|k| open.contains(k));
         self.refusals.retain(|spot, _| match spot {
             Spot::Interaction(k) | Spot::Composer(k) => open.contains(k),
-            Spot::Channel(_) | Spot::Presence => true,
+            Spot::Channel(_) | Spot::Presence | Spot::Communicator => true,
         });
         if self.selected.is_some_and(|k| !open.contains(&k)) {
             self.selected = None;
@@ -307,6 +310,7 @@ impl Desk {
         }
         self.offer_toasts(ui);
         self.command_palette(ui);
+        self.communicator_window(ui);
         egui::CentralPanel::default().show(ui, |ui| match self.tab {
             Tab::Work => self.work(ui),
             Tab::MyChannels => self.my_channels(ui),

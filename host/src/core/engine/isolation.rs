@@ -61,6 +61,28 @@ impl Core {
         done
     }
 
+    /// After a restart: every interaction of a never-saved channel (internal IM) still open is
+    /// withdrawn. Its text lived only in the memory of the processes that stopped, so it is
+    /// closed rather than brought back empty.
+    pub fn close_never_saved(&mut self, now: Millis) -> Vec<Stamped> {
+        let open: Vec<InteractionKey> = self
+            .interactions
+            .values()
+            .filter(|i| !i.state.is_closed() && self.policy.never_saves(&i.channel))
+            .map(|i| i.key)
+            .collect();
+        let mut out = Vec::new();
+        for key in open {
+            let reason = "closed when the host restarted: this channel is never saved".into();
+            self.emit(
+                now,
+                CoreEvent::InteractionWithdrawn { key, reason },
+                &mut out,
+            );
+        }
+        out
+    }
+
     /// Why a channel is out of service on this host, if it is.
     pub fn unavailable(&self, channel: &str) -> Option<&str> {
         self.out_of_service.get(channel).map(String::as_str)

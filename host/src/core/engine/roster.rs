@@ -90,14 +90,19 @@ impl RosterChange {
 impl Core {
     /// Takes new rules: the team (journaled, so the returned events must be journaled like any
     /// others) and the rest (capacities, reasons, wrap-up codes, ACW, cross-channel rules), which
-    /// apply from the next decision. Channels idle after the change are logged off at once;
+    /// apply from the next decision. What the running plugins declared stays as it is (what each
+    /// can do, which carries outbound interactions, which channels are never saved): the
+    /// plugins say that, not the file. Channels idle after the change are logged off at once;
     /// waiting work is routed under the new rules.
     pub fn reconfigure(&mut self, now: Millis, policy: Policy) -> (RosterChange, Vec<Stamped>) {
         let roster: Vec<RosterAgent> = policy.agents.iter().map(RosterAgent::from).collect();
         let change = self.roster_change(&policy.agents);
-        let current = std::mem::take(&mut self.policy.agents);
+        let current = &self.policy;
         self.policy = Policy {
-            agents: current,
+            agents: current.agents.clone(),
+            capabilities: current.capabilities.clone(),
+            channel_plugins: current.channel_plugins.clone(),
+            never_saved: current.never_saved.clone(),
             ..policy
         };
         let mut out = Vec::new();

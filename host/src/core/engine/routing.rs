@@ -98,6 +98,58 @@ impl Core {
                 }
             }
         }
+        self.refuse_unplaced(now, out);
+    }
+
+    /// A never-saved channel (internal IM) keeps nothing for later: what routing could not place
+    /// now is rejected at once (`busy`), so the sender hears it at once and nothing waits.
+    fn refuse_unplaced(&mut self, now: Millis, out: &mut Vec<Stamped>) {
+        if self.policy.never_saved.is_empty() {
+            return;
+        }
+        let waiting: Vec<(String, InteractionKey)> = self
+            .policy
+            .never_saved
+            .iter()
+            .filter_map(|channel| self.queues.get(channel).map(|q| (channel, q)))
+            .flat_map(|(channel, q)| {
+                q.targeted
+                    .iter()
+                    .chain(q.pool.iter())
+                    .map(move |e| (channel.clone(), e.2))
+            })
+            .collect();
+        for (channel, key) in waiting {
+            let reason = match self.interactions.get(&key) {
+                Some(i) if i.route.to != Route::QUEUE => {
+                    let target = match i.route.to.as_str() {
+                        Route::EXTENSION => self
+                            .agent_by_extension(&i.route.name)
+                            .map(|a| a.id.clone())
+                            .unwrap_or_else(|| i.route.name.clone()),
+                        _ => i.route.name.clone(),
+                    };
+                    let dnd = self.agents.get(&target).is_some_and(|a| a.dnd);
+                    let state = match self.channel_of(&target, &channel) {
+                        Err(_) => format!("does not have `{channel}`"),
+                        Ok(_) if dnd => "do not disturb".to_string(),
+                        Ok(ch) => match ch.state.label() {
+                            None => "logged off".to_string(),
+                            Some(_) if ch.state == ChannelState::Ready => "no room".to_string(),
+                            Some(label) => label,
+                        },
+                    };
+                    format!("`{target}` cannot take `{channel}` now ({state})")
+                }
+                _ => format!("nobody can take `{channel}` now"),
+            };
+            let event = CoreEvent::InteractionRejected {
+                key,
+                reason,
+                code: RejectCode::Busy,
+            };
+            self.emit(now, event, out);
+        }
     }
 
     /// How an agent stands for a queued interaction (see `reoffer`).

@@ -1,0 +1,629 @@
+//! Internal IM between agents (`plugins/im`) through the real `agentdesk hub` process and a real
+//! `nats-server` with JetStream on (its own store directory): IMs reach the colleague's desktop,
+//! and nothing of them is saved anywhere — searched for in every file the run wrote, with positive
+//! controls that the same search finds a chat's text in the history and a message in a JetStream
+//! stream. Bad input (unknown or unavailable colleague, oversized, flood) gets a clear word, and a
+//! stream that would capture interaction detail stops the hub from starting.
+
+use crate::client_suite::InProcessRig;
+use crate::nats::NatsServer;
+use crate::support::Install;
+use crate::team::{HubProcess, desk, ok, start_hub_with, until, within};
+use agentdesk_client::{
+    AgentCommand, AgentSnapshot, DeskClient, Interact, InteractionState, InteractionView,
+};
+use agentdesk_host::plugins::package::package;
+use agentdesk_hub::im_guard::GuardError;
+use agentdesk_hub::{Hub, HubError, HubOptions};
+use agentdesk_tests::first_party_library;
+use plugin_api::Address;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A text no run has written before.
+fn marker(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{tag}{}x{nanos}", std::process::id())
+}
+
+/// A team on one machine: nats-server with JetStream (store in `store`), the hub process logging
+/// at trace level into `log` with its own temporary directory, agents Ann, Bob and Cy on the
+/// demo and IM channels.
+struct Team {
+    install: Install,
+    nats: NatsServer,
+    config: PathBuf,
+    store: PathBuf,
+    log: PathBuf,
+    tmp: PathBuf,
+    hub: Option<HubProcess>,
+}
+
+const IM_SETTINGS: &str = "[plugins.settings.\"agentdesk.im\"]\nmax_message_bytes = 1000\n\
+    burst = 5\nper_second = 1.0\n";
+
+impl Team {
+    fn start() -> Team {
+        let install = Install::new();
+        let store = install.dir.path().join("nats-store");
+        let tmp = install.dir.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        let log = install.dir.path().join("hub.log");
+        let nats = NatsServer::start_with(&format!(
+            "jetstream {{ store_dir: \"{}\" }}\n",
+            store.display()
+        ));
+        package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
+        package(&first_party_library("agentdesk_im"), &install.plugins).expect("package im");
+        let extra = format!(
+            "[plugins.settings.\"agentdesk.demo\"]\noffer_at_start = 1\n{IM_SETTINGS}\
+             [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"demo\", \"im\"]\n\
+             [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"demo\", \"im\"]\n\
+             [[agents]]\nid = \"cy\"\nname = \"Cy\"\nchannels = [\"im\"]\n"
+        );
+        let config = install.write_config(&["agentdesk.demo", "agentdesk.im"], &extra);
+        let mut team = Team {
+            install,
+            nats,
+            config,
+            store,
+            log,
+            tmp,
+            hub: None,
+        };
+        team.start_hub();
+        team
+    }
+
+    fn start_hub(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("hub log");
+        let tmp = self.tmp.clone();
+        self.hub = Some(start_hub_with(&self.config, &self.nats.url, |command| {
+            command
+                .env("AGENTDESK_LOG", "trace")
+                .env("TMPDIR", &tmp)
+                .stderr(Stdio::from(log));
+        }));
+    }
+
+    /// SIGTERM: the hub stops its core and plugins and exits.
+    fn stop_hub(&mut self) {
+        let Some(mut hub) = self.hub.take() else {
+            return;
+        };
+        let pid = hub.0.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let deadline = Instant::now() + WAIT;
+        while hub.0.try_wait().expect("wait").is_none() {
+            assert!(Instant::now() < deadline, "the hub did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: no stop, no goodbye.
+    fn kill_hub(&mut self) {
+        drop(self.hub.take());
+    }
+
+    /// Every place the run may have written to: data directory, NATS store, logs, temporary files.
+    fn written(&self) -> Vec<PathBuf> {
+        vec![
+            self.install.data.clone(),
+            self.store.clone(),
+            self.log.clone(),
+            self.tmp.clone(),
+            self.config.clone(),
+        ]
+    }
+}
+
+/// How often `needle` occurs in every file under `roots`, and in which files.
+fn occurrences(roots: &[PathBuf], needle: &str) -> (usize, Vec<PathBuf>) {
+    fn walk(path: &Path, needle: &[u8], found: &mut (usize, Vec<PathBuf>), files: &mut usize) {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(path).expect("read dir").flatten() {
+                walk(&entry.path(), needle, found, files);
+            }
+        } else if let Ok(bytes) = std::fs::read(path) {
+            *files += 1;
+            let n = bytes.windows(needle.len()).filter(|w| *w == needle).count();
+            if n > 0 {
+                found.0 += n;
+                found.1.push(path.to_path_buf());
+            }
+        }
+    }
+    let mut found = (0, Vec::new());
+    let mut files = 0;
+    for root in roots {
+        walk(root, needle.as_bytes(), &mut found, &mut files);
+    }
+    assert!(files > 0, "the search found no files: {roots:?}");
+    found
+}
+
+/// The lines of a text file that hold `needle` (to show what leaked).
+fn lines_with(file: &Path, needle: &str) -> Vec<String> {
+    let text = String::from_utf8_lossy(&std::fs::read(file).unwrap_or_default()).into_owned();
+    text.lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| l.chars().take(300).collect())
+        .collect()
+}
+
+fn on_im(s: &AgentSnapshot) -> Vec<&InteractionView> {
+    s.interactions
+        .iter()
+        .filter(|i| i.channel == "im")
+        .collect()
+}
+
+fn ready(client: &dyn DeskClient, channel: &str) {
+    let channel = channel.to_string();
+    ok(
+        client,
+        AgentCommand::LogOnChannel {
+            channel: channel.clone(),
+        },
+    );
+    ok(client, AgentCommand::SetReady { channel });
+}
+
+fn start_im(client: &dyn DeskClient, to: &str) {
+    ok(
+        client,
+        AgentCommand::StartOutbound {
+            channel: "im".into(),
+            to: Address::new(Address::AGENT, to),
+            from: None,
+        },
+    );
+}
+
+fn texts(client: &dyn DeskClient, key: u64) -> Vec<String> {
+    client
+        .live_lines(key, 0, 200)
+        .wait(WAIT)
+        .expect("lines")
+        .into_iter()
+        .map(|l| l.line.text)
+        .collect()
+}
+
+fn say(client: &dyn DeskClient, key: u64, text: &str) {
+    client
+        .send_message(client.next_id(), key, text)
+        .wait(WAIT)
+        .unwrap_or_else(|e| panic!("not sent: {e}"));
+}
+
+/// Ann opens an IM to Bob, writes `text` at once, Bob takes it: the keys of both sides.
+fn ann_ims_bob(
+    ann: &dyn DeskClient,
+    bob: &dyn DeskClient,
+    ann_sees: &crossbeam_channel::Receiver<AgentSnapshot>,
+    bob_sees: &crossbeam_channel::Receiver<AgentSnapshot>,
+    text: &str,
+) -> (u64, u64) {
+    start_im(ann, "bob");
+    let mine = until(ann_sees, "Ann's side of the IM", |s| {
+        on_im(s).iter().any(|i| i.state == InteractionState::Active)
+    });
+    let mine = on_im(&mine)
+        .into_iter()
+        .find(|i| i.state == InteractionState::Active)
+        .map(|i| i.key)
+        .expect("active");
+    say(ann, mine, text);
+    let offered = until(bob_sees, "the IM ringing on Bob's desk", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let theirs = on_im(&offered)
+        .into_iter()
+        .find(|i| matches!(i.state, InteractionState::Offered { .. }))
+        .expect("offered");
+    // Who it is from; no text of the IM in the offer, not even as a subject.
+    assert_eq!(theirs.contact.display_name.as_deref(), Some("Ann"));
+    assert_eq!(theirs.subject, None);
+    let theirs = theirs.key;
+    ok(bob, AgentCommand::Accept { key: theirs });
+    (mine, theirs)
+}
+
+#[test]
+fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_killed() {
+    let (im, im_after, chat, stored) = (
+        marker("imsecret"),
+        marker("imlater"),
+        marker("chatcontrol"),
+        marker("streamcontrol"),
+    );
+    let mut team = Team::start();
+    // Third control: a JetStream stream that captures nothing of ours keeps what it is sent (the
+    // hub started with it in place: it captures no detail subject).
+    crate::team::raw_request(
+        &team.nats.url,
+        "$JS.API.STREAM.CREATE.CONTROL",
+        br#"{"name":"CONTROL","subjects":["control.>"],"storage":"file"}"#.to_vec(),
+    );
+    let answer =
+        crate::team::raw_request(&team.nats.url, "control.note", stored.clone().into_bytes());
+    assert_eq!(answer["stream"], "CONTROL", "{answer}");
+
+    let ann = desk(&team.nats.url, "ann");
+    let bob = desk(&team.nats.url, "bob");
+    let (ann_sees, bob_sees) = (ann.watch(), bob.watch());
+    ready(&*ann, "im");
+    ready(&*bob, "im");
+    let (mine, theirs) = ann_ims_bob(&*ann, &*bob, &ann_sees, &bob_sees, &format!("Hi Bob {im}"));
+    // First control: Bob's desk shows the marker, and Ann sees Bob join.
+    within(WAIT, "the first IM on Bob's desk", || {
+        texts(&*bob, theirs).iter().any(|t| t.contains(&im))
+    });
+    until(&ann_sees, "Bob in Ann's IM", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == mine && i.detail.parties.iter().any(|p| p.display_name == "Bob"))
+    });
+    // Typing both ways, then Bob answers.
+    bob.interact(bob.next_id(), theirs, Interact::Typing(true))
+        .wait(WAIT)
+        .expect("typing");
+    until(&ann_sees, "Bob typing on Ann's desk", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == mine && i.detail.typing.iter().any(|t| t == "Bob"))
+    });
+    ann.interact(ann.next_id(), mine, Interact::Typing(true))
+        .wait(WAIT)
+        .expect("typing");
+    until(&bob_sees, "Ann typing on Bob's desk", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == theirs && i.detail.typing.iter().any(|t| t == "Ann"))
+    });
+    say(&*bob, theirs, &format!("Sure {im}, go on"));
+    within(WAIT, "Bob's answer on Ann's desk", || {
+        texts(&*ann, mine).iter().any(|t| t.starts_with("Sure"))
+    });
+
+    // Group IM: Ann asks Cy in (a consultation, then a conference); Bob sees Cy join, and what
+    // Cy writes; Cy sees what Bob writes.
+    let cy = desk(&team.nats.url, "cy");
+    let cy_sees = cy.watch();
+    ready(&*cy, "im");
+    ok(
+        &*ann,
+        AgentCommand::Consult {
+            key: mine,
+            colleague: "cy".into(),
+        },
+    );
+    let asked = until(&cy_sees, "Cy asked to join", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let consultation = on_im(&asked)[0].key;
+    ok(&*cy, AgentCommand::Accept { key: consultation });
+    ok(&*ann, AgentCommand::Conference { consultation });
+    until(&cy_sees, "Cy in the IM", |s| {
+        s.interactions.iter().any(|i| i.key == mine)
+    });
+    say(&*cy, mine, &format!("Cy here {im}"));
+    until(&bob_sees, "Cy joined, on Bob's desk", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.key == theirs && i.detail.parties.iter().any(|p| p.display_name == "Cy"))
+    });
+    within(WAIT, "Cy's line on Bob's desk", || {
+        texts(&*bob, theirs)
+            .iter()
+            .any(|t| t.starts_with("Cy here"))
+    });
+    say(&*bob, theirs, &format!("Welcome Cy {im}"));
+    within(WAIT, "Bob's line on Cy's desk", || {
+        texts(&*cy, mine)
+            .iter()
+            .any(|t| t.starts_with("Welcome Cy"))
+    });
+
+    // Second control: a customer chat's text goes to the history, and the search finds it.
+    ready(&*ann, "demo");
+    let offered = until(&ann_sees, "the demo chat", |s| {
+        s.interactions
+            .iter()
+            .any(|i| i.channel == "demo" && matches!(i.state, InteractionState::Offered { .. }))
+    });
+    let chat_key = offered
+        .interactions
+        .iter()
+        .find(|i| i.channel == "demo")
+        .map(|i| i.key)
+        .expect("demo");
+    ok(&*ann, AgentCommand::Accept { key: chat_key });
+    say(&*ann, chat_key, &format!("Order noted {chat}"));
+    let found = ann.search(Some(&chat), 10).wait(WAIT).expect("search");
+    assert!(found.iter().any(|e| e.key == chat_key), "{found:?}");
+    assert!(
+        ann.search(Some(&im), 10)
+            .wait(WAIT)
+            .expect("search")
+            .is_empty()
+    );
+    let listed = ann.search(None, 100).wait(WAIT).expect("search");
+    assert!(listed.iter().all(|e| e.channel != "im"), "{listed:?}");
+
+    // The hub killed mid-IM and started again: the IM is closed, not brought back empty.
+    team.kill_hub();
+    team.start_hub();
+    let closed = |s: &AgentSnapshot| on_im(s).iter().all(|i| i.state.is_closed());
+    let after = until(&ann_sees, "Ann's IM closed after the restart", |s| {
+        closed(s) && s.interactions.iter().any(|i| i.key == chat_key)
+    });
+    assert!(
+        on_im(&after)
+            .iter()
+            .all(|i| i.key != mine || i.state.is_closed())
+    );
+    until(&bob_sees, "Bob's IM closed after the restart", closed);
+    // IM works again at once, and this one is open when the hub stops cleanly.
+    let (_, theirs) = ann_ims_bob(&*ann, &*bob, &ann_sees, &bob_sees, &im_after);
+    within(WAIT, "the IM after the restart", || {
+        texts(&*bob, theirs).iter().any(|t| t.contains(&im_after))
+    });
+    team.stop_hub();
+    drop((ann, bob, cy));
+    team.nats.terminate();
+
+    let written = team.written();
+    for needle in [&im, &im_after] {
+        let (n, files) = occurrences(&written, needle);
+        for line in files.iter().flat_map(|f| lines_with(f, needle)) {
+            eprintln!("saved: {line}");
+        }
+        assert_eq!(n, 0, "IM text was saved in {files:?}");
+    }
+    let (n, files) = occurrences(&[team.install.data.clone()], &chat);
+    assert!(
+        n > 0,
+        "the chat control was not found in the data directory"
+    );
+    assert!(files.iter().all(|f| f.starts_with(&team.install.data)));
+    let (n, _) = occurrences(&[team.store.clone()], &stored);
+    assert!(n > 0, "the stream control was not found in the NATS store");
+    // The log was really written below info (at trace, what the hub has is debug lines; the NATS
+    // client's trace lines, which carry message bodies, are never written).
+    let log = std::fs::read_to_string(&team.log).expect("log");
+    assert!(log.contains("DEBUG"), "no debug lines in the hub's log");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("TRACE") && l.contains("async_nats")),
+        "the NATS client's trace reached the log"
+    );
+}
+
+/// The IM interactions of a snapshot not in `known`, newest last.
+fn new_im(s: &AgentSnapshot, known: &[u64]) -> Option<u64> {
+    on_im(s)
+        .iter()
+        .map(|i| i.key)
+        .filter(|k| !known.contains(k))
+        .max()
+}
+
+/// Ann starts an IM to `to`; returns its key once her desk has it.
+fn ann_starts(
+    ann: &dyn DeskClient,
+    ann_sees: &crossbeam_channel::Receiver<AgentSnapshot>,
+    to: &str,
+    known: &mut Vec<u64>,
+) -> u64 {
+    start_im(ann, to);
+    let s = until(ann_sees, "Ann's new IM", |s| new_im(s, known).is_some());
+    let key = new_im(&s, known).expect("new");
+    known.push(key);
+    key
+}
+
+#[test]
+fn an_im_nobody_can_take_is_refused_at_once_and_oversized_or_flooding_ones_are_not_sent() {
+    let team = Team::start();
+    let ann = desk(&team.nats.url, "ann");
+    let bob = desk(&team.nats.url, "bob");
+    let (ann_sees, bob_sees) = (ann.watch(), bob.watch());
+    ready(&*ann, "im");
+    // Bob is on the IM channel but Not Ready (as it starts); Cy never logged in.
+    ok(
+        &*bob,
+        AgentCommand::LogOnChannel {
+            channel: "im".into(),
+        },
+    );
+    let mut known = Vec::new();
+
+    // A colleague who does not exist, and one who is logged off: Ann is told at once, the IM
+    // ends, nothing waits for later.
+    for (to, words) in [
+        ("nobody", "There is no colleague `nobody`."),
+        ("cy", "cy is not available for IM now."),
+        ("bob", "bob is not available for IM now."),
+    ] {
+        let started = Instant::now();
+        let key = ann_starts(&*ann, &ann_sees, to, &mut known);
+        until(&ann_sees, &format!("the IM to {to} ended"), |s| {
+            s.interactions
+                .iter()
+                .any(|i| i.key == key && i.state == InteractionState::Ended)
+        });
+        let told = started.elapsed();
+        assert!(
+            texts(&*ann, key).iter().any(|t| t == words),
+            "{to}: {:?}",
+            texts(&*ann, key)
+        );
+        eprintln!("IM to {to}: refused and told within {told:?}");
+        ok(
+            &*ann,
+            AgentCommand::MarkDone {
+                key,
+                wrap_up: None,
+                next: None,
+            },
+        );
+    }
+    let bob_now = until(&bob_sees, "Bob's snapshot", |_| true);
+    assert!(on_im(&bob_now).is_empty(), "nothing was kept for Bob");
+
+    // Bob available: an oversized IM is not sent, and Ann is told why.
+    ok(
+        &*bob,
+        AgentCommand::SetReady {
+            channel: "im".into(),
+        },
+    );
+    let (mine, theirs) = ann_ims_bob(&*ann, &*bob, &ann_sees, &bob_sees, "short");
+    within(WAIT, "the first IM", || texts(&*bob, theirs).len() == 1);
+    say(&*ann, mine, &"x".repeat(1001));
+    until(&ann_sees, "the oversized notice", |s| {
+        s.interactions.iter().any(|i| {
+            i.key == mine
+                && i.detail
+                    .notice
+                    .as_deref()
+                    .is_some_and(|n| n.contains("at most 1000 bytes, this one is 1001"))
+        })
+    });
+    // A flood: five at once pass (the burst), the rest are refused with a notice.
+    for n in 0..12 {
+        say(&*ann, mine, &format!("flood {n}"));
+    }
+    until(&ann_sees, "the flood notice", |s| {
+        s.interactions.iter().any(|i| {
+            i.key == mine
+                && i.detail
+                    .notice
+                    .as_deref()
+                    .is_some_and(|n| n.contains("too many IMs"))
+        })
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let got = texts(&*bob, theirs);
+    let floods = got.iter().filter(|t| t.starts_with("flood")).count();
+    assert!((4..12).contains(&floods), "{got:?}");
+    assert!(
+        got.iter().all(|t| t.len() < 1001),
+        "the oversized IM arrived"
+    );
+    assert!(got.iter().any(|t| t == "flood 0"), "{got:?}");
+}
+
+#[test]
+fn the_hub_refuses_to_start_when_a_jetstream_stream_captures_interaction_detail() {
+    let install = Install::new();
+    let store = install.dir.path().join("nats-store");
+    let nats = NatsServer::start_with(&format!(
+        "jetstream {{ store_dir: \"{}\" }}\n",
+        store.display()
+    ));
+    let rig = InProcessRig::new();
+    // Without such a stream (and with JetStream on) the hub starts.
+    let hub = Hub::serve(&HubOptions::new(nats.url.clone()), rig.connect_in_process())
+        .expect("the hub starts");
+    hub.stop();
+    let created = crate::team::raw_request(
+        &nats.url,
+        "$JS.API.STREAM.CREATE.EVERYTHING",
+        br#"{"name":"EVERYTHING","subjects":["ad.>"],"storage":"file"}"#.to_vec(),
+    );
+    assert!(created["error"].is_null(), "{created}");
+    let refused = Hub::serve(&HubOptions::new(nats.url.clone()), rig.connect_in_process())
+        .expect_err("a stream captures detail");
+    assert!(
+        matches!(
+            &refused,
+            HubError::Stored(GuardError::Captured { stream, captured, .. })
+                if stream == "EVERYTHING" && captured == "ad.>"
+        ),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .to_string()
+            .contains("internal IM must never be stored")
+    );
+}
+
+#[test]
+fn the_team_communicator_shows_presence_live_starts_an_im_and_the_desk_says_not_saved() {
+    use crate::shell::{click, has_label, settle};
+    use agentdesk_ui::desk::Desk;
+    use agentdesk_ui::ring::SilentSink;
+    use eframe::egui;
+    use egui_kittest::Harness;
+    use egui_kittest::kittest::Queryable;
+
+    let team = Team::start();
+    let ann = desk(&team.nats.url, "ann");
+    let bob = desk(&team.nats.url, "bob");
+    let bob_sees = bob.watch();
+    ready(&*ann, "im");
+    ready(&*bob, "im");
+    // Ann's desk window, on a session of its own.
+    let window = Desk::new(
+        desk(&team.nats.url, "ann"),
+        Box::new(SilentSink::default()),
+        || {},
+    );
+    let mut ann_window = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), window);
+    settle(&mut ann_window, "Ann's desk connected", |h| {
+        h.state().snapshot().logged_in
+    });
+    ann_window.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::T);
+    settle(&mut ann_window, "the Team Communicator", |h| {
+        has_label(h, "Find a colleague")
+    });
+    assert!(has_label(&ann_window, "Cy (cy)"));
+    // Presence, live: Cy never logged in; Bob is Ready on im, then turns Do Not Disturb on.
+    settle(&mut ann_window, "Cy's and Bob's presence", |h| {
+        has_label(h, "logged off") && has_label(h, "demo: Logged off · im: Ready")
+    });
+    ok(&*bob, AgentCommand::SetDnd { on: true });
+    settle(&mut ann_window, "Bob's Do Not Disturb", |h| {
+        has_label(h, "Do Not Disturb · demo: Logged off · im: Ready")
+    });
+    ok(&*bob, AgentCommand::SetDnd { on: false });
+    ann_window.get_by_label("Find a colleague").focus();
+    ann_window.get_by_label("Find a colleague").type_text("bo");
+    settle(&mut ann_window, "only Bob left", |h| {
+        has_label(h, "Bob (bob)") && !has_label(h, "Cy (cy)")
+    });
+    click(&mut ann_window, "IM Bob");
+    // The IM opens on Ann's desk, saying it is not saved, and rings on Bob's.
+    settle(&mut ann_window, "the IM open and marked not saved", |h| {
+        has_label(h, "not saved")
+    });
+    until(&bob_sees, "the IM ringing for Bob", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| matches!(i.state, InteractionState::Offered { .. }) && i.never_saved)
+    });
+}
