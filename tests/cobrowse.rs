@@ -930,3 +930,51 @@ fn hostile_events_from_the_customer_side_stay_inert_in_the_agents_viewer() {
         "nothing the customer side sent ran in the agent's viewer"
     );
 }
+
+#[test]
+fn a_dropped_customer_connection_resumes_from_a_full_snapshot_and_the_viewer_is_told() {
+    let rig = Rig::new("");
+    let _ann = rig.ready();
+    let (mut chat, _chat_key) = accepted_chat(&rig);
+    let customer_ws = format!(
+        "{}/ws/customer",
+        rig.cobrowse.replacen("http://", "ws://", 1)
+    );
+    let mut customer = Raw::connect(&customer_ws, &rig.site.origin);
+    customer.send(json!({"type": "start"}));
+    let session = customer.until(|m| m["type"] == "session").expect("a code");
+    chat.send(json!({"type": "cobrowse", "code": session["code"]}));
+    customer.send(json!({"type": "offer"}));
+    let key = rig.accept("cobrowse");
+    let link = rig.view_link(key, "");
+    let token = link.rsplit('/').next().expect("token").to_string();
+    let viewer_ws = format!(
+        "{}/ws/view/{token}",
+        rig.cobrowse.replacen("http://", "ws://", 1)
+    );
+    let mut viewer = Raw::connect(&viewer_ws, &rig.cobrowse);
+    customer
+        .until(|m| m["type"] == "snapshot")
+        .expect("asked for a snapshot");
+    drop(customer);
+    viewer
+        .until(|m| m["type"] == "customer" && m["state"] == "away")
+        .expect("the viewer is told the page is away");
+    let mut back = Raw::connect(&customer_ws, &rig.site.origin);
+    back.send(json!({"type": "resume", "code": session["code"], "secret": session["secret"]}));
+    let resumed = back.until(|m| m["type"] == "resumed").expect("resumed");
+    assert_eq!(resumed["phase"], "active");
+    back.until(|m| m["type"] == "snapshot")
+        .expect("a reconnect starts from a full snapshot");
+    viewer
+        .until(|m| m["type"] == "customer" && m["state"] == "connected")
+        .expect("the viewer is told the page is back");
+    back.send(json!({"type": "events", "events": [{"type": 4, "timestamp": 1, "data": {"href": "x", "width": 1, "height": 1}}]}));
+    viewer
+        .until(|m| m["type"] == "events")
+        .expect("the resumed page's events reach the viewer");
+    assert!(
+        matches!(rig.state(key), Some(InteractionState::Active)),
+        "the interaction went on"
+    );
+}

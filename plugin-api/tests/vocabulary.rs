@@ -240,7 +240,34 @@ fn every_event() -> Vec<Event> {
             up_to: Some(1_700_000_000_000),
         }
         .into(),
+        LinkCode {
+            interaction: InteractionId::new("i-2"),
+            code: "123456789".into(),
+        }
+        .into(),
     ]
+}
+
+#[test]
+fn a_linked_route_and_a_link_code_1_3_decode_as_data() {
+    let offer = Envelope {
+        kind: "link-code".into(),
+        schema: 1,
+        bytes: br#"{"interaction":"chat-1","code":"123456789","added_later":true}"#
+            .to_vec()
+            .into(),
+    };
+    let Event::LinkCode(link) = Event::from_envelope(&offer).expect("decodes") else {
+        panic!("not a link code");
+    };
+    assert_eq!(
+        (link.interaction.as_str(), link.code.as_str()),
+        ("chat-1", "123456789")
+    );
+    let route: Route =
+        serde_json::from_str(r#"{"to":"linked","name":"123456789"}"#).expect("route");
+    assert_eq!(route, Route::linked("123456789"));
+    assert_eq!(Route::LINKED, "linked");
 }
 
 #[test]

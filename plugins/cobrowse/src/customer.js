@@ -23,7 +23,7 @@
   };
   window.AgentdeskCobrowse = api;
 
-  var ws = null, opened = false, stopRecording = null, queue = [], flushTimer = null;
+  var ws = null, opened = false, stopRecording = null, queue = [], flushTimer = null, lastFlush = 0;
   var retry = 500, pendingStart = null;
 
   function saved() {
@@ -269,9 +269,10 @@
       return;
     }
     stopRecording = window.rrweb.record({
+      // A change goes at once; what follows within 50 ms of a send waits for the next batch.
       emit: function (event) {
         queue.push(event);
-        if (!flushTimer) flushTimer = setTimeout(flush, 50);
+        if (!flushTimer) flushTimer = setTimeout(flush, Math.max(0, lastFlush + 50 - Date.now()));
       },
       maskAllInputs: true,
       maskInputFn: maskInput,
@@ -287,6 +288,7 @@
   }
   function flush() {
     flushTimer = null;
+    lastFlush = Date.now();
     if (!queue.length) return;
     var batch = queue;
     queue = [];

@@ -27,9 +27,13 @@
         triggerFocus: false,
         UNSAFE_replayCanvas: false,
         showWarning: false,
-        showDebug: false
+        showDebug: false,
+        // Changes go straight to the frame's DOM (no virtual DOM to flush later).
+        useVirtualDom: false
       });
-      replayer.startLive(event.timestamp);
+      // Every event is applied as it arrives: rrweb's live clock would start at the first
+      // event's delay (that of the full snapshot) and hold every later event back by as much.
+      replayer.startLive(Number.MAX_SAFE_INTEGER);
       replayer.on('fullsnapshot-rebuilded', listen);
     }
     try { replayer.addEvent(event); state.events++; } catch (e) { /* a malformed event is skipped */ }
