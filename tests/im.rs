@@ -543,16 +543,25 @@ fn the_hub_refuses_to_start_when_a_jetstream_stream_captures_interaction_detail(
         store.display()
     ));
     let rig = InProcessRig::new();
-    // Without such a stream (and with JetStream on) the hub starts.
-    let hub = Hub::serve(&HubOptions::new(nats.url.clone()), rig.connect_in_process())
-        .expect("the hub starts");
-    hub.stop();
+    let config = install.dir.path().join("agentdesk.toml");
+    std::fs::write(&config, crate::client_suite::SUITE_CONFIG).expect("config");
+    let options = HubOptions {
+        config_file: Some(config),
+        ..HubOptions::new(nats.url.clone())
+    };
+    // Without such a stream (and with JetStream on) the hub starts, and reloads.
+    let hub = Hub::serve(&options, rig.connect_in_process()).expect("the hub starts");
+    hub.reload().expect("a reload with nothing stored");
     let created = crate::team::raw_request(
         &nats.url,
         "$JS.API.STREAM.CREATE.EVERYTHING",
         br#"{"name":"EVERYTHING","subjects":["ad.>"],"storage":"file"}"#.to_vec(),
     );
     assert!(created["error"].is_null(), "{created}");
+    // A running hub refuses a reload while such a stream exists, and keeps serving.
+    let refused = hub.reload().expect_err("a stream captures detail");
+    assert_eq!(refused.code(), "stored", "{refused:?}");
+    hub.stop();
     let refused = Hub::serve(&HubOptions::new(nats.url.clone()), rig.connect_in_process())
         .expect_err("a stream captures detail");
     assert!(

@@ -157,6 +157,11 @@ fn a_reload_withdraws_a_channel_under_a_live_chat_and_adds_an_agent() {
         back.channels.iter().any(|c| c.channel == "demo"),
         "the channel shows while he finishes: {back:?}"
     );
+    // (The new hub's first snapshot can reach him before the answer to the heartbeat that tells
+    // his desktop the hub is back.)
+    crate::team::within(WAIT, "Bob's desktop back on the hub", || {
+        bob.link() == LinkState::Connected
+    });
     // He ends it and marks it done: the withdrawn channel goes.
     ok(&*bob, AgentCommand::End { key: chat });
     ok(

@@ -119,6 +119,8 @@ struct State {
     /// When each agent's desktop was last heard from, and whether the hub already set them
     /// Not Ready for their silence.
     heard: Mutex<BTreeMap<String, (Instant, bool)>>,
+    /// The hub's runtime (a reload checks JetStream from a blocking thread).
+    runtime: tokio::runtime::Handle,
     /// Where every agent's snapshots go for the team's one publisher.
     snapshots: crossbeam_channel::Sender<agentdesk_client::AgentSnapshot>,
 }
@@ -180,6 +182,7 @@ impl Hub {
             snapshots,
             core,
             config_file: options.config_file.clone(),
+            runtime: runtime.handle().clone(),
             client: client.clone(),
             sessions: Mutex::new(BTreeMap::new()),
             counters: counters.clone(),
@@ -511,6 +514,18 @@ impl State {
                 });
             }
         };
+        // Agents the file adds have detail subjects too: no stream may capture them either.
+        let protected = im_guard::protected_subjects(config.agents.iter().map(|a| a.id.as_str()));
+        let checked = self
+            .runtime
+            .block_on(im_guard::refuse_capturing_streams(&self.client, &protected));
+        if let Err(e) = checked {
+            tracing::error!("reload refused, the running configuration stays: {e}");
+            return Err(ClientError::Refused {
+                code: "stored".into(),
+                message: e.to_string(),
+            });
+        }
         let report = self
             .core
             .reload(&config)
