@@ -58,13 +58,7 @@ impl Core {
         out: &mut Vec<Stamped>,
     ) -> Result<(), CoreError> {
         let a = agent_id.to_string();
-        if self.is_withdrawn(agent_id, &channel) {
-            return Err(CoreError::ChannelNotAssigned {
-                agent: agent_id.into(),
-                channel,
-            });
-        }
-        let ch = self.channel_of(agent_id, &channel)?;
+        let ch = self.assigned_channel(agent_id, &channel)?;
         if ch.state == ChannelState::LoggedOff {
             let state = ChannelState::NotReady {
                 reason: LOGGED_ON.into(),
@@ -103,13 +97,7 @@ impl Core {
         out: &mut Vec<Stamped>,
     ) -> Result<(), CoreError> {
         let a = agent_id.to_string();
-        if self.is_withdrawn(agent_id, &channel) {
-            return Err(CoreError::ChannelNotAssigned {
-                agent: agent_id.into(),
-                channel,
-            });
-        }
-        let ch = self.channel_of(agent_id, &channel)?;
+        let ch = self.assigned_channel(agent_id, &channel)?;
         match &ch.state {
             ChannelState::LoggedOff => return Err(CoreError::ChannelLoggedOff { channel }),
             ChannelState::Ready => {}

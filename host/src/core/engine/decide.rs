@@ -83,6 +83,22 @@ impl Core {
             })
     }
 
+    /// The agent's channel for going on or Ready: refused, like an unassigned one, when the admin
+    /// withdrew it (the work in hand is finished on it, nothing more).
+    pub(super) fn assigned_channel(
+        &self,
+        agent: &str,
+        channel: &str,
+    ) -> Result<&AgentChannel, CoreError> {
+        if self.is_withdrawn(agent, channel) {
+            return Err(CoreError::ChannelNotAssigned {
+                agent: agent.into(),
+                channel: channel.into(),
+            });
+        }
+        self.channel_of(agent, channel)
+    }
+
     pub(super) fn channel_of(
         &self,
         agent: &str,
