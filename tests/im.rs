@@ -343,6 +343,15 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
             .iter()
             .any(|t| t.starts_with("Welcome Cy"))
     });
+    // Cy leaves the group: Bob sees it (plugin-api 1.5 `leave-conference`).
+    ok(&*cy, AgentCommand::LeaveConference { key: mine });
+    until(&bob_sees, "Cy gone from Bob's IM", |s| {
+        s.interactions.iter().any(|i| {
+            i.key == theirs
+                && i.detail.parties.iter().any(|p| p.display_name == "Ann")
+                && i.detail.parties.iter().all(|p| p.display_name != "Cy")
+        })
+    });
 
     // Second control: a customer chat's text goes to the history, and the search finds it.
     ready(&*ann, "demo");
@@ -359,6 +368,64 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
         .expect("demo");
     ok(&*ann, AgentCommand::Accept { key: chat_key });
     say(&*ann, chat_key, &format!("Order noted {chat}"));
+    // An IM consultation about the chat ("Consult by IM"): Bob sees what the chat is about, its
+    // subject and case data (as case data: nothing of an IM is journaled, not even a subject),
+    // and that it is from Ann; the customer sees nothing; Ann's IM is
+    // linked to the chat.
+    ok(
+        &*ann,
+        AgentCommand::StartOutbound {
+            channel: "im".into(),
+            to: Address::new(Address::AGENT, "bob"),
+            from: Some(chat_key),
+        },
+    );
+    let asked = until(&bob_sees, "the IM about the chat on Bob's desk", |s| {
+        on_im(s).iter().any(|i| {
+            matches!(i.state, InteractionState::Offered { .. })
+                && i.detail
+                    .case_data
+                    .iter()
+                    .any(|f| f.key == "about" && f.value.starts_with("Demo conversation"))
+        })
+    });
+    let about = on_im(&asked)
+        .into_iter()
+        .find(|i| matches!(i.state, InteractionState::Offered { .. }))
+        .expect("offered")
+        .clone();
+    assert_eq!(about.contact.display_name.as_deref(), Some("Ann"));
+    assert!(
+        about
+            .detail
+            .case_data
+            .iter()
+            .any(|f| f.key == "order" && f.value.starts_with("A-")),
+        "{:?}",
+        about.detail.case_data
+    );
+    let consulting = until(&ann_sees, "Ann's IM linked to the chat", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| i.linked.contains(&chat_key) && i.state == InteractionState::Active)
+    });
+    let consulting = on_im(&consulting)
+        .into_iter()
+        .find(|i| i.linked.contains(&chat_key))
+        .expect("linked");
+    assert_eq!(consulting.contact.display_name.as_deref(), Some("Bob"));
+    let consulting = consulting.key;
+    ok(&*bob, AgentCommand::Accept { key: about.key });
+    say(&*ann, consulting, &format!("Is this order fine? {im}"));
+    within(WAIT, "the consultation on Bob's desk", || {
+        texts(&*bob, about.key)
+            .iter()
+            .any(|t| t.starts_with("Is this order fine?"))
+    });
+    assert!(
+        texts(&*ann, chat_key).iter().all(|t| !t.contains(&im)),
+        "the chat's transcript shows nothing of the IM"
+    );
     let found = ann.search(Some(&chat), 10).wait(WAIT).expect("search");
     assert!(found.iter().any(|e| e.key == chat_key), "{found:?}");
     assert!(
