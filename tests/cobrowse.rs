@@ -63,6 +63,13 @@ impl Site {
              <a id=\"next\" href=\"/page2\">Next page</a>",
         );
         let second = page(cobrowse, "<h1>Second page of the shop</h1>");
+        // The shop's help page with the web chat widget in a frame (`/chat?widget=<its URL>`).
+        let chat = page(
+            cobrowse,
+            "<h1>Acme help</h1><iframe id=\"widget\" width=\"400\" height=\"500\"></iframe>\
+             <script>document.getElementById('widget').src = \
+             new URLSearchParams(location.search).get('widget');</script>",
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let orders = Arc::new(AtomicUsize::new(0));
@@ -89,9 +96,10 @@ impl Site {
                 if path.starts_with("/ordered") {
                     ordered.fetch_add(1, Ordering::SeqCst);
                 }
-                let (status, body) = match path {
+                let (status, body) = match path.split('?').next().unwrap_or("/") {
                     "/" => ("200 OK", first.as_str()),
                     "/page2" => ("200 OK", second.as_str()),
+                    "/chat" => ("200 OK", chat.as_str()),
                     _ => ("404 Not Found", "not found"),
                 };
                 let response = format!(
@@ -414,8 +422,8 @@ fn linked_session(rig: &Rig, customer: &Browser, chat: &mut Raw, chat_key: u64) 
     customer.click("#ad-cobrowse-button");
     let code = customer.customer_code();
     assert_eq!(code.len(), 9, "{code}");
+    // The page's button offered the session already; it waits for the chat to carry the code.
     chat.send(json!({"type": "cobrowse", "code": code}));
-    customer.eval("window.AgentdeskCobrowse.offer(); return null;");
     let key = rig.accept("cobrowse");
     let snapshot = rig.snapshot();
     let cobrowse = snapshot
@@ -977,4 +985,102 @@ fn a_dropped_customer_connection_resumes_from_a_full_snapshot_and_the_viewer_is_
         matches!(rig.state(key), Some(InteractionState::Active)),
         "the interaction went on"
     );
+}
+
+#[test]
+fn the_chat_widgets_button_and_a_code_the_agent_types_on_a_call_each_link_a_session() {
+    let rig = Rig::new("[channels.cobrowse]\ncapacity = 2");
+    let ann = rig.ready();
+    // The widget's own button: the customer chats in the widget framed by the shop's help page;
+    // its Co-browse button asks the page's script for a session, and the code goes into the chat.
+    let customer = Browser::open();
+    customer.goto(&format!(
+        "{}/chat?widget={}/",
+        rig.site.origin, rig.chat_origin
+    ));
+    until("the widget in its frame", || {
+        (customer.eval("const f = document.getElementById('widget'); return !!(f && f.src);")
+            == json!(true))
+        .then_some(())
+    });
+    customer.enter_frame("#widget");
+    until("the widget's form", || {
+        (!customer.text_of("#start-form").is_empty()).then_some(())
+    });
+    customer.type_into("#name", "Cora");
+    customer.type_into("#email", "cora@example.com");
+    customer.click("#start");
+    let chat_key = rig.accept("chat");
+    until("the widget's Co-browse button", || {
+        (!customer.text_of("#cobrowse").is_empty()).then_some(())
+    });
+    customer.click("#cobrowse");
+    let key = rig.accept("cobrowse");
+    let linked = rig.snapshot();
+    let session = linked
+        .interactions
+        .iter()
+        .find(|i| i.key == key)
+        .expect("co-browse");
+    assert!(session.linked.contains(&chat_key), "linked to the chat");
+    customer.leave_frame();
+    until("the customer's banner", || {
+        (customer.customer_state() == "active").then_some(())
+    });
+
+    // During a call the customer presses the page's own button and reads the code out; the offer
+    // waits (nothing carries the code yet) until Ann types it, spaces and all, on her call. (The
+    // carrier here is a second conversation of Ann's: the core links by the interaction, whatever
+    // its channel; the desk offers the field on calls.)
+    let (_call, call_key) = accepted_chat(&rig);
+    let caller = Browser::open();
+    caller.goto(&format!("{}/", rig.site.origin));
+    until("the page's Co-browse button", || {
+        let shown = caller.eval(
+            "const b = document.getElementById('ad-cobrowse-button'); return !!(b && !b.hidden);",
+        );
+        (shown == json!(true)).then_some(())
+    });
+    caller.click("#ad-cobrowse-button");
+    let code = caller.customer_code();
+    until("the session offered", || {
+        (caller.customer_state() == "offered").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        rig.snapshot()
+            .interactions
+            .iter()
+            .all(|i| i.channel != "cobrowse"
+                || i.key == key
+                || !matches!(i.state, InteractionState::Offered { .. })),
+        "nothing reaches Ann before she types the code"
+    );
+    // Another's code on nothing of hers, or a code on what is not hers, is refused.
+    let typed = format!("{} {} {}", &code[..3], &code[3..6], &code[6..]);
+    let refused = ann.send(AgentCommand::LinkCode {
+        key: 999_999,
+        code: typed.clone(),
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    rig.core
+        .execute(
+            "ann",
+            AgentCommand::LinkCode {
+                key: call_key,
+                code: typed,
+            },
+        )
+        .expect("the code typed on the call");
+    let second = rig.accept("cobrowse");
+    let snapshot = rig.snapshot();
+    let view = snapshot
+        .interactions
+        .iter()
+        .find(|i| i.key == second)
+        .expect("the second session");
+    assert!(view.linked.contains(&call_key), "linked to the call");
+    until("the caller's banner", || {
+        (caller.customer_state() == "active").then_some(())
+    });
 }

@@ -7,6 +7,7 @@ mod client_suite;
 mod cobrowse;
 mod compat;
 mod core_service;
+mod desk_links;
 mod desk_process;
 mod desk_slow;
 mod email;

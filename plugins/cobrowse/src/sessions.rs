@@ -320,7 +320,9 @@ impl Sessions {
         self.by_code
             .values()
             .filter(|s| {
-                (s.phase == Phase::Waiting && now.saturating_duration_since(s.minted) >= ttl)
+                // A code shown but not used, or offered but never taken by an agent (nothing
+                // carried the code: the core keeps such an offer waiting until this ends it).
+                (s.phase != Phase::Active && now.saturating_duration_since(s.minted) >= ttl)
                     || s.customer_gone_since
                         .is_some_and(|t| now.saturating_duration_since(t) >= grace)
             })

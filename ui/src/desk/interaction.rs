@@ -129,13 +129,7 @@ impl Desk {
             ui.colored_label(ui.visuals().error_fg_color, notice);
         }
         if !i.detail.case_data.is_empty() {
-            egui::Grid::new(("case-data", i.key)).show(ui, |ui| {
-                for field in &i.detail.case_data {
-                    ui.label(field.label.as_deref().unwrap_or(&field.key));
-                    ui.label(&field.value);
-                    ui.end_row();
-                }
-            });
+            super::links::case_data_grid(ui, i.key, &i.detail.case_data);
         }
     }
 
@@ -482,6 +476,7 @@ impl Desk {
             Some(MediaState::Other) | None => text::interaction_state(&i.state),
         };
         ui.heading(format!("Call: {state}"));
+        self.cobrowse_code(ui, i);
         if let Some(accepted) = i.accepted_at {
             let until = i.ended_at.unwrap_or(now);
             ui.label(format!(
