@@ -115,6 +115,13 @@ impl Browser {
         });
     }
 
+    /// Sets the browser window's outer size, in pixels.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.runtime
+            .block_on(self.client().set_window_size(width, height))
+            .expect("window size");
+    }
+
     /// Goes into the frame `css` names (scripts and clicks then act inside it).
     pub fn enter_frame(&self, css: &str) {
         self.runtime.block_on(async {

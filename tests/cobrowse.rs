@@ -60,7 +60,8 @@ impl Site {
              <button type=\"submit\" id=\"pay\">Pay</button></form>\
              <button type=\"button\" id=\"like\" onclick=\"this.textContent='Liked'\">Like</button>\
              <div id=\"secret\" data-ad-block>Loyalty number BLOCKED-4711</div>\
-             <a id=\"next\" href=\"/page2\">Next page</a>",
+             <a id=\"next\" href=\"/page2\">Next page</a>\
+             <div style=\"height:3000px\"></div><p id=\"bottom\">End of the shop</p>",
         );
         let second = page(cobrowse, "<h1>Second page of the shop</h1>");
         // The shop's help page with the web chat widget in a frame (`/chat?widget=<its URL>`).
@@ -459,6 +460,30 @@ fn the_agent_sees_the_page_follow_a_change_and_a_navigation_and_the_customers_st
     agent.wait_mirrored("Welcome to Acme Shop");
     customer.eval("document.getElementById('news').textContent = 'Price drop today'; return null;");
     agent.wait_mirrored("Price drop today");
+    // A scroll, and a window of another size: the view follows both.
+    customer.eval("window.scrollTo(0, 900); return null;");
+    until("the view scrolled with the page", || {
+        let top = agent.eval(
+            "const f = document.querySelector('#screen iframe'); const d = f && f.contentDocument;\
+             return d && d.scrollingElement ? d.scrollingElement.scrollTop : 0;",
+        );
+        (top.as_f64().unwrap_or(0.0) >= 800.0).then_some(())
+    });
+    let before = customer
+        .eval("return window.innerWidth;")
+        .as_u64()
+        .unwrap_or(0);
+    customer.resize(640, 560);
+    let width = until("the customer's window resized", || {
+        let w = customer.eval("return window.innerWidth;").as_u64()?;
+        (w != before).then_some(w)
+    });
+    until("the view as wide as the customer's window", || {
+        let shown = agent.eval(
+            "const f = document.querySelector('#screen iframe'); return f ? f.getAttribute('width') : null;",
+        );
+        (shown.as_str() == Some(width.to_string().as_str())).then_some(())
+    });
     // Another page of the same site: the script resumes the session there.
     customer.click("#next");
     agent.wait_mirrored("Second page of the shop");
@@ -1083,4 +1108,56 @@ fn the_chat_widgets_button_and_a_code_the_agent_types_on_a_call_each_link_a_sess
     until("the caller's banner", || {
         (caller.customer_state() == "active").then_some(())
     });
+}
+
+#[test]
+fn a_viewer_that_falls_behind_starts_over_from_a_full_snapshot_and_keeps_following() {
+    let rig = Rig::new("messages_per_second = 100000\nmessage_burst = 100000");
+    let _ann = rig.ready();
+    let (mut chat, _chat_key) = accepted_chat(&rig);
+    let ws = rig.cobrowse.replacen("http://", "ws://", 1);
+    let mut customer = Raw::connect(&format!("{ws}/ws/customer"), &rig.site.origin);
+    customer.send(json!({"type": "start"}));
+    let session = customer.until(|m| m["type"] == "session").expect("a code");
+    chat.send(json!({"type": "cobrowse", "code": session["code"]}));
+    customer.send(json!({"type": "offer"}));
+    let key = rig.accept("cobrowse");
+    let link = rig.view_link(key, "");
+    let token = link.rsplit('/').next().expect("token").to_string();
+    // The viewer opens, then reads nothing while the page changes a lot.
+    let mut viewer = Raw::connect(&format!("{ws}/ws/view/{token}"), &rig.cobrowse);
+    customer
+        .until(|m| m["type"] == "snapshot")
+        .expect("asked for a snapshot when the viewer opened");
+    let snapshots = |c: &Raw| {
+        c.frames
+            .iter()
+            .filter(|f| f.contains("\"snapshot\""))
+            .count()
+    };
+    let asked = snapshots(&customer);
+    let pad = "x".repeat(60_000);
+    let mut sent = 0;
+    while snapshots(&customer) == asked {
+        assert!(sent < 3_000, "never told to start the viewer over");
+        let event = json!({"type": 3, "timestamp": sent, "data": {"source": 0, "texts": [],
+            "attributes": [], "removes": [], "adds": [], "pad": pad}});
+        customer.send(json!({"type": "events", "events": [event]}));
+        sent += 1;
+        if sent % 25 == 0 {
+            customer.drain(Duration::from_millis(1));
+        }
+    }
+    // The viewer catches up, and what the page sends next reaches it: the session went on.
+    viewer.drain(Duration::from_millis(500));
+    customer.send(json!({"type": "events", "events": [{"type": 2, "timestamp": 1,
+        "data": {"node": {"type": 0, "childNodes": [], "id": 1}, "initialOffset": {"left": 0, "top": 0}},
+        "marker": "after-the-fall"}]}));
+    viewer
+        .until(|m| m["type"] == "events" && m.to_string().contains("after-the-fall"))
+        .expect("the viewer follows again");
+    assert!(
+        matches!(rig.state(key), Some(InteractionState::Active)),
+        "the co-browse went on"
+    );
 }
