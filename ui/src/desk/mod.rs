@@ -328,6 +328,8 @@ impl Desk {
             .map(|i| Ring {
                 key: i.key,
                 channel: i.channel.clone(),
+                // Internal IM (never saved): a colleague, not a customer, so a soft chime.
+                soft: i.never_saved,
             })
             .collect();
         for ring in new {
