@@ -219,6 +219,16 @@ impl Rig {
         })
     }
 
+    /// The conversation rules the agent's view has (plugin-api 1.2).
+    fn rules(&self, key: u64) -> Option<plugin_api::ConversationRules> {
+        self.snapshot()
+            .interactions
+            .into_iter()
+            .find(|i| i.key == key)?
+            .detail
+            .rules
+    }
+
     fn case(&self, key: u64, field: &str) -> Option<String> {
         self.snapshot()
             .interactions
@@ -321,6 +331,12 @@ fn x_public_mention_is_marked_public_replies_are_threaded_weighted_and_can_move_
     );
     let visibility = until("visibility", || rig.case(key, "x.visibility"));
     assert!(visibility.starts_with("PUBLIC"), "{visibility}");
+    let rules = until("the rules", || rig.rules(key));
+    assert_eq!(
+        (rules.public, rules.max_length, rules.counting),
+        (true, Some(280), plugin_api::LengthCounting::XWeighted),
+        "{rules:?}"
+    );
     // 250 letters and a 100-character link: 301 characters, 274 as X counts them.
     let long = format!("{} https://example.com/{}", "a".repeat(250), "p".repeat(80));
     assert!(long.chars().count() > 280);
@@ -359,6 +375,11 @@ fn x_public_mention_is_marked_public_replies_are_threaded_weighted_and_can_move_
         rig.case(key, "x.visibility")
             .filter(|v| v.starts_with("moved to direct messages"))
     });
+    let rules = until("private rules", || rig.rules(key).filter(|r| !r.public));
+    assert_eq!(
+        (rules.max_length, rules.counting),
+        (Some(10_000), plugin_api::LengthCounting::Characters)
+    );
     rig.core
         .send_message("ann", key, "Let's continue privately")
         .expect("send");
