@@ -241,6 +241,19 @@ impl Rig {
         })
     }
 
+    /// The co-browse interaction `key` and `carrier` are linked, both ways.
+    fn assert_linked(&self, key: u64, carrier: u64) {
+        let snapshot = self.snapshot();
+        let linked = |a: u64, b: u64| {
+            snapshot
+                .interactions
+                .iter()
+                .any(|i| i.key == a && i.linked.contains(&b))
+        };
+        assert!(linked(key, carrier), "#{key} linked to #{carrier}");
+        assert!(linked(carrier, key), "#{carrier} linked to #{key}");
+    }
+
     fn state(&self, key: u64) -> Option<InteractionState> {
         self.snapshot()
             .interactions
@@ -426,19 +439,7 @@ fn linked_session(rig: &Rig, customer: &Browser, chat: &mut Raw, chat_key: u64) 
     // The page's button offered the session already; it waits for the chat to carry the code.
     chat.send(json!({"type": "cobrowse", "code": code}));
     let key = rig.accept("cobrowse");
-    let snapshot = rig.snapshot();
-    let cobrowse = snapshot
-        .interactions
-        .iter()
-        .find(|i| i.key == key)
-        .expect("co-browse");
-    assert!(cobrowse.linked.contains(&chat_key), "linked to the chat");
-    let chat_view = snapshot
-        .interactions
-        .iter()
-        .find(|i| i.key == chat_key)
-        .expect("chat");
-    assert!(chat_view.linked.contains(&key), "the chat is linked to it");
+    rig.assert_linked(key, chat_key);
     until("the customer's banner", || {
         (customer.customer_state() == "active").then_some(())
     });
@@ -1041,13 +1042,7 @@ fn the_chat_widgets_button_and_a_code_the_agent_types_on_a_call_each_link_a_sess
     });
     customer.click("#cobrowse");
     let key = rig.accept("cobrowse");
-    let linked = rig.snapshot();
-    let session = linked
-        .interactions
-        .iter()
-        .find(|i| i.key == key)
-        .expect("co-browse");
-    assert!(session.linked.contains(&chat_key), "linked to the chat");
+    rig.assert_linked(key, chat_key);
     customer.leave_frame();
     until("the customer's banner", || {
         (customer.customer_state() == "active").then_some(())
@@ -1098,13 +1093,7 @@ fn the_chat_widgets_button_and_a_code_the_agent_types_on_a_call_each_link_a_sess
         )
         .expect("the code typed on the call");
     let second = rig.accept("cobrowse");
-    let snapshot = rig.snapshot();
-    let view = snapshot
-        .interactions
-        .iter()
-        .find(|i| i.key == second)
-        .expect("the second session");
-    assert!(view.linked.contains(&call_key), "linked to the call");
+    rig.assert_linked(second, call_key);
     until("the caller's banner", || {
         (caller.customer_state() == "active").then_some(())
     });

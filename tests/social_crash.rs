@@ -64,16 +64,6 @@ fn expected(n: usize) -> Vec<String> {
     (0..MESSAGES).map(|k| format!("c{n}-m{k}")).collect()
 }
 
-fn random_delays(seed: u64) -> impl Iterator<Item = Duration> {
-    let mut x = seed | 1;
-    std::iter::repeat_with(move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        Duration::from_millis(150 + x % 450)
-    })
-}
-
 fn kill_9s_during_500_webhooks(case: Case<'_>) {
     let fake = case.fake;
     let install = Install::new();
@@ -98,7 +88,7 @@ fn kill_9s_during_500_webhooks(case: Case<'_>) {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
     eprintln!("kill times from seed {seed}");
-    let mut delays = random_delays(seed);
+    let mut delays = crate::support::random_delays(seed, 150, 450);
     let mut host = HostProcess::start(&config, &log, case.channel, case.plugin);
     fake.control("queue", (case.queue)(webhooks));
     let mut killed_with = Vec::new();

@@ -212,19 +212,9 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::tests::Seen;
     use plugin_api::ChannelStatus;
-    use serde::{Deserialize, Serialize};
     use std::sync::Arc;
-
-    #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-    struct Seen(Vec<String>);
-
-    impl Journaled for Seen {
-        type Change = String;
-        fn apply(&mut self, change: String) {
-            self.0.push(change);
-        }
-    }
 
     fn event(text: &str) -> Event {
         Event::ChannelStatus(ChannelStatus {

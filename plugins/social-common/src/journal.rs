@@ -129,12 +129,13 @@ impl Journal {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde::Deserialize;
 
+    /// A state that keeps every change it is given (for the journal's and the inbox's tests).
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-    struct Seen(Vec<String>);
+    pub(crate) struct Seen(pub(crate) Vec<String>);
 
     impl Journaled for Seen {
         type Change = String;
