@@ -483,8 +483,10 @@ mod tests {
                 "offer",
                 "message-received",
                 "case-data-changed",
+                "conversation-rules",
                 "message-received",
-                "case-data-changed"
+                "case-data-changed",
+                "conversation-rules"
             ]
         );
         let (plan, events) = run(
