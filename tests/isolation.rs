@@ -213,14 +213,43 @@ fn a_plugin_that_keeps_dying_is_quarantined_and_crashes_in_start_or_stop_are_rep
     assert_serves(&host, &s);
     drop(host);
 
-    // A crash during start: the plugin is not started and says why; the other one runs.
+    // A crash during the first start: the runner is started again and the plugin comes up.
     let dir = Install::new();
-    let (config, _, _) = install(&dir, "crash_in = \"start\"\ncrash = \"segfault\"", "");
+    let marker = dir.dir.path().join("crashed-once");
+    let (config, _, _) = install(
+        &dir,
+        &format!(
+            "crash_in = \"start\"\ncrash = \"segfault\"\ncrash_marker = \"{}\"",
+            marker.display()
+        ),
+        "restart_backoff_ms = 20",
+    );
     let host = start(&config);
     let report = host.report(&c).expect("report");
-    assert_eq!(report.status.word(), "failed", "{report:#?}");
-    let reason = report.status.reason().unwrap_or_default();
+    assert_eq!(report.status.word(), "loaded", "{report:#?}");
+    assert_eq!(report.restarts, 1, "{report:#?}");
+    let reason = report.last_exit.clone().unwrap_or_default();
     assert!(reason.contains("SIGSEGV"), "{reason}");
+    assert_serves(&host, &c);
+    assert_serves(&host, &s);
+    drop(host);
+
+    // A crash during every start: given up after the restarts allowed, with the reason; the
+    // other plugin runs.
+    let dir = Install::new();
+    let (config, _, _) = install(
+        &dir,
+        "crash_in = \"start\"\ncrash = \"segfault\"",
+        "max_restarts = 2\nrestart_backoff_ms = 20",
+    );
+    let host = start(&config);
+    let report = host.report(&c).expect("report");
+    assert_eq!(report.status.word(), "quarantined", "{report:#?}");
+    let reason = report.status.reason().unwrap_or_default();
+    assert!(
+        reason.contains("3 times in a row during start") && reason.contains("SIGSEGV"),
+        "{reason}"
+    );
     assert_serves(&host, &s);
     drop(host);
 
