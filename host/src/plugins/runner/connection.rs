@@ -440,6 +440,10 @@ fn relay_stderr(plugin: &str, errors: std::process::ChildStderr, tail: &Mutex<Ve
             continue;
         }
         tracing::warn!(target: "plugin", plugin, "runner: {line}");
+        // A backtrace (RUST_BACKTRACE set) would push the line that says what happened out.
+        if is_backtrace_line(&line) {
+            continue;
+        }
         if let Ok(mut tail) = tail.lock() {
             if tail.len() == STDERR_TAIL {
                 tail.pop_front();
@@ -449,9 +453,42 @@ fn relay_stderr(plugin: &str, errors: std::process::ChildStderr, tail: &Mutex<Ve
     }
 }
 
+/// A line of a Rust backtrace: `stack backtrace:`, `  12: path::to::fn`, `      at src/x.rs:1`
+/// or the note after it.
+fn is_backtrace_line(line: &str) -> bool {
+    let trimmed = line.trim_start();
+    let frame = trimmed
+        .split_once(": ")
+        .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    frame
+        || trimmed.starts_with("at ")
+        || trimmed == "stack backtrace:"
+        || trimmed.starts_with("note: Some details are omitted")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backtraces_stay_out_of_the_exit_reason() {
+        for line in [
+            "stack backtrace:",
+            "   0: __rustc::rust_begin_unwind",
+            "  23: agentdesk_host::plugins::runner::worker::serve",
+            "             at ./src/lib.rs:12:5",
+            "note: Some details are omitted, run with `RUST_BACKTRACE=full` for a verbose backtrace.",
+        ] {
+            assert!(is_backtrace_line(line), "{line}");
+        }
+        for line in [
+            "memory allocation of 1048576 bytes failed",
+            "thread 'main' has overflowed its stack",
+            "plugin-runner: bad input from the host: i/o: 3: broken",
+        ] {
+            assert!(!is_backtrace_line(line), "{line}");
+        }
+    }
 
     #[test]
     fn signals_are_named_for_the_admin() {
