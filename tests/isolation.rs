@@ -67,6 +67,25 @@ fn assert_serves(host: &PluginHost, id: &str) {
     );
 }
 
+/// An event the plugin emits while it handles a call is in the host's queue by the time the call
+/// returns, as in-process, although a runner sends events and answers on different streams.
+fn assert_events_come_before_their_answers(host: &PluginHost, id: &str) {
+    drain(host, Duration::from_millis(100));
+    for n in 0..200 {
+        let reply = host.send(id, &invoke("offer")).expect("offer");
+        let Reply::Created(created) = reply else {
+            panic!("{id}: expected Created, got {reply:?}")
+        };
+        let event = host
+            .recv_event(Duration::ZERO)
+            .unwrap_or_else(|| panic!("call {n}: the answer came before the event it follows"));
+        assert!(
+            matches!(&event.event, Event::Offer(o) if o.interaction == created.interaction),
+            "call {n}: {event:?}"
+        );
+    }
+}
+
 /// Whether a process is gone (a zombie nobody reaps counts as gone: it runs nothing).
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -138,6 +157,7 @@ fn an_isolated_plugin_survives_every_kind_of_crash_and_comes_back_while_another_
     assert!(is_mapped(&steady_lib));
     assert_serves(&host, &c);
     assert_serves(&host, &s);
+    assert_events_come_before_their_answers(&host, &c);
     let cases = [
         ("segfault", "SIGSEGV"),
         ("abort", "SIGABRT"),
