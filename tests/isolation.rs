@@ -67,6 +67,25 @@ fn assert_serves(host: &PluginHost, id: &str) {
     );
 }
 
+/// An event the plugin emits while it handles a call is in the host's queue by the time the call
+/// returns, as in-process, although a runner sends events and answers on different streams.
+fn assert_events_come_before_their_answers(host: &PluginHost, id: &str) {
+    drain(host, Duration::from_millis(100));
+    for n in 0..200 {
+        let reply = host.send(id, &invoke("offer")).expect("offer");
+        let Reply::Created(created) = reply else {
+            panic!("{id}: expected Created, got {reply:?}")
+        };
+        let event = host
+            .recv_event(Duration::ZERO)
+            .unwrap_or_else(|| panic!("call {n}: the answer came before the event it follows"));
+        assert!(
+            matches!(&event.event, Event::Offer(o) if o.interaction == created.interaction),
+            "call {n}: {event:?}"
+        );
+    }
+}
+
 /// Whether a process is gone (a zombie nobody reaps counts as gone: it runs nothing).
 fn gone(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -138,6 +157,7 @@ fn an_isolated_plugin_survives_every_kind_of_crash_and_comes_back_while_another_
     assert!(is_mapped(&steady_lib));
     assert_serves(&host, &c);
     assert_serves(&host, &s);
+    assert_events_come_before_their_answers(&host, &c);
     let cases = [
         ("segfault", "SIGSEGV"),
         ("abort", "SIGABRT"),
@@ -213,14 +233,43 @@ fn a_plugin_that_keeps_dying_is_quarantined_and_crashes_in_start_or_stop_are_rep
     assert_serves(&host, &s);
     drop(host);
 
-    // A crash during start: the plugin is not started and says why; the other one runs.
+    // A crash during the first start: the runner is started again and the plugin comes up.
     let dir = Install::new();
-    let (config, _, _) = install(&dir, "crash_in = \"start\"\ncrash = \"segfault\"", "");
+    let marker = dir.dir.path().join("crashed-once");
+    let (config, _, _) = install(
+        &dir,
+        &format!(
+            "crash_in = \"start\"\ncrash = \"segfault\"\ncrash_marker = \"{}\"",
+            marker.display()
+        ),
+        "restart_backoff_ms = 20",
+    );
     let host = start(&config);
     let report = host.report(&c).expect("report");
-    assert_eq!(report.status.word(), "failed", "{report:#?}");
-    let reason = report.status.reason().unwrap_or_default();
+    assert_eq!(report.status.word(), "loaded", "{report:#?}");
+    assert_eq!(report.restarts, 1, "{report:#?}");
+    let reason = report.last_exit.clone().unwrap_or_default();
     assert!(reason.contains("SIGSEGV"), "{reason}");
+    assert_serves(&host, &c);
+    assert_serves(&host, &s);
+    drop(host);
+
+    // A crash during every start: given up after the restarts allowed, with the reason; the
+    // other plugin runs.
+    let dir = Install::new();
+    let (config, _, _) = install(
+        &dir,
+        "crash_in = \"start\"\ncrash = \"segfault\"",
+        "max_restarts = 2\nrestart_backoff_ms = 20",
+    );
+    let host = start(&config);
+    let report = host.report(&c).expect("report");
+    assert_eq!(report.status.word(), "quarantined", "{report:#?}");
+    let reason = report.status.reason().unwrap_or_default();
+    assert!(
+        reason.contains("3 times in a row during start") && reason.contains("SIGSEGV"),
+        "{reason}"
+    );
     assert_serves(&host, &s);
     drop(host);
 

@@ -366,7 +366,11 @@ impl PluginHost {
             Err(CallError::Plugin(e)) if e.code == plugin_api::ErrorCode::PANICKED => {
                 return PluginStatus::Quarantined(e.message.into());
             }
-            Err(e) => return PluginStatus::Failed(format!("start failed: {e}")),
+            // An isolated plugin whose process kept dying in start has been given up.
+            Err(e) => match actor.health() {
+                Health::Quarantined(reason) => return PluginStatus::Quarantined(reason),
+                _ => return PluginStatus::Failed(format!("start failed: {e}")),
+            },
         };
         tracing::info!(plugin = %manifest.id, version = %manifest.version, "loaded and started");
         self.events.push((plugin_id, events_rx));

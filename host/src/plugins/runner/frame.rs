@@ -107,6 +107,10 @@ pub enum FromRunner {
     Answer {
         /// Call number.
         seq: u64,
+        /// How many events the runner had queued for the host before this answer: the host
+        /// hands the answer on only once it has taken that many (events arrive on the other
+        /// stream, so this keeps an event emitted during a call ahead of the call's answer).
+        events_before: u64,
         /// The plugin's answer.
         answer: Result<Envelope, PluginError>,
     },
@@ -236,8 +240,12 @@ impl FromRunner {
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Encoder::default();
         match self {
-            FromRunner::Answer { seq, answer } => {
-                out.u8(1).u64(*seq).result(answer);
+            FromRunner::Answer {
+                seq,
+                events_before,
+                answer,
+            } => {
+                out.u8(1).u64(*seq).u64(*events_before).result(answer);
             }
             FromRunner::Emit(event) => {
                 out.u8(2).envelope(event);
@@ -258,6 +266,7 @@ impl FromRunner {
         let message = match d.u8("tag")? {
             1 => FromRunner::Answer {
                 seq: d.u64("seq")?,
+                events_before: d.u64("events before")?,
                 answer: d.result()?,
             },
             2 => FromRunner::Emit(d.envelope()?),
@@ -426,10 +435,12 @@ mod tests {
         let from = [
             FromRunner::Answer {
                 seq: 4,
+                events_before: 0,
                 answer: Ok(envelope("reply", b"ok")),
             },
             FromRunner::Answer {
                 seq: 4,
+                events_before: u64::MAX,
                 answer: Err(PluginError::new(ErrorCode(77), "new code")),
             },
             FromRunner::Emit(envelope("offer", b"{}")),

@@ -220,8 +220,18 @@ impl Runner {
             .map(|_| ())
     }
 
+    /// `handle` on the calling thread with `deadline` (a miss kills the process, which is then
+    /// restarted like after any crash); refused while the runner is down or restarting.
+    pub fn handle(&self, command: Envelope, deadline: Duration) -> Result<Envelope, PluginError> {
+        self.call(|seq| ToRunner::Handle { seq, command }, Some(deadline))
+    }
+
     /// A call for the instance: refused while the runner is down or restarting.
-    fn call(&self, make: impl FnOnce(u64) -> ToRunner) -> Result<Envelope, PluginError> {
+    fn call(
+        &self,
+        make: impl FnOnce(u64) -> ToRunner,
+        deadline: Option<Duration>,
+    ) -> Result<Envelope, PluginError> {
         let connection = match self.current() {
             Some(c) if c.ready.load(Ordering::SeqCst) => c,
             _ => {
@@ -232,26 +242,89 @@ impl Runner {
                 )));
             }
         };
-        connection.call(make, None)
+        connection.call(make, deadline)
     }
 
+    /// The first `start`. A process that dies in it is started again (describe, create, start)
+    /// with the same back-off as after any crash, within the start deadline; one that keeps
+    /// dying is given up (quarantined) with the reason, like a crash later on.
     fn start(&self, hello: Envelope) -> Result<Envelope, PluginError> {
-        let connection = self
-            .current()
-            .ok_or_else(|| unavailable("its runner process is not running"))?;
-        let answer = connection.call(
-            |seq| ToRunner::Start {
-                seq,
-                hello: hello.clone(),
-            },
-            None,
-        )?;
-        let mut state = self.lock_state();
-        state.hello = Some(hello);
-        state.started = true;
-        state.up_since = Some(Instant::now());
-        connection.ready.store(true, Ordering::SeqCst);
-        Ok(answer)
+        let began = Instant::now();
+        loop {
+            let connection = self
+                .current()
+                .ok_or_else(|| unavailable("its runner process is not running"))?;
+            let error = match connection.call(
+                |seq| ToRunner::Start {
+                    seq,
+                    hello: hello.clone(),
+                },
+                None,
+            ) {
+                Ok(answer) => {
+                    let mut state = self.lock_state();
+                    state.hello = Some(hello);
+                    state.started = true;
+                    state.up_since = Some(Instant::now());
+                    connection.ready.store(true, Ordering::SeqCst);
+                    return Ok(answer);
+                }
+                Err(e) => e,
+            };
+            // An error the plugin answered is its refusal to start, not a crash.
+            let Some(reason) = connection.exit() else {
+                return Err(error);
+            };
+            let delay = {
+                let mut state = self.lock_state();
+                state.last_exit = Some(reason.clone());
+                state.streak += 1;
+                state.crashes.push(reason.clone());
+                let delay = self.backoff(state.streak);
+                let late = began.elapsed() + delay >= self.spec.start_deadline;
+                if state.streak > self.spec.limits.max_restarts || late || state.stopping {
+                    state.given_up = true;
+                    let verdict = format!(
+                        "its process ended {} times in a row during start; the last time: {reason}",
+                        state.streak
+                    );
+                    drop(state);
+                    tracing::error!(plugin = &*self.spec.plugin_id, "{verdict}");
+                    self.give_up(verdict.clone());
+                    return Err(unavailable(verdict));
+                }
+                delay
+            };
+            tracing::warn!(
+                plugin = &*self.spec.plugin_id,
+                "its process ended during start ({reason}); starting it again in {} ms",
+                delay.as_millis()
+            );
+            std::thread::sleep(delay);
+            let connection = self.connect()?;
+            let library = self.spec.library.display().to_string();
+            let deadline = Some(self.spec.start_deadline);
+            connection.call(|seq| ToRunner::Describe { seq, library }, deadline)?;
+            self.replay_create()?;
+            self.lock_state().restarts += 1;
+        }
+    }
+
+    /// The wait before the restart after `streak` crashes in a row.
+    fn backoff(&self, streak: u32) -> Duration {
+        Duration::from_millis(
+            self.spec
+                .limits
+                .restart_backoff_ms
+                .saturating_mul(1 << streak.saturating_sub(1).min(16)),
+        )
+        .min(Duration::from_secs(5))
+    }
+
+    fn give_up(&self, verdict: String) {
+        if let Some(give_up) = self.give_up.lock().ok().as_deref().and_then(Option::as_ref) {
+            give_up(verdict);
+        }
     }
 
     fn stop(&self) -> Result<(), PluginError> {
@@ -294,17 +367,10 @@ impl Runner {
             );
             drop(state);
             tracing::error!(plugin = &*self.spec.plugin_id, "{verdict}");
-            if let Some(give_up) = self.give_up.lock().ok().as_deref().and_then(Option::as_ref) {
-                give_up(verdict);
-            }
+            self.give_up(verdict);
             return;
         }
-        let delay = Duration::from_millis(
-            limits
-                .restart_backoff_ms
-                .saturating_mul(1 << (state.streak - 1).min(16)),
-        )
-        .min(Duration::from_secs(5));
+        let delay = self.backoff(state.streak);
         drop(state);
         tracing::warn!(
             plugin = &*self.spec.plugin_id,
@@ -391,7 +457,10 @@ impl Plugin for RemotePlugin {
     }
 
     fn handle(&mut self, command: Envelope) -> RResult<Envelope, PluginError> {
-        guarded(|| self.runner.call(|seq| ToRunner::Handle { seq, command }))
+        guarded(|| {
+            self.runner
+                .call(|seq| ToRunner::Handle { seq, command }, None)
+        })
     }
 
     fn stop(&mut self) -> RResult<(), PluginError> {

@@ -2,8 +2,10 @@
 //! its calls and relays its events, logs and requests as frames. Started by the keeper only.
 //!
 //! It has `PR_SET_PDEATHSIG(SIGKILL)` towards the keeper, an address-space and open-files limit and
-//! no core dumps. It speaks [`super::frame`] on what were its standard input and output (moved off
-//! fds 0 and 1 first); its standard error goes to the host's log.
+//! no core dumps. It speaks [`super::frame`] on two Unix sockets that were its standard input and
+//! output (moved off fds 0 and 1 first): the calls stream (the host's calls in, their answers out)
+//! and the events stream (events, log lines and requests out, the requests' answers in). Its
+//! standard error goes to the host's log.
 
 use super::frame::{FromRunner, MAX_FRAME_BYTES, ToRunner, read_frame, write_frame};
 use super::keeper::RunnerArgs;
@@ -76,12 +78,28 @@ fn apply_limits(args: &RunnerArgs) -> Result<(), String> {
 
 type Pending = Arc<Mutex<HashMap<u64, crossbeam_channel::Sender<Result<Envelope, PluginError>>>>>;
 
-/// Reads calls, runs them on this thread, answers through the writer; returns the exit code.
-fn serve(event_queue: usize, input: std::fs::File, output: std::fs::File) -> i32 {
+/// Runs the host's calls on this thread as they are read from the calls stream and writes each
+/// answer back on it at once; events, log lines and requests go out on the events stream through
+/// the writer thread, and the answers to requests come back on it; returns the exit code.
+///
+/// No hand-off between threads lies on a call's way: the thread that reads the call runs it and
+/// writes its answer. The answer says how many events were queued before it, so the host keeps
+/// them ahead of it although they travel on the other stream.
+fn serve(event_queue: usize, calls: std::fs::File, events: std::fs::File) -> i32 {
+    let cloned = calls
+        .try_clone()
+        .and_then(|answers| Ok((answers, events.try_clone()?)));
+    let (answers, events_in) = match cloned {
+        Ok(streams) => streams,
+        Err(e) => {
+            eprintln!("plugin-runner: cannot share its streams: {e}");
+            return 2;
+        }
+    };
     let (out, outbox) = crossbeam_channel::bounded::<FromRunner>(event_queue);
     let writer = std::thread::Builder::new()
         .name("runner-out".into())
-        .spawn(move || write_all(outbox, output));
+        .spawn(move || write_all(outbox, events));
     let writer = match writer {
         Ok(w) => w,
         Err(e) => {
@@ -90,20 +108,43 @@ fn serve(event_queue: usize, input: std::fs::File, output: std::fs::File) -> i32
         }
     };
     let pending: Pending = Arc::default();
-    let (calls_tx, calls) = crossbeam_channel::bounded::<ToRunner>(64);
     let reader_pending = pending.clone();
     let reader = std::thread::Builder::new()
         .name("runner-in".into())
-        .spawn(move || read_all(calls_tx, reader_pending, input));
+        .spawn(move || read_request_answers(reader_pending, events_in));
     if let Err(e) = reader {
         eprintln!("plugin-runner: cannot start its reader: {e}");
         return 2;
     }
+    let emitted = Arc::new(AtomicU64::new(0));
     let mut plugin = Loaded::default();
-    // Ends when the host closes our input (it is gone or dropped us) or after `stop`.
-    while let Ok(call) = calls.recv() {
-        let (seq, answer, last) = plugin.run(call, &out, &pending);
-        if out.send(FromRunner::Answer { seq, answer }).is_err() || last {
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, calls);
+    let mut output = std::io::BufWriter::with_capacity(64 * 1024, answers);
+    let mut buf = Vec::new();
+    // Ends when the host closes the calls stream (it is gone or dropped us) or after `stop`.
+    loop {
+        let call = match read_frame(&mut input, &mut buf).and_then(|()| ToRunner::decode(&buf)) {
+            Ok(call) => call,
+            Err(super::frame::FrameError::Closed) => break,
+            Err(e) => {
+                eprintln!("plugin-runner: bad input from the host: {e}");
+                break;
+            }
+        };
+        let (seq, answer, last) = plugin.run(call, &out, &pending, &emitted);
+        // Every event the plugin queued before it answered is counted here (the count goes up
+        // after the event is in the queue).
+        let answer = FromRunner::Answer {
+            seq,
+            events_before: emitted.load(Ordering::SeqCst),
+            answer,
+        };
+        let written = write_frame(&mut output, &answer.encode()).and_then(|()| Ok(output.flush()?));
+        if let Err(e) = written {
+            eprintln!("plugin-runner: writing to the host failed: {e}");
+            break;
+        }
+        if last {
             break;
         }
     }
@@ -134,11 +175,12 @@ fn write_all(outbox: crossbeam_channel::Receiver<FromRunner>, output: std::fs::F
     }
 }
 
-fn read_all(calls: crossbeam_channel::Sender<ToRunner>, pending: Pending, input: std::fs::File) {
-    let mut stdin = std::io::BufReader::with_capacity(64 * 1024, input);
+/// Hands the host's answers to the plugin's requests to the threads waiting for them.
+fn read_request_answers(pending: Pending, input: std::fs::File) {
+    let mut input = std::io::BufReader::with_capacity(64 * 1024, input);
     let mut buf = Vec::new();
     loop {
-        let message = read_frame(&mut stdin, &mut buf).and_then(|()| ToRunner::decode(&buf));
+        let message = read_frame(&mut input, &mut buf).and_then(|()| ToRunner::decode(&buf));
         match message {
             Ok(ToRunner::RequestAnswer { id, answer }) => {
                 let waiting = pending.lock().ok().and_then(|mut p| p.remove(&id));
@@ -151,10 +193,9 @@ fn read_all(calls: crossbeam_channel::Sender<ToRunner>, pending: Pending, input:
                     None => eprintln!("plugin-runner: an answer to no request ({id})"),
                 }
             }
-            Ok(call) => {
-                if calls.send(call).is_err() {
-                    return;
-                }
+            Ok(_) => {
+                eprintln!("plugin-runner: a call on the events stream; it reads no more there");
+                return;
             }
             Err(super::frame::FrameError::Closed) => return,
             Err(e) => {
@@ -178,6 +219,7 @@ impl Loaded {
         call: ToRunner,
         out: &crossbeam_channel::Sender<FromRunner>,
         pending: &Pending,
+        emitted: &Arc<AtomicU64>,
     ) -> (u64, Result<Envelope, PluginError>, bool) {
         let no_instance = || PluginError::failed("the runner has no plugin instance yet");
         match call {
@@ -209,6 +251,7 @@ impl Loaded {
                     data_dir,
                     pending: pending.clone(),
                     next_request: AtomicU64::new(1),
+                    emitted: emitted.clone(),
                 };
                 let services = plugin_api::HostServices_TO::from_ptr(
                     abi_stable::std_types::RArc::new(services),
@@ -236,7 +279,9 @@ impl Loaded {
             },
             ToRunner::RequestAnswer { id, .. } => (
                 id,
-                Err(PluginError::invalid("a request answer is not a call")),
+                Err(PluginError::invalid(
+                    "a request answer is not a call (it belongs on the events stream)",
+                )),
                 false,
             ),
         }
@@ -257,6 +302,8 @@ struct RunnerServices {
     data_dir: String,
     pending: Pending,
     next_request: AtomicU64,
+    /// Events queued so far (counted once in the queue).
+    emitted: Arc<AtomicU64>,
 }
 
 /// Room for the frame's own fields around an envelope.
@@ -275,7 +322,10 @@ impl HostServices for RunnerServices {
             self.out.try_send(FromRunner::Emit(event))
         }));
         match sent {
-            Ok(Ok(())) => ROk(()),
+            Ok(Ok(())) => {
+                self.emitted.fetch_add(1, Ordering::SeqCst);
+                ROk(())
+            }
             Ok(Err(crossbeam_channel::TrySendError::Full(_))) => RErr(PluginError::new(
                 ErrorCode::QUEUE_FULL,
                 "the host's event queue is full",
