@@ -33,6 +33,7 @@ mod team_window;
 mod twitter;
 mod vendor;
 mod voice;
+mod voice_bridge;
 mod voice_rfc;
 mod webchat;
 mod workitem;

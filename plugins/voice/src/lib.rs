@@ -306,7 +306,9 @@ impl ChannelPlugin for Voice {
             })
         };
         match command {
-            Command::Accept(a) => ua.accept(a.interaction.as_str()).map_err(error)?,
+            Command::Accept(a) => ua
+                .accept(a.interaction.as_str(), &a.agent.id)
+                .map_err(error)?,
             Command::Reject(r) => ua.reject(r.interaction.as_str(), r.code).map_err(error)?,
             Command::End(e) => ua.end(e.interaction.as_str()).map_err(error)?,
             Command::Hold(h) => ua.hold(h.interaction.as_str(), true).map_err(error)?,

@@ -21,11 +21,19 @@ impl Ua {
             .ok_or_else(|| UaError::UnknownCall(id.into()))
     }
 
-    /// The core gave the call to an agent: answer it.
-    pub fn accept(&mut self, id: &str) -> Result<(), UaError> {
+    /// The core gave the call to `agent`: answer it, and bridge it to the agent's registered
+    /// endpoint if they have one. A connected call accepted again (a transfer inside the core)
+    /// is bridged to the new agent's endpoint instead.
+    pub fn accept(&mut self, id: &str, agent: &str) -> Result<(), UaError> {
         let call = self.call(id)?;
-        if call.state == State::Connected || !call.inbound {
-            return Ok(()); // re-offered after a transfer inside the core, or a consultation
+        if call.state == State::Connected {
+            if call.agent.as_deref() != Some(agent) {
+                self.rebridge(id, agent);
+            }
+            return Ok(());
+        }
+        if !call.inbound {
+            return Ok(()); // a consultation the colleague takes
         }
         let invite = call
             .invite
@@ -64,6 +72,7 @@ impl Ua {
         }
         self.start_media(id)?;
         self.state_changed(id, MediaState::Connected);
+        self.rebridge(id, agent);
         Ok(())
     }
 
@@ -152,6 +161,14 @@ impl Ua {
         let Some(call) = self.calls.values_mut().find(|c| c.n == leg) else {
             return;
         };
+        if let CallKind::Endpoint { about, .. } = &call.kind {
+            // Keys pressed on the agent's phone go to the customer.
+            let about = about.clone();
+            if let Some(customer) = self.calls.get(&about) {
+                self.media.send_dtmf(customer.n, &digit.to_string());
+            }
+            return;
+        }
         call.dtmf_in.push(digit);
         let (id, digits) = (call.id.clone(), call.dtmf_in.clone());
         self.emit(Event::CaseDataChanged(plugin_api::CaseDataChanged {
@@ -216,6 +233,17 @@ impl Ua {
             None => resolve(&target.host, target.port.unwrap_or(5060))
                 .ok_or_else(|| UaError::BadAddress(uri.into()))?,
         };
+        self.dial_at(uri, peer, from_agent, kind)
+    }
+
+    /// Places a call to `uri`, sending the INVITE to `peer`; returns its interaction id.
+    pub(super) fn dial_at(
+        &mut self,
+        uri: &str,
+        peer: SocketAddr,
+        from_agent: Option<(&str, &str)>,
+        kind: CallKind,
+    ) -> Result<String, UaError> {
         let socket = self.media.bind_socket()?;
         let rtp = SocketAddr::new(
             self.settings
@@ -251,7 +279,7 @@ impl Ua {
         let mut call = Call::new(
             id.clone(),
             n,
-            kind,
+            kind.clone(),
             State::Dialing,
             dialog,
             peer,
@@ -259,6 +287,10 @@ impl Ua {
         );
         call.socket = Some(socket);
         call.rtp = rtp;
+        call.agent = from_agent.map(|(agent, _)| agent.to_string());
+        if matches!(kind, CallKind::Endpoint { .. }) {
+            self.internal.insert(id.clone());
+        }
         self.calls.insert(id.clone(), call);
         self.by_call_id.insert(call_id.clone(), id.clone());
         let body = self.local_sdp(&id, Direction::SendRecv);
