@@ -8,6 +8,7 @@ use crate::voice::{
     Baresip, CUSTOMER_HZ, Raw, Rig, VOICE, assert_tone, read_channel, tone_blocks, until,
 };
 use agentdesk_host::core::{AgentCommand, InteractionState};
+use agentdesk_phone::{Phone, PhoneConfig};
 use plugin_api::{MediaState, Route};
 use std::time::Duration;
 
@@ -224,4 +225,64 @@ fn voice_bridge_a_transfer_inside_agentdesk_moves_the_call_to_bobs_phone() {
     until("Bob's phone hung up", || {
         (!bob_phone.established()).then_some(())
     });
+}
+
+#[test]
+fn voice_bridge_the_desktops_endpoint_registers_answers_and_takes_calls_from_its_registrar_only() {
+    let rig = rig();
+    let dir = tempfile::tempdir().expect("dir");
+    let tone = dir.path().join("ann.wav");
+    crate::voice::write_tone(&tone, ANN_PHONE_HZ, 10);
+    // A wrong password: the registrar refuses it, and the endpoint says so.
+    let forged =
+        Phone::start(PhoneConfig::new(&rig.target(), "ann", "2001", "guessed")).expect("starts");
+    until("the wrong password refused", || {
+        let status = forged.status();
+        (!status.registered && status.detail.contains("403")).then_some(())
+    });
+    drop(forged);
+    let phone = Phone::start(PhoneConfig {
+        play: Some(tone),
+        recordings: Some(dir.path().join("calls")),
+        ..PhoneConfig::new(&rig.target(), "ann", "2001", ANN_PASSWORD)
+    })
+    .expect("the endpoint starts");
+    until("Ann's endpoint registered", || {
+        phone.status().registered.then_some(())
+    });
+    // Somebody else calling the endpoint directly is refused: calls come through the hub.
+    let stranger = Raw::new(format!("127.0.0.1:{}", phone.port()));
+    stranger.send(&stranger.plain("INVITE", "z9hG4bK-stranger", "", ""));
+    stranger.expect(403);
+    let customer = Baresip::start("customer", CUSTOMER_HZ);
+    rig.ready("ann");
+    customer.cmd("dial", &rig.uri("2001"));
+    let key = rig.wait_offer("ann");
+    rig.exec("ann", AgentCommand::Accept { key });
+    until("the endpoint answered", || {
+        (phone.status().calls == 1).then_some(())
+    });
+    until("the customer connected", || {
+        customer.established().then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    customer.cmd("hangup", "");
+    rig.wait_state("ann", key, InteractionState::Ended);
+    until("the endpoint hung up", || {
+        (phone.status().calls == 0).then_some(())
+    });
+    assert_eq!(phone.status().answered, 1);
+    customer.assert_heard(ANN_PHONE_HZ, "the customer heard Ann's endpoint");
+    let recording = std::fs::read_dir(dir.path().join("calls"))
+        .expect("the endpoint's recordings")
+        .flatten()
+        .map(|e| e.path())
+        .next()
+        .expect("a recording");
+    assert_tone(
+        &recording,
+        0,
+        CUSTOMER_HZ,
+        "Ann's endpoint heard the customer",
+    );
 }

@@ -122,6 +122,8 @@ pub struct Ua {
     nonces: HashMap<String, Instant>,
     /// Calls of ours the core never hears of (legs to agents' endpoints).
     internal: HashSet<String>,
+    /// New calls are taken only from here (an endpoint takes calls from its registrar only).
+    callers: Option<SocketAddr>,
 }
 
 fn now_stamp() -> String {
@@ -178,7 +180,19 @@ impl Ua {
             bindings: HashMap::new(),
             nonces: HashMap::new(),
             internal: HashSet::new(),
+            callers: None,
         })
+    }
+
+    /// Registers with these credentials (an endpoint's, given rather than read from the
+    /// environment) and takes new calls only from the registrar: what the desktop's endpoint
+    /// does. Without a registrar in the settings, nothing changes.
+    pub fn registrar_only(&mut self, username: &str, password: &str) -> Option<SocketAddr> {
+        let registration = self.registration.as_mut()?;
+        registration.set_credentials(username, password);
+        let registrar = registration.registrar_addr();
+        self.callers = Some(registrar);
+        Some(registrar)
     }
 
     /// The port SIP listens on.
@@ -374,6 +388,14 @@ impl Ua {
             return;
         }
         match method.as_str() {
+            "INVITE" if !in_dialog && self.callers.is_some_and(|c| c != from) => {
+                let refusal = Refusal {
+                    code: 403,
+                    reason: "Forbidden: calls come from the registrar only".into(),
+                    headers: Vec::new(),
+                };
+                self.refuse(&request, refusal, from);
+            }
             "INVITE" if !in_dialog => self.on_invite(request, from),
             "INVITE" => self.on_reinvite(request, from),
             "ACK" => self.on_ack(&request),

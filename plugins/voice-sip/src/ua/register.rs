@@ -55,6 +55,18 @@ impl Registration {
         })
     }
 
+    /// Uses these credentials instead of the environment's (the desktop's endpoint is given
+    /// them, not an environment).
+    pub fn set_credentials(&mut self, username: &str, password: &str) {
+        self.username = username.to_string();
+        self.password = Some(password.to_string());
+    }
+
+    /// Where REGISTERs go.
+    pub fn registrar_addr(&self) -> SocketAddr {
+        self.dest
+    }
+
     /// The username and password our own INVITEs answer a challenge with.
     pub fn credentials(&self) -> Option<(String, String)> {
         Some((self.username.clone(), self.password.clone()?))
