@@ -22,8 +22,14 @@ pub(crate) struct DeskProcess {
 impl DeskProcess {
     /// Starts `agent`'s desktop on the hub at `url` and waits until it is logged in.
     pub(crate) fn start(url: &str, agent: &str) -> Self {
+        Self::start_with(url, agent, &[])
+    }
+
+    /// [`DeskProcess::start`] with environment variables (the agent's voice endpoint's).
+    pub(crate) fn start_with(url: &str, agent: &str, env: &[(&str, String)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_agentdesk-test-desk"))
             .args([url, agent])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -29,6 +29,7 @@ mod team_chat;
 mod team_files;
 mod team_reload;
 mod team_restart;
+mod team_voice;
 mod team_window;
 mod twitter;
 mod vendor;

@@ -58,6 +58,56 @@ impl PhoneConfig {
     }
 }
 
+/// The environment variables an endpoint's settings come from (the password never from a flag:
+/// a command line is visible to every user of the machine).
+pub mod env {
+    /// The hub's voice channel, `host:port`: the endpoint starts when it is set.
+    pub const REGISTRAR: &str = "AGENTDESK_VOICE_REGISTRAR";
+    /// The agent's extension.
+    pub const EXTENSION: &str = "AGENTDESK_VOICE_EXTENSION";
+    /// The agent's endpoint password.
+    pub const PASSWORD: &str = "AGENTDESK_VOICE_PASSWORD";
+    /// A WAV file played as the agent's voice (without an audio device).
+    pub const PLAY: &str = "AGENTDESK_VOICE_PLAY";
+    /// A directory each call is recorded to.
+    pub const RECORDINGS: &str = "AGENTDESK_VOICE_RECORDINGS";
+    /// The local address to bind (default 127.0.0.1; the desk's LAN address in a real team).
+    pub const BIND: &str = "AGENTDESK_VOICE_BIND";
+}
+
+impl PhoneConfig {
+    /// The endpoint the environment describes for `agent` (see [`env`]), with `registrar` and
+    /// `extension` given (flags) or else from the environment; `None` when no registrar is
+    /// named (the desk has no endpoint of its own).
+    pub fn from_env(
+        agent: &str,
+        registrar: Option<String>,
+        extension: Option<String>,
+    ) -> Result<Option<PhoneConfig>, PhoneError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let Some(registrar) = registrar.or_else(|| var(env::REGISTRAR)) else {
+            return Ok(None);
+        };
+        let extension = extension.or_else(|| var(env::EXTENSION)).ok_or_else(|| {
+            PhoneError::Config(format!(
+                "no extension: set {} or --voice-extension",
+                env::EXTENSION
+            ))
+        })?;
+        let password = var(env::PASSWORD)
+            .ok_or_else(|| PhoneError::Config(format!("no password: set {}", env::PASSWORD)))?;
+        let mut config = PhoneConfig::new(&registrar, agent, &extension, &password);
+        if let Some(bind) = var(env::BIND) {
+            config.bind = bind.parse().map_err(|_| {
+                PhoneError::Config(format!("{}: `{bind}` is no IP address", env::BIND))
+            })?;
+        }
+        config.play = var(env::PLAY).map(PathBuf::from);
+        config.recordings = var(env::RECORDINGS).map(PathBuf::from);
+        Ok(Some(config))
+    }
+}
+
 /// Why the endpoint cannot start.
 #[derive(Debug, thiserror::Error)]
 pub enum PhoneError {
