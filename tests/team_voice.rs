@@ -142,8 +142,18 @@ fn team_voice_a_customer_call_reaches_anns_desk_endpoint_and_is_transferred_to_b
             .iter()
             .any(|i| i.key == bobs && i.state == InteractionState::Ended)
     });
-    assert_tone(&ann_heard, 0, CUSTOMER_HZ, "Ann's endpoint heard the customer");
-    assert_tone(&bob_heard, 0, CUSTOMER_HZ, "Bob's endpoint heard the customer");
+    assert_tone(
+        &ann_heard,
+        0,
+        CUSTOMER_HZ,
+        "Ann's endpoint heard the customer",
+    );
+    assert_tone(
+        &bob_heard,
+        0,
+        CUSTOMER_HZ,
+        "Bob's endpoint heard the customer",
+    );
     customer.assert_heard(ANN_HZ, "the customer heard Ann's endpoint");
     customer.assert_heard(BOB_HZ, "the customer heard Bob's endpoint");
 }

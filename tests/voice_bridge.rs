@@ -286,3 +286,60 @@ fn voice_bridge_the_desktops_endpoint_registers_answers_and_takes_calls_from_its
         "Ann's endpoint heard the customer",
     );
 }
+
+#[test]
+fn voice_bridge_consulting_bob_calls_his_phone_and_the_transfer_hands_it_the_customer() {
+    let rig = rig();
+    let ann_phone = phone(&rig, "2001", ANN_PHONE_HZ, ANN_PASSWORD);
+    let bob_phone = phone(&rig, "2002", BOB_PHONE_HZ, BOB_PASSWORD);
+    let customer = Baresip::start("customer", CUSTOMER_HZ);
+    rig.ready("ann");
+    rig.ready("bob");
+    customer.cmd("dial", &rig.uri("2001"));
+    let key = rig.wait_offer("ann");
+    rig.exec("ann", AgentCommand::Accept { key });
+    until("Ann's phone connected", || {
+        ann_phone.established().then_some(())
+    });
+    rig.exec(
+        "ann",
+        AgentCommand::Consult {
+            key,
+            colleague: "bob".into(),
+        },
+    );
+    rig.wait_media("ann", key, MediaState::Held);
+    let consultation = until("the consultation", || {
+        rig.find("bob", |i| i.consult_about == Some(key))
+            .map(|i| i.key)
+    });
+    if rig
+        .find("bob", |i| {
+            i.key == consultation && matches!(i.state, InteractionState::Offered { .. })
+        })
+        .is_some()
+    {
+        rig.exec("bob", AgentCommand::Accept { key: consultation });
+    }
+    until("Bob's phone connected", || {
+        bob_phone.established().then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    rig.exec(
+        "ann",
+        AgentCommand::TransferAfterConsultation { consultation },
+    );
+    until("Ann's phone hung up", || {
+        (!ann_phone.established()).then_some(())
+    });
+    assert!(customer.established(), "the customer stays on the line");
+    assert!(bob_phone.established(), "Bob's phone keeps its call");
+    // Only what Bob's phone hears after the hand-over comes from the customer.
+    std::thread::sleep(Duration::from_secs(2));
+    bob_phone.assert_heard(CUSTOMER_HZ, "Bob's phone heard the customer");
+    customer.assert_heard(BOB_PHONE_HZ, "the customer heard Bob's phone");
+    customer.cmd("hangup", "");
+    until("Bob's phone hung up", || {
+        (!bob_phone.established()).then_some(())
+    });
+}

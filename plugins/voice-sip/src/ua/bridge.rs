@@ -5,8 +5,8 @@
 //! it as before. The endpoint leg is internal: the core never hears of it.
 
 use super::Ua;
-use super::dialog::CallKind;
-use plugin_api::EndReason;
+use super::dialog::{CallKind, State};
+use plugin_api::{EndReason, MediaState};
 
 impl Ua {
     /// Bridges a connected call to `agent`'s registered endpoint, hanging up the leg to the
@@ -102,5 +102,53 @@ impl Ua {
         };
         let leg = self.calls.get(&leg)?;
         leg.leg_started.then_some(leg.n)
+    }
+
+    /// A transfer after a consultation with a colleague's own endpoint, done here: that
+    /// consultation leg becomes the customer call's bridge (no REFER: the customer's leg stays
+    /// ours, and the colleague's endpoint takes calls from us only). False when the
+    /// consultation is not with an endpoint registered here (the REFER is used then).
+    pub(super) fn hand_over(&mut self, id: &str, consultation: &str) -> bool {
+        let Some(consult) = self.calls.get(consultation) else {
+            return false;
+        };
+        let (Some(colleague), State::Connected, true) = (
+            consult.agent.clone(),
+            consult.state,
+            consult.leg_started && matches!(consult.kind, CallKind::Consultation { .. }),
+        ) else {
+            return false;
+        };
+        let leg = consult.n;
+        let Some(room) = self.calls.get(id).map(|c| c.n) else {
+            return false;
+        };
+        let old = self.calls.get_mut(id).and_then(|c| c.bridge.take());
+        if let Some(old) = old {
+            self.drop_endpoint(&old);
+        }
+        // Out of the consultation's room (closed: its recording ends) into the customer's.
+        self.media.move_leg(leg, room);
+        self.media.close_room(leg);
+        self.media.attach_voice(room, leg);
+        if let Some(c) = self.calls.get_mut(consultation) {
+            c.kind = CallKind::Endpoint {
+                about: id.to_string(),
+                agent: colleague.clone(),
+            };
+        }
+        self.internal.insert(consultation.to_string());
+        if let Some(call) = self.calls.get_mut(id) {
+            call.agent = Some(colleague);
+            call.bridge = Some(consultation.to_string());
+            call.parked = false;
+            call.transfers += 1;
+            call.note_hold();
+        }
+        self.apply_media(id);
+        if self.calls.get(id).is_some_and(|c| !c.local_hold) {
+            self.state_changed(id, MediaState::Connected);
+        }
+        true
     }
 }

@@ -319,20 +319,37 @@ impl Ua {
         if call.state != State::Connected {
             return Err(UaError::WrongState(about.into(), call.state.word()));
         }
-        let uri = self.target_uri(target)?;
+        // A colleague whose own endpoint is registered here is called there, by us.
+        let endpoint = match target {
+            Target::Agent { agent } => self
+                .binding(&agent.id)
+                .cloned()
+                .map(|b| (agent.id.clone(), b)),
+            _ => None,
+        };
+        let uri = match &endpoint {
+            Some((_, binding)) => binding.contact.clone(),
+            None => self.target_uri(target)?,
+        };
         if let Some(call) = self.calls.get_mut(about) {
             call.parked = true;
             call.note_hold();
         }
         self.apply_media(about);
         self.state_changed(about, MediaState::Held);
-        self.dial(
-            &uri,
-            None,
-            CallKind::Consultation {
-                about: about.into(),
-            },
-        )
+        let kind = CallKind::Consultation {
+            about: about.into(),
+        };
+        match endpoint {
+            Some((colleague, binding)) => {
+                let id = self.dial_at(&uri, binding.addr, None, kind)?;
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.agent = Some(colleague);
+                }
+                Ok(id)
+            }
+            None => self.dial(&uri, None, kind),
+        }
     }
 
     /// Joins the consulted colleague to the call: the plugin mixes the three parties.
@@ -413,6 +430,11 @@ impl Ua {
             }
             State::Dialing => Err(UaError::WrongState(id.into(), "dialing")),
             State::Connected => {
+                if let Some(consultation) = consultation
+                    && self.hand_over(id, consultation)
+                {
+                    return Ok(());
+                }
                 let mut refer_to = self.target_uri(target)?;
                 if let Some(consultation) = consultation {
                     let consult = self.call(consultation)?;
