@@ -291,7 +291,7 @@ impl Baresip {
         );
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 }
@@ -468,7 +468,7 @@ pub(crate) struct Rig {
     install: Install,
     pub(crate) plugins: Arc<PluginHost>,
     service: Option<CoreService>,
-    core: CoreHandle,
+    pub(crate) core: CoreHandle,
     port: u16,
 }
 

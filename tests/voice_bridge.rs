@@ -8,6 +8,7 @@ use crate::voice::{
     Baresip, CUSTOMER_HZ, Raw, Rig, VOICE, assert_tone, read_channel, tone_blocks, until,
 };
 use agentdesk_host::core::{AgentCommand, InteractionState};
+use agentdesk_host::service::Interact;
 use agentdesk_phone::{Phone, PhoneConfig};
 use plugin_api::{MediaState, Route};
 use std::time::Duration;
@@ -161,6 +162,24 @@ fn voice_bridge_carries_a_customer_call_to_the_agents_registered_phone_both_ways
         ann_phone.established().then_some(())
     });
     std::thread::sleep(Duration::from_secs(2));
+    // DTMF keeps working from the desk (on the plugin's leg), and keys pressed on Ann's phone
+    // reach the customer too.
+    rig.core
+        .interact("ann", key, Interact::Dtmf("4".into()))
+        .expect("dtmf");
+    until("the customer received the desk's digit", || {
+        customer
+            .log()
+            .contains("received event: '4' (end=1)")
+            .then_some(())
+    });
+    ann_phone.cmd("sndcode", "7");
+    until("the customer received the phone's digit", || {
+        customer
+            .log()
+            .contains("received event: '7' (end=1)")
+            .then_some(())
+    });
     customer.cmd("hangup", "");
     let ended = rig.wait_state("ann", key, InteractionState::Ended);
     until("Ann's phone hung up", || {

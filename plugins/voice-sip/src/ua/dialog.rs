@@ -190,7 +190,8 @@ pub struct Call {
     pub dtmf_in: String,
     pub recording: Option<PathBuf>,
     pub conference_with: Option<String>,
-    /// The agent who has the call (accepted or dialled it).
+    /// The agent who has the call (accepted or dialled it); for a consultation, the colleague
+    /// whose registered endpoint it was dialled to (none when dialled elsewhere).
     pub agent: Option<String>,
     /// The leg to that agent's endpoint the call is bridged to.
     pub bridge: Option<String>,

@@ -27,7 +27,9 @@ impl Ua {
     pub fn accept(&mut self, id: &str, agent: &str) -> Result<(), UaError> {
         let call = self.call(id)?;
         if call.state == State::Connected {
-            if call.agent.as_deref() != Some(agent) {
+            // Only a customer's call moves to the accepting agent's endpoint; a consultation
+            // the colleague accepts stays where it was dialled.
+            if call.kind == CallKind::Customer && call.agent.as_deref() != Some(agent) {
                 self.rebridge(id, agent);
             }
             return Ok(());
