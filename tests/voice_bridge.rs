@@ -139,6 +139,31 @@ fn voice_bridge_registrar_challenges_and_refuses_forged_registrations() {
         ok.contains(&format!("sip:2001@127.0.0.1:{}", raw.port())),
         "{ok}"
     );
+    // The same answer again (as an eavesdropper would replay it): not accepted, challenged.
+    raw.send(&register(&raw, &rig, "2001", 8, Some(&right)));
+    raw.expect(401);
+}
+
+/// Ann's binding as the registrar tells it (an authenticated REGISTER without Contact).
+fn binding_of_ann(rig: &Rig) -> Option<String> {
+    let raw = Raw::new(rig.target());
+    let port = raw.port();
+    let target = rig.target();
+    let query = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:{target} SIP/2.0\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-q-{cseq}\n\
+             From: <sip:2001@{target}>;tag=q\nTo: <sip:2001@{target}>\nCall-ID: q-{port}\n\
+             CSeq: {cseq} REGISTER\nMax-Forwards: 70\n{auth}Content-Length: 0\n\n"
+        )
+    };
+    raw.send(&query(1, ""));
+    let challenge = challenge_of(&raw.expect(401));
+    let answer = challenge.answer(&format!("sip:{target}"), "2001", ANN_PASSWORD, "q");
+    raw.send(&query(2, &format!("Authorization: {answer}\n")));
+    let ok = raw.expect(200);
+    ok.lines()
+        .find(|l| l.starts_with("Contact:"))
+        .map(String::from)
 }
 
 #[test]
@@ -291,6 +316,10 @@ fn voice_bridge_the_desktops_endpoint_registers_answers_and_takes_calls_from_its
         (phone.status().calls == 0).then_some(())
     });
     assert_eq!(phone.status().answered, 1);
+    // A desk that closes takes its registration back.
+    assert!(binding_of_ann(&rig).is_some(), "registered while running");
+    drop(phone);
+    assert_eq!(binding_of_ann(&rig), None, "unregistered when stopped");
     customer.assert_heard(ANN_PHONE_HZ, "the customer heard Ann's endpoint");
     let recording = std::fs::read_dir(dir.path().join("calls"))
         .expect("the endpoint's recordings")

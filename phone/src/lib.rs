@@ -274,14 +274,27 @@ impl Phone {
         self.port
     }
 
-    /// Hangs up and stops.
+    /// Hangs up, takes the registration back (the registrar then stops bridging calls here at
+    /// once) and stops.
     pub fn stop(&mut self) {
         let Some(runtime) = self.runtime.take() else {
             return;
         };
         {
             let _entered = runtime.enter();
-            lock(&self.ua).shutdown();
+            let mut ua = lock(&self.ua);
+            ua.shutdown();
+            ua.unregister();
+        }
+        // The registrar's answer (or its challenge, answered) arrives within milliseconds.
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            let status = lock_status(&self.status);
+            if status.detail.starts_with("unregistered") {
+                break;
+            }
+            drop(status);
+            std::thread::sleep(Duration::from_millis(10));
         }
         let _ = self.stop.send(true);
         runtime.shutdown_timeout(Duration::from_millis(500));

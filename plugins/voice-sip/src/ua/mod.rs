@@ -118,8 +118,8 @@ pub struct Ua {
     codecs: Vec<Codec>,
     /// Agents' registered endpoints, by agent id.
     bindings: HashMap<String, registrar::Binding>,
-    /// Nonces we challenged with, and when.
-    nonces: HashMap<String, Instant>,
+    /// Nonces we challenged with: when, and the highest nonce count accepted with each.
+    nonces: HashMap<String, (Instant, u32)>,
     /// Calls of ours the core never hears of (legs to agents' endpoints).
     internal: HashSet<String>,
     /// New calls are taken only from here (an endpoint takes calls from its registrar only).

@@ -110,12 +110,26 @@ impl Ua {
         self.send_request(register, dest, Purpose::Register);
     }
 
+    /// Takes our registration back (REGISTER with `Expires: 0`), as an endpoint does when it
+    /// stops, so the registrar stops sending it calls at once.
+    pub fn unregister(&mut self) {
+        let Some(r) = self.registration.as_mut() else {
+            return;
+        };
+        r.expires = 0;
+        self.register();
+    }
+
     pub(super) fn register_answered(&mut self, response: &Message) {
         let code = response.code().unwrap_or(0);
         let Some(r) = self.registration.as_mut() else {
             return;
         };
         let status = match code {
+            200..=299 if r.expires == 0 => {
+                r.next = None; // unregistered: nothing to refresh
+                Some((false, format!("unregistered from {}", r.uri)))
+            }
             200..=299 => {
                 let granted = response
                     .header("Contact")

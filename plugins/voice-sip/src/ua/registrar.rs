@@ -1,6 +1,7 @@
 //! The registrar (RFC 3261 §10.3) for agents' own endpoints: the desktop's SIP endpoint, or a
 //! SIP phone an admin assigns. A REGISTER for an extension is challenged (digest, `qop=auth`,
-//! nonces of ours that expire) and accepted only with the password the admin configured for
+//! nonces of ours that expire, each answer counting up so a captured one cannot be replayed)
+//! and accepted only with the password the admin configured for
 //! that extension's agent; its Contact is then where that agent's calls are bridged to
 //! (`bridge`). Anything else is refused, logged and counted.
 
@@ -46,10 +47,27 @@ impl Ua {
             return;
         };
         let issued = self.nonces.get(&answer.nonce).copied();
-        if issued.is_none_or(|at| at.elapsed() > NONCE_LIFETIME) {
+        let Some((at, last_count)) = issued.filter(|(at, _)| at.elapsed() <= NONCE_LIFETIME) else {
             // Not ours, or too old: ask again (a genuine client answers the new nonce).
             self.nonces.remove(&answer.nonce);
             self.challenge(&request, from, issued.is_some());
+            return;
+        };
+        // Each answer to a nonce counts up (`nc`); without `qop` a nonce serves once. A count
+        // seen before is a replay (the Contact is not covered by the digest): refused.
+        let count = match &answer.nc {
+            Some(nc) if answer.qop.is_some() => u32::from_str_radix(nc, 16).unwrap_or(0),
+            _ => 1,
+        };
+        if count <= last_count {
+            self.counters.refused += 1;
+            self.counters.registrations_refused += 1;
+            (self.log)(&format!(
+                "REGISTER from {from} for agent `{agent}` ({aor}) refused: an answer used \
+                 before (a replay?); challenged again ({} refused so far)",
+                self.counters.registrations_refused
+            ));
+            self.challenge(&request, from, true);
             return;
         }
         if answer.username != extension
@@ -63,6 +81,7 @@ impl Ua {
             );
             return;
         }
+        self.nonces.insert(answer.nonce.clone(), (at, count));
         let contact = request.header("Contact").unwrap_or_default().trim();
         let asked = sip::param(contact, "expires")
             .or_else(|| request.header("Expires"))
@@ -131,13 +150,13 @@ impl Ua {
     /// A 401 with a new nonce.
     fn challenge(&mut self, request: &Message, from: SocketAddr, stale: bool) {
         self.nonces
-            .retain(|_, issued| issued.elapsed() <= NONCE_LIFETIME);
+            .retain(|_, (issued, _)| issued.elapsed() <= NONCE_LIFETIME);
         if self.nonces.len() >= MAX_NONCES {
             self.refuse_register(request, from, "too many registrations under way");
             return;
         }
         let nonce = format!("{}{}", sip::token(), sip::token());
-        self.nonces.insert(nonce.clone(), Instant::now());
+        self.nonces.insert(nonce.clone(), (Instant::now(), 0));
         let response = Message::response(request, 401, Some(&sip::token())).with(
             "WWW-Authenticate",
             digest::challenge(&self.settings.realm, &nonce, stale),
