@@ -115,6 +115,28 @@ impl Browser {
         });
     }
 
+    /// Sets the browser window's outer size, in pixels.
+    pub fn resize(&self, width: u32, height: u32) {
+        self.runtime
+            .block_on(self.client().set_window_size(width, height))
+            .expect("window size");
+    }
+
+    /// Goes into the frame `css` names (scripts and clicks then act inside it).
+    pub fn enter_frame(&self, css: &str) {
+        self.runtime.block_on(async {
+            let frame = self.client().find(Locator::Css(css)).await.expect(css);
+            frame.enter_frame().await.expect("enter frame");
+        });
+    }
+
+    /// Back to the page around the current frame.
+    pub fn leave_frame(&self) {
+        self.runtime
+            .block_on(self.client().enter_parent_frame())
+            .expect("leave frame");
+    }
+
     pub fn click(&self, css: &str) {
         self.runtime.block_on(async {
             let button = self.client().find(Locator::Css(css)).await.expect(css);

@@ -264,17 +264,6 @@ fn check_delivered(store: &Path, customers: &[Customer], round: usize) {
     }
 }
 
-/// A small generator for the kill times (the seed is printed, so a failure can be replayed).
-fn random_delays(seed: u64) -> impl Iterator<Item = Duration> {
-    let mut x = seed | 1;
-    std::iter::repeat_with(move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        Duration::from_millis(100 + x % 500)
-    })
-}
-
 #[test]
 fn twenty_kill_9s_during_bursts_lose_and_double_no_acknowledged_message() {
     let install = Install::new();
@@ -296,7 +285,7 @@ fn twenty_kill_9s_during_bursts_lose_and_double_no_acknowledged_message() {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |d| d.as_nanos() as u64);
     eprintln!("kill times from seed {seed}");
-    let mut delays = random_delays(seed);
+    let mut delays = crate::support::random_delays(seed, 100, 500);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

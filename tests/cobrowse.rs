@@ -60,9 +60,17 @@ impl Site {
              <button type=\"submit\" id=\"pay\">Pay</button></form>\
              <button type=\"button\" id=\"like\" onclick=\"this.textContent='Liked'\">Like</button>\
              <div id=\"secret\" data-ad-block>Loyalty number BLOCKED-4711</div>\
-             <a id=\"next\" href=\"/page2\">Next page</a>",
+             <a id=\"next\" href=\"/page2\">Next page</a>\
+             <div style=\"height:3000px\"></div><p id=\"bottom\">End of the shop</p>",
         );
         let second = page(cobrowse, "<h1>Second page of the shop</h1>");
+        // The shop's help page with the web chat widget in a frame (`/chat?widget=<its URL>`).
+        let chat = page(
+            cobrowse,
+            "<h1>Acme help</h1><iframe id=\"widget\" width=\"400\" height=\"500\"></iframe>\
+             <script>document.getElementById('widget').src = \
+             new URLSearchParams(location.search).get('widget');</script>",
+        );
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
         let orders = Arc::new(AtomicUsize::new(0));
@@ -89,9 +97,10 @@ impl Site {
                 if path.starts_with("/ordered") {
                     ordered.fetch_add(1, Ordering::SeqCst);
                 }
-                let (status, body) = match path {
+                let (status, body) = match path.split('?').next().unwrap_or("/") {
                     "/" => ("200 OK", first.as_str()),
                     "/page2" => ("200 OK", second.as_str()),
+                    "/chat" => ("200 OK", chat.as_str()),
                     _ => ("404 Not Found", "not found"),
                 };
                 let response = format!(
@@ -230,6 +239,19 @@ impl Rig {
                 .find(|f| f.key == "view" && f.value != not)
                 .map(|f| f.value.clone())
         })
+    }
+
+    /// The co-browse interaction `key` and `carrier` are linked, both ways.
+    fn assert_linked(&self, key: u64, carrier: u64) {
+        let snapshot = self.snapshot();
+        let linked = |a: u64, b: u64| {
+            snapshot
+                .interactions
+                .iter()
+                .any(|i| i.key == a && i.linked.contains(&b))
+        };
+        assert!(linked(key, carrier), "#{key} linked to #{carrier}");
+        assert!(linked(carrier, key), "#{carrier} linked to #{key}");
     }
 
     fn state(&self, key: u64) -> Option<InteractionState> {
@@ -414,22 +436,10 @@ fn linked_session(rig: &Rig, customer: &Browser, chat: &mut Raw, chat_key: u64) 
     customer.click("#ad-cobrowse-button");
     let code = customer.customer_code();
     assert_eq!(code.len(), 9, "{code}");
+    // The page's button offered the session already; it waits for the chat to carry the code.
     chat.send(json!({"type": "cobrowse", "code": code}));
-    customer.eval("window.AgentdeskCobrowse.offer(); return null;");
     let key = rig.accept("cobrowse");
-    let snapshot = rig.snapshot();
-    let cobrowse = snapshot
-        .interactions
-        .iter()
-        .find(|i| i.key == key)
-        .expect("co-browse");
-    assert!(cobrowse.linked.contains(&chat_key), "linked to the chat");
-    let chat_view = snapshot
-        .interactions
-        .iter()
-        .find(|i| i.key == chat_key)
-        .expect("chat");
-    assert!(chat_view.linked.contains(&key), "the chat is linked to it");
+    rig.assert_linked(key, chat_key);
     until("the customer's banner", || {
         (customer.customer_state() == "active").then_some(())
     });
@@ -451,6 +461,30 @@ fn the_agent_sees_the_page_follow_a_change_and_a_navigation_and_the_customers_st
     agent.wait_mirrored("Welcome to Acme Shop");
     customer.eval("document.getElementById('news').textContent = 'Price drop today'; return null;");
     agent.wait_mirrored("Price drop today");
+    // A scroll, and a window of another size: the view follows both.
+    customer.eval("window.scrollTo(0, 900); return null;");
+    until("the view scrolled with the page", || {
+        let top = agent.eval(
+            "const f = document.querySelector('#screen iframe'); const d = f && f.contentDocument;\
+             return d && d.scrollingElement ? d.scrollingElement.scrollTop : 0;",
+        );
+        (top.as_f64().unwrap_or(0.0) >= 800.0).then_some(())
+    });
+    let before = customer
+        .eval("return window.innerWidth;")
+        .as_u64()
+        .unwrap_or(0);
+    customer.resize(640, 560);
+    let width = until("the customer's window resized", || {
+        let w = customer.eval("return window.innerWidth;").as_u64()?;
+        (w != before).then_some(w)
+    });
+    until("the view as wide as the customer's window", || {
+        let shown = agent.eval(
+            "const f = document.querySelector('#screen iframe'); return f ? f.getAttribute('width') : null;",
+        );
+        (shown.as_str() == Some(width.to_string().as_str())).then_some(())
+    });
     // Another page of the same site: the script resumes the session there.
     customer.click("#next");
     agent.wait_mirrored("Second page of the shop");
@@ -976,5 +1010,143 @@ fn a_dropped_customer_connection_resumes_from_a_full_snapshot_and_the_viewer_is_
     assert!(
         matches!(rig.state(key), Some(InteractionState::Active)),
         "the interaction went on"
+    );
+}
+
+#[test]
+fn the_chat_widgets_button_and_a_code_the_agent_types_on_a_call_each_link_a_session() {
+    let rig = Rig::new("[channels.cobrowse]\ncapacity = 2");
+    let ann = rig.ready();
+    // The widget's own button: the customer chats in the widget framed by the shop's help page;
+    // its Co-browse button asks the page's script for a session, and the code goes into the chat.
+    let customer = Browser::open();
+    customer.goto(&format!(
+        "{}/chat?widget={}/",
+        rig.site.origin, rig.chat_origin
+    ));
+    until("the widget in its frame", || {
+        (customer.eval("const f = document.getElementById('widget'); return !!(f && f.src);")
+            == json!(true))
+        .then_some(())
+    });
+    customer.enter_frame("#widget");
+    until("the widget's form", || {
+        (!customer.text_of("#start-form").is_empty()).then_some(())
+    });
+    customer.type_into("#name", "Cora");
+    customer.type_into("#email", "cora@example.com");
+    customer.click("#start");
+    let chat_key = rig.accept("chat");
+    until("the widget's Co-browse button", || {
+        (!customer.text_of("#cobrowse").is_empty()).then_some(())
+    });
+    customer.click("#cobrowse");
+    let key = rig.accept("cobrowse");
+    rig.assert_linked(key, chat_key);
+    customer.leave_frame();
+    until("the customer's banner", || {
+        (customer.customer_state() == "active").then_some(())
+    });
+
+    // During a call the customer presses the page's own button and reads the code out; the offer
+    // waits (nothing carries the code yet) until Ann types it, spaces and all, on her call. (The
+    // carrier here is a second conversation of Ann's: the core links by the interaction, whatever
+    // its channel; the desk offers the field on calls.)
+    let (_call, call_key) = accepted_chat(&rig);
+    let caller = Browser::open();
+    caller.goto(&format!("{}/", rig.site.origin));
+    until("the page's Co-browse button", || {
+        let shown = caller.eval(
+            "const b = document.getElementById('ad-cobrowse-button'); return !!(b && !b.hidden);",
+        );
+        (shown == json!(true)).then_some(())
+    });
+    caller.click("#ad-cobrowse-button");
+    let code = caller.customer_code();
+    until("the session offered", || {
+        (caller.customer_state() == "offered").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(
+        rig.snapshot()
+            .interactions
+            .iter()
+            .all(|i| i.channel != "cobrowse"
+                || i.key == key
+                || !matches!(i.state, InteractionState::Offered { .. })),
+        "nothing reaches Ann before she types the code"
+    );
+    // Another's code on nothing of hers, or a code on what is not hers, is refused.
+    let typed = format!("{} {} {}", &code[..3], &code[3..6], &code[6..]);
+    let refused = ann.send(AgentCommand::LinkCode {
+        key: 999_999,
+        code: typed.clone(),
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    rig.core
+        .execute(
+            "ann",
+            AgentCommand::LinkCode {
+                key: call_key,
+                code: typed,
+            },
+        )
+        .expect("the code typed on the call");
+    let second = rig.accept("cobrowse");
+    rig.assert_linked(second, call_key);
+    until("the caller's banner", || {
+        (caller.customer_state() == "active").then_some(())
+    });
+}
+
+#[test]
+fn a_viewer_that_falls_behind_starts_over_from_a_full_snapshot_and_keeps_following() {
+    let rig = Rig::new("messages_per_second = 100000\nmessage_burst = 100000");
+    let _ann = rig.ready();
+    let (mut chat, _chat_key) = accepted_chat(&rig);
+    let ws = rig.cobrowse.replacen("http://", "ws://", 1);
+    let mut customer = Raw::connect(&format!("{ws}/ws/customer"), &rig.site.origin);
+    customer.send(json!({"type": "start"}));
+    let session = customer.until(|m| m["type"] == "session").expect("a code");
+    chat.send(json!({"type": "cobrowse", "code": session["code"]}));
+    customer.send(json!({"type": "offer"}));
+    let key = rig.accept("cobrowse");
+    let link = rig.view_link(key, "");
+    let token = link.rsplit('/').next().expect("token").to_string();
+    // The viewer opens, then reads nothing while the page changes a lot.
+    let mut viewer = Raw::connect(&format!("{ws}/ws/view/{token}"), &rig.cobrowse);
+    customer
+        .until(|m| m["type"] == "snapshot")
+        .expect("asked for a snapshot when the viewer opened");
+    let snapshots = |c: &Raw| {
+        c.frames
+            .iter()
+            .filter(|f| f.contains("\"snapshot\""))
+            .count()
+    };
+    let asked = snapshots(&customer);
+    let pad = "x".repeat(60_000);
+    let mut sent = 0;
+    while snapshots(&customer) == asked {
+        assert!(sent < 3_000, "never told to start the viewer over");
+        let event = json!({"type": 3, "timestamp": sent, "data": {"source": 0, "texts": [],
+            "attributes": [], "removes": [], "adds": [], "pad": pad}});
+        customer.send(json!({"type": "events", "events": [event]}));
+        sent += 1;
+        if sent % 25 == 0 {
+            customer.drain(Duration::from_millis(1));
+        }
+    }
+    // The viewer catches up, and what the page sends next reaches it: the session went on.
+    viewer.drain(Duration::from_millis(500));
+    customer.send(json!({"type": "events", "events": [{"type": 2, "timestamp": 1,
+        "data": {"node": {"type": 0, "childNodes": [], "id": 1}, "initialOffset": {"left": 0, "top": 0}},
+        "marker": "after-the-fall"}]}));
+    viewer
+        .until(|m| m["type"] == "events" && m.to_string().contains("after-the-fall"))
+        .expect("the viewer follows again");
+    assert!(
+        matches!(rig.state(key), Some(InteractionState::Active)),
+        "the co-browse went on"
     );
 }

@@ -1,7 +1,7 @@
 //! The 1.x compatibility promise, both directions, with real libraries: a plugin built against
 //! plugin-api 1.0.0 as released runs a whole conversation in this host; a plugin built against a
-//! newer minor (1.5, which adds a command and an event kind) loads in this 1.4 host with its new
-//! features off; and a 1.0 plugin loads and works in the real host crate rebuilt against the next minor (1.5).
+//! newer minor (1.6, which adds a command and an event kind) loads in this 1.5 host with its new
+//! features off; and a 1.0 plugin loads and works in the real host crate rebuilt against the next minor (1.6).
 
 use crate::support::{Install, drain, status};
 use agentdesk_host::plugins::SendError;
@@ -30,13 +30,13 @@ fn plugin_built_against_a_newer_minor_loads_in_this_host_with_new_features_off()
     assert_eq!(report.status.word(), "loaded", "{report:#?}");
     assert_eq!(
         report.api_version.map(|v| v.to_string()).as_deref(),
-        Some("1.5.0")
+        Some("1.6.0")
     );
-    // The plugin declares the 1.5 command; this host has no such kind and never sends it.
+    // The plugin declares the 1.6 command; this host has no such kind and never sends it.
     let hello = host.hello(&newer.id()).expect("hello");
     assert!(hello.supports("send-survey"));
     assert!(!Command::KNOWN_KINDS.contains(&"send-survey"));
-    // Known vocabulary works; the 1.5 event arrives as Unknown and is counted, not a failure.
+    // Known vocabulary works; the 1.6 event arrives as Unknown and is counted, not a failure.
     host.send(&newer.id(), &offer()).expect("offer works");
     let events = drain(&host, Duration::from_millis(300));
     assert!(
@@ -92,7 +92,7 @@ fn plugin_built_against_1_0_loads_and_works_in_a_host_built_against_the_next_min
             .unwrap_or_else(|| panic!("no {key} {id} in:\n{stdout}"))
     };
     assert_eq!(
-        lines[0]["host_api"], "1.5.0",
+        lines[0]["host_api"], "1.6.0",
         "the host must really be built against the next minor"
     );
     assert_eq!(find("report", &old.id())["status"], "loaded");
@@ -107,7 +107,7 @@ fn plugin_built_against_1_0_loads_and_works_in_a_host_built_against_the_next_min
         "{old_run}"
     );
     assert_eq!(old_run["events"], serde_json::json!(["offer"]));
-    // The 1.5 command: the host does not send it (not negotiated); forced, the 1.0 plugin answers
+    // The 1.6 command: the host does not send it (not negotiated); forced, the 1.0 plugin answers
     // "unsupported" and keeps working.
     assert!(
         old_run["survey_negotiated"]
@@ -129,7 +129,7 @@ fn plugin_built_against_1_0_loads_and_works_in_a_host_built_against_the_next_min
     );
     assert_eq!(old_run["status_after"], "loaded");
 
-    // Both sides at 1.5: the new kinds work.
+    // Both sides at 1.6: the new kinds work.
     let new_run = find("plugin", &newer.id());
     assert_eq!(
         new_run["events"],

@@ -2,7 +2,7 @@
 //! NATS, driven by JSON lines (see `bin/test_desk.rs`). Snapshots arrive on a stream the
 //! `client_suite::until` helper reads; requests are answered in order.
 
-use agentdesk_client::{AgentCommand, AgentSnapshot, LiveLine};
+use agentdesk_client::{AgentCommand, AgentSnapshot, HistoryEntry, LiveLine};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -13,7 +13,8 @@ const WAIT: Duration = Duration::from_secs(15);
 /// A desktop process; killed when dropped.
 pub(crate) struct DeskProcess {
     child: Child,
-    stdin: ChildStdin,
+    /// Requests go one at a time (each waits for its answer).
+    stdin: std::sync::Mutex<ChildStdin>,
     answers: crossbeam_channel::Receiver<Value>,
     /// Every snapshot the desktop got, in order.
     pub(crate) snapshots: crossbeam_channel::Receiver<AgentSnapshot>,
@@ -22,19 +23,19 @@ pub(crate) struct DeskProcess {
 impl DeskProcess {
     /// Starts `agent`'s desktop on the hub at `url` and waits until it is logged in.
     pub(crate) fn start(url: &str, agent: &str) -> Self {
-        Self::start_with(url, agent, &[])
+        Self::start_with(url, agent, |_| {})
     }
 
-    /// [`DeskProcess::start`] with environment variables (the agent's voice endpoint's).
-    pub(crate) fn start_with(url: &str, agent: &str, env: &[(&str, String)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_agentdesk-test-desk"))
+    /// The same, with its command set up by `configure` first (environment, where stderr goes).
+    pub(crate) fn start_with(url: &str, agent: &str, configure: impl FnOnce(&mut Command)) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_agentdesk-test-desk"));
+        command
             .args([url, agent])
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("agentdesk-test-desk starts");
+            .stderr(Stdio::inherit());
+        configure(&mut command);
+        let mut child = command.spawn().expect("agentdesk-test-desk starts");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let (answer, answers) = crossbeam_channel::unbounded();
@@ -56,7 +57,7 @@ impl DeskProcess {
         });
         let desk = DeskProcess {
             child,
-            stdin,
+            stdin: std::sync::Mutex::new(stdin),
             answers,
             snapshots,
         };
@@ -71,14 +72,15 @@ impl DeskProcess {
             .expect("the desk process answers")
     }
 
-    fn ask(&mut self, request: Value) -> Value {
-        writeln!(self.stdin, "{request}").expect("the desk process reads");
-        self.stdin.flush().expect("flush");
+    fn ask(&self, request: Value) -> Value {
+        let mut stdin = self.stdin.lock().unwrap_or_else(|p| p.into_inner());
+        writeln!(stdin, "{request}").expect("the desk process reads");
+        stdin.flush().expect("flush");
         self.next_answer()
     }
 
     /// Carries out a command; `Err(code)` when refused or failed.
-    pub(crate) fn command(&mut self, command: AgentCommand) -> Result<(), String> {
+    pub(crate) fn command(&self, command: AgentCommand) -> Result<(), String> {
         let answer = self.ask(json!({ "command": command }));
         match answer.get("error") {
             Some(e) => Err(e["code"].as_str().unwrap_or_default().to_string()),
@@ -87,7 +89,7 @@ impl DeskProcess {
     }
 
     /// Carries out a command that must succeed.
-    pub(crate) fn ok(&mut self, command: AgentCommand) {
+    pub(crate) fn ok(&self, command: AgentCommand) {
         let what = format!("{command:?}");
         if let Err(code) = self.command(command) {
             panic!("{what}: {code}");
@@ -95,20 +97,33 @@ impl DeskProcess {
     }
 
     /// Writes in an interaction.
-    pub(crate) fn say(&mut self, key: u64, text: &str) {
+    pub(crate) fn say(&self, key: u64, text: &str) {
         let answer = self.ask(json!({ "message": { "key": key, "text": text } }));
         assert!(answer.get("done").is_some(), "message refused: {answer}");
     }
 
     /// The live transcript of an interaction as this desk sees it.
-    pub(crate) fn lines(&mut self, key: u64) -> Vec<LiveLine> {
+    pub(crate) fn lines(&self, key: u64) -> Vec<LiveLine> {
         let answer = self.ask(json!({ "live": key }));
         serde_json::from_value(answer["lines"].clone())
             .unwrap_or_else(|e| panic!("lines: {e}: {answer}"))
     }
 
+    /// Says whether the agent is typing in an interaction.
+    pub(crate) fn typing(&self, key: u64, typing: bool) {
+        let answer = self.ask(json!({ "typing": { "key": key, "typing": typing } }));
+        assert!(answer.get("done").is_some(), "typing refused: {answer}");
+    }
+
+    /// The agent's history search (`None`: the latest).
+    pub(crate) fn search(&self, text: Option<&str>, limit: usize) -> Vec<HistoryEntry> {
+        let answer = self.ask(json!({ "search": { "text": text, "limit": limit } }));
+        serde_json::from_value(answer["found"].clone())
+            .unwrap_or_else(|e| panic!("search: {e}: {answer}"))
+    }
+
     /// Waits until the transcript of `key` has a line with exactly `text`.
-    pub(crate) fn wait_line(&mut self, key: u64, text: &str) {
+    pub(crate) fn wait_line(&self, key: u64, text: &str) {
         let deadline = std::time::Instant::now() + WAIT;
         while !self.lines(key).iter().any(|l| l.line.text == text) {
             assert!(

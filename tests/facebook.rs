@@ -130,6 +130,15 @@ impl Rig {
             .map(|f| f.value.clone())
     }
 
+    /// The detail of an interaction as the agent's view has it.
+    fn detail(&self, key: u64) -> Option<agentdesk_host::service::DetailView> {
+        self.snapshot()
+            .interactions
+            .into_iter()
+            .find(|i| i.key == key)
+            .map(|i| i.detail)
+    }
+
     fn send(&self, key: u64, text: &str) {
         self.core.send_message("ann", key, text).expect("send");
     }
@@ -210,6 +219,19 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
         rig.case(key, "facebook.window")
     });
     assert!(window.starts_with("open, closes in 23 h"), "{window}");
+    // The same as conversation rules (plugin-api 1.2), which the desk renders: a reply may be
+    // sent, the window ends within 24 hours, 2,000 characters at most, not public.
+    let rules = until("the conversation rules", || rig.detail(key)?.rules);
+    assert!(rules.can_reply, "{rules:?}");
+    let closes = rules.window_closes_at.expect("a window end");
+    assert!(
+        closes > now_ms() + 23 * 3_600_000 && closes <= now_ms() + 24 * 3_600_000,
+        "{rules:?}"
+    );
+    assert_eq!(
+        (rules.max_length, rules.counting, rules.public),
+        (Some(2000), plugin_api::LengthCounting::Characters, false)
+    );
     rig.fake.deliver(
         json!([entry(vec![customer(
             "U100001",
@@ -293,6 +315,8 @@ fn facebook_first_message_is_offered_and_the_reply_reaches_meta_once() {
             .filter(|r| r.starts_with("read"))
     });
     assert_eq!(receipt, "read, under a minute ago");
+    let receipt = until("the read receipt event", || rig.detail(key)?.receipt);
+    assert_eq!(receipt.state, plugin_api::ReceiptState::Read, "{receipt:?}");
 
     // Our echo comes back (the fake sends it) and is not shown a second time; a reply typed in
     // the Page inbox (another app id) is shown as outgoing.
@@ -431,6 +455,14 @@ fn facebook_after_24_hours_a_reply_carries_the_human_agent_tag_and_after_7_days_
     );
     let window = until("the window", || rig.case(old, "facebook.window"));
     assert!(window.starts_with("closed"), "{window}");
+    let rules = until("the rules", || rig.detail(old)?.rules);
+    assert!(
+        !rules.can_reply && rules.window_closes_at.is_none(),
+        "{rules:?}"
+    );
+    assert!(rules.reason.contains("closed"), "{rules:?}");
+    let rules = until("the rules", || rig.detail(recent)?.rules);
+    assert!(rules.can_reply, "the human agent window: {rules:?}");
     rig.send(old, "Too late");
     let notice = until("a notice", || {
         rig.snapshot()

@@ -1,16 +1,18 @@
-//! Internal IM between agents (`plugins/im`) through the real `agentdesk hub` process and a real
-//! `nats-server` with JetStream on (its own store directory): IMs reach the colleague's desktop,
+//! Internal IM between agents (`plugins/im`) through the real `agentdesk hub` process, a real
+//! `nats-server` with JetStream on (its own store directory) and the agents' desktops as processes
+//! of their own (`agentdesk-test-desk`, logging at trace): IMs reach the colleague's desktop,
 //! and nothing of them is saved anywhere — searched for in every file the run wrote, with positive
 //! controls that the same search finds a chat's text in the history and a message in a JetStream
 //! stream. Bad input (unknown or unavailable colleague, oversized, flood) gets a clear word, and a
 //! stream that would capture interaction detail stops the hub from starting.
 
 use crate::client_suite::InProcessRig;
+use crate::desk_process::DeskProcess;
 use crate::nats::NatsServer;
 use crate::support::Install;
 use crate::team::{HubProcess, desk, ok, start_hub_with, until, within};
 use agentdesk_client::{
-    AgentCommand, AgentSnapshot, DeskClient, Interact, InteractionState, InteractionView,
+    AgentCommand, AgentSnapshot, DeskClient, InteractionState, InteractionView,
 };
 use agentdesk_host::plugins::package::package;
 use agentdesk_hub::im_guard::GuardError;
@@ -119,7 +121,31 @@ impl Team {
         drop(self.hub.take());
     }
 
-    /// Every place the run may have written to: data directory, NATS store, logs, temporary files.
+    /// `agent`'s desktop as a process of its own (`agentdesk-test-desk`), logging at trace into
+    /// `desks/<agent>.log`, with its home and temporary directory under `desks/` too.
+    fn desk(&self, agent: &str) -> DeskProcess {
+        let desks = self.desks();
+        let home = desks.join(agent);
+        std::fs::create_dir_all(&home).expect("desk home");
+        let log = std::fs::File::create(desks.join(format!("{agent}.log"))).expect("desk log");
+        let tmp = self.tmp.clone();
+        DeskProcess::start_with(&self.nats.url, agent, |command| {
+            command
+                .env("AGENTDESK_LOG", "trace")
+                .env("HOME", &home)
+                .env("XDG_DATA_HOME", home.join("data"))
+                .env("XDG_CONFIG_HOME", home.join("config"))
+                .env("TMPDIR", &tmp)
+                .stderr(Stdio::from(log));
+        })
+    }
+
+    fn desks(&self) -> PathBuf {
+        self.install.dir.path().join("desks")
+    }
+
+    /// Every place the run may have written to: data directory, NATS store, logs, temporary
+    /// files, the desktops' homes and logs.
     fn written(&self) -> Vec<PathBuf> {
         vec![
             self.install.data.clone(),
@@ -127,6 +153,7 @@ impl Team {
             self.log.clone(),
             self.tmp.clone(),
             self.config.clone(),
+            self.desks(),
         ]
     }
 }
@@ -183,43 +210,37 @@ fn ready(client: &dyn DeskClient, channel: &str) {
     ok(client, AgentCommand::SetReady { channel });
 }
 
-fn start_im(client: &dyn DeskClient, to: &str) {
-    ok(
-        client,
-        AgentCommand::StartOutbound {
+impl DeskProcess {
+    fn ready_on(&self, channel: &str) {
+        let channel = channel.to_string();
+        self.ok(AgentCommand::LogOnChannel {
+            channel: channel.clone(),
+        });
+        self.ok(AgentCommand::SetReady { channel });
+    }
+
+    fn start_im(&self, to: &str) {
+        self.ok(AgentCommand::StartOutbound {
             channel: "im".into(),
             to: Address::new(Address::AGENT, to),
             from: None,
-        },
-    );
-}
+        });
+    }
 
-fn texts(client: &dyn DeskClient, key: u64) -> Vec<String> {
-    client
-        .live_lines(key, 0, 200)
-        .wait(WAIT)
-        .expect("lines")
-        .into_iter()
-        .map(|l| l.line.text)
-        .collect()
-}
-
-fn say(client: &dyn DeskClient, key: u64, text: &str) {
-    client
-        .send_message(client.next_id(), key, text)
-        .wait(WAIT)
-        .unwrap_or_else(|e| panic!("not sent: {e}"));
+    fn texts(&self, key: u64) -> Vec<String> {
+        self.lines(key).into_iter().map(|l| l.line.text).collect()
+    }
 }
 
 /// Ann opens an IM to Bob, writes `text` at once, Bob takes it: the keys of both sides.
 fn ann_ims_bob(
-    ann: &dyn DeskClient,
-    bob: &dyn DeskClient,
+    ann: &DeskProcess,
+    bob: &DeskProcess,
     ann_sees: &crossbeam_channel::Receiver<AgentSnapshot>,
     bob_sees: &crossbeam_channel::Receiver<AgentSnapshot>,
     text: &str,
 ) -> (u64, u64) {
-    start_im(ann, "bob");
+    ann.start_im("bob");
     let mine = until(ann_sees, "Ann's side of the IM", |s| {
         on_im(s).iter().any(|i| i.state == InteractionState::Active)
     });
@@ -228,7 +249,7 @@ fn ann_ims_bob(
         .find(|i| i.state == InteractionState::Active)
         .map(|i| i.key)
         .expect("active");
-    say(ann, mine, text);
+    ann.say(mine, text);
     let offered = until(bob_sees, "the IM ringing on Bob's desk", |s| {
         on_im(s)
             .iter()
@@ -242,7 +263,7 @@ fn ann_ims_bob(
     assert_eq!(theirs.contact.display_name.as_deref(), Some("Ann"));
     assert_eq!(theirs.subject, None);
     let theirs = theirs.key;
-    ok(bob, AgentCommand::Accept { key: theirs });
+    bob.ok(AgentCommand::Accept { key: theirs });
     (mine, theirs)
 }
 
@@ -266,15 +287,15 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
         crate::team::raw_request(&team.nats.url, "control.note", stored.clone().into_bytes());
     assert_eq!(answer["stream"], "CONTROL", "{answer}");
 
-    let ann = desk(&team.nats.url, "ann");
-    let bob = desk(&team.nats.url, "bob");
-    let (ann_sees, bob_sees) = (ann.watch(), bob.watch());
-    ready(&*ann, "im");
-    ready(&*bob, "im");
-    let (mine, theirs) = ann_ims_bob(&*ann, &*bob, &ann_sees, &bob_sees, &format!("Hi Bob {im}"));
+    let ann = team.desk("ann");
+    let bob = team.desk("bob");
+    let (ann_sees, bob_sees) = (ann.snapshots.clone(), bob.snapshots.clone());
+    ann.ready_on("im");
+    bob.ready_on("im");
+    let (mine, theirs) = ann_ims_bob(&ann, &bob, &ann_sees, &bob_sees, &format!("Hi Bob {im}"));
     // First control: Bob's desk shows the marker, and Ann sees Bob join.
     within(WAIT, "the first IM on Bob's desk", || {
-        texts(&*bob, theirs).iter().any(|t| t.contains(&im))
+        bob.texts(theirs).iter().any(|t| t.contains(&im))
     });
     until(&ann_sees, "Bob in Ann's IM", |s| {
         s.interactions
@@ -282,70 +303,68 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
             .any(|i| i.key == mine && i.detail.parties.iter().any(|p| p.display_name == "Bob"))
     });
     // Typing both ways, then Bob answers.
-    bob.interact(bob.next_id(), theirs, Interact::Typing(true))
-        .wait(WAIT)
-        .expect("typing");
+    bob.typing(theirs, true);
     until(&ann_sees, "Bob typing on Ann's desk", |s| {
         s.interactions
             .iter()
             .any(|i| i.key == mine && i.detail.typing.iter().any(|t| t == "Bob"))
     });
-    ann.interact(ann.next_id(), mine, Interact::Typing(true))
-        .wait(WAIT)
-        .expect("typing");
+    ann.typing(mine, true);
     until(&bob_sees, "Ann typing on Bob's desk", |s| {
         s.interactions
             .iter()
             .any(|i| i.key == theirs && i.detail.typing.iter().any(|t| t == "Ann"))
     });
-    say(&*bob, theirs, &format!("Sure {im}, go on"));
+    bob.say(theirs, &format!("Sure {im}, go on"));
     within(WAIT, "Bob's answer on Ann's desk", || {
-        texts(&*ann, mine).iter().any(|t| t.starts_with("Sure"))
+        ann.texts(mine).iter().any(|t| t.starts_with("Sure"))
     });
 
     // Group IM: Ann asks Cy in (a consultation, then a conference); Bob sees Cy join, and what
     // Cy writes; Cy sees what Bob writes.
-    let cy = desk(&team.nats.url, "cy");
-    let cy_sees = cy.watch();
-    ready(&*cy, "im");
-    ok(
-        &*ann,
-        AgentCommand::Consult {
-            key: mine,
-            colleague: "cy".into(),
-        },
-    );
+    let cy = team.desk("cy");
+    let cy_sees = cy.snapshots.clone();
+    cy.ready_on("im");
+    ann.ok(AgentCommand::Consult {
+        key: mine,
+        colleague: "cy".into(),
+    });
     let asked = until(&cy_sees, "Cy asked to join", |s| {
         on_im(s)
             .iter()
             .any(|i| matches!(i.state, InteractionState::Offered { .. }))
     });
     let consultation = on_im(&asked)[0].key;
-    ok(&*cy, AgentCommand::Accept { key: consultation });
-    ok(&*ann, AgentCommand::Conference { consultation });
+    cy.ok(AgentCommand::Accept { key: consultation });
+    ann.ok(AgentCommand::Conference { consultation });
     until(&cy_sees, "Cy in the IM", |s| {
         s.interactions.iter().any(|i| i.key == mine)
     });
-    say(&*cy, mine, &format!("Cy here {im}"));
+    cy.say(mine, &format!("Cy here {im}"));
     until(&bob_sees, "Cy joined, on Bob's desk", |s| {
         s.interactions
             .iter()
             .any(|i| i.key == theirs && i.detail.parties.iter().any(|p| p.display_name == "Cy"))
     });
     within(WAIT, "Cy's line on Bob's desk", || {
-        texts(&*bob, theirs)
-            .iter()
-            .any(|t| t.starts_with("Cy here"))
+        bob.texts(theirs).iter().any(|t| t.starts_with("Cy here"))
     });
-    say(&*bob, theirs, &format!("Welcome Cy {im}"));
+    bob.say(theirs, &format!("Welcome Cy {im}"));
     within(WAIT, "Bob's line on Cy's desk", || {
-        texts(&*cy, mine)
-            .iter()
-            .any(|t| t.starts_with("Welcome Cy"))
+        cy.texts(mine).iter().any(|t| t.starts_with("Welcome Cy"))
+    });
+    // Cy leaves the group: Bob sees it (plugin-api 1.5 `leave-conference`).
+    cy.ok(AgentCommand::LeaveConference { key: mine });
+    until(&bob_sees, "Cy gone from Bob's IM", |s| {
+        s.interactions.iter().any(|i| {
+            i.key == theirs
+                && i.detail.parties.iter().any(|p| p.display_name == "Ann")
+                && i.detail.parties.iter().all(|p| p.display_name != "Cy")
+        })
     });
 
     // Second control: a customer chat's text goes to the history, and the search finds it.
-    ready(&*ann, "demo");
+    ann.ready_on("demo");
     let offered = until(&ann_sees, "the demo chat", |s| {
         s.interactions
             .iter()
@@ -357,17 +376,67 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
         .find(|i| i.channel == "demo")
         .map(|i| i.key)
         .expect("demo");
-    ok(&*ann, AgentCommand::Accept { key: chat_key });
-    say(&*ann, chat_key, &format!("Order noted {chat}"));
-    let found = ann.search(Some(&chat), 10).wait(WAIT).expect("search");
-    assert!(found.iter().any(|e| e.key == chat_key), "{found:?}");
+    ann.ok(AgentCommand::Accept { key: chat_key });
+    ann.say(chat_key, &format!("Order noted {chat}"));
+    // An IM consultation about the chat ("Consult by IM"): Bob sees what the chat is about, its
+    // subject and case data (as case data: nothing of an IM is journaled, not even a subject),
+    // and that it is from Ann; the customer sees nothing; Ann's IM is
+    // linked to the chat.
+    ann.ok(AgentCommand::StartOutbound {
+        channel: "im".into(),
+        to: Address::new(Address::AGENT, "bob"),
+        from: Some(chat_key),
+    });
+    let asked = until(&bob_sees, "the IM about the chat on Bob's desk", |s| {
+        on_im(s).iter().any(|i| {
+            matches!(i.state, InteractionState::Offered { .. })
+                && i.detail
+                    .case_data
+                    .iter()
+                    .any(|f| f.key == "about" && f.value.starts_with("Demo conversation"))
+        })
+    });
+    let about = on_im(&asked)
+        .into_iter()
+        .find(|i| matches!(i.state, InteractionState::Offered { .. }))
+        .expect("offered")
+        .clone();
+    assert_eq!(about.contact.display_name.as_deref(), Some("Ann"));
     assert!(
-        ann.search(Some(&im), 10)
-            .wait(WAIT)
-            .expect("search")
-            .is_empty()
+        about
+            .detail
+            .case_data
+            .iter()
+            .any(|f| f.key == "order" && f.value.starts_with("A-")),
+        "{:?}",
+        about.detail.case_data
     );
-    let listed = ann.search(None, 100).wait(WAIT).expect("search");
+    let consulting = until(&ann_sees, "Ann's IM linked to the chat", |s| {
+        on_im(s)
+            .iter()
+            .any(|i| i.linked.contains(&chat_key) && i.state == InteractionState::Active)
+    });
+    let consulting = on_im(&consulting)
+        .into_iter()
+        .find(|i| i.linked.contains(&chat_key))
+        .expect("linked");
+    assert_eq!(consulting.contact.display_name.as_deref(), Some("Bob"));
+    let consulting = consulting.key;
+    bob.ok(AgentCommand::Accept { key: about.key });
+    ann.say(consulting, &format!("Is this order fine? {im}"));
+    within(WAIT, "the consultation on Bob's desk", || {
+        bob.texts(about.key)
+            .iter()
+            .any(|t| t.starts_with("Is this order fine?"))
+    });
+    assert!(
+        ann.texts(chat_key).iter().all(|t| !t.contains(&im)),
+        "the chat's transcript shows nothing of the IM"
+    );
+    let found = ann.search(Some(&chat), 10);
+    assert!(found.iter().any(|e| e.key == chat_key), "{found:?}");
+    assert!(ann.search(Some(&im), 10).is_empty());
+    let listed = ann.search(None, 100);
     assert!(listed.iter().all(|e| e.channel != "im"), "{listed:?}");
 
     // The hub killed mid-IM and started again: the IM is closed, not brought back empty.
@@ -384,9 +453,9 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
     );
     until(&bob_sees, "Bob's IM closed after the restart", closed);
     // IM works again at once, and this one is open when the hub stops cleanly.
-    let (_, theirs) = ann_ims_bob(&*ann, &*bob, &ann_sees, &bob_sees, &im_after);
+    let (_, theirs) = ann_ims_bob(&ann, &bob, &ann_sees, &bob_sees, &im_after);
     within(WAIT, "the IM after the restart", || {
-        texts(&*bob, theirs).iter().any(|t| t.contains(&im_after))
+        bob.texts(theirs).iter().any(|t| t.contains(&im_after))
     });
     team.stop_hub();
     drop((ann, bob, cy));
@@ -408,15 +477,21 @@ fn ims_reach_the_colleague_and_nothing_of_them_is_saved_even_when_the_hub_is_kil
     assert!(files.iter().all(|f| f.starts_with(&team.install.data)));
     let (n, _) = occurrences(&[team.store.clone()], &stored);
     assert!(n > 0, "the stream control was not found in the NATS store");
-    // The log was really written below info (at trace, what the hub has is debug lines; the NATS
-    // client's trace lines, which carry message bodies, are never written).
-    let log = std::fs::read_to_string(&team.log).expect("log");
-    assert!(log.contains("DEBUG"), "no debug lines in the hub's log");
-    assert!(
-        !log.lines()
-            .any(|l| l.contains("TRACE") && l.contains("async_nats")),
-        "the NATS client's trace reached the log"
-    );
+    // The logs were really written below info (at trace, what the hub and the desktops have is
+    // debug lines; the NATS client's trace lines, which carry message bodies, are never written).
+    for (who, log) in [
+        ("the hub", team.log.clone()),
+        ("Ann's desktop", team.desks().join("ann.log")),
+        ("Bob's desktop", team.desks().join("bob.log")),
+    ] {
+        let log = std::fs::read_to_string(&log).expect("log");
+        assert!(log.contains("DEBUG"), "no debug lines in {who}'s log");
+        assert!(
+            !log.lines()
+                .any(|l| l.contains("TRACE") && l.contains("async_nats")),
+            "the NATS client's trace reached {who}'s log"
+        );
+    }
 }
 
 /// The IM interactions of a snapshot not in `known`, newest last.
@@ -430,12 +505,12 @@ fn new_im(s: &AgentSnapshot, known: &[u64]) -> Option<u64> {
 
 /// Ann starts an IM to `to`; returns its key once her desk has it.
 fn ann_starts(
-    ann: &dyn DeskClient,
+    ann: &DeskProcess,
     ann_sees: &crossbeam_channel::Receiver<AgentSnapshot>,
     to: &str,
     known: &mut Vec<u64>,
 ) -> u64 {
-    start_im(ann, to);
+    ann.start_im(to);
     let s = until(ann_sees, "Ann's new IM", |s| new_im(s, known).is_some());
     let key = new_im(&s, known).expect("new");
     known.push(key);
@@ -445,17 +520,14 @@ fn ann_starts(
 #[test]
 fn an_im_nobody_can_take_is_refused_at_once_and_oversized_or_flooding_ones_are_not_sent() {
     let team = Team::start();
-    let ann = desk(&team.nats.url, "ann");
-    let bob = desk(&team.nats.url, "bob");
-    let (ann_sees, bob_sees) = (ann.watch(), bob.watch());
-    ready(&*ann, "im");
+    let ann = team.desk("ann");
+    let bob = team.desk("bob");
+    let (ann_sees, bob_sees) = (ann.snapshots.clone(), bob.snapshots.clone());
+    ann.ready_on("im");
     // Bob is on the IM channel but Not Ready (as it starts); Cy never logged in.
-    ok(
-        &*bob,
-        AgentCommand::LogOnChannel {
-            channel: "im".into(),
-        },
-    );
+    bob.ok(AgentCommand::LogOnChannel {
+        channel: "im".into(),
+    });
     let mut known = Vec::new();
 
     // A colleague who does not exist, and one who is logged off: Ann is told at once, the IM
@@ -466,7 +538,7 @@ fn an_im_nobody_can_take_is_refused_at_once_and_oversized_or_flooding_ones_are_n
         ("bob", "bob is not available for IM now."),
     ] {
         let started = Instant::now();
-        let key = ann_starts(&*ann, &ann_sees, to, &mut known);
+        let key = ann_starts(&ann, &ann_sees, to, &mut known);
         until(&ann_sees, &format!("the IM to {to} ended"), |s| {
             s.interactions
                 .iter()
@@ -474,33 +546,27 @@ fn an_im_nobody_can_take_is_refused_at_once_and_oversized_or_flooding_ones_are_n
         });
         let told = started.elapsed();
         assert!(
-            texts(&*ann, key).iter().any(|t| t == words),
+            ann.texts(key).iter().any(|t| t == words),
             "{to}: {:?}",
-            texts(&*ann, key)
+            ann.texts(key)
         );
         eprintln!("IM to {to}: refused and told within {told:?}");
-        ok(
-            &*ann,
-            AgentCommand::MarkDone {
-                key,
-                wrap_up: None,
-                next: None,
-            },
-        );
+        ann.ok(AgentCommand::MarkDone {
+            key,
+            wrap_up: None,
+            next: None,
+        });
     }
     let bob_now = until(&bob_sees, "Bob's snapshot", |_| true);
     assert!(on_im(&bob_now).is_empty(), "nothing was kept for Bob");
 
     // Bob available: an oversized IM is not sent, and Ann is told why.
-    ok(
-        &*bob,
-        AgentCommand::SetReady {
-            channel: "im".into(),
-        },
-    );
-    let (mine, theirs) = ann_ims_bob(&*ann, &*bob, &ann_sees, &bob_sees, "short");
-    within(WAIT, "the first IM", || texts(&*bob, theirs).len() == 1);
-    say(&*ann, mine, &"x".repeat(1001));
+    bob.ok(AgentCommand::SetReady {
+        channel: "im".into(),
+    });
+    let (mine, theirs) = ann_ims_bob(&ann, &bob, &ann_sees, &bob_sees, "short");
+    within(WAIT, "the first IM", || bob.texts(theirs).len() == 1);
+    ann.say(mine, &"x".repeat(1001));
     until(&ann_sees, "the oversized notice", |s| {
         s.interactions.iter().any(|i| {
             i.key == mine
@@ -512,7 +578,7 @@ fn an_im_nobody_can_take_is_refused_at_once_and_oversized_or_flooding_ones_are_n
     });
     // A flood: five at once pass (the burst), the rest are refused with a notice.
     for n in 0..12 {
-        say(&*ann, mine, &format!("flood {n}"));
+        ann.say(mine, &format!("flood {n}"));
     }
     until(&ann_sees, "the flood notice", |s| {
         s.interactions.iter().any(|i| {
@@ -524,7 +590,7 @@ fn an_im_nobody_can_take_is_refused_at_once_and_oversized_or_flooding_ones_are_n
         })
     });
     std::thread::sleep(Duration::from_millis(300));
-    let got = texts(&*bob, theirs);
+    let got = bob.texts(theirs);
     let floods = got.iter().filter(|t| t.starts_with("flood")).count();
     assert!((4..12).contains(&floods), "{got:?}");
     assert!(
@@ -583,7 +649,7 @@ fn the_hub_refuses_to_start_when_a_jetstream_stream_captures_interaction_detail(
 fn the_team_communicator_shows_presence_live_starts_an_im_and_the_desk_says_not_saved() {
     use crate::shell::{click, has_label, settle};
     use agentdesk_ui::desk::Desk;
-    use agentdesk_ui::ring::SilentSink;
+    use agentdesk_ui::ring::{SilentSink, WavSink, chime_wav, ring_tone_wav};
     use eframe::egui;
     use egui_kittest::Harness;
     use egui_kittest::kittest::Queryable;
@@ -635,4 +701,33 @@ fn the_team_communicator_shows_presence_live_starts_an_im_and_the_desk_says_not_
             .iter()
             .any(|i| matches!(i.state, InteractionState::Offered { .. }) && i.never_saved)
     });
+    // On Bob's desk window it rings softly: the short, quiet chime, not a customer's ring.
+    let rings = team.install.dir.path().join("bob-rings");
+    std::fs::create_dir_all(&rings).expect("rings dir");
+    let bob_window = Desk::new(
+        desk(&team.nats.url, "bob"),
+        Box::new(WavSink::new(&rings)),
+        || {},
+    );
+    let mut bob_window = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(|ui, desk: &mut Desk| desk.ui(ui), bob_window);
+    settle(&mut bob_window, "the IM rung on Bob's desk", |h| {
+        h.state()
+            .snapshot()
+            .interactions
+            .iter()
+            .any(|i| i.never_saved && rings.join(format!("ring-{}.wav", i.key)).is_file())
+    });
+    let key = bob_window
+        .state()
+        .snapshot()
+        .interactions
+        .iter()
+        .find(|i| i.never_saved)
+        .map(|i| i.key)
+        .expect("the IM");
+    let rung = std::fs::read(rings.join(format!("ring-{key}.wav"))).expect("ring");
+    assert_eq!(rung, chime_wav(), "an IM rings with the soft chime");
+    assert_ne!(rung, ring_tone_wav());
 }

@@ -35,6 +35,11 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) fn new() -> Self {
+        Self::with_channels(&["demo", "voice"])
+    }
+
+    /// The same with more channels assigned to everyone (with no plugin behind the extra ones).
+    pub(crate) fn with_channels(channels: &[&str]) -> Self {
         let install = Install::new();
         package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
         let voice = FixtureSpec {
@@ -55,7 +60,8 @@ impl Rig {
             AdminConfig::load(&install.write_config(&[DEMO, &voice.id()], &extra)).expect("config");
         let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
         assert_eq!(plugins.running_ids().len(), 2, "{:#?}", plugins.reports());
-        let policy = Policy::from_config(&config, &["demo".to_string(), "voice".to_string()]);
+        let channels: Vec<String> = channels.iter().map(|c| c.to_string()).collect();
+        let policy = Policy::from_config(&config, &channels);
         let service =
             agentdesk_tests::start_core(&install.data, policy.clone(), Some(plugins.clone()));
         let core = service.handle();
@@ -68,7 +74,7 @@ impl Rig {
         }
     }
 
-    fn desk(&self, agent: &str) -> Harness<'static, Desk> {
+    pub(crate) fn desk(&self, agent: &str) -> Harness<'static, Desk> {
         self.desk_with(agent, |client| client)
     }
 

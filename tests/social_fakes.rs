@@ -81,28 +81,16 @@ pub fn spawn_fake(script: &str, args: &[&str]) -> (Child, String) {
     (child, format!("http://127.0.0.1:{port}"))
 }
 
-/// The fake Graph API process; killed when dropped.
-pub struct FakeGraph {
+/// A fake platform's process (`tests/fakes/*.py`) and its base URL; killed when dropped.
+pub struct Fake {
     child: Child,
     pub url: String,
 }
 
-impl FakeGraph {
-    pub fn start() -> Self {
-        let (child, url) = spawn_fake(
-            "graph_api.py",
-            &[
-                "--app-secret",
-                APP_SECRET,
-                "--page-id",
-                PAGE,
-                "--app-id",
-                APP_ID,
-                "--token",
-                TOKEN,
-            ],
-        );
-        FakeGraph { child, url }
+impl Fake {
+    fn spawn(script: &str, args: &[&str]) -> Self {
+        let (child, url) = spawn_fake(script, args);
+        Fake { child, url }
     }
 
     pub fn control(&self, what: &str, body: Value) -> Value {
@@ -119,6 +107,41 @@ impl FakeGraph {
         let (status, text) = http("GET", &format!("{}/_fake/{what}", self.url), b"");
         assert_eq!(status, 200, "fake {what}: {text}");
         serde_json::from_str(&text).expect("fake json")
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The fake Graph API (Meta).
+pub struct FakeGraph(Fake);
+
+impl std::ops::Deref for FakeGraph {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.0
+    }
+}
+
+impl FakeGraph {
+    pub fn start() -> Self {
+        FakeGraph(Fake::spawn(
+            "graph_api.py",
+            &[
+                "--app-secret",
+                APP_SECRET,
+                "--page-id",
+                PAGE,
+                "--app-id",
+                APP_ID,
+                "--token",
+                TOKEN,
+            ],
+        ))
     }
 
     /// Signs (`sign`: good, bad, none) and delivers one webhook of `entries`, `times` times;
@@ -144,11 +167,85 @@ impl FakeGraph {
     }
 }
 
-impl Drop for FakeGraph {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+pub const TWITTER: &str = "agentdesk.twitter";
+pub const X_ACCOUNT: &str = "2244994945";
+const X_CONSUMER_KEY: &str = "fake-consumer-key";
+const X_CONSUMER_SECRET: &str = "fake-consumer-secret";
+const X_TOKEN: &str = "2244994945-fakeAccessToken";
+const X_TOKEN_SECRET: &str = "fake-token-secret";
+
+/// The fake X API and Account Activity deliveries.
+pub struct FakeX(Fake);
+
+impl std::ops::Deref for FakeX {
+    type Target = Fake;
+    fn deref(&self) -> &Fake {
+        &self.0
     }
+}
+
+impl FakeX {
+    pub fn start() -> Self {
+        FakeX(Fake::spawn(
+            "x_api.py",
+            &[
+                "--consumer-key",
+                X_CONSUMER_KEY,
+                "--consumer-secret",
+                X_CONSUMER_SECRET,
+                "--token",
+                X_TOKEN,
+                "--token-secret",
+                X_TOKEN_SECRET,
+                "--account",
+                X_ACCOUNT,
+            ],
+        ))
+    }
+
+    /// Signs (`sign`: good, bad, none) and delivers one activity, `times` times; the statuses.
+    pub fn deliver(&self, activity: Value, sign: &str, times: u32) -> Value {
+        self.control(
+            "deliver",
+            json!({"activity": activity, "sign": sign, "times": times}),
+        )["status"]
+            .clone()
+    }
+
+    pub fn sent(&self) -> Value {
+        self.get("sent")
+    }
+}
+
+/// The X plugin's settings section (webhooks on `port`; 0 picks one) and agent Ann on `twitter`.
+pub fn x_config_extra(install: &Install, api: &str, port: u16) -> String {
+    let secrets = install.dir.path().join("x.secrets");
+    std::fs::write(
+        &secrets,
+        format!(
+            "X_CONSUMER_KEY={X_CONSUMER_KEY}\nX_CONSUMER_SECRET={X_CONSUMER_SECRET}\n\
+             X_ACCESS_TOKEN={X_TOKEN}\nX_ACCESS_TOKEN_SECRET={X_TOKEN_SECRET}\n"
+        ),
+    )
+    .expect("secrets");
+    format!(
+        "[plugins.settings.\"{TWITTER}\"]\nport = {port}\naccount_id = \"{X_ACCOUNT}\"\n\
+         api_url = \"{api}\"\nsecrets_file = \"{}\"\nsend_timeout_ms = 2000\nretry_first_ms = 50\n\
+         [channels.twitter]\ncapacity = 5\n\
+         [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"twitter\"]\n",
+        secrets.display()
+    )
+}
+
+/// A direct message as X's Account Activity API delivers it.
+pub fn x_dm(id: &str, sender: &str, handle: &str, text: &str) -> Value {
+    json!({
+        "direct_message_events": [{"type": "message_create", "id": id,
+            "created_timestamp": now_ms().to_string(),
+            "message_create": {"target": {"recipient_id": X_ACCOUNT}, "sender_id": sender,
+                               "message_data": {"text": text}}}],
+        "users": {sender: {"id": sender, "name": format!("Name of {handle}"), "screen_name": handle}}
+    })
 }
 
 /// A customer's message as Meta delivers it.

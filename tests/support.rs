@@ -153,3 +153,15 @@ impl Drop for HostProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Pseudo-random waits of `min_ms` to `min_ms + spread_ms` for kill times, from a seed the test
+/// prints, so that a failure can be replayed.
+pub fn random_delays(seed: u64, min_ms: u64, spread_ms: u64) -> impl Iterator<Item = Duration> {
+    let mut x = seed | 1;
+    std::iter::repeat_with(move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        Duration::from_millis(min_ms + x % spread_ms)
+    })
+}

@@ -16,7 +16,7 @@ use agentdesk_tests::first_party_library;
 
 const CHAT: &str = "agentdesk.chat";
 
-fn ready(desk: &mut DeskProcess) {
+fn ready(desk: &DeskProcess) {
     desk.ok(AgentCommand::LogOnChannel {
         channel: "chat".into(),
     });
@@ -35,7 +35,7 @@ fn offered_to_me(s: &AgentSnapshot) -> Option<u64> {
 }
 
 /// Waits for an offer to `desk`'s agent and accepts it; returns its key.
-fn accept_offer(desk: &mut DeskProcess, what: &str) -> u64 {
+fn accept_offer(desk: &DeskProcess, what: &str) -> u64 {
     let offered = until(&desk.snapshots, what, |s| offered_to_me(s).is_some());
     let key = offered_to_me(&offered).expect("offered");
     desk.ok(AgentCommand::Accept { key });
@@ -64,25 +64,25 @@ fn ann_and_bob_at_two_desktops_consult_conference_and_transfer_a_customer_chat()
             .expect("endpoint");
     let widget = endpoint["url"].as_str().expect("url").to_string();
 
-    let mut ann = DeskProcess::start(&nats.url, "ann");
-    let mut bob = DeskProcess::start(&nats.url, "bob");
-    ready(&mut ann);
+    let ann = DeskProcess::start(&nats.url, "ann");
+    let bob = DeskProcess::start(&nats.url, "bob");
+    ready(&ann);
 
     // The customer starts a chat in the widget; it rings at Ann's desk.
     let browser = Browser::open();
     browser.start_chat(&widget, "Cora", "cora@example.com");
-    let key = accept_offer(&mut ann, "the customer's chat offered to Ann");
+    let key = accept_offer(&ann, "the customer's chat offered to Ann");
     browser.wait_line("Ann joined", |l| l == "Ann joined the chat");
     browser.say("My parcel is late");
     ann.wait_line(key, "My parcel is late");
 
     // Ann consults Bob, at his own desk, privately.
-    ready(&mut bob);
+    ready(&bob);
     ann.ok(AgentCommand::Consult {
         key,
         colleague: "bob".into(),
     });
-    let consultation = accept_offer(&mut bob, "the consultation offered to Bob");
+    let consultation = accept_offer(&bob, "the consultation offered to Bob");
     assert_ne!(consultation, key);
     bob.say(consultation, "Is she a VIP customer?");
     ann.wait_line(consultation, "Is she a VIP customer?");
@@ -113,7 +113,7 @@ fn ann_and_bob_at_two_desktops_consult_conference_and_transfer_a_customer_chat()
     });
     let second = Browser::open();
     second.start_chat(&widget, "Tess", "tess@example.com");
-    let tess = accept_offer(&mut ann, "the second customer's chat offered to Ann");
+    let tess = accept_offer(&ann, "the second customer's chat offered to Ann");
     assert_ne!(tess, key);
     second.wait_line("Ann joined", |l| l == "Ann joined the chat");
     second.say("Can someone check my invoice?");
@@ -127,7 +127,7 @@ fn ann_and_bob_at_two_desktops_consult_conference_and_transfer_a_customer_chat()
         key: tess,
         colleague: "bob".into(),
     });
-    let about_tess = accept_offer(&mut bob, "the consultation about Tess offered to Bob");
+    let about_tess = accept_offer(&bob, "the consultation about Tess offered to Bob");
     ann.ok(AgentCommand::TransferAfterConsultation {
         consultation: about_tess,
     });

@@ -105,16 +105,14 @@ fn team_voice_a_customer_call_reaches_anns_desk_endpoint_and_is_transferred_to_b
     let port = endpoint["port"].as_u64().expect("port");
     let registrar = format!("127.0.0.1:{port}");
     let dir = tempfile::tempdir().expect("dir");
-    let mut ann = DeskProcess::start_with(
-        &nats.url,
-        "ann",
-        &endpoint_env(dir.path(), "ann", &registrar, "2001", ANN_HZ),
-    );
-    let mut bob = DeskProcess::start_with(
-        &nats.url,
-        "bob",
-        &endpoint_env(dir.path(), "bob", &registrar, "2002", BOB_HZ),
-    );
+    let ann_env = endpoint_env(dir.path(), "ann", &registrar, "2001", ANN_HZ);
+    let mut ann = DeskProcess::start_with(&nats.url, "ann", |c| {
+        c.envs(ann_env);
+    });
+    let bob_env = endpoint_env(dir.path(), "bob", &registrar, "2002", BOB_HZ);
+    let mut bob = DeskProcess::start_with(&nats.url, "bob", |c| {
+        c.envs(bob_env);
+    });
     ready(&mut ann);
     ready(&mut bob);
 

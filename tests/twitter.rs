@@ -3,7 +3,7 @@
 //! checks the CRC answer with `hmac`, verifies our OAuth 1.0a signatures with python3-oauthlib,
 //! counts post length itself), agents through the core's client interface.
 
-use crate::social_fakes::{http, spawn_fake};
+use crate::social_fakes::{FakeX, TWITTER, X_ACCOUNT as ACCOUNT, x_config_extra, x_dm as dm};
 use crate::support::Install;
 use agentdesk_host::core::{AgentCommand, InteractionState, Policy};
 use agentdesk_host::plugins::package::package;
@@ -11,87 +11,13 @@ use agentdesk_host::service::{AgentSnapshot, Answer, CoreHandle, CoreService, In
 use agentdesk_host::{AdminConfig, PluginHost, StartMode};
 use agentdesk_tests::first_party_library;
 use serde_json::{Value, json};
-use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
-const TWITTER: &str = "agentdesk.twitter";
-const ACCOUNT: &str = "2244994945";
-const CONSUMER_KEY: &str = "fake-consumer-key";
-const CONSUMER_SECRET: &str = "fake-consumer-secret";
-const TOKEN: &str = "2244994945-fakeAccessToken";
-const TOKEN_SECRET: &str = "fake-token-secret";
 const WAIT: Duration = Duration::from_secs(15);
 
 fn until<T>(what: &str, probe: impl FnMut() -> Option<T>) -> T {
     crate::support::wait_for(WAIT, what, probe)
-}
-
-struct FakeX {
-    child: Child,
-    url: String,
-}
-
-impl FakeX {
-    fn start() -> Self {
-        let (child, url) = spawn_fake(
-            "x_api.py",
-            &[
-                "--consumer-key",
-                CONSUMER_KEY,
-                "--consumer-secret",
-                CONSUMER_SECRET,
-                "--token",
-                TOKEN,
-                "--token-secret",
-                TOKEN_SECRET,
-                "--account",
-                ACCOUNT,
-            ],
-        );
-        FakeX { child, url }
-    }
-
-    fn control(&self, what: &str, body: Value) -> Value {
-        let (status, text) = http(
-            "POST",
-            &format!("{}/_fake/{what}", self.url),
-            body.to_string().as_bytes(),
-        );
-        assert_eq!(status, 200, "fake control {what}: {text}");
-        serde_json::from_str(&text).expect("fake json")
-    }
-
-    fn deliver(&self, activity: Value, sign: &str, times: u32) -> Value {
-        self.control(
-            "deliver",
-            json!({"activity": activity, "sign": sign, "times": times}),
-        )["status"]
-            .clone()
-    }
-
-    fn sent(&self) -> Value {
-        let (status, text) = http("GET", &format!("{}/_fake/sent", self.url), b"");
-        assert_eq!(status, 200);
-        serde_json::from_str(&text).expect("json")
-    }
-}
-
-impl Drop for FakeX {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn dm(id: &str, sender: &str, handle: &str, text: &str) -> Value {
-    json!({
-        "direct_message_events": [{"type": "message_create", "id": id,
-            "created_timestamp": crate::social_fakes::now_ms().to_string(),
-            "message_create": {"target": {"recipient_id": ACCOUNT}, "sender_id": sender,
-                               "message_data": {"text": text}}}],
-        "users": {sender: {"id": sender, "name": format!("Name of {handle}"), "screen_name": handle}}
-    })
 }
 
 fn mention(id: &str, user: &str, handle: &str, text: &str) -> Value {
@@ -113,23 +39,7 @@ impl Rig {
         let fake = FakeX::start();
         let install = Install::new();
         package(&first_party_library("agentdesk_twitter"), &install.plugins).expect("package");
-        let secrets = install.dir.path().join("x.secrets");
-        std::fs::write(
-            &secrets,
-            format!(
-                "X_CONSUMER_KEY={CONSUMER_KEY}\nX_CONSUMER_SECRET={CONSUMER_SECRET}\n\
-                 X_ACCESS_TOKEN={TOKEN}\nX_ACCESS_TOKEN_SECRET={TOKEN_SECRET}\n"
-            ),
-        )
-        .expect("secrets");
-        let extra = format!(
-            "[plugins.settings.\"{TWITTER}\"]\nport = 0\naccount_id = \"{ACCOUNT}\"\n\
-             api_url = \"{}\"\nsecrets_file = \"{}\"\nsend_timeout_ms = 2000\nretry_first_ms = 50\n\
-             [channels.twitter]\ncapacity = 5\n\
-             [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"twitter\"]\n",
-            fake.url,
-            secrets.display()
-        );
+        let extra = x_config_extra(&install, &fake.url, 0);
         let config = AdminConfig::load(&install.write_config(&[TWITTER], &extra)).expect("config");
         let policy = Policy::from_config(&config, &["twitter".to_string()]);
         let plugins = Arc::new(PluginHost::start(&config, StartMode::Run));
@@ -217,6 +127,16 @@ impl Rig {
                 .unwrap_or_default();
             (sent.len() >= count).then_some(sent)
         })
+    }
+
+    /// The conversation rules the agent's view has (plugin-api 1.2).
+    fn rules(&self, key: u64) -> Option<plugin_api::ConversationRules> {
+        self.snapshot()
+            .interactions
+            .into_iter()
+            .find(|i| i.key == key)?
+            .detail
+            .rules
     }
 
     fn case(&self, key: u64, field: &str) -> Option<String> {
@@ -321,6 +241,12 @@ fn x_public_mention_is_marked_public_replies_are_threaded_weighted_and_can_move_
     );
     let visibility = until("visibility", || rig.case(key, "x.visibility"));
     assert!(visibility.starts_with("PUBLIC"), "{visibility}");
+    let rules = until("the rules", || rig.rules(key));
+    assert_eq!(
+        (rules.public, rules.max_length, rules.counting),
+        (true, Some(280), plugin_api::LengthCounting::XWeighted),
+        "{rules:?}"
+    );
     // 250 letters and a 100-character link: 301 characters, 274 as X counts them.
     let long = format!("{} https://example.com/{}", "a".repeat(250), "p".repeat(80));
     assert!(long.chars().count() > 280);
@@ -359,6 +285,11 @@ fn x_public_mention_is_marked_public_replies_are_threaded_weighted_and_can_move_
         rig.case(key, "x.visibility")
             .filter(|v| v.starts_with("moved to direct messages"))
     });
+    let rules = until("private rules", || rig.rules(key).filter(|r| !r.public));
+    assert_eq!(
+        (rules.max_length, rules.counting),
+        (Some(10_000), plugin_api::LengthCounting::Characters)
+    );
     rig.core
         .send_message("ann", key, "Let's continue privately")
         .expect("send");

@@ -43,12 +43,12 @@ pub fn first_party_library(lib_name: &str) -> PathBuf {
 /// Which plugin-api a fixture is compiled against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// The real plugin-api of this repository (1.4.0).
+    /// The real plugin-api of this repository (1.5.0).
     Current,
     /// plugin-api 1.0.0 exactly as released (`tests/fixtures/plugin-api-1.0.0/`, never edited):
     /// what vendors' oldest plugins are built against.
     Released1_0,
-    /// A copy at 1.5.0 (the next minor) that adds a command kind (`send-survey`) and an event kind
+    /// A copy at 1.6.0 (the next minor) that adds a command kind (`send-survey`) and an event kind
     /// (`sentiment-changed`), as a later minor release would.
     NextMinor,
     /// A copy at 2.0.0 (nothing else changed).
@@ -63,7 +63,7 @@ impl Api {
         match self {
             Api::Current | Api::LayoutChanged => CURRENT_API,
             Api::Released1_0 => "1.0.0",
-            Api::NextMinor => "1.5.0",
+            Api::NextMinor => "1.6.0",
             Api::NextMajor => "2.0.0",
         }
     }
@@ -82,7 +82,7 @@ impl Api {
 static BUILD_LOCK: Mutex<()> = Mutex::new(());
 
 /// The version of this repository's plugin-api (its `Cargo.toml`).
-pub const CURRENT_API: &str = "1.4.0";
+pub const CURRENT_API: &str = "1.5.0";
 
 /// The directory of the plugin-api crate for `api`, generating the altered copy if needed.
 pub fn api_dir(api: Api) -> PathBuf {

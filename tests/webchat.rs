@@ -455,6 +455,18 @@ fn a_consultation_is_hidden_from_the_customer_and_a_conference_shows_the_second_
     });
     browser.say("Hello both of you");
     rig.wait_line("bob", key, "Hello both of you");
+    // Bob leaves the conference: the customer sees him go (plugin-api 1.5 `leave-conference`),
+    // Ann keeps the chat.
+    bob.send(AgentCommand::LeaveConference { key })
+        .expect("leave");
+    browser.wait_line("Bob leaving", |l| l == "Bob left the chat");
+    until("Bob no longer a party for Ann", || {
+        let view = rig.snapshot("ann");
+        let chat = view.interactions.iter().find(|i| i.key == key)?;
+        (chat.state == InteractionState::Active
+            && chat.detail.parties.iter().all(|p| p.display_name != "Bob"))
+        .then_some(())
+    });
 }
 
 #[test]

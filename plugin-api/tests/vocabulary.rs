@@ -70,6 +70,24 @@ fn every_command() -> Vec<Command> {
             body: "b".into(),
             attachments: vec![],
             related: None,
+            about: None,
+        }
+        .into(),
+        Compose {
+            to: vec![Address::new(Address::AGENT, "bob")],
+            agent: agent(),
+            subject: String::new(),
+            body: String::new(),
+            attachments: vec![],
+            related: Some(i.clone()),
+            about: Some(About {
+                subject: Some("Order 1234".into()),
+                case_data: vec![CaseField {
+                    key: "order".into(),
+                    label: Some("Order".into()),
+                    value: "1234".into(),
+                }],
+            }),
         }
         .into(),
         Transfer {
@@ -123,6 +141,11 @@ fn every_command() -> Vec<Command> {
         PutInWorkbin {
             interaction: i.clone(),
             workbin: "later".into(),
+        }
+        .into(),
+        LeaveConference {
+            interaction: i.clone(),
+            agent: agent(),
         }
         .into(),
         InvokeAction {

@@ -3,19 +3,21 @@
 //! AGENT — driven by the team tests through JSON lines:
 //!
 //! - in (stdin), one request per line: `{"command": <AgentCommand>}`,
-//!   `{"message": {"key": 1, "text": "…"}}`, `{"live": 1}` (the live transcript);
+//!   `{"message": {"key": 1, "text": "…"}}`, `{"live": 1}` (the live transcript),
+//!   `{"typing": {"key": 1, "typing": true}}`, `{"search": {"text": "…", "limit": 10}}`;
 //! - out (stdout): `{"snapshot": <AgentSnapshot>}` after every change, and one answer per request,
-//!   in order: `{"done": null}`, `{"lines": [<LiveLine>…]}` or `{"error": {"code": "…",
-//!   "message": "…"}}`.
+//!   in order: `{"done": null}`, `{"lines": [<LiveLine>…]}`, `{"found": [<HistoryEntry>…]}` or
+//!   `{"error": {"code": "…", "message": "…"}}`.
 //!
 //! With `AGENTDESK_VOICE_REGISTRAR` (and the other `agentdesk_phone::env` variables) set, the
 //! desk starts the agent's own voice endpoint, as `agentdesk run --hub` does, and is ready
 //! only once it is registered.
 //!
-//! Prints `{"ready": "<agent>"}` once logged in; ends when stdin closes.
+//! Prints `{"ready": "<agent>"}` once logged in; ends when stdin closes. Logs to stderr as
+//! `agentdesk` does (`AGENTDESK_LOG`).
 
 use agentdesk_client::remote::{Remote, RemoteOptions};
-use agentdesk_client::{AgentCommand, ClientError, Connection, DeskClient};
+use agentdesk_client::{AgentCommand, ClientError, Connection, DeskClient, Interact};
 use agentdesk_phone::{Phone, PhoneConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,6 +33,8 @@ enum Line {
     Command(AgentCommand),
     Message { key: u64, text: String },
     Live(u64),
+    Typing { key: u64, typing: bool },
+    Search { text: Option<String>, limit: usize },
 }
 
 fn main() {
@@ -39,6 +43,7 @@ fn main() {
         eprintln!("usage: agentdesk-test-desk NATS_URL AGENT");
         std::process::exit(2);
     };
+    agentdesk_ui::logging::init("warn");
     let out = Arc::new(Mutex::new(std::io::stdout()));
     let options = RemoteOptions {
         agent: Some(agent.clone()),
@@ -109,6 +114,14 @@ fn answer(desk: &dyn DeskClient, request: Line) -> Value {
             .live_lines(key, 0, 1000)
             .wait(WAIT)
             .map(|lines| json!({ "lines": lines })),
+        Line::Typing { key, typing } => desk
+            .interact(desk.next_id(), key, Interact::Typing(typing))
+            .wait(WAIT)
+            .map(|()| json!({ "done": null })),
+        Line::Search { text, limit } => desk
+            .search(text.as_deref(), limit)
+            .wait(WAIT)
+            .map(|found| json!({ "found": found })),
     };
     answered.unwrap_or_else(
         |e: ClientError| json!({ "error": { "code": e.code(), "message": e.to_string() } }),

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import json
+import queue
 import re
 import sys
 import threading
@@ -70,6 +71,11 @@ class State:
         self.revoked = False
         self.nonces = set()
         self.next_id = 1000
+        self.deliveries = queue.Queue()
+        self.acked = 0
+        self.attempts = 0
+        self.queued = 0
+        self.pace = 0.0
 
     def sign(self, body):
         return "sha256=" + base64.b64encode(hmac.new(self.secret, body, hashlib.sha256).digest()).decode()
@@ -86,6 +92,26 @@ def http(method, url, body=None, headers=None, timeout=5.0):
         return e.code, e.read().decode(errors="replace")
     except OSError as e:
         return 0, str(e)
+
+
+def deliverer(state):
+    """X's retries: a delivery not answered 200 is sent again (X retries failed deliveries)."""
+    while True:
+        body = state.deliveries.get()
+        while True:
+            with state.lock:
+                state.attempts += 1
+                url = state.webhook
+            headers = {"Content-Type": "application/json",
+                       "x-twitter-webhooks-signature": state.sign(body)}
+            status, _ = http("POST", url, body, headers, timeout=3.0)
+            if status == 200:
+                with state.lock:
+                    state.acked += 1
+                    pace = state.pace
+                time.sleep(pace)
+                break
+            time.sleep(0.05)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -110,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/_fake/sent":
             with s.lock:
                 return self.answer(200, {"sent": s.sent, "refusals": s.refusals})
+        if self.path == "/_fake/progress":
+            with s.lock:
+                return self.answer(200, {"acked": s.acked, "queued": s.queued, "attempts": s.attempts})
         self.answer(404, {"title": "Not Found"})
 
     def do_POST(self):
@@ -138,6 +167,18 @@ class Handler(BaseHTTPRequestHandler):
                 headers["x-twitter-webhooks-signature"] = s.sign(body + b" ")
             results = [http("POST", s.webhook, body, headers) for _ in range(int(req.get("times", 1)))]
             return self.answer(200, {"status": [r[0] for r in results]})
+        if what == "queue":
+            # Queued deliveries, retried until answered 200, each of the four senders waiting
+            # pace_ms after a success.
+            with s.lock:
+                s.pace = req.get("pace_ms", 0) / 1000.0
+            for activity in req["activities"]:
+                activity = dict(activity)
+                activity.setdefault("for_user_id", s.args.account)
+                with s.lock:
+                    s.queued += 1
+                s.deliveries.put(json.dumps(activity).encode())
+            return self.answer(200, {"queued": len(req["activities"])})
         if what == "crc":
             token = "challenge-%d" % time.time_ns()
             status, text = http("GET", s.webhook + "?crc_token=" + urllib.parse.quote(token))
@@ -236,6 +277,8 @@ def main():
         parser.add_argument(name, required=True)
     args = parser.parse_args()
     Handler.state = State(args)
+    for _ in range(4):
+        threading.Thread(target=deliverer, args=(Handler.state,), daemon=True).start()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     print("port %d" % server.server_address[1], flush=True)

@@ -139,22 +139,6 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs to stderr at `AGENTDESK_LOG`'s levels, except the NATS client's trace level: it writes
-/// every message body, internal IM text among them, and nothing may log IM text (tests/im.rs
-/// searches a hub's trace log for it).
-fn init_log(default_level: &str) {
-    use tracing_subscriber::prelude::*;
-    let levels = tracing_subscriber::EnvFilter::try_from_env("AGENTDESK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let no_bodies = tracing_subscriber::filter::filter_fn(|meta| {
-        !(meta.target().starts_with("async_nats") && *meta.level() == tracing::Level::TRACE)
-    });
-    let out = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_filter(no_bodies);
-    tracing_subscriber::registry().with(levels).with(out).init();
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     // The headless commands print their own report; their log shows only errors unless asked.
     let default_level = if matches!(cli.command, None | Some(Action::Run { .. })) {
@@ -162,7 +146,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     } else {
         "error"
     };
-    init_log(default_level);
+    agentdesk_ui::logging::init(default_level);
     match cli.command.unwrap_or(Action::Run {
         agent: None,
         hub: None,

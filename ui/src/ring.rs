@@ -1,4 +1,5 @@
-//! How a new offer rings. The desktop asks a [`RingSink`]; nothing blocks or fails without a sound
+//! How a new offer rings: a customer's with the ring-back tone, a colleague's internal IM with a
+//! soft, short chime. The desktop asks a [`RingSink`]; nothing blocks or fails without a sound
 //! device. [`PlayerSink`] plays the tone through the system's player (`pw-play`, `paplay` or
 //! `aplay`, found at run time, started without waiting for it); [`WavSink`] writes each ring as a
 //! WAV file (tests assert on it); [`SilentSink`] only counts.
@@ -14,6 +15,19 @@ pub struct Ring {
     pub key: u64,
     /// Its channel.
     pub channel: String,
+    /// A soft chime instead of the ring: an internal IM (a colleague, not a customer).
+    pub soft: bool,
+}
+
+impl Ring {
+    /// The sound of this ring, as a WAV file.
+    pub fn tone(&self) -> Vec<u8> {
+        if self.soft {
+            chime_wav()
+        } else {
+            ring_tone_wav()
+        }
+    }
 }
 
 /// Where rings go.
@@ -35,8 +49,7 @@ impl RingSink for SilentSink {
     }
 }
 
-/// Writes each ring as `ring-<key>.wav` (a 440/480 Hz ring-back tone, 8 kHz mono, 1 s) in a
-/// directory.
+/// Writes each ring as `ring-<key>.wav` (the ring-back tone, or the soft chime) in a directory.
 #[derive(Debug, Clone)]
 pub struct WavSink {
     dir: PathBuf,
@@ -52,7 +65,7 @@ impl WavSink {
 impl RingSink for WavSink {
     fn ring(&mut self, ring: &Ring) {
         let path = self.dir.join(format!("ring-{}.wav", ring.key));
-        if let Err(e) = std::fs::write(&path, ring_tone_wav()) {
+        if let Err(e) = std::fs::write(&path, ring.tone()) {
             tracing::warn!("ring not written to {}: {e}", path.display());
         }
     }
@@ -63,6 +76,7 @@ impl RingSink for WavSink {
 pub struct PlayerSink {
     player: PathBuf,
     tone: PathBuf,
+    chime: PathBuf,
 }
 
 impl PlayerSink {
@@ -75,17 +89,23 @@ impl PlayerSink {
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
         })?;
-        let tone = dir.join("ring.wav");
+        let (tone, chime) = (dir.join("ring.wav"), dir.join("chime.wav"));
         std::fs::create_dir_all(dir).ok()?;
         std::fs::write(&tone, ring_tone_wav()).ok()?;
-        Some(PlayerSink { player, tone })
+        std::fs::write(&chime, chime_wav()).ok()?;
+        Some(PlayerSink {
+            player,
+            tone,
+            chime,
+        })
     }
 }
 
 impl RingSink for PlayerSink {
-    fn ring(&mut self, _ring: &Ring) {
+    fn ring(&mut self, ring: &Ring) {
+        let sound = if ring.soft { &self.chime } else { &self.tone };
         let started = std::process::Command::new(&self.player)
-            .arg(&self.tone)
+            .arg(sound)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -102,9 +122,11 @@ impl RingSink for PlayerSink {
     }
 }
 
+/// Samples per second of the tones.
+const RATE: u32 = 8000;
+
 /// One second of the North American ring-back tone (440 + 480 Hz) as a 16-bit PCM WAV file.
 pub fn ring_tone_wav() -> Vec<u8> {
-    const RATE: u32 = 8000;
     let samples: Vec<i16> = (0..RATE)
         .map(|n| {
             let t = n as f32 / RATE as f32;
@@ -113,6 +135,25 @@ pub fn ring_tone_wav() -> Vec<u8> {
             (v * 0.25 * i16::MAX as f32) as i16
         })
         .collect();
+    wav(&samples)
+}
+
+/// A quarter of a second of 880 Hz, quiet and fading out: an internal IM's soft chime.
+pub fn chime_wav() -> Vec<u8> {
+    let len = RATE / 4;
+    let samples: Vec<i16> = (0..len)
+        .map(|n| {
+            let t = n as f32 / RATE as f32;
+            let fade = 1.0 - n as f32 / len as f32;
+            let v = (2.0 * std::f32::consts::PI * 880.0 * t).sin() * fade;
+            (v * 0.08 * i16::MAX as f32) as i16
+        })
+        .collect();
+    wav(&samples)
+}
+
+/// 8 kHz mono 16-bit PCM samples as a WAV file.
+fn wav(samples: &[i16]) -> Vec<u8> {
     let data_len = (samples.len() * 2) as u32;
     let mut wav = Vec::with_capacity(44 + data_len as usize);
     wav.extend_from_slice(b"RIFF");
@@ -146,5 +187,36 @@ mod tests {
         assert_eq!(data_len, 16_000, "8,000 16-bit samples");
         assert_eq!(wav.len(), 44 + 16_000);
         assert!(wav[44..].iter().any(|b| *b != 0), "the tone is not silence");
+    }
+
+    fn peak(wav: &[u8]) -> i16 {
+        wav[44..]
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]).saturating_abs())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn an_ims_chime_is_shorter_and_softer_than_a_customers_ring() {
+        let (ring, chime) = (ring_tone_wav(), chime_wav());
+        assert_eq!(
+            chime.len(),
+            44 + 4_000,
+            "2,000 samples: a quarter of a second"
+        );
+        assert!(peak(&chime) > 0, "the chime is not silence");
+        assert!(
+            peak(&chime) * 4 < peak(&ring),
+            "{} vs {}",
+            peak(&chime),
+            peak(&ring)
+        );
+        let soft = Ring {
+            key: 1,
+            channel: "im".into(),
+            soft: true,
+        };
+        assert_eq!(soft.tone(), chime);
     }
 }

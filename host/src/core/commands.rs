@@ -132,6 +132,14 @@ pub enum AgentCommand {
         /// The interaction.
         key: InteractionKey,
     },
+    /// The session code the customer reads out (co-browse during a call) goes on this
+    /// interaction: an offer that names it comes to this agent, linked to it (`core::links`).
+    LinkCode {
+        /// The interaction (the agent's, active).
+        key: InteractionKey,
+        /// The code (spaces are ignored).
+        code: String,
+    },
     /// Start an outbound interaction on `channel` to `to` (call a number, email an address),
     /// from an interaction with the same contact (party action) or from nowhere (dial pad).
     StartOutbound {
@@ -212,6 +220,12 @@ pub enum CoreError {
         /// The rule.
         rule: String,
     },
+    /// A session code the core cannot keep.
+    #[error("session code not kept: {why}")]
+    BadCode {
+        /// Why.
+        why: String,
+    },
     /// Accepting would exceed the channel's capacity.
     #[error("channel `{channel}` is at its capacity of {capacity}")]
     AtCapacity {
@@ -283,6 +297,7 @@ impl CoreError {
             CoreError::UnknownInteraction { .. } => "unknown-interaction",
             CoreError::NotYours { .. } => "not-yours",
             CoreError::WrongState { .. } => "wrong-state",
+            CoreError::BadCode { .. } => "bad-code",
             CoreError::AtCapacity { .. } => "at-capacity",
             CoreError::WrapUpRequired => "wrap-up-required",
             CoreError::UnknownWrapUp { .. } => "unknown-wrap-up",

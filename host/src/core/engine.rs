@@ -20,6 +20,7 @@ mod decide;
 mod invariants;
 mod isolation;
 mod lifecycle;
+mod links;
 mod roster;
 mod routing;
 mod state_snapshot;
@@ -117,9 +118,6 @@ pub struct Core {
     /// the link it makes is journaled (`InteractionArrived::related`).
     link_codes: HashMap<String, InteractionKey>,
 }
-
-/// The most session codes kept at once (a plugin sending codes in a loop cannot grow the core).
-const MAX_LINK_CODES: usize = 10_000;
 
 impl Core {
     /// A core with the given rules; every agent starts logged out with all channels logged off.
@@ -253,7 +251,7 @@ impl Core {
         let mut out = Vec::new();
         match event {
             Event::Offer(offer) => self.arrive(now, plugin, offer, &mut out),
-            Event::LinkCode(link) => self.keep_link_code(plugin, link),
+            Event::LinkCode(link) => self.keep_link_code(now, plugin, link, &mut out),
             Event::Ended(ended) => {
                 let Some(key) = self
                     .by_plugin_id
@@ -501,14 +499,10 @@ impl Core {
                 Route::QUEUE => None,
                 Route::AGENT if self.agents.contains_key(&route.name) => None,
                 Route::EXTENSION if self.agent_by_extension(&route.name).is_some() => None,
-                // Still `linked`: no open interaction with an agent carries the code.
-                Route::LINKED => Some((
-                    format!(
-                        "no open interaction with an agent carries session code `{}`",
-                        offer.route.name
-                    ),
-                    RejectCode::NoSuchTarget,
-                )),
+                // Still `linked`: it waits until an open interaction carries the code (a
+                // chat's `link-code`, or the agent types it on a call: `core::links`) or its
+                // plugin ends it.
+                Route::LINKED => None,
                 Route::AGENT | Route::EXTENSION => Some((
                     format!("no {} `{}` on this host", route.to, route.name),
                     RejectCode::NoSuchTarget,
@@ -522,39 +516,6 @@ impl Core {
         if let Some((reason, code)) = refusal {
             let event = CoreEvent::InteractionRejected { key, reason, code };
             self.emit(now, event, out);
-        }
-    }
-
-    /// Keeps the session code an open interaction of `plugin` carries (plugin-api 1.3).
-    fn keep_link_code(&mut self, plugin: &str, link: &plugin_api::LinkCode) {
-        let Some(&key) = self.by_plugin_id.get(plugin, link.interaction.as_str()) else {
-            tracing::warn!(plugin, interaction = %link.interaction, "`link-code` for an unknown interaction dropped");
-            return;
-        };
-        if self.link_codes.len() >= MAX_LINK_CODES {
-            self.link_codes.retain(|_, k| {
-                self.interactions
-                    .get(k)
-                    .is_some_and(|i| !i.state.is_closed())
-            });
-        }
-        if self.link_codes.len() >= MAX_LINK_CODES {
-            tracing::warn!(
-                plugin,
-                "`link-code` dropped: {MAX_LINK_CODES} session codes kept already"
-            );
-            return;
-        }
-        self.link_codes.insert(link.code.clone(), key);
-    }
-
-    /// The owner of the active interaction carrying `code`, and that interaction.
-    fn linked_owner(&self, code: &str) -> Option<(String, InteractionKey)> {
-        let key = *self.link_codes.get(code)?;
-        let i = self.interactions.get(&key)?;
-        match (&i.state, &i.owner) {
-            (InteractionState::Active, Some(owner)) => Some((owner.clone(), key)),
-            _ => None,
         }
     }
 

@@ -77,6 +77,11 @@ impl CoreEvent {
                 vec![agent.clone()],
             ),
             CoreEvent::PluginIdLinked { key, .. } => (vec![*key], vec![]),
+            CoreEvent::InteractionLinked {
+                key,
+                owner,
+                related,
+            } => (vec![*key, *related], vec![owner.clone()]),
             // Everyone's snapshot may change: the core notes the agents itself (`core::roster`).
             CoreEvent::RosterChanged { .. } => (vec![], vec![]),
         }
@@ -116,6 +121,7 @@ impl CoreEvent {
             CoreEvent::ConferenceLeft { .. } => "conference-left",
             CoreEvent::OutboundStarted { .. } => "outbound-started",
             CoreEvent::PluginIdLinked { .. } => "plugin-id-linked",
+            CoreEvent::InteractionLinked { .. } => "interaction-linked",
             CoreEvent::RosterChanged { .. } => "roster-changed",
         }
     }
@@ -184,6 +190,16 @@ pub enum CoreEvent {
         /// its offer named (`Route::LINKED`, plugin-api 1.3). Absent in rows written before.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         related: Option<InteractionKey>,
+    },
+    /// A `linked` offer that waited found what carries its code (`core::links`): it goes to
+    /// that interaction's owner, and both are linked.
+    InteractionLinked {
+        /// The waiting interaction.
+        key: InteractionKey,
+        /// Who gets it.
+        owner: String,
+        /// The interaction carrying the code.
+        related: InteractionKey,
     },
     /// Offered to an agent until `deadline`.
     InteractionOffered {

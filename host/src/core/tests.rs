@@ -1261,7 +1261,8 @@ fn a_transfer_to_an_outside_number_asks_the_channel_and_the_call_stays_until_it_
 #[test]
 fn a_cobrowse_offer_naming_a_chats_code_goes_to_the_chats_agent_linked_and_the_code_works_once() {
     let config = crate::config::AdminConfig::parse(
-        "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\", \"cobrowse\"]\n\
+        "[channels.cobrowse]\ncapacity = 2\n\
+         [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"chat\", \"cobrowse\"]\n\
          [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"chat\", \"cobrowse\"]\n",
         "test",
     )
@@ -1300,17 +1301,45 @@ fn a_cobrowse_offer_naming_a_chats_code_goes_to_the_chats_agent_linked_and_the_c
             .interaction(chat)
             .is_some_and(|c| c.linked.contains(&cobrowse))
     );
-    // The code is used: a second offer naming it is refused, like one naming an unknown code.
-    for code in ["123456789", "999999999"] {
-        let again = day.offer_routed("cobrowse", Route::linked(code));
-        assert!(
-            matches!(
-                day.core.interaction(again).map(|i| i.state.clone()),
-                Some(InteractionState::Rejected { .. })
-            ),
-            "{code}"
-        );
+    // The code is used: a second offer naming it waits, like one naming a code nothing carries
+    // yet; the plugin may end it (its code expires).
+    let (again, unknown) = (
+        day.offer_routed("cobrowse", Route::linked("123456789")),
+        day.offer_routed("cobrowse", Route::linked("999999999")),
+    );
+    for key in [again, unknown] {
+        assert_eq!(day.state(key), InteractionState::Queued);
     }
+    // The agent types the code the customer read out on the chat (spaces ignored): the waiting
+    // offer comes to them, linked. Only on their own active interaction, and a code is text.
+    let other = if owner == "ann" { "bob" } else { "ann" };
+    let code = |code: &str| AgentCommand::LinkCode {
+        key: chat,
+        code: code.into(),
+    };
+    assert!(matches!(
+        day.core.execute(day.now, other, code("999 999 999")),
+        Err(CoreError::NotYours { .. })
+    ));
+    assert!(matches!(
+        day.core.execute(day.now, &owner, code(&"9".repeat(65))),
+        Err(CoreError::BadCode { .. })
+    ));
+    day.ok(&owner, code("999 999 999"));
+    assert!(
+        matches!(day.state(unknown), InteractionState::Offered { agent, .. } if agent == owner)
+    );
+    assert!(
+        day.core
+            .interaction(unknown)
+            .is_some_and(|i| i.linked.contains(&chat))
+    );
+    assert!(
+        day.core
+            .interaction(chat)
+            .is_some_and(|c| c.linked.contains(&unknown))
+    );
+    assert_eq!(day.state(again), InteractionState::Queued);
     // Replayed from the journal, the link is there too.
     let mut replayed = Core::new(Policy::from_config(&config, &channels), 0);
     for stamped in &day.journal {

@@ -7,7 +7,8 @@
 use crate::core::{InteractionKey, Millis};
 use crate::storage::TranscriptLine;
 use plugin_api::{
-    AttachmentRef, CaseField, CustomAction, Event, InteractionId, MediaState, MessageContent, Party,
+    AttachmentRef, CaseField, ConversationRules, CustomAction, Event, InteractionId, MediaState,
+    MessageContent, Party, Receipt,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +27,8 @@ pub fn interaction_of(event: &Event) -> Option<&InteractionId> {
         Event::CaseDataChanged(e) => &e.interaction,
         Event::ActionsChanged(e) => &e.interaction,
         Event::LinkCode(e) => &e.interaction,
+        Event::ConversationRules(e) => &e.interaction,
+        Event::Receipt(e) => &e.interaction,
         _ => return None,
     })
 }
@@ -49,6 +52,13 @@ pub struct DetailView {
     /// make); the agent's request did not happen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// (plugin-api 1.2) What a reply may be now — the window, the length limit and how it is
+    /// counted, public or not — when the channel says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<ConversationRules>,
+    /// (1.2) How far the customer got with our messages: the latest receipt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<Receipt>,
 }
 
 /// What a plugin declared about an interaction that must survive a restart (kept in the
@@ -250,9 +260,11 @@ impl Details {
             | Event::PartyLeft(_)
             | Event::CaseDataChanged(_)
             | Event::ActionsChanged(_) => Change::Declared,
-            Event::MessageReceived(_) | Event::Typing(_) | Event::MediaStateChanged(_) => {
-                Change::Live
-            }
+            Event::MessageReceived(_)
+            | Event::Typing(_)
+            | Event::MediaStateChanged(_)
+            | Event::ConversationRules(_)
+            | Event::Receipt(_) => Change::Live,
             _ => Change::None,
         };
         match event {
@@ -313,6 +325,18 @@ impl Details {
                 }
             }
             Event::ActionsChanged(a) => view.actions = a.actions.clone(),
+            Event::ConversationRules(r) => view.rules = Some(r.clone()),
+            // A read receipt is not taken back by a later delivery one.
+            Event::Receipt(r) => {
+                let read = |r: &Receipt| r.state == plugin_api::ReceiptState::Read;
+                if !view
+                    .receipt
+                    .as_ref()
+                    .is_some_and(|old| read(old) && !read(r))
+                {
+                    view.receipt = Some(r.clone());
+                }
+            }
             _ => {}
         }
         change

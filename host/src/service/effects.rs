@@ -3,8 +3,8 @@
 
 use crate::core::{Core, CoreEvent, Stamped};
 use plugin_api::{
-    AgentRef, Command, Compose, Conference, Consult, Dial, EndReason, ForwardCalls, Media, Target,
-    Transfer, TransferMode,
+    About, AgentRef, Command, Compose, Conference, Consult, Dial, EndReason, ForwardCalls,
+    LeaveConference, Media, Target, Transfer, TransferMode,
 };
 
 /// A command for a plugin; `link` names the interaction whose plugin id is the `created` reply.
@@ -197,9 +197,14 @@ fn commands_for(core: &Core, stamped: &Stamped) -> Vec<(String, Command)> {
             related,
             ..
         } => {
-            let related = related
-                .and_then(|r| core.interaction(r))
-                .map(|r| r.plugin_interaction.clone());
+            let from = related.and_then(|r| core.interaction(r));
+            // What it was started from is about (1.5): the subject here; the service adds the
+            // case data it keeps (`Service::send_to_plugin`).
+            let about = from.map(|r| About {
+                subject: r.subject.clone(),
+                case_data: vec![],
+            });
+            let related = from.map(|r| r.plugin_interaction.clone());
             // A call is dialled, anything else composed, by a plugin that declared the command.
             let dials = core.policy().supports(plugin, "dial")
                 && (*media == Media::Call || !core.policy().supports(plugin, "compose"));
@@ -218,10 +223,21 @@ fn commands_for(core: &Core, stamped: &Stamped) -> Vec<(String, Command)> {
                     body: String::new(),
                     attachments: vec![],
                     related,
+                    about,
                 })
             };
             Some((plugin.clone(), command))
         }
+        // Told only to a plugin that declared it (1.5): it may tell the customer or the others.
+        CoreEvent::ConferenceLeft { about: key, agent } => about(*key)
+            .filter(|(p, _)| core.policy().supports(p, "leave-conference"))
+            .map(|(p, interaction)| {
+                let agent = agent_ref(agent);
+                (
+                    p,
+                    Command::LeaveConference(LeaveConference { interaction, agent }),
+                )
+            }),
         CoreEvent::ForwardingChanged { agent, to } => {
             let extension = core
                 .agent(agent)

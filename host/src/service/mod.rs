@@ -16,8 +16,8 @@ pub mod snapshot;
 
 use crate::core::model::ChannelRequest;
 use crate::core::{
-    AgentCommand, Core, CoreError, InteractionKey, InteractionState, Millis, Policy, RosterChange,
-    Stamped,
+    AgentCommand, Core, CoreError, CoreEvent, InteractionKey, InteractionState, Millis, Policy,
+    RosterChange, Stamped,
 };
 use crate::plugins::PluginHost;
 use crate::storage::history::{ContactId, ContactRecord, HistoryEntry, TranscriptLine};
@@ -907,6 +907,28 @@ impl Worker {
 
     /// Hands a command to the dispatcher thread. A core without plugins (scenarios, tests) has
     /// none: the command is logged and dropped.
+    /// An outbound composed from another interaction is told that one's case data too (1.5
+    /// `Compose.about`; the core keeps the subject, the details the case data).
+    fn add_case_data(&self, command: &mut effects::PluginCommand, events: &[Stamped]) {
+        let (Command::Compose(compose), Some(key)) = (&mut command.command, command.link) else {
+            return;
+        };
+        let Some(about) = &mut compose.about else {
+            return;
+        };
+        let from = events.iter().find_map(|s| match &s.event {
+            CoreEvent::OutboundStarted {
+                key: k,
+                related: Some(from),
+                ..
+            } if *k == key => Some(*from),
+            _ => None,
+        });
+        if let Some(from) = from {
+            about.case_data = self.details.view(from).case_data;
+        }
+    }
+
     fn send_to_plugin(&mut self, command: effects::PluginCommand) {
         // An interaction the core started is named by its channel's reply: until then, what is
         // said about it waits (an IM written the moment it is opened).
@@ -942,7 +964,8 @@ impl Worker {
         {
             tracing::error!("history not recorded: {e}");
         }
-        for command in effects::plugin_commands(&self.core, events) {
+        for mut command in effects::plugin_commands(&self.core, events) {
+            self.add_case_data(&mut command, events);
             self.send_to_plugin(command);
         }
         // Who to tell, including colleagues the batch removed from an interaction.

@@ -2,7 +2,8 @@
 //! Every command names the interaction it is about; new kinds may be added in any 1.x.
 
 use super::types::{
-    Address, AgentRef, AttachmentRef, Contact, InteractionId, MessageContent, Target, WrapUpCode,
+    Address, AgentRef, AttachmentRef, CaseField, Contact, InteractionId, MessageContent, Target,
+    WrapUpCode,
 };
 use crate::codec::{message_kind, vocabulary};
 use serde::{Deserialize, Serialize};
@@ -137,6 +138,22 @@ pub struct Compose {
     /// The interaction this was started from, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub related: Option<InteractionId>,
+    /// (1.5) What the interaction it was started from is about (its subject and case data, never
+    /// its channel or contact), e.g. for a colleague asked by IM about a customer's chat. A 1.0–1.4
+    /// host sends none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub about: Option<About>,
+}
+
+/// (1.5) What an interaction is about, as another channel's plugin may be told it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct About {
+    /// Its subject, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Its case data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub case_data: Vec<CaseField>,
 }
 
 /// How a transfer is made.
@@ -180,6 +197,17 @@ pub struct Conference {
     pub interaction: InteractionId,
     /// The consultation to merge into it.
     pub consultation: InteractionId,
+}
+
+/// (1.5) An agent who was brought into the interaction by a conference left it; the others
+/// (the customer, the remaining agents) may be told. Sent only to a plugin that declared
+/// `leave-conference` in its hello.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaveConference {
+    /// The interaction.
+    pub interaction: InteractionId,
+    /// The agent who left.
+    pub agent: AgentRef,
 }
 
 /// Forward an agent's calls to another extension or number (`forward_to: None` turns it off).
@@ -241,6 +269,8 @@ message_kind! {
     MarkDone => "mark-done",
     PutInWorkbin => "put-in-workbin",
     InvokeAction => "invoke-action",
+    // 1.5
+    LeaveConference => "leave-conference",
 }
 
 vocabulary! {
@@ -280,6 +310,8 @@ vocabulary! {
         PutInWorkbin(PutInWorkbin),
         /// See [`InvokeAction`].
         InvokeAction(InvokeAction),
+        /// See [`LeaveConference`] (1.5).
+        LeaveConference(LeaveConference),
     }
 }
 

@@ -20,6 +20,17 @@ pub enum LengthCounting {
     Other,
 }
 
+impl LengthCounting {
+    /// The length of `text` counted this way (what a limit in [`ConversationRules`] means):
+    /// characters, or X's weighted length; a rule this version does not know counts characters.
+    pub fn length(self, text: &str) -> usize {
+        match self {
+            LengthCounting::XWeighted => super::x_weighted::weighted_length(text),
+            LengthCounting::Characters | LengthCounting::Other => text.chars().count(),
+        }
+    }
+}
+
 /// What replies in a conversation may be now. Every field but `interaction` is optional.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationRules {

@@ -166,8 +166,8 @@ pub struct ChannelStatus {
 
 /// (1.3) This interaction carries a session code that another channel's offer may name
 /// ([`crate::Route::LINKED`]): e.g. the code of a co-browse session the customer started from a
-/// chat. The core keeps the code while the interaction is open (once: a second offer naming it is
-/// refused) and routes the linked offer to this interaction's owner. A 1.0–1.2 host decodes it as
+/// chat. The core keeps the code while the interaction is open (once: a second offer naming it
+/// waits for another carrier, 1.5) and routes the linked offer to this interaction's owner. A 1.0–1.2 host decodes it as
 /// `Unknown` and counts it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkCode {

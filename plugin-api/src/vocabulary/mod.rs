@@ -6,3 +6,4 @@ pub mod conversation;
 pub mod events;
 pub mod session;
 pub mod types;
+pub mod x_weighted;

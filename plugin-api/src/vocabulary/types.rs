@@ -165,8 +165,11 @@ impl Route {
     pub const AGENT: &'static str = "agent";
     /// An agent's extension (voice).
     pub const EXTENSION: &'static str = "extension";
-    /// (1.3) The owner of the open interaction that carries this session code ([`crate::LinkCode`]);
-    /// the new interaction is linked to it. A 1.0–1.2 core refuses it (`unsupported-route`).
+    /// (1.3) The owner of the open interaction that carries this session code ([`crate::LinkCode`],
+    /// or the agent typed it on an interaction of theirs); the new interaction is linked to it.
+    /// (1.5) Until something carries the code, the offer waits, queued, until it does or the
+    /// plugin ends it; a 1.3–1.4 core refused it (`no-such-target`), a 1.0–1.2 core refuses it
+    /// (`unsupported-route`).
     pub const LINKED: &'static str = "linked";
 
     /// To a queue.

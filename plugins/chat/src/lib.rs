@@ -262,6 +262,7 @@ impl ChannelPlugin for WebChat {
                 "set-typing",
                 "consult",
                 "conference",
+                "leave-conference",
                 "transfer",
                 "mark-done",
             ]
@@ -343,6 +344,10 @@ impl ChannelPlugin for WebChat {
             Command::Conference(c) => shared
                 .chats()
                 .conference(c.interaction.as_str(), c.consultation.as_str())
+                .map_err(error)?,
+            Command::LeaveConference(l) => shared
+                .chats()
+                .leave_conference(l.interaction.as_str(), &l.agent.display_name)
                 .map_err(error)?,
             Command::Transfer(t) => {
                 let Target::Agent { agent } = &t.target else {

@@ -25,6 +25,8 @@
   let retryTimer = null;
   let typingSent = false;
   let typingTimer = null;
+  // The origin of the page around this widget when it carries the co-browse script.
+  let cobrowseFrom = null;
 
   function persist() {
     try {
@@ -97,8 +99,11 @@
     list.scrollTop = list.scrollHeight;
   }
 
+  function showCobrowse() { show($('cobrowse'), !!cobrowseFrom && !!state.token && !state.ended); }
+
   function setEnded() {
     state.ended = true;
+    show($('cobrowse'), false);
     state.pending = [];
     persist();
     renderPending();
@@ -125,6 +130,7 @@
         show($('reconnect'), false);
         status(m.ended ? 'The chat has ended.' : 'Connected as ' + m.name + '.');
         if (m.ended) setEnded();
+        showCobrowse();
         // Resend what the server has not acknowledged; it ignores a cid it already has.
         for (const p of state.pending) send({ type: 'message', cid: p.cid, text: p.text });
         break;
@@ -252,6 +258,25 @@
       event.preventDefault();
       $('composer').requestSubmit();
     }
+  });
+
+  // Co-browse from the chat: the page around the widget (its co-browse script) makes the session
+  // and hands the code back; the code goes into the chat, and the agent's view joins it by itself.
+  window.addEventListener('message', (e) => {
+    const m = e.data;
+    if (e.source !== window.parent || window.parent === window || !m || typeof m !== 'object') return;
+    if (m.agentdesk === 'cobrowse-ready') {
+      cobrowseFrom = e.origin;
+      showCobrowse();
+    } else if (m.agentdesk === 'cobrowse-code' && e.origin === cobrowseFrom
+      && typeof m.code === 'string' && m.code.length <= 64 && !state.ended) {
+      send({ type: 'cobrowse', code: m.code });
+      status('Co-browsing: your agent can see the page.');
+    }
+  });
+  if (window.parent !== window) window.parent.postMessage({ agentdesk: 'cobrowse-hello' }, '*');
+  $('cobrowse').addEventListener('click', () => {
+    if (cobrowseFrom) window.parent.postMessage({ agentdesk: 'cobrowse-start' }, cobrowseFrom);
   });
 
   $('end').addEventListener('click', () => send({ type: 'leave' }));

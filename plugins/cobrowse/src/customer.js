@@ -79,7 +79,9 @@
     button.onclick = onClick || null;
     stopButton.hidden = !stoppable;
   }
-  function idle() { show('', 'Co-browse', function () { start(); }); }
+  // The page's own button (e.g. during a call): the code shows, and the session is offered at
+  // once; it waits until the agent types the code on the call (or a chat carries it).
+  function idle() { show('', 'Co-browse', function () { start().then(offer); }); }
   function attachBanner() { if (!banner.parentNode && document.body) document.body.appendChild(banner); }
 
   // --- the connection ---------------------------------------------------------------------------
@@ -307,7 +309,7 @@
     api.state = 'ended';
     api.ended = reason;
     show(reason === 'customer-stopped' ? 'Co-browsing stopped' : 'Co-browsing ended', 'Co-browse', function () {
-      api.state = 'idle'; api.ended = null; start();
+      api.state = 'idle'; api.ended = null; start().then(offer);
     });
     if (ws) { try { ws.close(); } catch (e) { /* already closed */ } }
   }
@@ -321,7 +323,7 @@
       if (ws && opened) send({ type: 'start' }); else connect();
     });
   }
-  function offer() { send({ type: 'offer' }); }
+  function offer() { if (api.state === 'waiting') send({ type: 'offer' }); }
   // Stop always works: recording stops here at once, whatever the connection does.
   function stop() {
     pause();
@@ -329,9 +331,34 @@
     finish('customer-stopped');
   }
 
+  // --- a chat widget on this page (an iframe of the web chat) ---------------------------------------
+  // The widget asks whether co-browsing is here ('cobrowse-hello'); its Co-browse button asks to
+  // start ('cobrowse-start'): the code goes back to that frame, which sends it into the chat (the
+  // chat records it, and the session joins the chat by itself), and the session is offered.
+  function frameOfPage(source) {
+    for (var i = 0; i < window.frames.length; i++) if (window.frames[i] === source) return true;
+    return false;
+  }
+  window.addEventListener('message', function (e) {
+    var m = e.data;
+    if (!m || typeof m !== 'object' || !frameOfPage(e.source)) return;
+    if (m.agentdesk === 'cobrowse-hello') {
+      e.source.postMessage({ agentdesk: 'cobrowse-ready' }, e.origin);
+    } else if (m.agentdesk === 'cobrowse-start') {
+      var source = e.source, origin = e.origin;
+      start().then(function (code) {
+        source.postMessage({ agentdesk: 'cobrowse-code', code: code }, origin);
+        offer();
+      });
+    }
+  });
+
   function boot() {
     attachBanner();
     idle();
+    for (var i = 0; i < window.frames.length; i++) {
+      window.frames[i].postMessage({ agentdesk: 'cobrowse-ready' }, '*');
+    }
     if (saved()) { api.state = 'resuming'; connect(); }
   }
   var rr = document.createElement('script');

@@ -116,8 +116,13 @@ async fn keep(shared: Arc<Shared>, host: Host, mut stop: watch::Receiver<bool>) 
         let grace = shared.settings.reconnect_grace();
         let due = shared.sessions().due(Instant::now(), grace);
         for code in due {
-            let (reason, host) = match shared.sessions().get(&code).map(|s| s.phase) {
-                Some(Phase::Waiting) => ("expired", EndReason::Timeout),
+            let session = shared
+                .sessions()
+                .get(&code)
+                .map(|s| (s.phase, s.customer_gone_since.is_some()));
+            let (reason, host) = match session {
+                Some((Phase::Waiting, false)) => ("expired", EndReason::Timeout),
+                Some((Phase::Offered, false)) => ("not-linked", EndReason::Timeout),
                 _ => ("customer-left", EndReason::ContactLeft),
             };
             shared.end(&code, reason, Some(host));

@@ -320,7 +320,9 @@ impl Sessions {
         self.by_code
             .values()
             .filter(|s| {
-                (s.phase == Phase::Waiting && now.saturating_duration_since(s.minted) >= ttl)
+                // A code shown but not used, or offered but never taken by an agent (nothing
+                // carried the code: the core keeps such an offer waiting until this ends it).
+                (s.phase != Phase::Active && now.saturating_duration_since(s.minted) >= ttl)
                     || s.customer_gone_since
                         .is_some_and(|t| now.saturating_duration_since(t) >= grace)
             })
@@ -367,10 +369,12 @@ mod tests {
             s.offer(&late, now + Duration::from_secs(61)),
             Err(Refusal::CodeExpired)
         );
-        assert_eq!(
-            s.due(now + Duration::from_secs(61), Duration::MAX),
-            vec![late]
-        );
+        // Both are due: the code never used, and the offer nothing linked within the code's time.
+        let mut due = s.due(now + Duration::from_secs(61), Duration::MAX);
+        due.sort();
+        let mut both = vec![code, late];
+        both.sort();
+        assert_eq!(due, both);
     }
 
     #[test]

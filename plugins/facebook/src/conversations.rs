@@ -3,7 +3,7 @@
 //! No I/O: `plan` decides, the caller stores the changes, then `apply` makes them true.
 
 use crate::payload::{Attachment, Item};
-use crate::show::{case_data_event, message, offer, short};
+use crate::show::{message, offer, short, shown};
 use agentdesk_social::journal::Journaled;
 use plugin_api::{ChannelKind, Event};
 use serde::{Deserialize, Serialize};
@@ -385,14 +385,14 @@ impl Conversations {
                 };
                 let mut events = vec![Event::MessageReceived(message(psid, c, line))];
                 if line.author == Author::Customer {
-                    events.push(case_data_event(psid, c, view));
+                    events.extend(shown(psid, c, view));
                 }
                 events
             }
             Change::Receipt { psid, .. } => self
                 .open
                 .get(psid)
-                .map(|c| vec![case_data_event(psid, c, view)])
+                .map(|c| shown(psid, c, view))
                 .unwrap_or_default(),
             Change::Closed { .. } | Change::Forgot { .. } => vec![],
         }
@@ -409,7 +409,7 @@ impl Conversations {
                     .iter()
                     .map(|l| Event::MessageReceived(message(psid, c, l))),
             );
-            events.push(case_data_event(psid, c, view));
+            events.extend(shown(psid, c, view));
         }
         events
     }
@@ -418,7 +418,7 @@ impl Conversations {
     pub fn refresh(&self, view: &View<'_>) -> Vec<Event> {
         self.open
             .iter()
-            .map(|(psid, c)| case_data_event(psid, c, view))
+            .flat_map(|(psid, c)| shown(psid, c, view))
             .collect()
     }
 }

@@ -419,6 +419,8 @@ impl ChannelPlugin for Facebook {
                 "message-received",
                 "case-data-changed",
                 "channel-status",
+                "conversation-rules",
+                "receipt",
             ]
             .map(String::from)
             .to_vec(),

@@ -4,9 +4,13 @@
 use crate::conversations::{Author, Conversation, Line, View};
 use crate::window::{ReplyWindow, span};
 use plugin_api::{
-    Address, CaseDataChanged, CaseField, ChannelKind, Contact, Event, InteractionId, Media,
-    MessageContent, MessageReceived, Offer, Party, Route,
+    Address, CaseDataChanged, CaseField, ChannelKind, Contact, ConversationRules, Event,
+    InteractionId, LengthCounting, Media, MessageContent, MessageReceived, Offer, Party, Receipt,
+    ReceiptState, Route,
 };
+
+/// The longest text message Messenger accepts, in characters.
+pub const MAX_TEXT: u32 = 2000;
 
 pub(crate) fn short(mid: &str) -> String {
     mid.chars()
@@ -132,9 +136,57 @@ pub fn case_data(psid: &str, c: &Conversation, view: &View<'_>) -> Vec<CaseField
     fields
 }
 
-pub(crate) fn case_data_event(psid: &str, c: &Conversation, view: &View<'_>) -> Event {
+fn case_data_event(psid: &str, c: &Conversation, view: &View<'_>) -> Event {
     Event::CaseDataChanged(CaseDataChanged {
         interaction: InteractionId::new(&c.interaction),
         case_data: case_data(psid, c, view),
     })
+}
+
+/// What a reply may be now (plugin-api 1.2): the window, its end, the length limit.
+pub fn rules(c: &Conversation, view: &View<'_>) -> ConversationRules {
+    let window = ReplyWindow::at(c.last_customer_ms, view.now_ms, view.human_agent_tag);
+    let closes = match window {
+        ReplyWindow::Standard { closes_at_ms } | ReplyWindow::HumanAgent { closes_at_ms } => {
+            Some(closes_at_ms)
+        }
+        ReplyWindow::Closed { .. } => None,
+    };
+    ConversationRules {
+        interaction: InteractionId::new(&c.interaction),
+        can_reply: window.messaging().is_some(),
+        reason: format!("Reply window {}", window.describe(view.now_ms)),
+        window_closes_at: closes,
+        max_length: Some(MAX_TEXT),
+        counting: LengthCounting::Characters,
+        public: false,
+    }
+}
+
+/// The latest receipt (plugin-api 1.2), when the customer's device sent one.
+pub fn receipt(c: &Conversation) -> Option<Receipt> {
+    let (state, up_to) = if c.read_ms > 0 {
+        (ReceiptState::Read, c.read_ms)
+    } else if c.delivered_ms > 0 {
+        (ReceiptState::Delivered, c.delivered_ms)
+    } else {
+        return None;
+    };
+    Some(Receipt {
+        interaction: InteractionId::new(&c.interaction),
+        state,
+        message: None,
+        up_to: Some(up_to),
+    })
+}
+
+/// Everything the agent sees beside the messages: the case data, the reply rules and the latest
+/// receipt (the same facts twice until every desk renders the 1.2 events).
+pub(crate) fn shown(psid: &str, c: &Conversation, view: &View<'_>) -> Vec<Event> {
+    let mut events = vec![
+        case_data_event(psid, c, view),
+        Event::ConversationRules(rules(c, view)),
+    ];
+    events.extend(receipt(c).map(Event::Receipt));
+    events
 }

@@ -9,10 +9,10 @@ pub mod talks;
 
 use limits::Bucket;
 use plugin_api::{
-    Address, AgentRef, ChannelKind, ChannelPlugin, Command, Contact, Created, EndReason, Ended,
-    ErrorCode, Event, Host, HostHello, InteractionId, Media, MessageContent, MessageReceived,
-    Offer, Party, PartyJoined, PartyLeft, PluginConfig, PluginDescriptor, PluginError, PluginHello,
-    RejectCode, Reply, Route, Target, Typing, unsupported,
+    About, Address, AgentRef, CaseField, ChannelKind, ChannelPlugin, Command, Contact, Created,
+    EndReason, Ended, ErrorCode, Event, Host, HostHello, InteractionId, Media, MessageContent,
+    MessageReceived, Offer, Party, PartyJoined, PartyLeft, PluginConfig, PluginDescriptor,
+    PluginError, PluginHello, RejectCode, Reply, Route, Target, Typing, unsupported,
 };
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -107,7 +107,15 @@ fn instance_tag() -> String {
 }
 
 impl Im {
-    fn compose(&mut self, to: &[Address], from: AgentRef) -> Result<Reply, PluginError> {
+    /// An IM to one colleague; `about` (1.5) is what the interaction it was started from is about
+    /// ("Consult by IM" from a chat): the colleague sees its subject and case data, nothing of
+    /// the customer's channel.
+    fn compose(
+        &mut self,
+        to: &[Address],
+        from: AgentRef,
+        about: Option<About>,
+    ) -> Result<Reply, PluginError> {
         let [to] = to else {
             return Err(PluginError::invalid(format!(
                 "an IM goes to one colleague, not {}",
@@ -125,6 +133,7 @@ impl Im {
             return Err(PluginError::invalid("an IM cannot go to oneself"));
         }
         let (mine, theirs) = self.talks.open(from.clone(), &to.value);
+        let about = about.unwrap_or_default();
         // Routed by the core to that one agent; refused at once if they cannot take it now.
         self.host.emit(Offer {
             interaction: theirs.clone(),
@@ -136,8 +145,19 @@ impl Im {
                 display_name: Some(from.display_name.clone()),
                 addresses: vec![Address::new(Address::AGENT, from.id.clone())],
             },
+            // The host journals no subject of a never-saved channel: what the IM is about goes
+            // with the case data, which lives in memory only.
             subject: None,
-            case_data: vec![],
+            case_data: about
+                .subject
+                .map(|subject| CaseField {
+                    key: "about".into(),
+                    label: Some("About".into()),
+                    value: subject,
+                })
+                .into_iter()
+                .chain(about.case_data)
+                .collect(),
             actions: vec![],
             priority: 0,
         })?;
@@ -270,6 +290,23 @@ impl Im {
         Ok(Reply::done())
     }
 
+    /// A colleague brought into the IM left it (1.5 `leave-conference`): the other side sees it.
+    fn left(
+        &mut self,
+        interaction: &InteractionId,
+        agent: &AgentRef,
+    ) -> Result<Reply, PluginError> {
+        let side = self
+            .talks
+            .side(interaction)
+            .ok_or_else(|| gone(interaction))?;
+        self.host.emit(PartyLeft {
+            interaction: side.peer.clone(),
+            party: party(agent),
+        })?;
+        Ok(Reply::done())
+    }
+
     fn end(&mut self, interaction: &InteractionId) -> Result<Reply, PluginError> {
         let Some(side) = self.talks.close(interaction) else {
             return Ok(Reply::done());
@@ -342,6 +379,7 @@ impl ChannelPlugin for Im {
                 "mark-done",
                 "consult",
                 "conference",
+                "leave-conference",
             ]
             .map(String::from)
             .to_vec(),
@@ -363,7 +401,8 @@ impl ChannelPlugin for Im {
 
     fn handle(&mut self, command: Command) -> Result<Reply, PluginError> {
         match command {
-            Command::Compose(compose) => self.compose(&compose.to, compose.agent),
+            Command::Compose(compose) => self.compose(&compose.to, compose.agent, compose.about),
+            Command::LeaveConference(leave) => self.left(&leave.interaction, &leave.agent),
             Command::Accept(accept) => {
                 if let Some(peer) = self.talks.joined(&accept.interaction, &accept.agent) {
                     self.host.emit(PartyJoined {

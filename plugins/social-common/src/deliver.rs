@@ -18,6 +18,13 @@ impl Outbox {
         (Outbox { sender }, drain(host, receiver))
     }
 
+    /// An outbox whose events the caller reads itself (tests).
+    #[cfg(test)]
+    pub(crate) fn to_channel() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        (Outbox { sender }, receiver)
+    }
+
     /// Queues events. Returns how many could not be queued (the draining task has ended, i.e.
     /// the plugin is stopping): the caller logs them; stored events are sent again at start.
     pub fn send(&self, events: impl IntoIterator<Item = Event>) -> usize {

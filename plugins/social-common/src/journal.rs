@@ -31,6 +31,9 @@ pub enum JournalError {
     /// A change could not be encoded.
     #[error("cannot encode a change: {0}")]
     Encode(#[from] serde_json::Error),
+    /// An earlier write failed; nothing is taken until a restart reloads the journal.
+    #[error("stopped after a failed write ({0}); restart the plugin")]
+    Stopped(String),
 }
 
 /// What loading found besides the state.
@@ -101,32 +104,38 @@ impl Journal {
 
     /// Appends changes and syncs them: when this returns `Ok`, they survive a crash.
     pub fn append<C: Serialize>(&self, changes: &[C]) -> Result<(), JournalError> {
-        if changes.is_empty() {
-            return Ok(());
-        }
         let mut text = Vec::new();
         for change in changes {
             serde_json::to_writer(&mut text, change)?;
             text.push(b'\n');
+        }
+        self.append_encoded(&text)
+    }
+
+    /// Appends changes already encoded one per line, and syncs them.
+    pub fn append_encoded(&self, text: &[u8]) -> Result<(), JournalError> {
+        if text.is_empty() {
+            return Ok(());
         }
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .map_err(Self::io(&self.log))?;
-        file.write_all(&text)
+        file.write_all(text)
             .and_then(|()| file.sync_data())
             .map_err(Self::io(&self.log))
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde::Deserialize;
 
+    /// A state that keeps every change it is given (for the journal's and the inbox's tests).
     #[derive(Debug, Default, Serialize, Deserialize, PartialEq)]
-    struct Seen(Vec<String>);
+    pub(crate) struct Seen(pub(crate) Vec<String>);
 
     impl Journaled for Seen {
         type Change = String;

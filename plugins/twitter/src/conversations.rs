@@ -6,8 +6,9 @@ use crate::activity::{Author, Item};
 use crate::length::{MAX_WEIGHTED, URL_WEIGHT};
 use agentdesk_social::journal::Journaled;
 use plugin_api::{
-    Address, CaseDataChanged, CaseField, ChannelKind, Contact, CustomAction, Event, InteractionId,
-    Media, MessageContent, MessageReceived, Offer, Party, Route,
+    Address, CaseDataChanged, CaseField, ChannelKind, Contact, ConversationRules, CustomAction,
+    Event, InteractionId, LengthCounting, Media, MessageContent, MessageReceived, Offer, Party,
+    Route,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -236,7 +237,12 @@ impl Conversations {
             Change::Opened { key, .. } => self
                 .open
                 .get(key)
-                .map(|c| vec![Event::Offer(offer(c, queue))])
+                .map(|c| {
+                    vec![
+                        Event::Offer(offer(c, queue)),
+                        Event::ConversationRules(rules(c)),
+                    ]
+                })
                 .unwrap_or_default(),
             Change::Line { key, id, text, .. } => self
                 .open
@@ -256,6 +262,7 @@ impl Conversations {
                             interaction: InteractionId::new(&c.interaction),
                             actions: actions(c),
                         }),
+                        Event::ConversationRules(rules(c)),
                     ]
                 })
                 .unwrap_or_default(),
@@ -268,6 +275,7 @@ impl Conversations {
         let mut events = Vec::new();
         for c in self.open.values() {
             events.push(Event::Offer(offer(c, queue)));
+            events.push(Event::ConversationRules(rules(c)));
             events.extend(
                 c.lines
                     .iter()
@@ -370,6 +378,32 @@ pub fn case_data(c: &Conversation) -> Vec<CaseField> {
         ));
     }
     fields
+}
+
+/// The longest direct message X accepts, in characters.
+pub const MAX_DM: u32 = 10_000;
+
+/// What a reply may be now (plugin-api 1.2): public posts are counted as X counts them, direct
+/// messages by characters; X has no reply window.
+pub fn rules(c: &Conversation) -> ConversationRules {
+    let private = c.replies_private();
+    ConversationRules {
+        interaction: InteractionId::new(&c.interaction),
+        can_reply: true,
+        reason: if private {
+            "Replies are direct messages".into()
+        } else {
+            "PUBLIC: replies are posts everyone can read".into()
+        },
+        window_closes_at: None,
+        max_length: Some(if private { MAX_DM } else { MAX_WEIGHTED as u32 }),
+        counting: if private {
+            LengthCounting::Characters
+        } else {
+            LengthCounting::XWeighted
+        },
+        public: !private,
+    }
 }
 
 fn actions(c: &Conversation) -> Vec<CustomAction> {

@@ -296,6 +296,7 @@ impl ChannelPlugin for Twitter {
                 "case-data-changed",
                 "actions-changed",
                 "channel-status",
+                "conversation-rules",
             ]
             .map(String::from)
             .to_vec(),

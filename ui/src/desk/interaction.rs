@@ -8,7 +8,7 @@ use super::transcript::outbound;
 use super::{Desk, text};
 use agentdesk_client::{AgentCommand, Interact, InteractionState, InteractionView};
 use eframe::egui;
-use plugin_api::{Address, Media, MediaState, Route};
+use plugin_api::{Address, ChannelKind, Media, MediaState, Route};
 
 /// Transcript rows are one line high (long messages are cut, the whole text is on hover), so the
 /// list is virtualised: only visible rows are laid out, however long the transcript.
@@ -129,13 +129,7 @@ impl Desk {
             ui.colored_label(ui.visuals().error_fg_color, notice);
         }
         if !i.detail.case_data.is_empty() {
-            egui::Grid::new(("case-data", i.key)).show(ui, |ui| {
-                for field in &i.detail.case_data {
-                    ui.label(field.label.as_deref().unwrap_or(&field.key));
-                    ui.label(&field.value);
-                    ui.end_row();
-                }
-            });
+            super::links::case_data_grid(ui, i.key, &i.detail.case_data);
         }
     }
 
@@ -277,6 +271,32 @@ impl Desk {
         {
             let command = AgentCommand::Consult { key, colleague };
             self.send(Spot::Interaction(key), "Consult", command, After::Nothing);
+        }
+        // An IM with the colleague about this interaction: they see its subject and case data,
+        // the customer sees nothing of it.
+        let has_im = self
+            .snap
+            .channels
+            .iter()
+            .any(|c| c.channel == ChannelKind::IM);
+        if has_im
+            && i.channel != ChannelKind::IM
+            && ui
+                .add_enabled(chosen.is_some(), egui::Button::new("Consult by IM"))
+                .clicked()
+            && let Some(colleague) = chosen.clone()
+        {
+            let command = AgentCommand::StartOutbound {
+                channel: ChannelKind::IM.into(),
+                to: Address::new(Address::AGENT, colleague),
+                from: Some(key),
+            };
+            self.send(
+                Spot::Interaction(key),
+                "Consult by IM",
+                command,
+                After::Nothing,
+            );
         }
         let label = ui.label("Transfer to");
         let view = self.views.entry(key).or_default();
@@ -456,6 +476,7 @@ impl Desk {
             Some(MediaState::Other) | None => text::interaction_state(&i.state),
         };
         ui.heading(format!("Call: {state}"));
+        self.cobrowse_code(ui, i);
         if let Some(accepted) = i.accepted_at {
             let until = i.ended_at.unwrap_or(now);
             ui.label(format!(

@@ -10,6 +10,7 @@ mod history;
 mod inflight;
 mod interaction;
 mod keys;
+pub mod links;
 mod offers;
 mod status;
 pub mod text;
@@ -48,6 +49,7 @@ struct View {
     dtmf: String,
     colleague: Option<String>,
     transfer_to: String,
+    cobrowse_code: String,
     history: Option<Vec<HistoryEntry>>,
     typing_sent: bool,
     page: usize,
@@ -326,6 +328,8 @@ impl Desk {
             .map(|i| Ring {
                 key: i.key,
                 channel: i.channel.clone(),
+                // Internal IM (never saved): a colleague, not a customer, so a soft chime.
+                soft: i.never_saved,
             })
             .collect();
         for ring in new {

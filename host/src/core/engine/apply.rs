@@ -662,6 +662,20 @@ impl Core {
                 }
             }
             CoreEvent::RosterChanged { agents } => self.apply_roster(at, agents),
+            CoreEvent::InteractionLinked {
+                key,
+                owner,
+                related,
+            } => {
+                if let Some(i) = self.interactions.get_mut(key) {
+                    i.route = Route::agent(owner.clone());
+                    i.linked.insert(*related);
+                    self.dirty.insert(i.channel.clone());
+                }
+                if let Some(r) = self.interactions.get_mut(related) {
+                    r.linked.insert(*key);
+                }
+            }
             CoreEvent::PluginIdLinked { key, interaction } => {
                 if let Some(i) = self.interactions.get_mut(key) {
                     let old = std::mem::replace(&mut i.plugin_interaction, interaction.clone());

@@ -71,6 +71,9 @@ impl Core {
                 self.start_outbound(now, agent_id, channel, to, from, out)
             }
             AgentCommand::LeaveConference { key } => self.leave_conference(now, agent_id, key, out),
+            AgentCommand::LinkCode { key, code } => {
+                self.link_code_by_agent(now, agent_id, key, &code, out)
+            }
         }
     }
 

@@ -278,14 +278,28 @@ impl Core {
             .ok_or_else(|| CoreError::NoPluginFor {
                 channel: channel.clone(),
             })?;
-        let mut contact = match from {
-            Some(key) => self
-                .interactions
-                .get(&key)
-                .ok_or(CoreError::UnknownInteraction { key })?
-                .contact
-                .clone(),
-            None => plugin_api::Contact::default(),
+        // A colleague (an IM about a chat) is not the customer: the new interaction's contact is
+        // the colleague; otherwise it is the contact of what it was started from.
+        let from_contact = match from {
+            Some(key) => Some(
+                &self
+                    .interactions
+                    .get(&key)
+                    .ok_or(CoreError::UnknownInteraction { key })?
+                    .contact,
+            ),
+            None => None,
+        };
+        let colleague = (to.kind == Address::AGENT)
+            .then(|| self.agents.get(&to.value))
+            .flatten();
+        let mut contact = match (colleague, from_contact) {
+            (Some(colleague), _) => plugin_api::Contact {
+                display_name: Some(colleague.name.clone()),
+                addresses: vec![],
+            },
+            (None, Some(contact)) => contact.clone(),
+            (None, None) => plugin_api::Contact::default(),
         };
         if !contact.addresses.contains(&to) {
             contact.addresses.push(to.clone());

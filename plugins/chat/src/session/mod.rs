@@ -682,6 +682,32 @@ impl Chats {
         })])
     }
 
+    /// A colleague brought in by a conference left (plugin-api 1.5 `leave-conference`): the
+    /// customer sees them leave.
+    pub fn leave_conference(
+        &mut self,
+        id: &str,
+        colleague: &str,
+    ) -> Result<Vec<Event>, SessionError> {
+        let chat = self.chat_mut(id)?;
+        let Some(at) = chat.colleagues.iter().position(|c| c == colleague) else {
+            return Ok(vec![]);
+        };
+        chat.colleagues.remove(at);
+        chat.record(ChatEvent::Left {
+            name: colleague.to_string(),
+        });
+        Ok(vec![Event::PartyLeft(PartyLeft {
+            interaction: chat.interaction(),
+            party: Party {
+                id: format!("agent:{colleague}"),
+                role: Party::COLLEAGUE.into(),
+                display_name: colleague.to_string(),
+                address: None,
+            },
+        })])
+    }
+
     /// The chat is handed to `to` (after a consultation, or blind to an agent).
     pub fn transfer(
         &mut self,
