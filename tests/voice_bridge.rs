@@ -265,9 +265,11 @@ fn voice_bridge_a_transfer_inside_agentdesk_moves_the_call_to_bobs_phone() {
     std::thread::sleep(Duration::from_secs(2));
     bob_phone.assert_heard(CUSTOMER_HZ, "Bob's phone heard the customer");
     customer.assert_heard(BOB_PHONE_HZ, "the customer heard Bob's phone");
-    customer.cmd("hangup", "");
-    until("Bob's phone hung up", || {
-        (!bob_phone.established()).then_some(())
+    // Bob hangs up his phone: the call ends, for the customer and on Bob's desk.
+    bob_phone.cmd("hangup", "");
+    rig.wait_state("bob", offered, InteractionState::Ended);
+    until("the customer hung up", || {
+        (!customer.established()).then_some(())
     });
 }
 
