@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 pub(crate) const VOICE: &str = "agentdesk.voice";
 const WAIT: Duration = Duration::from_secs(20);
 /// The agent's voice (the plugin's WAV), the customer's and the colleague's tones.
-const AGENT_HZ: f64 = 1200.0;
-const CUSTOMER_HZ: f64 = 440.0;
-const COLLEAGUE_HZ: f64 = 700.0;
+pub(crate) const AGENT_HZ: f64 = 1200.0;
+pub(crate) const CUSTOMER_HZ: f64 = 440.0;
+pub(crate) const COLLEAGUE_HZ: f64 = 700.0;
 
 pub(crate) fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + WAIT;
@@ -47,7 +47,7 @@ fn free_udp() -> u16 {
 // ----- audio checks ----------------------------------------------------------------------------
 
 /// Writes `secs` of a sine tone, 8 kHz 16-bit mono.
-fn write_tone(path: &Path, hz: f64, secs: u32) {
+pub(crate) fn write_tone(path: &Path, hz: f64, secs: u32) {
     let n = 8000 * secs as usize;
     let mut data = Vec::with_capacity(n * 2);
     for i in 0..n {
@@ -75,7 +75,7 @@ fn write_tone(path: &Path, hz: f64, secs: u32) {
 }
 
 /// One channel of a 16-bit PCM WAV file and its sample rate.
-fn read_channel(path: &Path, channel: usize) -> (Vec<i16>, u32) {
+pub(crate) fn read_channel(path: &Path, channel: usize) -> (Vec<i16>, u32) {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     assert!(
         bytes.len() >= 44 && &bytes[..4] == b"RIFF",
@@ -108,7 +108,7 @@ fn read_channel(path: &Path, channel: usize) -> (Vec<i16>, u32) {
 
 /// How many 100 ms blocks of `samples` are dominated by `hz` (Goertzel power against the
 /// block's energy), ignoring near-silent blocks.
-fn tone_blocks(samples: &[i16], rate: u32, hz: f64) -> usize {
+pub(crate) fn tone_blocks(samples: &[i16], rate: u32, hz: f64) -> usize {
     let n = (rate / 10) as usize;
     let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / f64::from(rate)).cos();
     samples
@@ -130,7 +130,7 @@ fn tone_blocks(samples: &[i16], rate: u32, hz: f64) -> usize {
 }
 
 /// Asserts a recording channel holds at least half a second of `hz`.
-fn assert_tone(path: &Path, channel: usize, hz: f64, what: &str) {
+pub(crate) fn assert_tone(path: &Path, channel: usize, hz: f64, what: &str) {
     let (samples, rate) = read_channel(path, channel);
     let blocks = tone_blocks(&samples, rate, hz);
     assert!(
@@ -145,7 +145,7 @@ fn assert_tone(path: &Path, channel: usize, hz: f64, what: &str) {
 
 /// A baresip user agent with its own configuration, playing a tone and recording what it hears
 /// (`sndfile` writes `dump-*-dec.wav` per call), answering calls at once.
-struct Baresip {
+pub(crate) struct Baresip {
     child: Child,
     dir: tempfile::TempDir,
     name: String,
@@ -154,7 +154,26 @@ struct Baresip {
 }
 
 impl Baresip {
-    fn start(name: &str, hz: f64) -> Self {
+    pub(crate) fn start(name: &str, hz: f64) -> Self {
+        Self::start_account(name, hz, &format!("<sip:{name}@127.0.0.1>;regint=0"))
+    }
+
+    /// A baresip registered at `registrar` (`host:port`) as `user` with digest `password`: an
+    /// agent's SIP phone.
+    pub(crate) fn registered(user: &str, hz: f64, registrar: &str, password: &str) -> Self {
+        Self::start_account(
+            user,
+            hz,
+            &format!("<sip:{user}@{registrar}>;auth_pass={password};regint=60"),
+        )
+    }
+
+    /// Whether its registration is up (ctrl_tcp `reginfo`).
+    pub(crate) fn is_registered(&self) -> bool {
+        self.cmd("reginfo", "").contains("OK")
+    }
+
+    fn start_account(name: &str, hz: f64, account: &str) -> Self {
         let program = tool("baresip", "baresip-core");
         let dir = tempfile::tempdir().expect("baresip dir");
         let port = free_pair();
@@ -172,7 +191,7 @@ impl Baresip {
         std::fs::write(dir.path().join("config"), config).expect("config");
         std::fs::write(
             dir.path().join("accounts"),
-            format!("<sip:{name}@127.0.0.1>;regint=0;answermode=auto\n"),
+            format!("{account};answermode=auto\n"),
         )
         .expect("accounts");
         let log = std::fs::File::create(dir.path().join("log")).expect("log");
@@ -197,12 +216,12 @@ impl Baresip {
         b
     }
 
-    fn uri(&self) -> String {
+    pub(crate) fn uri(&self) -> String {
         format!("sip:{}@127.0.0.1:{}", self.name, self.port)
     }
 
     /// Runs a ctrl_tcp command; returns its data.
-    fn cmd(&self, command: &str, params: &str) -> String {
+    pub(crate) fn cmd(&self, command: &str, params: &str) -> String {
         let mut s = TcpStream::connect(("127.0.0.1", self.ctrl)).expect("ctrl_tcp");
         s.set_read_timeout(Some(Duration::from_secs(5))).ok();
         let body =
@@ -236,16 +255,16 @@ impl Baresip {
     }
 
     /// The call list as baresip prints it.
-    fn calls(&self) -> String {
+    pub(crate) fn calls(&self) -> String {
         self.cmd("listcalls", "")
     }
 
-    fn established(&self) -> bool {
+    pub(crate) fn established(&self) -> bool {
         self.calls().contains("ESTABLISHED")
     }
 
     /// What baresip heard, per call (oldest first).
-    fn heard(&self) -> Vec<PathBuf> {
+    pub(crate) fn heard(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
             .expect("dir")
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -257,7 +276,7 @@ impl Baresip {
 
     /// Asserts baresip heard at least half a second of `hz` (over all its recordings: a
     /// re-INVITE may start a new one).
-    fn assert_heard(&self, hz: f64, what: &str) {
+    pub(crate) fn assert_heard(&self, hz: f64, what: &str) {
         let files = self.heard();
         let blocks: usize = files
             .iter()
@@ -272,7 +291,7 @@ impl Baresip {
         );
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
     }
 }
@@ -449,7 +468,7 @@ pub(crate) struct Rig {
     install: Install,
     pub(crate) plugins: Arc<PluginHost>,
     service: Option<CoreService>,
-    core: CoreHandle,
+    pub(crate) core: CoreHandle,
     port: u16,
 }
 
@@ -461,6 +480,16 @@ impl Rig {
 
     /// As [`Rig::new`], with the voice channel's answer timeout.
     fn with_timeout(settings: &str, ann_extra: &str, answer_timeout_secs: u32) -> Self {
+        Self::with_lines(settings, "", ann_extra, answer_timeout_secs)
+    }
+
+    /// As [`Rig::with_timeout`], with extra keys for Ann's line in the plugin's settings.
+    pub(crate) fn with_lines(
+        settings: &str,
+        ann_line: &str,
+        ann_extra: &str,
+        answer_timeout_secs: u32,
+    ) -> Self {
         let install = Install::new();
         package(&first_party_library("agentdesk_voice"), &install.plugins).expect("package voice");
         let voice = install.dir.path().join("agent.wav");
@@ -468,7 +497,7 @@ impl Rig {
         let recordings = install.dir.path().join("recordings");
         let extra = format!(
             "[plugins.settings.\"{VOICE}\"]\nport = 0\nplay = \"{}\"\nrecordings = \"{}\"\n{settings}\n\
-             [plugins.settings.\"{VOICE}\".agents.ann]\nextension = \"2001\"\n\
+             [plugins.settings.\"{VOICE}\".agents.ann]\nextension = \"2001\"\n{ann_line}\n\
              [channels.voice]\nanswer_timeout_secs = {answer_timeout_secs}\ncapacity = 50\n\
              [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = [\"voice\"]\nextension = \"2001\"\n{ann_extra}\n\
              [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = [\"voice\"]\nextension = \"2002\"\n",
@@ -510,11 +539,11 @@ impl Rig {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn uri(&self, user: &str) -> String {
+    pub(crate) fn uri(&self, user: &str) -> String {
         format!("sip:{user}@127.0.0.1:{}", self.port)
     }
 
-    fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         self.install.dir.path()
     }
 
@@ -536,7 +565,7 @@ impl Rig {
         self.core.snapshot(agent).expect("snapshot").expect("agent")
     }
 
-    fn find(
+    pub(crate) fn find(
         &self,
         agent: &str,
         test: impl Fn(&InteractionView) -> bool,
@@ -593,7 +622,7 @@ impl Rig {
     }
 
     /// The plugin's recordings (one per call).
-    fn recordings(&self) -> Vec<PathBuf> {
+    pub(crate) fn recordings(&self) -> Vec<PathBuf> {
         let dir = self.dir().join("recordings");
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
             .map(|d| d.flatten().map(|e| e.path()).collect())

@@ -12,6 +12,15 @@
 //!   received at least 160 RTP packets (80 % of the ~200 the pcap sends in 6 s). N steps 50, 100, 150,
 //!   200, 300, 400, 600, 800, ... until a run fails (or `VOICE_BENCH_MAX_CALLS`, 800 by default).
 //!
+//! - the bridge (voice at the agent's own endpoint): a second agentdesk in the same run whose
+//!   agents each have an endpoint registered at the plugin (one baresip holding the ten agents'
+//!   accounts, digest-authenticated, answering at once); every accepted call is bridged there.
+//!   Set-up is measured to the agent's first audio at the caller (INVITE sent -> the first RTP
+//!   packet that is not silence), for the direct agentdesk (its voice file) and the bridged one
+//!   (the endpoint's tone, relayed); and simultaneous bridged calls with audio both ways are
+//!   counted as above (the endpoint leg is ended by baresip's or the plugin's 2 s RTP timeout if
+//!   its audio stops, which fails the step).
+//!
 //! Run with `cargo bench -p agentdesk-tests --bench voice`; figures go to docs/performance.md.
 
 use agentdesk_host::PluginHost;
@@ -84,17 +93,33 @@ impl Agentdesk {
         self.sweep_counting(0);
     }
 
-    fn start() -> Self {
+    /// `bridged`: every agent has an endpoint password (extension 300<n>, password p<n>).
+    fn start(bridged: bool) -> Self {
         let library = build_workspace_plugin_release("agentdesk-plugin-voice", "agentdesk_voice");
         let dir = tempfile::tempdir().expect("temp dir");
+        let voice = dir.path().join("voice.wav");
+        std::fs::write(&voice, tone_wav(1000.0)).expect("voice file");
+        let mut settings = format!(
+            "[plugins.settings.\"agentdesk.voice\"]\nport = 0\nrecord = false\nplay = \"{}\"\n\
+             media_timeout_secs = 2\nworker_threads = 2\n",
+            voice.display()
+        );
+        if bridged {
+            for a in 0..AGENTS {
+                settings.push_str(&format!(
+                    "[plugins.settings.\"agentdesk.voice\".agents.a{a}]\n\
+                     extension = \"300{a}\"\npassword = \"p{a}\"\n"
+                ));
+            }
+        }
+        settings.push_str("[channels.voice]\ncapacity = 5000\n");
         let (plugins, service, endpoint) = start_bench_host(
             dir.path(),
             &library,
             "agentdesk.voice",
             "voice",
             AGENTS,
-            "[plugins.settings.\"agentdesk.voice\"]\nport = 0\nrecord = false\n\
-             media_timeout_secs = 2\nworker_threads = 2\n[channels.voice]\ncapacity = 5000\n",
+            &settings,
         );
         let core = service.handle();
         let port = endpoint["port"].as_u64().expect("port") as u16;
@@ -123,30 +148,48 @@ struct Baresip {
     addr: SocketAddr,
 }
 
+/// 10 s of a tone, 8 kHz 16-bit mono WAV.
+fn tone_wav(hz: f64) -> Vec<u8> {
+    let mut tone = Vec::new();
+    for i in 0..8000 * 10 {
+        let s = (8000.0 * (2.0 * std::f64::consts::PI * hz * f64::from(i) / 8000.0).sin()) as i16;
+        tone.extend_from_slice(&s.to_le_bytes());
+    }
+    let mut wav = b"RIFF".to_vec();
+    wav.extend_from_slice(&(36 + tone.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&[1, 0, 1, 0]);
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&[2, 0, 16, 0]);
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(tone.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&tone);
+    wav
+}
+
 impl Baresip {
     fn start() -> Self {
+        Self::with_accounts("<sip:2001@127.0.0.1>;regint=0;answermode=auto\n")
+    }
+
+    /// The ten agents' endpoint, registered at `registrar` with their passwords.
+    fn phones_of(registrar: &SocketAddr) -> Self {
+        let accounts: String = (0..AGENTS)
+            .map(|a| {
+                format!("<sip:300{a}@{registrar}>;auth_pass=p{a};regint=600;answermode=auto\n")
+            })
+            .collect();
+        Self::with_accounts(&accounts)
+    }
+
+    fn with_accounts(accounts: &str) -> Self {
         let program = tool("baresip", "baresip-core");
         let dir = tempfile::tempdir().expect("dir");
         let port = free_pair();
         let d = dir.path().display();
-        let mut tone = Vec::new();
-        for i in 0..8000 * 10 {
-            let s = (8000.0 * (2.0 * std::f64::consts::PI * 1200.0 * f64::from(i) / 8000.0).sin())
-                as i16;
-            tone.extend_from_slice(&s.to_le_bytes());
-        }
-        let mut wav = b"RIFF".to_vec();
-        wav.extend_from_slice(&(36 + tone.len() as u32).to_le_bytes());
-        wav.extend_from_slice(b"WAVEfmt ");
-        wav.extend_from_slice(&16u32.to_le_bytes());
-        wav.extend_from_slice(&[1, 0, 1, 0]);
-        wav.extend_from_slice(&8000u32.to_le_bytes());
-        wav.extend_from_slice(&16000u32.to_le_bytes());
-        wav.extend_from_slice(&[2, 0, 16, 0]);
-        wav.extend_from_slice(b"data");
-        wav.extend_from_slice(&(tone.len() as u32).to_le_bytes());
-        wav.extend_from_slice(&tone);
-        std::fs::write(dir.path().join("tone.wav"), wav).expect("tone");
+        std::fs::write(dir.path().join("tone.wav"), tone_wav(1200.0)).expect("tone");
         let config = format!(
             "poll_method epoll\nsip_listen 127.0.0.1:{port}\nnet_interface 127.0.0.1\n\
              audio_source aufile,{d}/tone.wav\naudio_player aubridge,bench\n\
@@ -155,11 +198,7 @@ impl Baresip {
              module_app menu.so\ncall_max_calls 4000\nrtp_timeout 2\n"
         );
         std::fs::write(dir.path().join("config"), config).expect("config");
-        std::fs::write(
-            dir.path().join("accounts"),
-            "<sip:2001@127.0.0.1>;regint=0;answermode=auto\n",
-        )
-        .expect("accounts");
+        std::fs::write(dir.path().join("accounts"), accounts).expect("accounts");
         let child = Command::new(program)
             .arg("-f")
             .arg(dir.path())
@@ -266,6 +305,44 @@ fn setup_once(socket: &UdpSocket, to: &SocketAddr, n: u64) -> Duration {
         .expect("to tag");
     let ack = request(socket, "ACK", &call_id, 1, &tag, "", to);
     socket.send_to(ack.as_bytes(), to).expect("ack");
+    let bye = request(socket, "BYE", &call_id, 2, &tag, "", to);
+    socket.send_to(bye.as_bytes(), to).expect("bye");
+    wait_for(socket, 200);
+    elapsed
+}
+
+/// One call: INVITE -> the first RTP packet of the agent's audio (not silence) timed; the
+/// 200 OK is ACKed on the way; then BYE.
+fn first_voice_once(socket: &UdpSocket, to: &SocketAddr, n: u64) -> Duration {
+    let call_id = format!("voice-{}-{n}", std::process::id());
+    let rtp = UdpSocket::bind("127.0.0.1:0").expect("rtp socket");
+    rtp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let port = rtp.local_addr().expect("addr").port();
+    let sdp = format!(
+        "v=0\r\no=b 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+    );
+    let invite = request(socket, "INVITE", &call_id, 1, "", &sdp, to);
+    let start = Instant::now();
+    socket.send_to(invite.as_bytes(), to).expect("send");
+    let ok = wait_for(socket, 200);
+    let tag = ok
+        .lines()
+        .find(|l| l.starts_with("To:") || l.starts_with("t:"))
+        .and_then(|l| l.split(";tag=").nth(1))
+        .map(|t| t.trim().to_string())
+        .expect("to tag");
+    let ack = request(socket, "ACK", &call_id, 1, &tag, "", to);
+    socket.send_to(ack.as_bytes(), to).expect("ack");
+    let mut buf = [0u8; 2048];
+    let elapsed = loop {
+        let (len, _) = rtp.recv_from(&mut buf).expect("the agent's audio in time");
+        // PCMU silence is 0xFF (and 0x7F); the agent's tone is anything else.
+        if len > 12 && buf[12..len].iter().any(|b| *b != 0xFF && *b != 0x7F) {
+            break start.elapsed();
+        }
+    };
     let bye = request(socket, "BYE", &call_id, 2, &tag, "", to);
     socket.send_to(bye.as_bytes(), to).expect("bye");
     wait_for(socket, 200);
@@ -401,8 +478,12 @@ fn voice(c: &mut Criterion) {
         Path::new(PCAP).exists(),
         "{PCAP} is missing: apt-get install sip-tester"
     );
-    let agentdesk = Agentdesk::start();
+    let agentdesk = Agentdesk::start(false);
     let baresip = Baresip::start();
+    let bridged = Agentdesk::start(true);
+    let phones = Baresip::phones_of(&bridged.addr);
+    // Registered within milliseconds on loopback; the first bridged call below proves it.
+    std::thread::sleep(Duration::from_secs(2));
     let socket = UdpSocket::bind("127.0.0.1:0").expect("socket");
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
@@ -428,20 +509,46 @@ fn voice(c: &mut Criterion) {
         });
     }
     group.finish();
+    let mut group = c.benchmark_group("voice call set-up, INVITE to the agent's first audio");
+    group.sample_size(30);
+    group.warm_up_time(Duration::from_secs(2));
+    group.measurement_time(Duration::from_secs(10));
+    for (name, desk) in [("direct", &agentdesk), ("bridged", &bridged)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                (0..iters)
+                    .map(|_| {
+                        n += 1;
+                        if n.is_multiple_of(200) {
+                            desk.sweep();
+                        }
+                        first_voice_once(&socket, &desk.addr, n)
+                    })
+                    .sum()
+            });
+        });
+    }
+    group.finish();
     std::thread::sleep(Duration::from_secs(3));
     agentdesk.sweep();
+    bridged.sweep();
     // g711a.pcap holds 236 packets over 7.05 s, about 200 in the 6 s a load call lasts: a call
     // that kept its audio received at least 80 % of them (the plugin's count, in its record).
     let ours = capacity(&agentdesk.addr, || {
         std::thread::sleep(Duration::from_secs(1));
         agentdesk.sweep_counting(160)
     });
+    let through_bridge = capacity(&bridged.addr, || {
+        std::thread::sleep(Duration::from_secs(1));
+        bridged.sweep_counting(160)
+    });
     let theirs = capacity(&baresip.addr, || 0);
     println!(
-        "voice simultaneous calls sustained with audio: agentdesk {ours}, baresip {theirs}, \
-         ratio {:.2}",
+        "voice simultaneous calls sustained with audio: agentdesk {ours}, bridged {through_bridge}, \
+         baresip {theirs}, ratio {:.2}",
         ours as f64 / theirs.max(1) as f64
     );
+    drop(phones);
 }
 
 criterion_group!(benches, voice);

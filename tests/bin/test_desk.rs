@@ -9,11 +9,16 @@
 //!   in order: `{"done": null}`, `{"lines": [<LiveLine>…]}`, `{"found": [<HistoryEntry>…]}` or
 //!   `{"error": {"code": "…", "message": "…"}}`.
 //!
+//! With `AGENTDESK_VOICE_REGISTRAR` (and the other `agentdesk_phone::env` variables) set, the
+//! desk starts the agent's own voice endpoint, as `agentdesk run --hub` does, and is ready
+//! only once it is registered.
+//!
 //! Prints `{"ready": "<agent>"}` once logged in; ends when stdin closes. Logs to stderr as
 //! `agentdesk` does (`AGENTDESK_LOG`).
 
 use agentdesk_client::remote::{Remote, RemoteOptions};
 use agentdesk_client::{AgentCommand, ClientError, Connection, DeskClient, Interact};
+use agentdesk_phone::{Phone, PhoneConfig};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::io::{BufRead, Write};
@@ -51,6 +56,13 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let _phone = match start_phone(agent) {
+        Ok(phone) => phone,
+        Err(e) => {
+            eprintln!("agentdesk-test-desk: {agent}'s voice endpoint: {e}");
+            std::process::exit(1);
+        }
+    };
     let snapshots = desk.watch();
     let to_stdout = out.clone();
     std::thread::spawn(move || {
@@ -66,6 +78,25 @@ fn main() {
             Err(e) => json!({ "error": { "code": "malformed", "message": e.to_string() } }),
         };
         say(&out, answer);
+    }
+}
+
+/// The agent's voice endpoint, registered, when the environment names one.
+fn start_phone(agent: &str) -> Result<Option<Phone>, String> {
+    let Some(config) = PhoneConfig::from_env(agent, None, None).map_err(|e| e.to_string())? else {
+        return Ok(None);
+    };
+    let phone = Phone::start(config).map_err(|e| e.to_string())?;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let status = phone.status();
+        if status.registered {
+            return Ok(Some(phone));
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(format!("not registered: {}", status.detail));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

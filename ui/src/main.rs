@@ -58,6 +58,14 @@ enum Action {
         /// With --agent: log on to every assigned channel and set it Ready at once.
         #[arg(long, requires = "agent")]
         ready: bool,
+        /// With --hub and --agent: the hub's voice channel (`host:port`) this desk's own voice
+        /// endpoint registers with, as the agent's extension; the password comes from
+        /// AGENTDESK_VOICE_PASSWORD.
+        #[arg(long, env = "AGENTDESK_VOICE_REGISTRAR", requires_all = ["hub", "agent"])]
+        voice_registrar: Option<String>,
+        /// The agent's extension the endpoint registers as.
+        #[arg(long, env = "AGENTDESK_VOICE_EXTENSION", requires = "voice_registrar")]
+        voice_extension: Option<String>,
     },
     /// List every plugin found in the plugin directories with its status, without a window.
     /// Exits 1 when a plugin is refused, failed or quarantined, or an allowed one is not found.
@@ -143,6 +151,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         agent: None,
         hub: None,
         ready: false,
+        voice_registrar: None,
+        voice_extension: None,
     }) {
         Action::Package {
             library,
@@ -326,8 +336,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Box::new(embedded).close();
             Ok(())
         }
-        Action::Run { agent, hub, ready } => {
+        Action::Run {
+            agent,
+            hub,
+            ready,
+            voice_registrar,
+            voice_extension,
+        } => {
             let config = load_config(cli.config.as_deref())?;
+            // The agent's own voice endpoint, alive as long as the desk.
+            let _phone = match (&hub, &agent) {
+                (Some(_), Some(agent)) => {
+                    agentdesk_phone::PhoneConfig::from_env(agent, voice_registrar, voice_extension)?
+                        .map(agentdesk_phone::Phone::start)
+                        .transpose()?
+                }
+                _ => None,
+            };
             let (connection, grace): (Box<dyn Connection>, _) = match hub {
                 Some(url) => {
                     let (user_password, nkey_seed, ca_file) = nats_credentials()?;

@@ -3,23 +3,14 @@
 //! hold, transfer (REFER), consult, conference (mixed here) and forward. Without an audio device
 //! the agent's voice is a WAV file and calls are recorded to WAV files.
 //!
-//! Modules: `settings` (the admin's section), `sip` (messages), `sdp` (offer/answer), `audio`
-//! (G.711, RTP, jitter buffer, WAV), `digest` (registrar authentication), `media` (RTP legs and
-//! the mixer), `ua` (transactions, dialogs, calls).
+//! The SIP stack (user agent, SDP, RTP, audio) is `agentdesk-voice-sip`, shared with the
+//! desktop's own endpoint; its modules are re-exported here.
 
-pub mod audio;
 #[cfg(feature = "device")]
-pub mod device;
-pub mod digest;
-#[cfg(test)]
-mod fuzz;
-pub mod media;
-pub mod sdp;
-pub mod settings;
-pub mod sip;
-pub mod ua;
+pub use agentdesk_voice_sip::device;
+pub use agentdesk_voice_sip::{audio, digest, media, sdp, settings, sip, tasks, ua};
 
-use media::{Media, MediaNews};
+use media::Media;
 use plugin_api::runtime::PluginRuntime;
 use plugin_api::store::StateFile;
 use plugin_api::{
@@ -29,8 +20,9 @@ use plugin_api::{
 };
 use serde::{Deserialize, Serialize};
 use settings::Settings;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tasks::lock;
 use tokio::sync::{mpsc, watch};
 use ua::{CallKind, Ua, UaError};
 
@@ -38,8 +30,6 @@ use ua::{CallKind, Ua, UaError};
 pub const ID: &str = "agentdesk.voice";
 /// The file in the plugin's data directory naming the address SIP listens on.
 pub const ENDPOINT_FILE: &str = "endpoint.json";
-/// How often SIP timers run.
-const TICK: Duration = Duration::from_millis(50);
 
 /// Where SIP listens, written to [`ENDPOINT_FILE`] at start (port 0 is chosen then).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,10 +53,6 @@ struct Running {
     runtime: PluginRuntime,
     ua: Arc<Mutex<Ua>>,
     stop: watch::Sender<bool>,
-}
-
-fn lock(ua: &Mutex<Ua>) -> MutexGuard<'_, Ua> {
-    ua.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn error(e: UaError) -> PluginError {
@@ -94,48 +80,6 @@ async fn deliver(host: Host, mut events: mpsc::UnboundedReceiver<Event>) {
                     break;
                 }
             }
-        }
-    }
-}
-
-/// Reads SIP datagrams until stopped.
-async fn listen(
-    host: Host,
-    socket: Arc<tokio::net::UdpSocket>,
-    ua: Arc<Mutex<Ua>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut buf = vec![0u8; sip::MAX_MESSAGE];
-    loop {
-        tokio::select! {
-            received = socket.recv_from(&mut buf) => {
-                if let Ok((n, from)) = received {
-                    // Defence in depth: a bug met by one datagram must not stop the channel.
-                    let served = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        lock(&ua).on_datagram(&buf[..n], from)
-                    }));
-                    if served.is_err() {
-                        host.error(&format!("a SIP message from {from} hit a bug; it was dropped"));
-                    }
-                }
-            }
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-/// Runs SIP timers and takes in what the media plane reports.
-async fn keep(
-    ua: Arc<Mutex<Ua>>,
-    mut news: mpsc::UnboundedReceiver<MediaNews>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut ticks = tokio::time::interval(TICK);
-    loop {
-        tokio::select! {
-            _ = ticks.tick() => lock(&ua).tick(),
-            Some(MediaNews::Dtmf(leg, digit)) = news.recv() => lock(&ua).dtmf_received(leg, digit),
-            _ = stop.changed() => return,
         }
     }
 }
@@ -238,13 +182,14 @@ impl ChannelPlugin for Voice {
         let ua = Arc::new(Mutex::new(ua));
         let (stop, stopped) = watch::channel(false);
         handle.spawn(deliver(self.host.clone(), outbox));
-        handle.spawn(listen(
-            self.host.clone(),
+        let host = self.host.clone();
+        handle.spawn(tasks::listen(
             socket,
             ua.clone(),
             stopped.clone(),
+            move |bug| host.error(bug),
         ));
-        handle.spawn(keep(ua.clone(), news_in, stopped.clone()));
+        handle.spawn(tasks::keep(ua.clone(), news_in, stopped.clone()));
         handle.spawn(media::clock(media, stopped));
         self.host.info(&format!(
             "voice listening on {} (udp) for {}",
@@ -306,7 +251,9 @@ impl ChannelPlugin for Voice {
             })
         };
         match command {
-            Command::Accept(a) => ua.accept(a.interaction.as_str()).map_err(error)?,
+            Command::Accept(a) => ua
+                .accept(a.interaction.as_str(), &a.agent.id)
+                .map_err(error)?,
             Command::Reject(r) => ua.reject(r.interaction.as_str(), r.code).map_err(error)?,
             Command::End(e) => ua.end(e.interaction.as_str()).map_err(error)?,
             Command::Hold(h) => ua.hold(h.interaction.as_str(), true).map_err(error)?,

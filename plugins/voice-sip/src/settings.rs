@@ -29,6 +29,25 @@ pub struct AgentLine {
     /// `sip:2002@pbx.example.com`). Without it, `sip:<extension>@<domain>` is used.
     #[serde(default)]
     pub uri: Option<String>,
+    /// The digest password the agent's own endpoint (the desktop's, or a SIP phone the admin
+    /// assigns) registers with, as the extension, at this channel's registrar. Prefer
+    /// `password_env`: the password then stays out of the file.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The environment variable holding that password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+impl AgentLine {
+    /// The endpoint's registration password, if the agent has one (the file's, else the
+    /// environment's).
+    pub fn endpoint_password(&self) -> Option<String> {
+        self.password
+            .clone()
+            .or_else(|| std::env::var(self.password_env.as_ref()?).ok())
+            .filter(|p| !p.is_empty())
+    }
 }
 
 /// Registration with a registrar (RFC 3261 §10) with digest credentials from the environment.
@@ -106,6 +125,11 @@ pub struct Settings {
     pub max_ring_secs: u64,
     /// Worker threads of the plugin's own runtime.
     pub worker_threads: usize,
+    /// The digest realm agents' endpoints register in (the registrar is on when an agent has a
+    /// password).
+    pub realm: String,
+    /// The longest registration granted, in seconds.
+    pub max_registration_secs: u32,
 }
 
 impl Default for Settings {
@@ -130,6 +154,8 @@ impl Default for Settings {
             media_timeout_secs: 30,
             max_ring_secs: 300,
             worker_threads: 2,
+            realm: "agentdesk".into(),
+            max_registration_secs: 3600,
         }
     }
 }
@@ -173,6 +199,12 @@ impl Settings {
             {
                 return Err(format!("`agents.{agent}.uri` is not a sip: URI: `{uri}`"));
             }
+            if (line.password.is_some() || line.password_env.is_some()) && line.extension.is_none()
+            {
+                return Err(format!(
+                    "`agents.{agent}`: an endpoint password needs an `extension` to register as"
+                ));
+            }
         }
         Ok(())
     }
@@ -213,6 +245,20 @@ impl Settings {
             .iter()
             .find(|(_, l)| l.extension.as_deref() == Some(extension))
             .map(|(id, _)| id.as_str())
+    }
+
+    /// The agent whose endpoint registers as this extension, with its password.
+    pub fn endpoint_of_extension(&self, extension: &str) -> Option<(&str, String)> {
+        let agent = self.agent_of_extension(extension)?;
+        let password = self.agents.get(agent)?.endpoint_password()?;
+        Some((agent, password))
+    }
+
+    /// Whether the registrar is on: some agent has an endpoint password.
+    pub fn registrar_on(&self) -> bool {
+        self.agents
+            .values()
+            .any(|l| l.password.is_some() || l.password_env.is_some())
     }
 
     /// Where an agent's phone is reached.
@@ -267,6 +313,8 @@ mod tests {
                 AgentLine {
                     extension: Some("2001".into()),
                     uri: None,
+                    password: None,
+                    password_env: None,
                 },
             );
         }
@@ -284,6 +332,8 @@ mod tests {
             AgentLine {
                 extension: Some("2001".into()),
                 uri: None,
+                password: None,
+                password_env: None,
             },
         );
         assert_eq!(

@@ -40,6 +40,14 @@ pub enum CallKind {
         /// The call consulted about.
         about: String,
     },
+    /// The leg to an agent's own endpoint (desktop or SIP phone) that a customer call is
+    /// bridged to: internal, never reported to the core.
+    Endpoint {
+        /// The customer call it carries the agent's audio for.
+        about: String,
+        /// The agent.
+        agent: String,
+    },
 }
 
 /// A transfer in progress on a call (we sent REFER).
@@ -182,6 +190,11 @@ pub struct Call {
     pub dtmf_in: String,
     pub recording: Option<PathBuf>,
     pub conference_with: Option<String>,
+    /// The agent who has the call (accepted or dialled it); for a consultation, the colleague
+    /// whose registered endpoint it was dialled to (none when dialled elsewhere).
+    pub agent: Option<String>,
+    /// The leg to that agent's endpoint the call is bridged to.
+    pub bridge: Option<String>,
 }
 
 /// A 2xx to an INVITE awaiting its ACK.
@@ -234,6 +247,8 @@ impl Call {
             dtmf_in: String::new(),
             recording: None,
             conference_with: None,
+            agent: None,
+            bridge: None,
         }
     }
 

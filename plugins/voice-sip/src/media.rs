@@ -3,6 +3,11 @@
 //! a plain call, two for a three-party conference (each far end hears the agent and the other far
 //! end; the agent, and the recording, hear both). A room without the agent (hold, consultation
 //! elsewhere) sends nothing of the agent.
+//!
+//! The agent is the host's headset (or WAV file), unless a room has an agent's endpoint leg
+//! (the bridge to the desktop's endpoint or a SIP phone at the hub): that leg is then the
+//! agent's voice in the room, and hears what the agent would hear. One endpoint leg may speak
+//! for several rooms (a call parked during a consultation), hearing those the agent is in.
 
 use crate::audio::{
     self, FRAME, Frame, JitterBuffer, RtpPacket, SILENCE, TelephoneEvent, WavWriter,
@@ -61,10 +66,14 @@ struct Leg {
     task: tokio::task::JoinHandle<()>,
     packets_in: u64,
     packets_out: u64,
+    /// An agent's endpoint leg: the voice of the rooms naming it, never a far end of its own.
+    endpoint: bool,
 }
 
 struct Room {
     agent: bool,
+    /// The endpoint leg that is the agent here (none: the headset or WAV file).
+    voice: Option<LegId>,
     position: usize,
     recorder: Option<WavWriter>,
 }
@@ -172,6 +181,7 @@ impl Media {
             room,
             Room {
                 agent: true,
+                voice: None,
                 position: 0,
                 recorder,
             },
@@ -242,9 +252,30 @@ impl Media {
                 task,
                 packets_in: 0,
                 packets_out: 0,
+                endpoint: false,
             },
         );
         Ok(())
+    }
+
+    /// Makes endpoint leg `leg` the agent of `room` (the bridge to the agent's own endpoint).
+    pub fn attach_voice(&self, room: RoomId, leg: LegId) {
+        let mut plane = self.lock();
+        if let Some(l) = plane.legs.get_mut(&leg) {
+            l.endpoint = true;
+        }
+        if let Some(r) = plane.rooms.get_mut(&room) {
+            r.voice = Some(leg);
+        }
+    }
+
+    /// Gives the rooms `leg` spoke for back to the headset (or WAV file).
+    pub fn detach_voice(&self, leg: LegId) {
+        for room in self.lock().rooms.values_mut() {
+            if room.voice == Some(leg) {
+                room.voice = None;
+            }
+        }
     }
 
     /// Changes how a leg sends and receives (after a re-INVITE).
@@ -308,6 +339,8 @@ impl Media {
         // Each room's legs, found in one pass (a scan of every leg per room was quadratic: at
         // 800 calls, 640,000 steps every 20 ms with the plane locked against the receivers).
         let mut members_of: HashMap<RoomId, Vec<LegId>> = HashMap::with_capacity(rooms.len());
+        // What each endpoint leg hears: the rooms it speaks for, where the agent is present.
+        let mut endpoint_hears: HashMap<LegId, Frame> = HashMap::new();
         for (id, leg) in legs.iter_mut() {
             let frame = if leg.params.receive {
                 leg.jitter.pop().unwrap_or(SILENCE)
@@ -315,7 +348,11 @@ impl Media {
                 SILENCE
             };
             heard.insert(*id, frame);
-            members_of.entry(leg.room).or_default().push(*id);
+            if leg.endpoint {
+                endpoint_hears.insert(*id, SILENCE);
+            } else {
+                members_of.entry(leg.room).or_default().push(*id);
+            }
         }
         #[cfg(feature = "device")]
         let microphone = self.device.as_ref().map(|d| d.capture());
@@ -323,6 +360,8 @@ impl Media {
         for (room_id, room) in rooms.iter_mut() {
             let agent = if !room.agent {
                 SILENCE
+            } else if let Some(voice) = room.voice {
+                heard.get(&voice).copied().unwrap_or(SILENCE)
             } else {
                 #[cfg(feature = "device")]
                 if let Some(frame) = microphone {
@@ -341,7 +380,11 @@ impl Media {
                 }
             }
             if room.agent {
-                mix(&mut speaker, &far);
+                match room.voice.and_then(|v| endpoint_hears.get_mut(&v)) {
+                    Some(hears) => mix(hears, &far),
+                    None if room.voice.is_none() => mix(&mut speaker, &far),
+                    None => {}
+                }
             }
             if let Some(rec) = &mut room.recorder {
                 let mut stereo = [0i16; FRAME * 2];
@@ -364,6 +407,11 @@ impl Media {
                     }
                 }
                 leg.send_frame(&out);
+            }
+        }
+        for (id, hears) in &endpoint_hears {
+            if let Some(leg) = legs.get_mut(id) {
+                leg.send_frame(hears);
             }
         }
         // Legs in no room (a room closed first) send nothing.

@@ -223,13 +223,20 @@ impl Ua {
             return;
         }
         self.state_changed(id, MediaState::Connected);
-        let (kind, remote) = {
+        let (kind, remote, agent) = {
             let c = &self.calls[id];
-            (c.kind.clone(), c.dialog.remote.clone())
+            (c.kind.clone(), c.dialog.remote.clone(), c.agent.clone())
         };
         let role = match kind {
-            CallKind::Customer => Party::CUSTOMER,
+            CallKind::Customer => {
+                // A call the agent dialled is bridged to their endpoint once answered.
+                if let Some(agent) = agent {
+                    self.rebridge(id, &agent);
+                }
+                Party::CUSTOMER
+            }
             CallKind::Consultation { .. } => Party::COLLEAGUE,
+            CallKind::Endpoint { .. } => return,
         };
         self.emit(Event::PartyJoined(PartyJoined {
             interaction: InteractionId::new(id),
@@ -371,6 +378,21 @@ impl Ua {
         let Some(socket) = call.socket.take() else {
             return Ok(());
         };
+        if let CallKind::Endpoint { about, .. } = &call.kind {
+            // The agent's voice in the room of the call it carries; no room, no recording.
+            let (n, params, about) = (call.n, Self::leg_params(call), about.clone());
+            let Some(room) = self.calls.get(&about).map(|c| c.n) else {
+                return Err(UaError::UnknownCall(about));
+            };
+            if let Some(params) = params {
+                self.media.add_leg(n, room, socket, params)?;
+                self.media.attach_voice(room, n);
+            }
+            if let Some(call) = self.calls.get_mut(id) {
+                call.leg_started = true;
+            }
+            return Ok(());
+        }
         let recording = if self.settings.record {
             let dir = self
                 .settings
@@ -384,6 +406,9 @@ impl Ua {
         self.media.open_room(n, recording)?;
         if let Some(params) = params {
             self.media.add_leg(n, n, socket, params)?;
+        }
+        if let Some(voice) = self.voice_leg_of(id) {
+            self.media.attach_voice(n, voice);
         }
         if let Some(call) = self.calls.get_mut(id) {
             call.leg_started = true;
@@ -475,6 +500,13 @@ impl Ua {
         } else {
             None
         };
+        if let CallKind::Endpoint { about, agent } = &call.kind {
+            self.endpoint_ended(id, call.n, about, agent, reason.as_ref());
+            return; // internal: no call record
+        }
+        if let Some(leg) = call.bridge.take() {
+            self.drop_endpoint(&leg);
+        }
         call.note_hold();
         if let Some(since) = call.hold_since.take() {
             call.held_total += since.elapsed();

@@ -8,15 +8,18 @@
 //! timeouts, media, ending), `features` (the core's commands), `register` (registration). Each
 //! adds `impl Ua` methods for its own concern; requests are checked and dispatched only here.
 
+mod bridge;
 mod checks;
 mod dialog;
 mod features;
 mod inbound;
 mod outbound;
 mod register;
+mod registrar;
 mod transaction;
 
 pub use dialog::CallKind;
+pub use registrar::Binding;
 
 use crate::media::Media;
 use crate::sdp::Codec;
@@ -28,7 +31,7 @@ use plugin_api::{
     Address, CaseField, EndReason, Event, InteractionId, MediaState, MediaStateChanged,
 };
 use register::Registration;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,6 +94,8 @@ pub struct Counters {
     pub send_failures: u64,
     /// Final non-2xx answers to INVITEs never acknowledged (Timer H).
     pub unacknowledged: u64,
+    /// REGISTERs refused by the registrar (unknown extension, wrong credentials).
+    pub registrations_refused: u64,
 }
 
 /// The user agent.
@@ -111,6 +116,14 @@ pub struct Ua {
     next: u64,
     registration: Option<Registration>,
     codecs: Vec<Codec>,
+    /// Agents' registered endpoints, by agent id.
+    bindings: HashMap<String, registrar::Binding>,
+    /// Nonces we challenged with: when, and the highest nonce count accepted with each.
+    nonces: HashMap<String, (Instant, u32)>,
+    /// Calls of ours the core never hears of (legs to agents' endpoints).
+    internal: HashSet<String>,
+    /// New calls are taken only from here (an endpoint takes calls from its registrar only).
+    callers: Option<SocketAddr>,
 }
 
 fn now_stamp() -> String {
@@ -164,7 +177,22 @@ impl Ua {
             next: 0,
             registration,
             codecs,
+            bindings: HashMap::new(),
+            nonces: HashMap::new(),
+            internal: HashSet::new(),
+            callers: None,
         })
+    }
+
+    /// Registers with these credentials (an endpoint's, given rather than read from the
+    /// environment) and takes new calls only from the registrar: what the desktop's endpoint
+    /// does. Without a registrar in the settings, nothing changes.
+    pub fn registrar_only(&mut self, username: &str, password: &str) -> Option<SocketAddr> {
+        let registration = self.registration.as_mut()?;
+        registration.set_credentials(username, password);
+        let registrar = registration.registrar_addr();
+        self.callers = Some(registrar);
+        Some(registrar)
     }
 
     /// The port SIP listens on.
@@ -180,6 +208,9 @@ impl Ua {
     /// Reports an event. An event about a call minted by a command may overtake the command's
     /// reply: the host holds it until the reply has linked the call's id.
     fn emit(&self, event: Event) {
+        if about_call(&event).is_some_and(|id| self.internal.contains(id)) {
+            return; // a leg to an agent's endpoint: the core knows only the customer's call
+        }
         if let Err(e) = self.events.send(event) {
             // Only after stop(): the delivering task is gone with the runtime.
             (self.log)(&format!(
@@ -357,6 +388,14 @@ impl Ua {
             return;
         }
         match method.as_str() {
+            "INVITE" if !in_dialog && self.callers.is_some_and(|c| c != from) => {
+                let refusal = Refusal {
+                    code: 403,
+                    reason: "Forbidden: calls come from the registrar only".into(),
+                    headers: Vec::new(),
+                };
+                self.refuse(&request, refusal, from);
+            }
             "INVITE" if !in_dialog => self.on_invite(request, from),
             "INVITE" => self.on_reinvite(request, from),
             "ACK" => self.on_ack(&request),
@@ -373,6 +412,9 @@ impl Ua {
                 None => self.reply(&request, 481, from),
             },
             "INFO" => self.reply(&request, 200, from),
+            "REGISTER" if !in_dialog && self.settings.registrar_on() => {
+                self.on_register(request, from)
+            }
             // Being transferred, presence and registrations are not ours to serve.
             "REFER" | "SUBSCRIBE" | "REGISTER" | "MESSAGE" | "PUBLISH" | "UPDATE" | "PRACK" => {
                 if in_dialog && self.dialog_of(&request).is_none() {
@@ -487,6 +529,7 @@ impl Ua {
             };
             self.finish(&id, Some((reason, why)));
         }
+        self.expire_bindings(now);
         if self
             .registration
             .as_ref()
@@ -509,6 +552,19 @@ impl Ua {
     /// How many calls are up.
     pub fn call_count(&self) -> usize {
         self.calls.len()
+    }
+}
+
+/// The call an event is about, for the events the user agent emits.
+fn about_call(event: &Event) -> Option<&str> {
+    match event {
+        Event::MediaStateChanged(e) => Some(e.interaction.as_str()),
+        Event::PartyJoined(e) => Some(e.interaction.as_str()),
+        Event::PartyLeft(e) => Some(e.interaction.as_str()),
+        Event::Ended(e) => Some(e.interaction.as_str()),
+        Event::CaseDataChanged(e) => Some(e.interaction.as_str()),
+        Event::Offer(e) => Some(e.interaction.as_str()),
+        _ => None,
     }
 }
 

@@ -1,5 +1,6 @@
-//! HTTP digest authentication for SIP (RFC 3261 §22, RFC 2617 with MD5, `qop=auth`); MD5
-//! itself (RFC 1321) is RustCrypto's `md-5`.
+//! HTTP digest authentication for SIP (RFC 3261 §22, RFC 2617 with MD5, `qop=auth`), both
+//! sides: the client's answer to a challenge, and the registrar's challenge and check of an
+//! answer. MD5 itself (RFC 1321) is RustCrypto's `md-5`.
 
 use std::fmt::Write as _;
 
@@ -88,6 +89,94 @@ impl Challenge {
     }
 }
 
+/// An `Authorization` answer, as a registrar reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The user name claimed.
+    pub username: String,
+    /// The realm answered.
+    pub realm: String,
+    /// The nonce answered (ours, if genuine).
+    pub nonce: String,
+    /// The request URI the answer was computed over.
+    pub uri: String,
+    /// The 32 hex digits to check.
+    pub response: String,
+    /// `auth` when the client used `qop`, with its nonce count and client nonce.
+    pub qop: Option<String>,
+    /// The nonce count (with `qop`).
+    pub nc: Option<String>,
+    /// The client nonce (with `qop`).
+    pub cnonce: Option<String>,
+    /// The algorithm (MD5 when absent).
+    pub algorithm: Option<String>,
+}
+
+impl Answer {
+    /// Parses `Digest username="...", ...`; `None` when it is not a complete digest answer.
+    pub fn parse(value: &str) -> Option<Answer> {
+        let rest = value.trim().strip_prefix("Digest")?.trim();
+        let mut fields: std::collections::HashMap<String, String> = auth_params(rest)
+            .into_iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v))
+            .collect();
+        Some(Answer {
+            username: fields.remove("username")?,
+            realm: fields.remove("realm")?,
+            nonce: fields.remove("nonce")?,
+            uri: fields.remove("uri")?,
+            response: fields.remove("response")?,
+            qop: fields.remove("qop"),
+            nc: fields.remove("nc"),
+            cnonce: fields.remove("cnonce"),
+            algorithm: fields.remove("algorithm"),
+        })
+    }
+
+    /// Whether this answer was computed with `password` for `method` (the registrar's check;
+    /// the comparison takes the same time wherever the digits differ).
+    pub fn verify(&self, method: &str, password: &str) -> bool {
+        if self
+            .algorithm
+            .as_deref()
+            .is_some_and(|a| !a.eq_ignore_ascii_case("MD5"))
+        {
+            return false;
+        }
+        let ha1 = md5_hex(format!("{}:{}:{password}", self.username, self.realm).as_bytes());
+        let ha2 = md5_hex(format!("{method}:{}", self.uri).as_bytes());
+        let expected = match (&self.qop, &self.nc, &self.cnonce) {
+            (Some(qop), Some(nc), Some(cnonce)) if qop == "auth" => {
+                md5_hex(format!("{ha1}:{}:{nc}:{cnonce}:auth:{ha2}", self.nonce).as_bytes())
+            }
+            (None, _, _) => md5_hex(format!("{ha1}:{}:{ha2}", self.nonce).as_bytes()),
+            _ => return false,
+        };
+        constant_time_eq(
+            expected.as_bytes(),
+            self.response.to_ascii_lowercase().as_bytes(),
+        )
+    }
+}
+
+/// The `WWW-Authenticate` value a registrar challenges with.
+pub fn challenge(realm: &str, nonce: &str, stale: bool) -> String {
+    let mut value =
+        format!("Digest realm=\"{realm}\", nonce=\"{nonce}\", algorithm=MD5, qop=\"auth\"");
+    if stale {
+        value.push_str(", stale=true");
+    }
+    value
+}
+
+/// Equal bytes, compared in a time that does not depend on where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `name=value` pairs separated by commas; values may be quoted (with commas inside).
 fn auth_params(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
@@ -164,5 +253,29 @@ mod tests {
             "{answer}"
         );
         assert!(Challenge::parse("Basic realm=x").is_none());
+    }
+
+    #[test]
+    fn the_registrar_accepts_the_right_password_and_only_that() {
+        let nonce = "n0nce";
+        let challenge = Challenge::parse(&super::challenge("agentdesk", nonce, false))
+            .expect("our challenge parses");
+        assert!(challenge.qop_auth);
+        let value = challenge.answer("REGISTER", "sip:127.0.0.1", "2001", "s3cret", 1, "c1");
+        let answer = Answer::parse(&value).expect("answer parses");
+        assert_eq!(answer.username, "2001");
+        assert_eq!(answer.nonce, nonce);
+        assert!(answer.verify("REGISTER", "s3cret"));
+        assert!(!answer.verify("REGISTER", "wrong"));
+        assert!(!answer.verify("INVITE", "s3cret"), "the method is covered");
+        let forged = Answer {
+            response: "0".repeat(32),
+            ..answer.clone()
+        };
+        assert!(!forged.verify("REGISTER", "s3cret"));
+        assert!(Answer::parse("Digest username=\"2001\"").is_none());
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }

@@ -55,6 +55,18 @@ impl Registration {
         })
     }
 
+    /// Uses these credentials instead of the environment's (the desktop's endpoint is given
+    /// them, not an environment).
+    pub fn set_credentials(&mut self, username: &str, password: &str) {
+        self.username = username.to_string();
+        self.password = Some(password.to_string());
+    }
+
+    /// Where REGISTERs go.
+    pub fn registrar_addr(&self) -> SocketAddr {
+        self.dest
+    }
+
     /// The username and password our own INVITEs answer a challenge with.
     pub fn credentials(&self) -> Option<(String, String)> {
         Some((self.username.clone(), self.password.clone()?))
@@ -98,12 +110,26 @@ impl Ua {
         self.send_request(register, dest, Purpose::Register);
     }
 
+    /// Takes our registration back (REGISTER with `Expires: 0`), as an endpoint does when it
+    /// stops, so the registrar stops sending it calls at once.
+    pub fn unregister(&mut self) {
+        let Some(r) = self.registration.as_mut() else {
+            return;
+        };
+        r.expires = 0;
+        self.register();
+    }
+
     pub(super) fn register_answered(&mut self, response: &Message) {
         let code = response.code().unwrap_or(0);
         let Some(r) = self.registration.as_mut() else {
             return;
         };
         let status = match code {
+            200..=299 if r.expires == 0 => {
+                r.next = None; // unregistered: nothing to refresh
+                Some((false, format!("unregistered from {}", r.uri)))
+            }
             200..=299 => {
                 let granted = response
                     .header("Contact")

@@ -21,11 +21,21 @@ impl Ua {
             .ok_or_else(|| UaError::UnknownCall(id.into()))
     }
 
-    /// The core gave the call to an agent: answer it.
-    pub fn accept(&mut self, id: &str) -> Result<(), UaError> {
+    /// The core gave the call to `agent`: answer it, and bridge it to the agent's registered
+    /// endpoint if they have one. A connected call accepted again (a transfer inside the core)
+    /// is bridged to the new agent's endpoint instead.
+    pub fn accept(&mut self, id: &str, agent: &str) -> Result<(), UaError> {
         let call = self.call(id)?;
-        if call.state == State::Connected || !call.inbound {
-            return Ok(()); // re-offered after a transfer inside the core, or a consultation
+        if call.state == State::Connected {
+            // Only a customer's call moves to the accepting agent's endpoint; a consultation
+            // the colleague accepts stays where it was dialled.
+            if call.kind == CallKind::Customer && call.agent.as_deref() != Some(agent) {
+                self.rebridge(id, agent);
+            }
+            return Ok(());
+        }
+        if !call.inbound {
+            return Ok(()); // a consultation the colleague takes
         }
         let invite = call
             .invite
@@ -64,6 +74,7 @@ impl Ua {
         }
         self.start_media(id)?;
         self.state_changed(id, MediaState::Connected);
+        self.rebridge(id, agent);
         Ok(())
     }
 
@@ -152,6 +163,14 @@ impl Ua {
         let Some(call) = self.calls.values_mut().find(|c| c.n == leg) else {
             return;
         };
+        if let CallKind::Endpoint { about, .. } = &call.kind {
+            // Keys pressed on the agent's phone go to the customer.
+            let about = about.clone();
+            if let Some(customer) = self.calls.get(&about) {
+                self.media.send_dtmf(customer.n, &digit.to_string());
+            }
+            return;
+        }
         call.dtmf_in.push(digit);
         let (id, digits) = (call.id.clone(), call.dtmf_in.clone());
         self.emit(Event::CaseDataChanged(plugin_api::CaseDataChanged {
@@ -216,6 +235,17 @@ impl Ua {
             None => resolve(&target.host, target.port.unwrap_or(5060))
                 .ok_or_else(|| UaError::BadAddress(uri.into()))?,
         };
+        self.dial_at(uri, peer, from_agent, kind)
+    }
+
+    /// Places a call to `uri`, sending the INVITE to `peer`; returns its interaction id.
+    pub(super) fn dial_at(
+        &mut self,
+        uri: &str,
+        peer: SocketAddr,
+        from_agent: Option<(&str, &str)>,
+        kind: CallKind,
+    ) -> Result<String, UaError> {
         let socket = self.media.bind_socket()?;
         let rtp = SocketAddr::new(
             self.settings
@@ -251,7 +281,7 @@ impl Ua {
         let mut call = Call::new(
             id.clone(),
             n,
-            kind,
+            kind.clone(),
             State::Dialing,
             dialog,
             peer,
@@ -259,6 +289,10 @@ impl Ua {
         );
         call.socket = Some(socket);
         call.rtp = rtp;
+        call.agent = from_agent.map(|(agent, _)| agent.to_string());
+        if matches!(kind, CallKind::Endpoint { .. }) {
+            self.internal.insert(id.clone());
+        }
         self.calls.insert(id.clone(), call);
         self.by_call_id.insert(call_id.clone(), id.clone());
         let body = self.local_sdp(&id, Direction::SendRecv);
@@ -287,20 +321,37 @@ impl Ua {
         if call.state != State::Connected {
             return Err(UaError::WrongState(about.into(), call.state.word()));
         }
-        let uri = self.target_uri(target)?;
+        // A colleague whose own endpoint is registered here is called there, by us.
+        let endpoint = match target {
+            Target::Agent { agent } => self
+                .binding(&agent.id)
+                .cloned()
+                .map(|b| (agent.id.clone(), b)),
+            _ => None,
+        };
+        let uri = match &endpoint {
+            Some((_, binding)) => binding.contact.clone(),
+            None => self.target_uri(target)?,
+        };
         if let Some(call) = self.calls.get_mut(about) {
             call.parked = true;
             call.note_hold();
         }
         self.apply_media(about);
         self.state_changed(about, MediaState::Held);
-        self.dial(
-            &uri,
-            None,
-            CallKind::Consultation {
-                about: about.into(),
-            },
-        )
+        let kind = CallKind::Consultation {
+            about: about.into(),
+        };
+        match endpoint {
+            Some((colleague, binding)) => {
+                let id = self.dial_at(&uri, binding.addr, None, kind)?;
+                if let Some(call) = self.calls.get_mut(&id) {
+                    call.agent = Some(colleague);
+                }
+                Ok(id)
+            }
+            None => self.dial(&uri, None, kind),
+        }
     }
 
     /// Joins the consulted colleague to the call: the plugin mixes the three parties.
@@ -381,6 +432,11 @@ impl Ua {
             }
             State::Dialing => Err(UaError::WrongState(id.into(), "dialing")),
             State::Connected => {
+                if let Some(consultation) = consultation
+                    && self.hand_over(id, consultation)
+                {
+                    return Ok(());
+                }
                 let mut refer_to = self.target_uri(target)?;
                 if let Some(consultation) = consultation {
                     let consult = self.call(consultation)?;
