@@ -174,7 +174,7 @@ const X_CONSUMER_SECRET: &str = "fake-consumer-secret";
 const X_TOKEN: &str = "2244994945-fakeAccessToken";
 const X_TOKEN_SECRET: &str = "fake-token-secret";
 
-/// The fake X API and Account Activity deliveries.
+/// The fake X API and its webhook deliveries (Account Activity or X Activity API format).
 pub struct FakeX(Fake);
 
 impl std::ops::Deref for FakeX {
@@ -208,6 +208,16 @@ impl FakeX {
         self.control(
             "deliver",
             json!({"activity": activity, "sign": sign, "times": times}),
+        )["status"]
+            .clone()
+    }
+
+    /// Delivers one activity as the X Activity API does (one signed envelope per event:
+    /// `dm.received`, `post.mention.create`); the statuses.
+    pub fn deliver_xaa(&self, activity: Value, times: u32) -> Value {
+        self.control(
+            "deliver",
+            json!({"activity": activity, "sign": "good", "times": times, "format": "xaa"}),
         )["status"]
             .clone()
     }

@@ -303,3 +303,64 @@ fn x_public_mention_is_marked_public_replies_are_threaded_weighted_and_can_move_
     assert!(line.contains("administrator must renew"), "{line}");
     assert_eq!(rig.fake.sent()["sent"].as_array().map(Vec::len), Some(3));
 }
+
+#[test]
+fn x_activity_api_dm_and_mention_become_interactions_like_account_activity_ones() {
+    let rig = Rig::new();
+    // X Activity API envelopes (`dm.received`, `post.mention.create`), signed as before.
+    assert_eq!(
+        rig.fake
+            .deliver_xaa(dm("7001", "3007", "robin", "Hello in the new format"), 1),
+        json!([200])
+    );
+    let key = rig.accept("X direct message: @robin");
+    rig.wait_line(key, "Hello in the new format");
+    let contact = until("the contact", || {
+        rig.snapshot()
+            .interactions
+            .into_iter()
+            .find(|i| i.key == key)
+            .and_then(|i| i.contact.display_name)
+    });
+    assert_eq!(contact, "Name of robin", "the name from the users map");
+    // The same DM again in the old format is the same event: dropped, not a second line.
+    assert_eq!(
+        rig.fake.deliver(
+            dm("7001", "3007", "robin", "Hello in the new format"),
+            "good",
+            1
+        ),
+        json!([200])
+    );
+    rig.fake.deliver_xaa(
+        mention(
+            "1460323737035677700",
+            "4007",
+            "sam",
+            "@acme new-format mention",
+        ),
+        2,
+    );
+    let public = rig.accept("PUBLIC X mention: @sam");
+    rig.wait_line(public, "new-format mention");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rig.lines(key), ["Hello in the new format"], "once");
+    assert_eq!(
+        rig.lines(public),
+        ["@acme new-format mention"],
+        "a repeated event once"
+    );
+    let visibility = until("visibility", || rig.case(public, "x.visibility"));
+    assert!(visibility.starts_with("PUBLIC"), "{visibility}");
+    // Our own DM in the new format (`dm.sent`) is not shown; the reply goes out as before.
+    let own = json!({"direct_message_events": [{"type": "message_create", "id": "7002",
+        "created_timestamp": "1", "message_create": {"target": {"recipient_id": "3007"},
+        "sender_id": ACCOUNT, "message_data": {"text": "our own"}}}]});
+    assert_eq!(rig.fake.deliver_xaa(own, 1), json!([200]));
+    rig.core
+        .send_message("ann", public, "Sorry, checking")
+        .expect("send");
+    let sent = rig.wait_sent(1);
+    assert_eq!(sent[0]["in_reply_to"], "1460323737035677700");
+    assert!(!rig.lines(key).iter().any(|t| t == "our own"));
+}

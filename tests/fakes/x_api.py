@@ -1,5 +1,11 @@
 #!/usr/bin/python3
-"""A fake of the X API v2 and of X's Account Activity webhooks, for agentdesk's tests.
+"""A fake of the X API v2 and of X's webhooks, for agentdesk's tests.
+
+Deliveries are described in the Account Activity API's shape; with "format": "xaa" the fake
+delivers them as the X Activity API does instead (docs.x.com, "X Activity API event payload
+examples"): one `{"data": {event_uuid, filter, event_type, tag, payload, includes}}` envelope per
+event, DMs as `dm.received`/`dm.sent` (legacy `direct_message_events` and a `users` map of
+`{"data": user}`), mentions as `post.mention.create` (a v2 Post, its author in `includes.users`).
 
 Independent of the plugin under test: it signs deliveries (x-twitter-webhooks-signature:
 sha256=<base64 HMAC-SHA256 of the raw body with the consumer secret>) and checks the CRC answer
@@ -81,6 +87,50 @@ class State:
         return "sha256=" + base64.b64encode(hmac.new(self.secret, body, hashlib.sha256).digest()).decode()
 
 
+def iso(ms):
+    """ms since the epoch as X's v2 dates: 2026-07-24T21:23:23.000Z."""
+    ms = int(ms or 0)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def to_xaa(activity, account):
+    """An Account Activity delivery as the X Activity API's envelopes, one per event."""
+    users = activity.get("users", {})
+    envelopes = []
+    for event in activity.get("direct_message_events", []):
+        sender = event.get("message_create", {}).get("sender_id", "")
+        v2_users = {
+            uid: {"data": {"id": uid, "name": u.get("name", ""), "username": u.get("screen_name", "")}}
+            for uid, u in users.items()
+        }
+        envelopes.append({
+            "event_uuid": str(time.time_ns()),
+            "filter": {"user_id": account},
+            "event_type": "dm.sent" if sender == account else "dm.received",
+            "tag": "dm",
+            "payload": {"direct_message_events": [event], "users": v2_users},
+        })
+    for tweet in activity.get("tweet_create_events", []):
+        user = tweet["user"]
+        text = tweet.get("extended_tweet", {}).get("full_text") if tweet.get("truncated") else None
+        text = text or tweet.get("text", "")
+        envelopes.append({
+            "event_uuid": str(time.time_ns()),
+            "filter": {"user_id": account},
+            "event_type": "post.mention.create",
+            "tag": "mentions",
+            "payload": {
+                "id": tweet["id_str"], "text": text, "author_id": user["id_str"],
+                "created_at": iso(tweet.get("timestamp_ms")), "conversation_id": tweet["id_str"],
+                "edit_history_tweet_ids": [tweet["id_str"]], "lang": "en",
+            },
+            "includes": {"users": [
+                {"id": user["id_str"], "name": user.get("name", ""), "username": user.get("screen_name", "")}
+            ]},
+        })
+    return [json.dumps({"data": e}).encode() for e in envelopes]
+
+
 def http(method, url, body=None, headers=None, timeout=5.0):
     request = urllib.request.Request(url, data=body, method=method)
     for k, v in (headers or {}).items():
@@ -159,14 +209,20 @@ class Handler(BaseHTTPRequestHandler):
         if what == "deliver":
             activity = dict(req["activity"])
             activity.setdefault("for_user_id", s.args.account)
-            body = json.dumps(activity).encode()
-            headers = {"Content-Type": "application/json"}
-            if req.get("sign", "good") == "good":
-                headers["x-twitter-webhooks-signature"] = s.sign(body)
-            elif req.get("sign") == "bad":
-                headers["x-twitter-webhooks-signature"] = s.sign(body + b" ")
-            results = [http("POST", s.webhook, body, headers) for _ in range(int(req.get("times", 1)))]
-            return self.answer(200, {"status": [r[0] for r in results]})
+            if req.get("format", "account-activity") == "xaa":
+                bodies = to_xaa(activity, s.args.account)
+            else:
+                bodies = [json.dumps(activity).encode()]
+            statuses = []
+            for body in bodies:
+                headers = {"Content-Type": "application/json"}
+                if req.get("sign", "good") == "good":
+                    headers["x-twitter-webhooks-signature"] = s.sign(body)
+                elif req.get("sign") == "bad":
+                    headers["x-twitter-webhooks-signature"] = s.sign(body + b" ")
+                for _ in range(int(req.get("times", 1))):
+                    statuses.append(http("POST", s.webhook, body, headers)[0])
+            return self.answer(200, {"status": statuses})
         if what == "queue":
             # Queued deliveries, retried until answered 200, each of the four senders waiting
             # pace_ms after a success.

@@ -472,8 +472,10 @@ impl ChannelPlugin for Facebook {
         }
         running.runtime.shutdown(Duration::from_millis(500));
         self.host.info(&format!(
-            "Messenger stopped; webhooks: {}",
-            running.shared.counters.summary()
+            "Messenger stopped; webhooks: {}; journal: {} syncs for {} stored webhooks",
+            running.shared.counters.summary(),
+            running.shared.inbox.syncs(),
+            running.shared.inbox.commits()
         ));
         Ok(())
     }

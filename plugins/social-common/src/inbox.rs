@@ -102,6 +102,11 @@ where
         self.group().syncs
     }
 
+    /// Commits that stored changes so far (with [`Inbox::syncs`]: how well they were grouped).
+    pub fn commits(&self) -> u64 {
+        self.group().applied
+    }
+
     fn group(&self) -> MutexGuard<'_, Group> {
         self.group.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -348,8 +348,10 @@ impl ChannelPlugin for Twitter {
         }
         running.runtime.shutdown(Duration::from_millis(500));
         self.host.info(&format!(
-            "X stopped; webhooks: {}",
-            running.shared.counters.summary()
+            "X stopped; webhooks: {}; journal: {} syncs for {} stored webhooks",
+            running.shared.counters.summary(),
+            running.shared.inbox.syncs(),
+            running.shared.inbox.commits()
         ));
         Ok(())
     }

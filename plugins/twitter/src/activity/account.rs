@@ -1,8 +1,7 @@
 //! X's Account Activity API payload (`for_user_id`, `direct_message_events`,
-//! `tweet_create_events`, `users`) read into the channel's own items. The only module that knows
-//! this JSON: the X Activity API (`dm.received`, `post.mention.create`) would be a second parser
-//! producing the same items.
+//! `tweet_create_events`, `users`) read into the channel's items.
 
+use super::{ActivityError, Author, DmEvent, Item, direct_messages};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -15,34 +14,6 @@ struct Activity {
     tweet_create_events: Vec<Tweet>,
     #[serde(default)]
     users: BTreeMap<String, User>,
-}
-
-#[derive(Debug, Deserialize)]
-struct DmEvent {
-    #[serde(rename = "type")]
-    kind: String,
-    id: String,
-    #[serde(default)]
-    created_timestamp: String,
-    message_create: Option<MessageCreate>,
-}
-
-#[derive(Debug, Deserialize)]
-struct MessageCreate {
-    sender_id: String,
-    target: Target,
-    message_data: MessageData,
-}
-
-#[derive(Debug, Deserialize)]
-struct Target {
-    recipient_id: String,
-}
-
-#[derive(Debug, Deserialize)]
-struct MessageData {
-    #[serde(default)]
-    text: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,91 +53,23 @@ struct TweetUser {
     screen_name: String,
 }
 
-/// Who wrote, as X names them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Author {
-    /// The user id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// `@handle` without the `@`.
-    pub handle: String,
-}
-
-/// One thing that happened, in the channel's words.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Item {
-    /// A direct message to the account.
-    Dm {
-        /// The DM event id.
-        id: String,
-        /// The sender.
-        from: Author,
-        /// The text.
-        text: String,
-        /// ms since the epoch.
-        at_ms: u64,
-    },
-    /// A public post mentioning (or replying to) the account.
-    Mention {
-        /// The post id (replies go to it).
-        id: String,
-        /// The author.
-        from: Author,
-        /// The text.
-        text: String,
-        /// ms since the epoch.
-        at_ms: u64,
-    },
-    /// Something the account itself sent (our own DM or post coming back), or not for us.
-    Ignored(String),
-}
-
-/// Why a body is not an Account Activity event.
-#[derive(Debug, thiserror::Error)]
-pub enum ActivityError {
-    /// Not JSON of the expected shape.
-    #[error("not an Account Activity event: {0}")]
-    Malformed(#[from] serde_json::Error),
-    /// For another account than ours.
-    #[error("an event for account {0}, not ours")]
-    OtherAccount(String),
-}
-
-/// Reads every DM and mention of one webhook body, in order.
+/// Reads every DM and mention of one Account Activity body, in order.
 pub fn parse(body: &[u8], account: &str) -> Result<Vec<Item>, ActivityError> {
     let activity: Activity = serde_json::from_slice(body)?;
     if activity.for_user_id != account {
         return Err(ActivityError::OtherAccount(activity.for_user_id));
     }
     let mut items = Vec::new();
-    for dm in activity.direct_message_events {
-        let Some(message) = dm.message_create.filter(|_| dm.kind == "message_create") else {
-            items.push(Item::Ignored(format!(
-                "a direct message event of type {}",
-                dm.kind
-            )));
-            continue;
-        };
-        if message.sender_id == account {
-            items.push(Item::Ignored(format!(
-                "our own direct message {} to {}",
-                dm.id, message.target.recipient_id
-            )));
-            continue;
-        }
-        let user = activity.users.get(&message.sender_id);
-        items.push(Item::Dm {
-            id: dm.id,
-            from: Author {
-                id: message.sender_id.clone(),
-                name: user.map(|u| u.name.clone()).unwrap_or_default(),
-                handle: user.map(|u| u.screen_name.clone()).unwrap_or_default(),
-            },
-            text: message.message_data.text,
-            at_ms: dm.created_timestamp.parse().unwrap_or(0),
-        });
-    }
+    let users = &activity.users;
+    items.extend(direct_messages(
+        activity.direct_message_events,
+        account,
+        |id| {
+            users
+                .get(id)
+                .map(|u| (u.name.clone(), u.screen_name.clone()))
+        },
+    ));
     for tweet in activity.tweet_create_events {
         if tweet.user.id_str == account {
             items.push(Item::Ignored(format!("our own post {}", tweet.id_str)));
