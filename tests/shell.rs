@@ -35,6 +35,11 @@ pub(crate) struct Rig {
 
 impl Rig {
     pub(crate) fn new() -> Self {
+        Self::with_demo_policy("capacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n")
+    }
+
+    /// The rig with `demo` as the demo channel's `[channels.demo]` policy.
+    pub(crate) fn with_demo_policy(demo: &str) -> Self {
         let install = Install::new();
         package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
         let voice = FixtureSpec {
@@ -44,11 +49,10 @@ impl Rig {
         install_fixture(&install.plugins, voice);
         let extra = "[core]\nnot_ready_reasons = [\"Break\", \"Lunch\"]\nwrap_up_required = true\n\
                      wrap_up_codes = [{ code = \"sale\", label = \"Sale\" }, { code = \"info\", label = \"Information\" }]\n\
-                     [channels.demo]\ncapacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n\
                      [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n\
                      [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = \"all\"\n";
         let extra = format!(
-            "{extra}[plugins.settings.\"{}\"]\nstatus = \"registered with the PBX\"\n",
+            "{extra}[channels.demo]\n{demo}[plugins.settings.\"{}\"]\nstatus = \"registered with the PBX\"\n",
             voice.id()
         );
         let config =
@@ -68,7 +72,7 @@ impl Rig {
         }
     }
 
-    fn desk(&self, agent: &str) -> Harness<'static, Desk> {
+    pub(crate) fn desk(&self, agent: &str) -> Harness<'static, Desk> {
         self.desk_with(agent, |client| client)
     }
 
@@ -97,7 +101,7 @@ impl Rig {
     }
 
     /// A new chat from the demo plugin's simulated customer.
-    fn new_chat(&self) {
+    pub(crate) fn new_chat(&self) {
         let command = Command::InvokeAction(InvokeAction {
             interaction: None,
             action: "new-conversation".into(),
@@ -105,7 +109,7 @@ impl Rig {
         self.plugins.send(DEMO, &command).expect("demo offers");
     }
 
-    fn snapshot(&self, agent: &str) -> agentdesk_host::service::AgentSnapshot {
+    pub(crate) fn snapshot(&self, agent: &str) -> agentdesk_host::service::AgentSnapshot {
         self.core
             .snapshot(agent)
             .expect("snapshot")

@@ -7,6 +7,8 @@ mod client_suite;
 mod cobrowse;
 mod compat;
 mod core_service;
+mod desk_glance;
+mod desk_notify;
 mod desk_process;
 mod desk_slow;
 mod email;

@@ -30,6 +30,8 @@ pub use info::DeskInfo;
 pub use pending::Pending;
 pub use plugin_table::{MissingRow, PluginRow, PluginTable};
 
+/// The Not Ready reason code the core sets on a channel whose offer rang out unanswered.
+pub use agentdesk_host::core::policy::MISSED_OFFER;
 /// The vocabulary the desk speaks with the core: commands, states and what a snapshot holds.
 pub use agentdesk_host::core::{
     AgentCommand, ChannelState, DISCONNECTED, InteractionState, Millis, NextState,

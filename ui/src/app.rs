@@ -3,6 +3,7 @@
 //! The window reaches the core only through a [`Connection`]; logging in does not hold up a frame.
 
 use crate::desk::Desk;
+use crate::notify::DbusNotifier;
 use crate::ring::{PlayerSink, RingSink, SilentSink};
 use agentdesk_client::{Connection, DeskClient, Pending};
 use eframe::egui;
@@ -72,9 +73,10 @@ impl App {
         match answer {
             Ok(client) => {
                 let wake = ctx.clone();
-                let mut desk = Desk::new(client, ring_sink(&self.data_dir), move || {
+                let desk = Desk::new(client, ring_sink(&self.data_dir), move || {
                     wake.request_repaint()
                 });
+                let mut desk = with_notifications(desk, ctx);
                 if std::mem::take(&mut self.ready) {
                     desk.ready_on_all_channels();
                 }
@@ -128,6 +130,17 @@ impl eframe::App for App {
             connection.close();
         }
     }
+}
+
+/// The desk with desktop notifications of offers over the D-Bus session bus, when there is one
+/// (nothing fails without it).
+fn with_notifications(mut desk: Desk, ctx: &egui::Context) -> Desk {
+    let wake = ctx.clone();
+    match DbusNotifier::connect(None, move || wake.request_repaint()) {
+        Ok(notifier) => desk.set_notifier(Box::new(notifier)),
+        Err(e) => tracing::info!("offers will not show as desktop notifications: {e}"),
+    }
+    desk
 }
 
 /// The system's audio player when there is one, else silence (nothing fails without sound).

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod desk;
+pub mod notify;
 pub mod plugin_table;
 pub mod ring;
 pub mod signals;

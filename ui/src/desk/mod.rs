@@ -6,19 +6,22 @@ mod channels;
 mod communicator;
 mod diagnostics;
 mod document;
+mod global;
 mod history;
 mod inflight;
 mod interaction;
 mod keys;
+pub mod look;
 mod offers;
 mod status;
 pub mod text;
 mod transcript;
 
-use crate::ring::{Ring, RingSink};
+use crate::notify::Notifier;
+use crate::ring::RingSink;
 use agentdesk_client::{
-    AgentCommand, AgentSnapshot, DeskClient, HistoryEntry, InteractionState, InteractionView,
-    LinkState, LiveLine, Pending,
+    AgentCommand, AgentSnapshot, ChannelState, DeskClient, HistoryEntry, InteractionState,
+    InteractionView, LinkState, LiveLine, Pending,
 };
 use crossbeam_channel::Receiver;
 use eframe::egui;
@@ -67,7 +70,12 @@ pub struct Desk {
     /// Whether to go Ready everywhere when it does.
     ready_when_connected: bool,
     ring: Box<dyn RingSink>,
-    announced: BTreeSet<u64>,
+    /// The offers announced (rung, notified), while in the list.
+    announced: BTreeMap<u64, offers::Ringing>,
+    /// Desktop notifications of offers while the window is not focused.
+    notifier: Option<Box<dyn Notifier>>,
+    /// Offers that rang out unanswered, shown until their channel is Ready again.
+    missed: Vec<offers::Missed>,
     tab: Tab,
     selected: Option<u64>,
     views: BTreeMap<u64, View>,
@@ -84,6 +92,8 @@ pub struct Desk {
     last_refusal: Option<String>,
     /// A failure with no spot (a query), shown in a bar at the bottom.
     error: Option<String>,
+    /// The window title last set.
+    title: String,
 }
 
 impl std::fmt::Debug for Desk {
@@ -144,7 +154,9 @@ impl Desk {
             connected: false,
             ready_when_connected: false,
             ring,
-            announced: BTreeSet::new(),
+            announced: BTreeMap::new(),
+            notifier: None,
+            missed: Vec::new(),
             tab: Tab::Work,
             selected: None,
             views: BTreeMap::new(),
@@ -159,6 +171,7 @@ impl Desk {
             refusals: BTreeMap::new(),
             last_refusal: None,
             error,
+            title: String::new(),
         }
     }
 
@@ -179,21 +192,30 @@ impl Desk {
             .collect()
     }
 
-    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`), as soon
-    /// as the agent's channels are known (the first snapshot).
+    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`, and the
+    /// global Ready on all), as soon as the agent's channels are known (the first snapshot).
+    /// Channels already Ready are left alone.
     pub fn ready_on_all_channels(&mut self) {
         if !self.connected {
             self.ready_when_connected = true;
             return;
         }
-        let channels = self.channel_names();
-        for channel in channels {
+        let channels: Vec<(String, ChannelState)> = self
+            .snap
+            .channels
+            .iter()
+            .filter(|c| c.state != ChannelState::Ready)
+            .map(|c| (c.channel.clone(), c.state.clone()))
+            .collect();
+        for (channel, state) in channels {
             let spot = Spot::Channel(channel.clone());
-            let what = format!("Log on {channel}");
-            let log_on = AgentCommand::LogOnChannel {
-                channel: channel.clone(),
-            };
-            self.send(spot.clone(), &what, log_on, After::Nothing);
+            if state == ChannelState::LoggedOff {
+                let what = format!("Log on {channel}");
+                let log_on = AgentCommand::LogOnChannel {
+                    channel: channel.clone(),
+                };
+                self.send(spot.clone(), &what, log_on, After::Nothing);
+            }
             let what = format!("Ready {channel}");
             self.send(
                 spot,
@@ -202,6 +224,11 @@ impl Desk {
                 After::Nothing,
             );
         }
+    }
+
+    /// Raises a desktop notification for each offer that rings while the window is not focused.
+    pub fn set_notifier(&mut self, notifier: Box<dyn Notifier>) {
+        self.notifier = Some(notifier);
     }
 
     /// The latest snapshot shown.
@@ -236,7 +263,7 @@ impl Desk {
         self.settle_answers();
         let open: BTreeSet<u64> = self.snap.interactions.iter().map(|i| i.key).collect();
         self.views.retain(|k, _| open.contains(k));
-        self.announced.retain(|k| open.contains(k));
+        self.offers_left(&open);
         self.refusals.retain(|spot, _| match spot {
             Spot::Interaction(k) | Spot::Composer(k) => open.contains(k),
             Spot::Channel(_) | Spot::Presence | Spot::Communicator => true,
@@ -262,7 +289,8 @@ impl Desk {
     /// Draws one frame.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.poll();
-        self.announce_offers(ui.ctx());
+        self.follow_offers(ui.ctx());
+        self.update_title(ui.ctx());
         self.handle_keys(ui.ctx());
         // Timers on screen (time in state, ACW countdown, offer countdown) move once a second;
         // nothing else repaints without an event, except answers on their way, looked for often.
@@ -295,8 +323,11 @@ impl Desk {
                 ] {
                     ui.selectable_value(&mut self.tab, tab, label);
                 }
+                ui.separator();
+                self.global_control(ui);
             });
         });
+        self.missed_notices(ui);
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if let Some(error) = self.error.clone() {
             egui::Panel::bottom("error").show(ui, |ui| {
@@ -317,23 +348,5 @@ impl Desk {
             Tab::History => self.history_tab(ui),
             Tab::Diagnostics => self.diagnostics(ui),
         });
-    }
-
-    fn announce_offers(&mut self, ctx: &egui::Context) {
-        let new: Vec<Ring> = self
-            .offers()
-            .filter(|i| !self.announced.contains(&i.key))
-            .map(|i| Ring {
-                key: i.key,
-                channel: i.channel.clone(),
-            })
-            .collect();
-        for ring in new {
-            self.announced.insert(ring.key);
-            self.ring.ring(&ring);
-            ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
-                egui::UserAttentionType::Critical,
-            ));
-        }
     }
 }
