@@ -11,6 +11,7 @@ mod desk_glance;
 mod desk_notify;
 mod desk_process;
 mod desk_slow;
+mod desk_work;
 mod email;
 mod facebook;
 mod facebook_crash;

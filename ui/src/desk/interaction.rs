@@ -21,27 +21,7 @@ impl Desk {
         egui::Panel::left("interaction-list")
             .resizable(true)
             .default_size(220.0)
-            .show(ui, |ui| {
-                ui.strong(format!("Open interactions ({})", list.len()));
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    for i in &list {
-                        let who = contact_name(i);
-                        let label = format!(
-                            "#{} {} · {} · {}",
-                            i.key,
-                            i.channel,
-                            who,
-                            text::interaction_state(&i.state)
-                        );
-                        if ui
-                            .selectable_label(self.selected == Some(i.key), label)
-                            .clicked()
-                        {
-                            self.selected = Some(i.key);
-                        }
-                    }
-                });
-            });
+            .show(ui, |ui| self.work_list(ui, &list));
         let Some(i) = self
             .selected
             .and_then(|k| list.iter().find(|i| i.key == k))
@@ -50,21 +30,7 @@ impl Desk {
             ui.centered_and_justified(|ui| ui.label("No interaction open"));
             return;
         };
-        egui::Panel::top("interaction-tabs").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                for t in &list {
-                    let label = format!("#{} {}", t.key, text::media(t.media));
-                    if ui
-                        .selectable_label(t.key == i.key, label)
-                        .on_hover_text(contact_name(t))
-                        .clicked()
-                    {
-                        self.selected = Some(t.key);
-                    }
-                }
-            });
-        });
-        self.refresh_transcript(&i);
+        egui::Panel::top("interaction-tabs").show(ui, |ui| self.work_tabs(ui, &list, i.key));
         egui::Panel::right("contact-history")
             .resizable(true)
             .default_size(220.0)
@@ -82,12 +48,16 @@ impl Desk {
 
     /// Fetches the transcript lines the snapshot says exist and the view has not got yet, one
     /// page at a time; lines come in a later frame.
-    fn refresh_transcript(&mut self, i: &InteractionView) {
+    pub(super) fn refresh_transcript(&mut self, i: &InteractionView) {
         let view = self.views.entry(i.key).or_default();
         if let Some(coming) = &mut view.lines_coming {
             match coming.poll() {
                 None => return,
-                Some(Ok(lines)) => view.lines.extend(lines),
+                Some(Ok(lines)) => {
+                    view.lines.extend(lines);
+                    // What was there when the desk first looked counts as seen.
+                    view.seen.get_or_insert(view.lines.len());
+                }
                 Some(Err(e)) => self.error = Some(format!("transcript of #{}: {e}", i.key)),
             }
             view.lines_coming = None;
@@ -369,18 +339,34 @@ impl Desk {
             }
             ui.horizontal(|ui| {
                 let label = ui.label("Message");
+                let id = ui.make_persistent_id(("composer", key));
+                // Enter sends, Shift+Enter starts a new line: take a plain Enter before the
+                // text field sees it.
+                let entered = writable
+                    && ui.memory(|m| m.has_focus(id))
+                    && ui.input_mut(|input| {
+                        let before = input.events.len();
+                        input.events.retain(|e| {
+                        !matches!(
+                            e,
+                            egui::Event::Key { key: egui::Key::Enter, pressed: true, modifiers, .. }
+                                if !modifiers.shift
+                        )
+                    });
+                        input.events.len() != before
+                    });
                 let view = self.views.entry(key).or_default();
-                let edit = ui
-                    .add_enabled(
-                        writable,
-                        egui::TextEdit::singleline(&mut view.composer)
-                            .hint_text("Type a message")
-                            .desired_width(ui.available_width() - 70.0),
-                    )
-                    .labelled_by(label.id);
+                ui.add_enabled(
+                    writable,
+                    egui::TextEdit::multiline(&mut view.composer)
+                        .id(id)
+                        .hint_text("Type a message (Enter sends, Shift+Enter new line)")
+                        .desired_rows(2)
+                        .desired_width(ui.available_width() - 70.0),
+                )
+                .labelled_by(label.id);
                 let typing = !view.composer.is_empty();
                 let typing_changed = typing != view.typing_sent;
-                let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                 let clicked = ui
                     .add_enabled(writable, egui::Button::new("Send"))
                     .clicked();

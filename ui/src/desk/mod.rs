@@ -16,6 +16,7 @@ mod offers;
 mod status;
 pub mod text;
 mod transcript;
+mod worklist;
 
 use crate::notify::Notifier;
 use crate::ring::RingSink;
@@ -54,6 +55,8 @@ struct View {
     history: Option<Vec<HistoryEntry>>,
     typing_sent: bool,
     page: usize,
+    /// Transcript lines seen on screen (`None` until the first lines came).
+    seen: Option<usize>,
     /// Transcript lines asked for and not yet come.
     lines_coming: Option<Pending<Vec<LiveLine>>>,
     /// The contact's history asked for and not yet come.
@@ -290,6 +293,7 @@ impl Desk {
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.poll();
         self.follow_offers(ui.ctx());
+        self.follow_transcripts();
         self.update_title(ui.ctx());
         self.handle_keys(ui.ctx());
         // Timers on screen (time in state, ACW countdown, offer countdown) move once a second;

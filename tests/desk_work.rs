@@ -1,0 +1,103 @@
+//! Interactions side by side (issue 22), driven headless through the desk's real widgets over the
+//! real core and the demo chat plugin (whose simulated customer answers every message): each
+//! interaction keeps its draft, a customer message in an interaction not on screen shows as an
+//! unread badge and a highlighted tab, and the composer is multi-line (Enter sends, Shift+Enter
+//! starts a new line).
+
+use crate::desk_glance::ready_on_all;
+use crate::shell::{Rig, accept_new_chat, click, has_label, settle};
+use agentdesk_host::service::{Answer, Query};
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+
+fn composer(desk: &Harness<'_, agentdesk_ui::desk::Desk>) -> String {
+    desk.get_by_label("Message").value().unwrap_or_default()
+}
+
+/// The agent's lines of `key` in the core's live transcript.
+fn agent_lines(rig: &Rig, key: u64) -> Vec<String> {
+    let Answer::LiveLines(lines) = rig
+        .core
+        .query(Query::Live {
+            agent: "ann".into(),
+            key,
+            offset: 0,
+            limit: 100,
+        })
+        .expect("live transcript")
+    else {
+        panic!("live lines")
+    };
+    lines
+        .into_iter()
+        .filter(|l| l.from_agent)
+        .map(|l| l.line.text)
+        .collect()
+}
+
+#[test]
+fn drafts_stay_with_their_interaction_and_a_background_message_shows_unread() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_on_all(&mut ann);
+    let a = accept_new_chat(&rig, &mut ann);
+    let b = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    let (entry_a, entry_b) = (format!("#{a} Demo Customer"), format!("#{b} Demo Customer"));
+
+    // A draft in A survives a visit to B.
+    click(&mut ann, &entry_a);
+    ann.get_by_label("Message").focus();
+    ann.get_by_label("Message").type_text("draft for A");
+    ann.step();
+    click(&mut ann, &entry_b);
+    assert_eq!(composer(&ann), "", "B has its own (empty) composer");
+    click(&mut ann, &entry_a);
+    assert_eq!(composer(&ann), "draft for A", "A's draft kept");
+
+    // The customer writes in A while B is on screen.
+    click(&mut ann, &entry_b);
+    settle(&mut ann, "nothing unread yet", |h| h.state().unread(a) == 0);
+    rig.core
+        .send_message("ann", a, "Are you still there?")
+        .expect("sent in A");
+    let highlighted = format!("#{a} conversation (1 new)");
+    settle(&mut ann, "A's tab highlighted", |h| {
+        has_label(h, &highlighted)
+    });
+    assert_eq!(ann.state().unread(a), 1, "the customer's answer, not ours");
+    assert_eq!(ann.state().unread(b), 0, "B is on screen");
+    assert!(
+        ann.query_by_label("1").is_some(),
+        "the badge on A's entry in the list"
+    );
+    click(&mut ann, &highlighted);
+    settle(&mut ann, "A read", |h| {
+        h.state().unread(a) == 0 && has_label(h, &format!("#{a} conversation"))
+    });
+    assert_eq!(composer(&ann), "draft for A", "still A's draft");
+}
+
+#[test]
+fn the_composer_sends_on_enter_and_starts_a_new_line_on_shift_enter() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_on_all(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    ann.get_by_label("Message").focus();
+    ann.get_by_label("Message").type_text("first line");
+    ann.step();
+    ann.key_press_modifiers(egui::Modifiers::SHIFT, egui::Key::Enter);
+    ann.step();
+    ann.get_by_label("Message").type_text("second line");
+    ann.step();
+    assert_eq!(composer(&ann), "first line\nsecond line");
+    assert!(agent_lines(&rig, chat).is_empty(), "nothing sent yet");
+    ann.key_press(egui::Key::Enter);
+    ann.step();
+    settle(&mut ann, "the composer emptied", |h| composer(h).is_empty());
+    assert_eq!(agent_lines(&rig, chat), ["first line\nsecond line"]);
+}
