@@ -101,3 +101,18 @@ fn the_composer_sends_on_enter_and_starts_a_new_line_on_shift_enter() {
     settle(&mut ann, "the composer emptied", |h| composer(h).is_empty());
     assert_eq!(agent_lines(&rig, chat), ["first line\nsecond line"]);
 }
+
+#[test]
+fn the_open_tab_is_remembered_for_the_next_desk() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    click(&mut ann, "History");
+    let layout = ann.state().layout();
+    let saved = layout.to_json();
+    drop(ann);
+    let mut again = rig.desk("ann");
+    assert_eq!(again.state().tab(), agentdesk_ui::desk::Tab::Work);
+    let restored = agentdesk_ui::desk::layout::Layout::load(Some(&saved));
+    again.state_mut().restore_layout(&restored);
+    assert_eq!(again.state().tab(), agentdesk_ui::desk::Tab::History);
+}

@@ -3,6 +3,7 @@
 //! The window reaches the core only through a [`Connection`]; logging in does not hold up a frame.
 
 use crate::desk::Desk;
+use crate::desk::layout::{self, Layout};
 use crate::notify::DbusNotifier;
 use crate::ring::{PlayerSink, RingSink, SilentSink};
 use agentdesk_client::{Connection, DeskClient, Pending};
@@ -22,6 +23,8 @@ pub struct App {
     desk: Option<Desk>,
     picked: Option<String>,
     error: Option<String>,
+    /// The desk's layout as last saved (taken up when the desk opens).
+    layout: Layout,
 }
 
 impl App {
@@ -47,7 +50,14 @@ impl App {
             desk: None,
             picked: agent,
             error: None,
+            layout: Layout::default(),
         }
+    }
+
+    /// Opens the desk with `layout` (as remembered from the last run).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Takes the answers to the agent list and to a login when they come.
@@ -77,6 +87,7 @@ impl App {
                     wake.request_repaint()
                 });
                 let mut desk = with_notifications(desk, ctx);
+                desk.restore_layout(&self.layout);
                 if std::mem::take(&mut self.ready) {
                     desk.ready_on_all_channels();
                 }
@@ -121,6 +132,12 @@ impl eframe::App for App {
         match &mut self.desk {
             Some(desk) => desk.ui(ui),
             None => self.picker(ui),
+        }
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if let Some(desk) = &self.desk {
+            storage.set_string(layout::KEY, desk.layout().to_json());
         }
     }
 
@@ -198,6 +215,9 @@ pub fn run(
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 760.0])
             .with_title("agentdesk"),
+        // The window's size and position and the panels' widths (egui's memory) are remembered
+        // in the data directory; a damaged file is ignored (eframe logs it).
+        persistence_path: Some(data_dir.join("desk-window.ron")),
         ..Default::default()
     };
     eframe::run_native(
@@ -218,13 +238,11 @@ pub fn run(
                     "SIGTERM and SIGINT will end the desktop without stopping plugins: {e}"
                 );
             }
-            Ok(Box::new(App::new(
-                connection,
-                data_dir,
-                agent,
-                ready,
-                &cc.egui_ctx,
-            )))
+            let saved = cc.storage.and_then(|s| s.get_string(layout::KEY));
+            Ok(Box::new(
+                App::new(connection, data_dir, agent, ready, &cc.egui_ctx)
+                    .with_layout(Layout::load(saved.as_deref())),
+            ))
         }),
     )
     .map_err(|e| e.to_string())

@@ -11,6 +11,7 @@ mod history;
 mod inflight;
 mod interaction;
 mod keys;
+pub mod layout;
 pub mod look;
 mod offers;
 mod status;
