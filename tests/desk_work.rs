@@ -116,3 +116,55 @@ fn the_open_tab_is_remembered_for_the_next_desk() {
     again.state_mut().restore_layout(&restored);
     assert_eq!(again.state().tab(), agentdesk_ui::desk::Tab::History);
 }
+
+/// What the demo channel would say of its conversation `n` (the demo numbers them from 1).
+fn rules(n: usize, can_reply: bool, max_length: Option<u32>) -> plugin_api::Event {
+    plugin_api::Event::ConversationRules(plugin_api::ConversationRules {
+        interaction: plugin_api::InteractionId::new(format!("demo-{n}")),
+        can_reply,
+        reason: if can_reply {
+            String::new()
+        } else {
+            "the 24-hour reply window closed".into()
+        },
+        window_closes_at: None,
+        max_length,
+        counting: plugin_api::LengthCounting::Characters,
+        public: false,
+    })
+}
+
+#[test]
+fn the_composer_counts_characters_where_the_channel_limits_length_and_says_when_replies_close() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_on_all(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    rig.core
+        .plugin_event("agentdesk.demo", rules(1, true, Some(10)))
+        .expect("rules");
+    settle(&mut ann, "the counter", |h| has_label(h, "0/10"));
+    ann.get_by_label("Message").focus();
+    ann.get_by_label("Message").type_text("hello");
+    ann.step();
+    assert!(has_label(&ann, "5/10"));
+    ann.get_by_label("Message").type_text(" there, world");
+    ann.step();
+    assert!(has_label(&ann, "18/10"), "past the limit");
+    ann.key_press(egui::Key::Enter);
+    ann.step();
+    ann.get_by_label("Send").click();
+    ann.step();
+    assert!(
+        agent_lines(&rig, chat).is_empty(),
+        "nothing too long is sent"
+    );
+    rig.core
+        .plugin_event("agentdesk.demo", rules(1, false, Some(10)))
+        .expect("rules");
+    settle(&mut ann, "replies closed", |h| {
+        has_label(h, "Replies are closed: the 24-hour reply window closed")
+    });
+}

@@ -7,7 +7,8 @@
 use crate::core::{InteractionKey, Millis};
 use crate::storage::TranscriptLine;
 use plugin_api::{
-    AttachmentRef, CaseField, CustomAction, Event, InteractionId, MediaState, MessageContent, Party,
+    AttachmentRef, CaseField, ConversationRules, CustomAction, Event, InteractionId, MediaState,
+    MessageContent, Party,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -26,6 +27,7 @@ pub fn interaction_of(event: &Event) -> Option<&InteractionId> {
         Event::CaseDataChanged(e) => &e.interaction,
         Event::ActionsChanged(e) => &e.interaction,
         Event::LinkCode(e) => &e.interaction,
+        Event::ConversationRules(e) => &e.interaction,
         _ => return None,
     })
 }
@@ -49,6 +51,11 @@ pub struct DetailView {
     /// make); the agent's request did not happen.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
+    /// What replies may be now, as the channel last said (plugin-api 1.2 `conversation-rules`):
+    /// whether a reply can be sent, the largest reply and how it is counted. Not stored: the
+    /// channel says it again when it matters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rules: Option<ConversationRules>,
 }
 
 /// What a plugin declared about an interaction that must survive a restart (kept in the
@@ -250,9 +257,10 @@ impl Details {
             | Event::PartyLeft(_)
             | Event::CaseDataChanged(_)
             | Event::ActionsChanged(_) => Change::Declared,
-            Event::MessageReceived(_) | Event::Typing(_) | Event::MediaStateChanged(_) => {
-                Change::Live
-            }
+            Event::MessageReceived(_)
+            | Event::Typing(_)
+            | Event::MediaStateChanged(_)
+            | Event::ConversationRules(_) => Change::Live,
             _ => Change::None,
         };
         match event {
@@ -313,6 +321,7 @@ impl Details {
                 }
             }
             Event::ActionsChanged(a) => view.actions = a.actions.clone(),
+            Event::ConversationRules(r) => view.rules = Some(r.clone()),
             _ => {}
         }
         change

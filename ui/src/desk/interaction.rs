@@ -330,13 +330,17 @@ impl Desk {
     /// A transcript (virtualised rows) with links on numbers and addresses, and a composer.
     fn conversation(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
         let key = i.key;
-        let writable = i.state == InteractionState::Active && i.supports("send-message");
+        let rules = i.detail.rules.as_ref();
+        let writable = i.state == InteractionState::Active
+            && i.supports("send-message")
+            && rules.is_none_or(|r| r.can_reply);
         // Typing is sent only to a channel that declared it.
         let tells_typing = i.supports("set-typing");
         egui::Panel::bottom(("composer", key)).show(ui, |ui| {
             if !i.detail.typing.is_empty() {
                 ui.label(format!("{} typing", i.detail.typing.join(", ")));
             }
+            super::limits::notice(ui, rules);
             ui.horizontal(|ui| {
                 let label = ui.label("Message");
                 let id = ui.make_persistent_id(("composer", key));
@@ -362,20 +366,21 @@ impl Desk {
                         .id(id)
                         .hint_text("Type a message (Enter sends, Shift+Enter new line)")
                         .desired_rows(2)
-                        .desired_width(ui.available_width() - 70.0),
+                        .desired_width(ui.available_width() - 130.0),
                 )
                 .labelled_by(label.id);
+                let fits = super::limits::counter(ui, rules, &view.composer);
                 let typing = !view.composer.is_empty();
                 let typing_changed = typing != view.typing_sent;
                 let clicked = ui
-                    .add_enabled(writable, egui::Button::new("Send"))
+                    .add_enabled(writable && fits, egui::Button::new("Send"))
                     .clicked();
                 if typing_changed && tells_typing {
                     view.typing_sent = typing;
                     let act = Interact::Typing(typing);
                     self.act(Spot::Composer(key), "Typing", key, act);
                 }
-                if clicked || entered {
+                if (clicked || entered) && fits {
                     self.send_composed(key);
                 }
             });

@@ -12,6 +12,7 @@ mod inflight;
 mod interaction;
 mod keys;
 pub mod layout;
+mod limits;
 pub mod look;
 mod offers;
 mod status;
