@@ -168,3 +168,37 @@ fn the_composer_counts_characters_where_the_channel_limits_length_and_says_when_
         has_label(h, "Replies are closed: the 24-hour reply window closed")
     });
 }
+
+/// Picks `item` in the combo box `combo` (opening it unless it is still open: a click through
+/// AccessKit does not close it).
+fn choose(desk: &mut Harness<'_, agentdesk_ui::desk::Desk>, combo: &str, item: &str) {
+    if !has_label(desk, item) {
+        click(desk, combo);
+    }
+    click(desk, item);
+}
+
+#[test]
+fn history_opens_with_the_agents_recent_interactions_filtered_by_channel_and_outcome() {
+    let rig = Rig::new();
+    let mut ann = rig.desk("ann");
+    ready_on_all(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "History");
+    let entry = |h: &Harness<'_, agentdesk_ui::desk::Desk>| {
+        h.query_by_label_contains(&format!("#{chat} demo "))
+            .is_some()
+    };
+    settle(&mut ann, "the open chat among the recent ones", |h| {
+        entry(h) && has_label(h, "Last 24 hours (1)")
+    });
+    choose(&mut ann, "Channel", "voice");
+    settle(&mut ann, "no voice interaction", |h| {
+        !entry(h) && has_label(h, "nothing handled yet")
+    });
+    choose(&mut ann, "Channel", "all channels");
+    choose(&mut ann, "Outcome", "open");
+    settle(&mut ann, "the chat is open", entry);
+    choose(&mut ann, "Outcome", "done");
+    settle(&mut ann, "and not done", |h| !entry(h));
+}

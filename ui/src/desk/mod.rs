@@ -15,6 +15,7 @@ pub mod layout;
 mod limits;
 pub mod look;
 mod offers;
+mod recent;
 mod status;
 pub mod text;
 mod transcript;
@@ -89,6 +90,7 @@ pub struct Desk {
     palette: Option<String>,
     communicator: Option<communicator::Communicator>,
     search: history::Search,
+    recent: recent::Recent,
     previews: document::Previews,
     plugins: diagnostics::PluginsView,
     inflight: Vec<InFlight>,
@@ -170,6 +172,7 @@ impl Desk {
             palette: None,
             communicator: None,
             search: history::Search::default(),
+            recent: recent::Recent::default(),
             previews: document::Previews::default(),
             plugins: diagnostics::PluginsView::default(),
             inflight: Vec::new(),
