@@ -202,3 +202,58 @@ fn history_opens_with_the_agents_recent_interactions_filtered_by_channel_and_out
     choose(&mut ann, "Outcome", "done");
     settle(&mut ann, "and not done", |h| !entry(h));
 }
+
+#[test]
+fn a_standard_response_is_found_with_a_slash_filled_in_and_an_unknown_placeholder_holds_send() {
+    let rig = Rig::with_config(
+        "[[core.responses]]\nname = \"Greeting\"\ncategory = \"Openers\"\n\
+         text = \"Hello {contact.first_name}, this is {agent.name}.\"\n\
+         [[core.responses]]\nname = \"Order status\"\ncategory = \"Orders\"\n\
+         text = \"Order {order.id} left our warehouse today.\"\n\
+         [[core.responses]]\nname = \"Billing only\"\nqueues = [\"billing\"]\ntext = \"Not for chats\"\n",
+    );
+    let mut ann = rig.desk("ann");
+    ready_on_all(&mut ann);
+    let chat = accept_new_chat(&rig, &mut ann);
+    click(&mut ann, "Interactions");
+    settle(&mut ann, "the composer", |h| has_label(h, "Message"));
+    ann.get_by_label("Message").focus();
+    ann.get_by_label("Message").type_text("/");
+    ann.step();
+    settle(&mut ann, "the responses of the chat's queue", |h| {
+        has_label(h, "Openers: Greeting") && has_label(h, "Orders: Order status")
+    });
+    assert!(!has_label(&ann, "Billing only"), "another queue's response");
+    ann.get_by_label("Message").type_text("greet");
+    settle(&mut ann, "the list filtered", |h| {
+        !has_label(h, "Orders: Order status") && has_label(h, "Openers: Greeting")
+    });
+    ann.key_press(egui::Key::Enter);
+    ann.step();
+    assert_eq!(composer(&ann), "Hello Demo, this is Ann.", "filled in");
+    assert!(
+        agent_lines(&rig, chat).is_empty(),
+        "inserted for editing, not sent"
+    );
+
+    // A placeholder the desk cannot fill stays in the text and holds Send back.
+    ann.get_by_label("Message").focus();
+    ann.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    ann.step();
+    ann.get_by_label("Message").type_text("/order");
+    ann.step();
+    click(&mut ann, "Orders: Order status");
+    assert_eq!(composer(&ann), "Order {order.id} left our warehouse today.");
+    settle(&mut ann, "the warning", |h| {
+        has_label(
+            h,
+            "Fill in {order.id} before sending (the desk does not know it)",
+        )
+    });
+    ann.get_by_label("Send").click();
+    ann.step();
+    assert!(
+        agent_lines(&rig, chat).is_empty(),
+        "not sent with the placeholder"
+    );
+}

@@ -38,8 +38,20 @@ impl Rig {
         Self::with_demo_policy("capacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n")
     }
 
+    /// The rig with `more` added to its configuration's `[core]` section.
+    pub(crate) fn with_config(more: &str) -> Self {
+        Self::with(
+            "capacity = 2\nacw = { mode = \"extendable\", secs = 30 }\n",
+            more,
+        )
+    }
+
     /// The rig with `demo` as the demo channel's `[channels.demo]` policy.
     pub(crate) fn with_demo_policy(demo: &str) -> Self {
+        Self::with(demo, "")
+    }
+
+    fn with(demo: &str, more: &str) -> Self {
         let install = Install::new();
         package(&first_party_library("agentdesk_demo"), &install.plugins).expect("package demo");
         let voice = FixtureSpec {
@@ -47,12 +59,12 @@ impl Rig {
             ..FixtureSpec::new("dialer")
         };
         install_fixture(&install.plugins, voice);
-        let extra = "[core]\nnot_ready_reasons = [\"Break\", \"Lunch\"]\nwrap_up_required = true\n\
-                     wrap_up_codes = [{ code = \"sale\", label = \"Sale\" }, { code = \"info\", label = \"Information\" }]\n\
-                     [[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n\
-                     [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = \"all\"\n";
+        let core = "[core]\nnot_ready_reasons = [\"Break\", \"Lunch\"]\nwrap_up_required = true\n\
+                    wrap_up_codes = [{ code = \"sale\", label = \"Sale\" }, { code = \"info\", label = \"Information\" }]\n";
+        let agents = "[[agents]]\nid = \"ann\"\nname = \"Ann\"\nchannels = \"all\"\n\
+                      [[agents]]\nid = \"bob\"\nname = \"Bob\"\nchannels = \"all\"\n";
         let extra = format!(
-            "{extra}[channels.demo]\n{demo}[plugins.settings.\"{}\"]\nstatus = \"registered with the PBX\"\n",
+            "{core}{more}{agents}[channels.demo]\n{demo}[plugins.settings.\"{}\"]\nstatus = \"registered with the PBX\"\n",
             voice.id()
         );
         let config =

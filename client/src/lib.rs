@@ -26,7 +26,7 @@ pub mod remote;
 pub mod slow;
 
 pub use error::ClientError;
-pub use info::DeskInfo;
+pub use info::{DeskInfo, StandardResponse};
 pub use pending::Pending;
 pub use plugin_table::{MissingRow, PluginRow, PluginTable};
 

@@ -341,35 +341,42 @@ impl Desk {
                 ui.label(format!("{} typing", i.detail.typing.join(", ")));
             }
             super::limits::notice(ui, rules);
-            ui.horizontal(|ui| {
-                let label = ui.label("Message");
-                let id = ui.make_persistent_id(("composer", key));
-                // Enter sends, Shift+Enter starts a new line: take a plain Enter before the
-                // text field sees it.
-                let entered = writable
-                    && ui.memory(|m| m.has_focus(id))
-                    && ui.input_mut(|input| {
-                        let before = input.events.len();
-                        input.events.retain(|e| {
+            let id = ui.make_persistent_id(("composer", key));
+            // Enter sends, Shift+Enter starts a new line: take a plain Enter before the text
+            // field sees it. While the composer lists standard responses (`/`), Enter takes the
+            // first one instead.
+            let mut entered = writable
+                && ui.memory(|m| m.has_focus(id))
+                && ui.input_mut(|input| {
+                    let before = input.events.len();
+                    input.events.retain(|e| {
                         !matches!(
                             e,
                             egui::Event::Key { key: egui::Key::Enter, pressed: true, modifiers, .. }
                                 if !modifiers.shift
                         )
                     });
-                        input.events.len() != before
-                    });
+                    input.events.len() != before
+                });
+            if self.response_picker(ui, i, entered) {
+                entered = false;
+            }
+            let filled = self.unfilled_notice(ui, key);
+            ui.horizontal(|ui| {
+                let label = ui.label("Message");
                 let view = self.views.entry(key).or_default();
                 ui.add_enabled(
                     writable,
                     egui::TextEdit::multiline(&mut view.composer)
                         .id(id)
-                        .hint_text("Type a message (Enter sends, Shift+Enter new line)")
+                        .hint_text(
+                            "Type a message (Enter sends, Shift+Enter new line, / responses)",
+                        )
                         .desired_rows(2)
                         .desired_width(ui.available_width() - 130.0),
                 )
                 .labelled_by(label.id);
-                let fits = super::limits::counter(ui, rules, &view.composer);
+                let fits = super::limits::counter(ui, rules, &view.composer) && filled;
                 let typing = !view.composer.is_empty();
                 let typing_changed = typing != view.typing_sent;
                 let clicked = ui

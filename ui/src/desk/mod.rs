@@ -16,6 +16,7 @@ mod limits;
 pub mod look;
 mod offers;
 mod recent;
+mod responses;
 mod status;
 pub mod text;
 mod transcript;
@@ -58,6 +59,8 @@ struct View {
     history: Option<Vec<HistoryEntry>>,
     typing_sent: bool,
     page: usize,
+    /// Placeholders of a standard response the desk could not fill, while still in the composer.
+    unfilled: Vec<String>,
     /// Transcript lines seen on screen (`None` until the first lines came).
     seen: Option<usize>,
     /// Transcript lines asked for and not yet come.
