@@ -47,8 +47,14 @@ impl Desk {
     pub(super) fn work_list(&mut self, ui: &mut egui::Ui, list: &[InteractionView]) {
         let now = self.now();
         ui.strong(format!("Open interactions ({})", list.len()));
-        egui::ScrollArea::vertical().show(ui, |ui| {
-            for i in list {
+        // One line per entry, so only the rows on screen are laid out, however many are open.
+        let row = ui
+            .spacing()
+            .interact_size
+            .y
+            .max(ui.text_style_height(&egui::TextStyle::Body));
+        egui::ScrollArea::vertical().show_rows(ui, row, list.len(), |ui, rows| {
+            for i in &list[rows] {
                 let unread = self.unread(i.key);
                 ui.horizontal(|ui| {
                     look::media_icon(ui, i.media);
