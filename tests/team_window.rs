@@ -136,7 +136,8 @@ fn the_real_window_works_through_the_hub() {
     let logged = std::fs::read_to_string(&log).expect("the window's log");
     assert!(
         logged.contains("Failed to parse RON"),
-        "the damaged state was logged: {logged}"
+        "the damaged state was logged: {logged}; state now: {:?}",
+        std::fs::read_to_string(&saved)
     );
     // Closing saved the window state again, with the desk's layout in it.
     let state = std::fs::read_to_string(&saved).expect("saved on close");
