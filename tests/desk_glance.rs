@@ -132,8 +132,8 @@ fn the_offer_toast_shows_contact_queue_and_a_running_countdown() {
         has_label(h, &format!("Accept #{key}"))
     });
     assert!(
-        ann.query_all_by_label("CHAT").count() == 2 && has_label(&ann, "Demo Customer"),
-        "the icon (in the toast and the list) and the contact"
+        has_label(&ann, "CHAT") && has_label(&ann, "Demo Customer"),
+        "the icon and the contact"
     );
     assert!(
         ann.query_by_label_contains("on demo · queue ").is_some(),

@@ -11,7 +11,9 @@ use eframe::egui;
 impl Desk {
     pub(super) fn global_control(&mut self, ui: &mut egui::Ui) {
         let me = look::agent(&self.snap);
-        look::chip(ui, me, &format!("State: {}", me.word())).on_hover_text(self.state_summary());
+        look::chip(ui, me, &format!("State: {}", me.word())).on_hover_ui(|ui| {
+            ui.label(self.state_summary());
+        });
         let can_ready = self
             .snap
             .channels

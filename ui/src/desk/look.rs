@@ -119,6 +119,9 @@ pub fn icon(media: Media) -> &'static str {
     }
 }
 
+/// The fill of a channel icon's box.
+pub const ICON_FILL: egui::Color32 = egui::Color32::from_rgb(55, 105, 175);
+
 /// Draws a medium's icon.
 pub fn media_icon(ui: &mut egui::Ui, media: Media) -> egui::Response {
     let text = egui::RichText::new(icon(media))
@@ -126,7 +129,7 @@ pub fn media_icon(ui: &mut egui::Ui, media: Media) -> egui::Response {
         .strong()
         .color(egui::Color32::WHITE);
     egui::Frame::new()
-        .fill(egui::Color32::from_rgb(55, 105, 175))
+        .fill(ICON_FILL)
         .corner_radius(3.0)
         .inner_margin(egui::Margin::symmetric(3, 1))
         .show(ui, |ui| ui.label(text))

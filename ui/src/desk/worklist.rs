@@ -56,40 +56,11 @@ impl Desk {
         egui::ScrollArea::vertical().show_rows(ui, row, list.len(), |ui, rows| {
             for i in &list[rows] {
                 let unread = self.unread(i.key);
-                ui.horizontal(|ui| {
-                    look::media_icon(ui, i.media);
-                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                        if unread > 0 {
-                            badge(ui, unread);
-                        }
-                        let (words, look) = since(i, now);
-                        match look {
-                            Some(look) => look::coloured(ui, look, words),
-                            None => ui.label(words),
-                        };
-                        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
-                            ui.style_mut().wrap_mode = Some(egui::TextWrapMode::Truncate);
-                            let who = super::interaction::contact_name(i);
-                            let mut label = egui::RichText::new(format!("#{} {who}", i.key));
-                            if unread > 0 {
-                                label = label.strong();
-                            }
-                            let entry = ui
-                                .add(egui::Button::selectable(
-                                    self.selected == Some(i.key),
-                                    label,
-                                ))
-                                .on_hover_text(format!(
-                                    "{who} · {} · {}",
-                                    i.channel,
-                                    text::interaction_state(&i.state)
-                                ));
-                            if entry.clicked() {
-                                self.selected = Some(i.key);
-                            }
-                        });
-                    });
-                });
+                let selected = self.selected == Some(i.key);
+                let entry = entry_row(ui, i, row, selected, unread, now);
+                if entry.clicked() {
+                    self.selected = Some(i.key);
+                }
             }
         });
     }
@@ -134,20 +105,106 @@ fn since(i: &InteractionView, now: u64) -> (String, Option<Look>) {
     }
 }
 
-/// The count of unread messages in a red bubble.
-fn badge(ui: &mut egui::Ui, unread: usize) {
-    egui::Frame::new()
-        .fill(Look::NotReady.colour())
-        .corner_radius(8.0)
-        .inner_margin(egui::Margin::symmetric(5, 0))
-        .show(ui, |ui| {
-            ui.label(
-                egui::RichText::new(unread.to_string())
-                    .small()
-                    .strong()
-                    .color(egui::Color32::WHITE),
-            )
-        })
-        .response
-        .on_hover_text(format!("{unread} new from the customer"));
+/// One entry of the list, drawn as one widget (the list is redrawn every frame: no child layouts
+/// per row): the channel's icon, `#key contact` cut to the width, the time on the right and the
+/// unread count in a red bubble. Screen readers get `#key contact` as a selectable label.
+fn entry_row(
+    ui: &mut egui::Ui,
+    i: &InteractionView,
+    height: f32,
+    selected: bool,
+    unread: usize,
+    now: u64,
+) -> egui::Response {
+    let who = super::interaction::contact_name(i);
+    // What a screen reader says (and the text drawn before the bubble).
+    let label = if unread > 0 {
+        format!("#{} {who} ({unread} new)", i.key)
+    } else {
+        format!("#{} {who}", i.key)
+    };
+    let drawn = format!("#{} {who}", i.key);
+    let width = ui.available_width();
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(width, height), egui::Sense::click());
+    response.widget_info(|| egui::WidgetInfo::selected(egui::Role::Button, true, selected, &label));
+    if ui.is_rect_visible(rect) {
+        let visuals = ui.style().interact_selectable(&response, selected);
+        let painter = ui.painter();
+        if selected || response.hovered() {
+            painter.rect_filled(rect, 3.0, visuals.weak_bg_fill);
+        }
+        let pad = 4.0;
+        let small = egui::TextStyle::Small.resolve(ui.style());
+        // The channel's icon.
+        let icon = painter.layout_no_wrap(
+            look::icon(i.media).into(),
+            small.clone(),
+            egui::Color32::WHITE,
+        );
+        let icon_rect = egui::Rect::from_min_size(
+            egui::pos2(
+                rect.left() + 2.0,
+                rect.center().y - icon.size().y / 2.0 - 1.0,
+            ),
+            icon.size() + egui::vec2(6.0, 2.0),
+        );
+        painter.rect_filled(icon_rect, 3.0, look::ICON_FILL);
+        painter.galley(
+            icon_rect.min + egui::vec2(3.0, 1.0),
+            icon,
+            egui::Color32::WHITE,
+        );
+        // From the right: the unread bubble, then the time.
+        let mut right = rect.right() - pad;
+        if unread > 0 {
+            let count =
+                painter.layout_no_wrap(unread.to_string(), small.clone(), egui::Color32::WHITE);
+            let bubble = egui::Rect::from_min_max(
+                egui::pos2(
+                    right - count.size().x - 10.0,
+                    rect.center().y - count.size().y / 2.0 - 1.0,
+                ),
+                egui::pos2(right, rect.center().y + count.size().y / 2.0 + 1.0),
+            );
+            painter.rect_filled(bubble, 8.0, Look::NotReady.colour());
+            painter.galley(
+                bubble.min + egui::vec2(5.0, 1.0),
+                count,
+                egui::Color32::WHITE,
+            );
+            right = bubble.left() - pad;
+        }
+        let (words, look) = since(i, now);
+        let colour = look.map_or(visuals.text_color(), Look::colour);
+        let body = egui::TextStyle::Body.resolve(ui.style());
+        let time = painter.layout_no_wrap(words, body.clone(), colour);
+        let time_pos = egui::pos2(right - time.size().x, rect.center().y - time.size().y / 2.0);
+        let name_left = icon_rect.right() + pad;
+        let name_width = (time_pos.x - pad - name_left).max(0.0);
+        painter.galley(time_pos, time, colour);
+        // The name, cut to what is left.
+        let text_colour = if unread > 0 {
+            ui.visuals().strong_text_color()
+        } else {
+            visuals.text_color()
+        };
+        let mut job = egui::text::LayoutJob::single_section(
+            drawn,
+            egui::TextFormat::simple(body, text_colour),
+        );
+        job.wrap = egui::text::TextWrapping::truncate_at_width(name_width);
+        let name = painter.layout_job(job);
+        let name_pos = egui::pos2(name_left, rect.center().y - name.size().y / 2.0);
+        painter.galley(name_pos, name, text_colour);
+    }
+    response.on_hover_ui(|ui| {
+        ui.label(format!(
+            "{who} · {} · {}",
+            i.channel,
+            text::interaction_state(&i.state)
+        ));
+        if unread > 0 {
+            ui.label(format!("{unread} new from the customer"));
+        }
+    })
 }
