@@ -8,7 +8,7 @@ use crate::support::Install;
 use agentdesk_client::in_process::InProcess;
 use agentdesk_client::remote::{Remote, RemoteOptions};
 use agentdesk_client::{
-    AgentCommand, AgentSnapshot, ChannelState, ClientError, Connection, DeskClient,
+    AgentCommand, AgentSnapshot, ChannelState, ClientError, Connection, DeskClient, HistoryFilter,
     InteractionState, InteractionView,
 };
 use agentdesk_host::AdminConfig;
@@ -617,6 +617,21 @@ pub(crate) fn history_is_searched_and_a_stored_transcript_read(rig: &dyn ClientR
             .expect("search")
             .is_empty()
     );
+    // The agent's own recent interactions (what the desk's history opens with), filtered.
+    let recent = |agent: &dyn DeskClient, channel: Option<&str>, outcome: Option<&str>| {
+        let filter = HistoryFilter {
+            channel: channel.map(str::to_string),
+            outcome: outcome.map(str::to_string),
+        };
+        let found = agent.recent(&filter, 10).wait(WAIT).expect("recent");
+        found.iter().map(|e| e.key).collect::<Vec<_>>()
+    };
+    assert_eq!(recent(&*ann, None, None), [key]);
+    assert_eq!(recent(&*ann, Some("chat"), Some("done")), [key]);
+    assert!(recent(&*ann, Some("email"), None).is_empty());
+    assert!(recent(&*ann, None, Some("abandoned")).is_empty());
+    let bob = log_in(rig, "bob");
+    assert!(recent(&*bob, None, None).is_empty(), "only Ann's");
     let lines = ann.transcript(key, 0, 10).wait(WAIT).expect("transcript");
     assert_eq!(lines[0].text, "My invoice number is 4711");
     let none = ann.contact_history(key, 10).wait(WAIT).expect("history");

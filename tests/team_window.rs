@@ -1,7 +1,8 @@
 //! The real desktop window on a team: `agentdesk run --hub … --agent ann --ready` under Xvfb
 //! (software OpenGL), talking to the `agentdesk hub` process over a real `nats-server`. The
 //! window logs Ann in and makes her Ready through the hub, the demo customer's chat rings on it,
-//! and SIGTERM closes it cleanly. (CI installs xvfb and libgl1-mesa-dri.)
+//! and SIGTERM closes it cleanly, saving its window state (a damaged saved state, left there
+//! before it started, was ignored with a log line). (CI installs xvfb and libgl1-mesa-dri.)
 
 use crate::nats::NatsServer;
 use crate::support::Install;
@@ -76,6 +77,11 @@ fn the_real_window_works_through_the_hub() {
     let config = install.write_config(&["agentdesk.demo"], extra);
     let _hub = start_hub(&config, &nats.url);
 
+    // A damaged saved window state: ignored, never a crash.
+    let saved = install.data.join("desk-window.ron");
+    std::fs::create_dir_all(&install.data).expect("data dir");
+    std::fs::write(&saved, "(\"agentdesk.desk-layout\": not ron").expect("damaged state");
+    let log = install.dir.path().join("window.log");
     let mut window = Command::new(workspace_artifacts().join("agentdesk"))
         .args(["--config", &config.display().to_string()])
         .args(["run", "--hub", &nats.url, "--agent", "ann", "--ready"])
@@ -84,6 +90,7 @@ fn the_real_window_works_through_the_hub() {
         .env_remove("WAYLAND_DISPLAY")
         .env_remove("AGENTDESK_CONFIG")
         .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
         .spawn()
         .expect("the desktop starts");
     // Through the hub, as a supervisor sees it: Ann logged in by the window, Ready on demo, and
@@ -126,4 +133,16 @@ fn the_real_window_works_through_the_hub() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exited.success(), "{exited:?}");
+    let logged = std::fs::read_to_string(&log).expect("the window's log");
+    assert!(
+        logged.contains("Failed to parse RON"),
+        "the damaged state was logged: {logged}; state now: {:?}",
+        std::fs::read_to_string(&saved)
+    );
+    // Closing saved the window state again, with the desk's layout in it.
+    let state = std::fs::read_to_string(&saved).expect("saved on close");
+    assert!(
+        state.contains("agentdesk.desk-layout") && state.contains("interactions"),
+        "{state}"
+    );
 }

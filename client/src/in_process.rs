@@ -319,6 +319,19 @@ impl DeskClient for Session {
         })
     }
 
+    fn recent(&self, filter: &crate::HistoryFilter, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        let query = Query::Recent {
+            agent: self.agent.clone(),
+            channel: filter.channel.clone(),
+            outcome: filter.outcome.clone(),
+            limit,
+        };
+        self.query(query, "the recent interactions", |a| match a {
+            Answer::Entries(entries) => Some(entries),
+            _ => None,
+        })
+    }
+
     fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>> {
         let query = Query::Transcript { key, offset, limit };
         self.query(query, "a transcript", |a| match a {

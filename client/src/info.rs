@@ -3,6 +3,7 @@
 //! the desk only offers what they allow.
 
 use agentdesk_host::config::AcwPolicy;
+pub use agentdesk_host::config::StandardResponse;
 use agentdesk_host::core::Policy;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,6 +21,9 @@ pub struct DeskInfo {
     pub extendable_acw: BTreeMap<String, u64>,
     /// Every agent (id, name): colleagues to consult.
     pub agents: Vec<(String, String)>,
+    /// Standard responses the composer offers.
+    #[serde(default)]
+    pub responses: Vec<StandardResponse>,
 }
 
 impl DeskInfo {
@@ -52,6 +56,7 @@ impl DeskInfo {
                 .iter()
                 .map(|a| (a.id.clone(), a.name.clone()))
                 .collect(),
+            responses: policy.responses.clone(),
         }
     }
 }

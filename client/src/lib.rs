@@ -26,10 +26,12 @@ pub mod remote;
 pub mod slow;
 
 pub use error::ClientError;
-pub use info::DeskInfo;
+pub use info::{DeskInfo, StandardResponse};
 pub use pending::Pending;
 pub use plugin_table::{MissingRow, PluginRow, PluginTable};
 
+/// The Not Ready reason code the core sets on a channel whose offer rang out unanswered.
+pub use agentdesk_host::core::policy::MISSED_OFFER;
 /// The vocabulary the desk speaks with the core: commands, states and what a snapshot holds.
 pub use agentdesk_host::core::{
     AgentCommand, ChannelState, DISCONNECTED, InteractionState, Millis, NextState,
@@ -50,6 +52,17 @@ pub struct TeamView {
     pub at: Millis,
 }
 pub use agentdesk_host::storage::history::{HistoryEntry, TranscriptLine};
+
+/// Which of the agent's past interactions to list (the desk's history opens with them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryFilter {
+    /// Only this channel.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// Only this outcome (`done`, `ended`, `abandoned`, `rejected`, `forwarded`, "" while open).
+    #[serde(default)]
+    pub outcome: Option<String>,
+}
 
 /// Numbers and addresses in a text (links on a transcript).
 pub use agentdesk_host::contacts::recognise_addresses;
@@ -112,6 +125,8 @@ pub trait DeskClient: Send + Sync {
     fn presence(&self) -> Pending<Vec<Presence>>;
     /// Past interactions whose transcript or subject has `text` (all, newest first, when none).
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>>;
+    /// The interactions this agent handled last, newest first, as `filter` says.
+    fn recent(&self, filter: &HistoryFilter, limit: usize) -> Pending<Vec<HistoryEntry>>;
     /// A page of a stored transcript.
     fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>>;
     /// The bytes of a file an interaction carries (a page preview, an email's attachment), for

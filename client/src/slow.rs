@@ -81,6 +81,9 @@ impl DeskClient for Slow {
     fn search(&self, text: Option<&str>, limit: usize) -> Pending<Vec<HistoryEntry>> {
         self.inner.search(text, limit).held_for(self.delay)
     }
+    fn recent(&self, filter: &crate::HistoryFilter, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        self.inner.recent(filter, limit).held_for(self.delay)
+    }
     fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>> {
         self.inner
             .transcript(key, offset, limit)

@@ -86,6 +86,8 @@ pub struct CoreSection {
     /// A snapshot of the core state is written after this many journal events (and at stop), so
     /// start-up replays only what follows it. 0: only at stop.
     pub snapshot_every_events: u64,
+    /// Standard responses agents insert from the composer.
+    pub responses: Vec<StandardResponse>,
 }
 
 impl Default for CoreSection {
@@ -103,8 +105,26 @@ impl Default for CoreSection {
             dedup_days: 30,
             exclusive: Vec::new(),
             snapshot_every_events: 100_000,
+            responses: Vec::new(),
         }
     }
+}
+
+/// `[[core.responses]]`: a standard (canned) response. Its text may hold placeholders the desk
+/// fills in: `{contact.name}`, `{contact.first_name}`, `{agent.name}`, `{agent.first_name}`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StandardResponse {
+    /// Its name, as agents search for it.
+    pub name: String,
+    /// Its category (responses are listed by category).
+    #[serde(default)]
+    pub category: String,
+    /// The queues it is offered for (their interactions); empty: every queue.
+    #[serde(default)]
+    pub queues: Vec<String>,
+    /// The text, with placeholders.
+    pub text: String,
 }
 
 /// `[[core.wrap_up_codes]]`.

@@ -382,6 +382,9 @@ async fn handle(state: &Arc<State>, subject: &str, body: &[u8]) -> Result<Answer
         Request::Search { text, limit } => settled(session.search(text.as_deref(), limit))
             .await
             .map(Answer::Entries),
+        Request::Recent { filter, limit } => settled(session.recent(&filter, limit))
+            .await
+            .map(Answer::Entries),
         Request::Presence => settled(session.presence()).await.map(Answer::Presence),
         Request::Transcript { key, offset, limit } => {
             settled(session.transcript(key, offset, limit))

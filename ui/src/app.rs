@@ -3,6 +3,8 @@
 //! The window reaches the core only through a [`Connection`]; logging in does not hold up a frame.
 
 use crate::desk::Desk;
+use crate::desk::layout::{self, Layout};
+use crate::notify::DbusNotifier;
 use crate::ring::{PlayerSink, RingSink, SilentSink};
 use agentdesk_client::{Connection, DeskClient, Pending};
 use eframe::egui;
@@ -21,6 +23,8 @@ pub struct App {
     desk: Option<Desk>,
     picked: Option<String>,
     error: Option<String>,
+    /// The desk's layout as last saved (taken up when the desk opens).
+    layout: Layout,
 }
 
 impl App {
@@ -46,7 +50,14 @@ impl App {
             desk: None,
             picked: agent,
             error: None,
+            layout: Layout::default(),
         }
+    }
+
+    /// Opens the desk with `layout` (as remembered from the last run).
+    pub fn with_layout(mut self, layout: Layout) -> Self {
+        self.layout = layout;
+        self
     }
 
     /// Takes the answers to the agent list and to a login when they come.
@@ -72,9 +83,11 @@ impl App {
         match answer {
             Ok(client) => {
                 let wake = ctx.clone();
-                let mut desk = Desk::new(client, ring_sink(&self.data_dir), move || {
+                let desk = Desk::new(client, ring_sink(&self.data_dir), move || {
                     wake.request_repaint()
                 });
+                let mut desk = with_notifications(desk, ctx);
+                desk.restore_layout(&self.layout);
                 if std::mem::take(&mut self.ready) {
                     desk.ready_on_all_channels();
                 }
@@ -122,12 +135,29 @@ impl eframe::App for App {
         }
     }
 
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if let Some(desk) = &self.desk {
+            storage.set_string(layout::KEY, desk.layout().to_json());
+        }
+    }
+
     fn on_exit(&mut self, _gl: Option<&eframe::glow::Context>) {
         self.desk = None;
         if let Some(connection) = self.connection.take() {
             connection.close();
         }
     }
+}
+
+/// The desk with desktop notifications of offers over the D-Bus session bus, when there is one
+/// (nothing fails without it).
+fn with_notifications(mut desk: Desk, ctx: &egui::Context) -> Desk {
+    let wake = ctx.clone();
+    match DbusNotifier::connect(None, move || wake.request_repaint()) {
+        Ok(notifier) => desk.set_notifier(Box::new(notifier)),
+        Err(e) => tracing::info!("offers will not show as desktop notifications: {e}"),
+    }
+    desk
 }
 
 /// The system's audio player when there is one, else silence (nothing fails without sound).
@@ -185,6 +215,9 @@ pub fn run(
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1200.0, 760.0])
             .with_title("agentdesk"),
+        // The window's size and position and the panels' widths (egui's memory) are remembered
+        // in the data directory; a damaged file is ignored (eframe logs it).
+        persistence_path: Some(data_dir.join("desk-window.ron")),
         ..Default::default()
     };
     eframe::run_native(
@@ -205,13 +238,11 @@ pub fn run(
                     "SIGTERM and SIGINT will end the desktop without stopping plugins: {e}"
                 );
             }
-            Ok(Box::new(App::new(
-                connection,
-                data_dir,
-                agent,
-                ready,
-                &cc.egui_ctx,
-            )))
+            let saved = cc.storage.and_then(|s| s.get_string(layout::KEY));
+            Ok(Box::new(
+                App::new(connection, data_dir, agent, ready, &cc.egui_ctx)
+                    .with_layout(Layout::load(saved.as_deref())),
+            ))
         }),
     )
     .map_err(|e| e.to_string())

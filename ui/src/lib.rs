@@ -6,6 +6,7 @@
 pub mod app;
 pub mod desk;
 pub mod logging;
+pub mod notify;
 pub mod plugin_table;
 pub mod ring;
 pub mod signals;

@@ -626,6 +626,17 @@ impl DeskClient for Session {
         })
     }
 
+    fn recent(&self, filter: &crate::HistoryFilter, limit: usize) -> Pending<Vec<HistoryEntry>> {
+        let request = Request::Recent {
+            filter: filter.clone(),
+            limit,
+        };
+        self.ask(request, "the recent interactions", |a| match a {
+            Answer::Entries(entries) => Some(entries),
+            _ => None,
+        })
+    }
+
     fn transcript(&self, key: u64, offset: usize, limit: usize) -> Pending<Vec<TranscriptLine>> {
         let request = Request::Transcript { key, offset, limit };
         self.ask(request, "a transcript", |a| match a {

@@ -150,6 +150,13 @@ pub enum Request {
         /// At most this many.
         limit: usize,
     },
+    /// The interactions the agent handled last.
+    Recent {
+        /// Which.
+        filter: crate::HistoryFilter,
+        /// At most this many.
+        limit: usize,
+    },
     /// A history search.
     Search {
         /// Words.

@@ -57,6 +57,8 @@ pub struct Policy {
     /// Journal events between two snapshots of the core state (0: only at stop). The service
     /// writes them; the rules never read this.
     pub snapshot_every: u64,
+    /// Standard responses, served to the desks (the rules never read them).
+    pub responses: Vec<crate::config::StandardResponse>,
 }
 
 /// The Not Ready reason a team hub gives an agent whose desktop went silent (so nothing rings
@@ -110,6 +112,7 @@ impl Policy {
             capabilities: BTreeMap::new(),
             never_saved: BTreeSet::new(),
             snapshot_every: config.core.snapshot_every_events,
+            responses: config.core.responses.clone(),
         }
     }
 

@@ -127,6 +127,18 @@ pub(super) enum Request {
 /// A question about history and contacts.
 #[derive(Debug, Clone)]
 pub enum Query {
+    /// The interactions an agent handled last, newest first, of one channel and/or with one
+    /// outcome when given (the desk's history opens with them).
+    Recent {
+        /// The agent.
+        agent: String,
+        /// Only this channel.
+        channel: Option<String>,
+        /// Only this outcome (`done`, `ended`, `abandoned`, ..., "" while open).
+        outcome: Option<String>,
+        /// At most this many.
+        limit: usize,
+    },
     /// Interactions of a contact and/or matching text, newest first.
     Search {
         /// The contact.

@@ -48,6 +48,16 @@ impl Worker {
                     .search(contact, text.as_deref(), limit)
                     .map_err(failed)?,
             ),
+            Query::Recent {
+                agent,
+                channel,
+                outcome,
+                limit,
+            } => Answer::Entries(
+                history
+                    .recent(&agent, channel.as_deref(), outcome.as_deref(), limit)
+                    .map_err(failed)?,
+            ),
             Query::Live {
                 key, offset, limit, ..
             } => Answer::LiveLines(

@@ -3,7 +3,7 @@
 
 use super::detail::{DetailView, Details};
 use crate::core::{ChannelState, Core, InteractionKey, InteractionState, Millis};
-use plugin_api::{Address, ChannelStatus, Contact, Media};
+use plugin_api::{Address, ChannelStatus, Contact, Media, Route};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -97,6 +97,9 @@ pub struct InteractionView {
     /// lists it, and it closes when the host restarts. The desk says "not saved".
     #[serde(default)]
     pub never_saved: bool,
+    /// Where it was routed (a queue, an agent, an extension): the offer toast names the queue.
+    #[serde(default)]
+    pub route: Option<Route>,
 }
 
 impl InteractionView {
@@ -153,6 +156,7 @@ pub fn of_agent(
             detail: details.view(i.key),
             commands: core.policy().commands_of(&i.plugin),
             never_saved: core.policy().never_saves(&i.channel),
+            route: Some(i.route.clone()),
         })
         .collect();
     Some(AgentSnapshot {

@@ -393,6 +393,40 @@ impl History {
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
+    /// The interactions `agent` handled last, newest first: of one channel and/or with one
+    /// outcome (`done`, `ended`, ..., "" while open) when given.
+    pub fn recent(
+        &self,
+        agent: &str,
+        channel: Option<&str>,
+        outcome: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, HistoryError> {
+        let mut select = self
+            .conn
+            .prepare(
+                "SELECT key, channel, contact_id, subject, arrived_at, agent, outcome, wrap_up FROM interactions
+                 WHERE agent = ?1 AND (?2 IS NULL OR channel = ?2) AND (?3 IS NULL OR outcome = ?3)
+                 ORDER BY arrived_at DESC, key DESC LIMIT ?4",
+            )
+            .map_err(self.err())?;
+        let rows = select
+            .query_map(params![agent, channel, outcome, limit as i64], |r| {
+                Ok(HistoryEntry {
+                    key: r.get::<_, i64>(0)? as u64,
+                    channel: r.get(1)?,
+                    contact: r.get(2)?,
+                    subject: r.get(3)?,
+                    arrived_at: r.get::<_, i64>(4)? as u64,
+                    agent: r.get(5)?,
+                    outcome: r.get(6)?,
+                    wrap_up: r.get(7)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
     /// The contact an interaction is linked to.
     pub fn contact_of(&self, key: InteractionKey) -> Result<Option<ContactId>, HistoryError> {
         self.conn

@@ -2,6 +2,7 @@
 //! a reason, log on/off per channel; Do Not Disturb for all channels; call forwarding.
 
 use super::inflight::{After, Spot};
+use super::look::{self, Look};
 use super::{Desk, text};
 use agentdesk_client::{AgentCommand, ChannelState};
 use eframe::egui;
@@ -43,7 +44,8 @@ impl Desk {
             for ch in &channels {
                 let name = &ch.channel;
                 ui.label(name);
-                ui.label(text::channel_state(&ch.state));
+                let state = Look::of(&ch.state);
+                look::chip(ui, state, &text::channel_state(&ch.state));
                 ui.label(text::duration(now.saturating_sub(ch.since)));
                 ui.label(format!("{}/{}", ch.load, ch.capacity));
                 let spot = Spot::Channel(name.clone());

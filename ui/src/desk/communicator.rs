@@ -47,6 +47,15 @@ impl Communicator {
         }
     }
 
+    /// How a colleague looks as a whole (the colour their words are shown in).
+    fn look(&self, agent: &str) -> super::look::Look {
+        use super::look::{Look, overall};
+        match self.presence.iter().find(|p| p.agent == agent) {
+            Some(p) if p.logged_in => overall(p.dnd, p.channels.iter().map(|(_, s)| Look::of(s))),
+            _ => Look::LoggedOff,
+        }
+    }
+
     /// A colleague's presence in words: logged off, Do Not Disturb, each channel's state.
     fn words(&self, agent: &str) -> String {
         let Some(p) = self.presence.iter().find(|p| p.agent == agent) else {
@@ -121,7 +130,7 @@ impl Desk {
                 for (id, name) in &colleagues {
                     ui.horizontal(|ui| {
                         ui.label(format!("{name} ({id})"));
-                        ui.label(state.words(id));
+                        super::look::coloured(ui, state.look(id), state.words(id));
                         let button =
                             ui.add_enabled(has_im, egui::Button::new(format!("IM {name}")));
                         if button.clicked()

@@ -53,6 +53,11 @@ impl Desk {
 
     pub(super) fn history_tab(&mut self, ui: &mut egui::Ui) {
         self.take_search_answers();
+        if let Some(key) = self.recent_interactions(ui) {
+            let coming = self.client.transcript(key, 0, 500);
+            self.search.transcript_coming = Some((key, coming));
+        }
+        ui.separator();
         ui.heading("Search past interactions");
         ui.horizontal(|ui| {
             let label = ui.label("Search for");
@@ -72,10 +77,10 @@ impl Desk {
                 ui.label("searching");
             }
         });
-        let Some(results) = self.search.results.clone() else {
-            return;
-        };
-        ui.label(format!("{} found", results.len()));
+        let results = self.search.results.clone().unwrap_or_default();
+        if self.search.results.is_some() {
+            ui.label(format!("{} found", results.len()));
+        }
         egui::ScrollArea::vertical().show(ui, |ui| {
             for e in &results {
                 if ui.link(entry_line(e)).clicked() {
@@ -130,10 +135,12 @@ impl Desk {
 
     /// Whether a search or transcript is on its way.
     pub(super) fn searching(&self) -> bool {
-        self.search.results_coming.is_some() || self.search.transcript_coming.is_some()
+        self.search.results_coming.is_some()
+            || self.search.transcript_coming.is_some()
+            || self.recent.coming()
     }
 }
-fn entry_line(e: &HistoryEntry) -> String {
+pub(super) fn entry_line(e: &HistoryEntry) -> String {
     let outcome = if e.outcome.is_empty() {
         "open"
     } else {

@@ -21,27 +21,7 @@ impl Desk {
         egui::Panel::left("interaction-list")
             .resizable(true)
             .default_size(220.0)
-            .show(ui, |ui| {
-                ui.strong(format!("Open interactions ({})", list.len()));
-                egui::ScrollArea::vertical().show(ui, |ui| {
-                    for i in &list {
-                        let who = contact_name(i);
-                        let label = format!(
-                            "#{} {} · {} · {}",
-                            i.key,
-                            i.channel,
-                            who,
-                            text::interaction_state(&i.state)
-                        );
-                        if ui
-                            .selectable_label(self.selected == Some(i.key), label)
-                            .clicked()
-                        {
-                            self.selected = Some(i.key);
-                        }
-                    }
-                });
-            });
+            .show(ui, |ui| self.work_list(ui, &list));
         let Some(i) = self
             .selected
             .and_then(|k| list.iter().find(|i| i.key == k))
@@ -50,21 +30,7 @@ impl Desk {
             ui.centered_and_justified(|ui| ui.label("No interaction open"));
             return;
         };
-        egui::Panel::top("interaction-tabs").show(ui, |ui| {
-            ui.horizontal_wrapped(|ui| {
-                for t in &list {
-                    let label = format!("#{} {}", t.key, text::media(t.media));
-                    if ui
-                        .selectable_label(t.key == i.key, label)
-                        .on_hover_text(contact_name(t))
-                        .clicked()
-                    {
-                        self.selected = Some(t.key);
-                    }
-                }
-            });
-        });
-        self.refresh_transcript(&i);
+        egui::Panel::top("interaction-tabs").show(ui, |ui| self.work_tabs(ui, &list, i.key));
         egui::Panel::right("contact-history")
             .resizable(true)
             .default_size(220.0)
@@ -82,12 +48,16 @@ impl Desk {
 
     /// Fetches the transcript lines the snapshot says exist and the view has not got yet, one
     /// page at a time; lines come in a later frame.
-    fn refresh_transcript(&mut self, i: &InteractionView) {
+    pub(super) fn refresh_transcript(&mut self, i: &InteractionView) {
         let view = self.views.entry(i.key).or_default();
         if let Some(coming) = &mut view.lines_coming {
             match coming.poll() {
                 None => return,
-                Some(Ok(lines)) => view.lines.extend(lines),
+                Some(Ok(lines)) => {
+                    view.lines.extend(lines);
+                    // What was there when the desk first looked counts as seen.
+                    view.seen.get_or_insert(view.lines.len());
+                }
                 Some(Err(e)) => self.error = Some(format!("transcript of #{}: {e}", i.key)),
             }
             view.lines_coming = None;
@@ -380,36 +350,64 @@ impl Desk {
     /// A transcript (virtualised rows) with links on numbers and addresses, and a composer.
     fn conversation(&mut self, ui: &mut egui::Ui, i: &InteractionView) {
         let key = i.key;
-        let writable = i.state == InteractionState::Active && i.supports("send-message");
+        let rules = i.detail.rules.as_ref();
+        let writable = i.state == InteractionState::Active
+            && i.supports("send-message")
+            && rules.is_none_or(|r| r.can_reply);
         // Typing is sent only to a channel that declared it.
         let tells_typing = i.supports("set-typing");
         egui::Panel::bottom(("composer", key)).show(ui, |ui| {
             if !i.detail.typing.is_empty() {
                 ui.label(format!("{} typing", i.detail.typing.join(", ")));
             }
+            super::limits::notice(ui, rules);
+            let id = ui.make_persistent_id(("composer", key));
+            // Enter sends, Shift+Enter starts a new line: take a plain Enter before the text
+            // field sees it. While the composer lists standard responses (`/`), Enter takes the
+            // first one instead.
+            let mut entered = writable
+                && ui.memory(|m| m.has_focus(id))
+                && ui.input_mut(|input| {
+                    let before = input.events.len();
+                    input.events.retain(|e| {
+                        !matches!(
+                            e,
+                            egui::Event::Key { key: egui::Key::Enter, pressed: true, modifiers, .. }
+                                if !modifiers.shift
+                        )
+                    });
+                    input.events.len() != before
+                });
+            if self.response_picker(ui, i, entered) {
+                entered = false;
+            }
+            let filled = self.unfilled_notice(ui, key);
             ui.horizontal(|ui| {
                 let label = ui.label("Message");
                 let view = self.views.entry(key).or_default();
-                let edit = ui
-                    .add_enabled(
-                        writable,
-                        egui::TextEdit::singleline(&mut view.composer)
-                            .hint_text("Type a message")
-                            .desired_width(ui.available_width() - 70.0),
-                    )
-                    .labelled_by(label.id);
+                ui.add_enabled(
+                    writable,
+                    egui::TextEdit::multiline(&mut view.composer)
+                        .id(id)
+                        .hint_text(
+                            "Type a message (Enter sends, Shift+Enter new line, / responses)",
+                        )
+                        .desired_rows(2)
+                        .desired_width(ui.available_width() - 130.0),
+                )
+                .labelled_by(label.id);
+                let fits = super::limits::counter(ui, rules, &view.composer) && filled;
                 let typing = !view.composer.is_empty();
                 let typing_changed = typing != view.typing_sent;
-                let entered = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                 let clicked = ui
-                    .add_enabled(writable, egui::Button::new("Send"))
+                    .add_enabled(writable && fits, egui::Button::new("Send"))
                     .clicked();
                 if typing_changed && tells_typing {
                     view.typing_sent = typing;
                     let act = Interact::Typing(typing);
                     self.act(Spot::Composer(key), "Typing", key, act);
                 }
-                if clicked || entered {
+                if (clicked || entered) && fits {
                     self.send_composed(key);
                 }
             });

@@ -6,20 +6,28 @@ mod channels;
 mod communicator;
 mod diagnostics;
 mod document;
+mod global;
 mod history;
 mod inflight;
 mod interaction;
 mod keys;
+pub mod layout;
+mod limits;
 pub mod links;
+pub mod look;
 mod offers;
+mod recent;
+mod responses;
 mod status;
 pub mod text;
 mod transcript;
+mod worklist;
 
-use crate::ring::{Ring, RingSink};
+use crate::notify::Notifier;
+use crate::ring::RingSink;
 use agentdesk_client::{
-    AgentCommand, AgentSnapshot, DeskClient, HistoryEntry, InteractionState, InteractionView,
-    LinkState, LiveLine, Pending,
+    AgentCommand, AgentSnapshot, ChannelState, DeskClient, HistoryEntry, InteractionState,
+    InteractionView, LinkState, LiveLine, Pending,
 };
 use crossbeam_channel::Receiver;
 use eframe::egui;
@@ -53,6 +61,10 @@ struct View {
     history: Option<Vec<HistoryEntry>>,
     typing_sent: bool,
     page: usize,
+    /// Placeholders of a standard response the desk could not fill, while still in the composer.
+    unfilled: Vec<String>,
+    /// Transcript lines seen on screen (`None` until the first lines came).
+    seen: Option<usize>,
     /// Transcript lines asked for and not yet come.
     lines_coming: Option<Pending<Vec<LiveLine>>>,
     /// The contact's history asked for and not yet come.
@@ -69,7 +81,12 @@ pub struct Desk {
     /// Whether to go Ready everywhere when it does.
     ready_when_connected: bool,
     ring: Box<dyn RingSink>,
-    announced: BTreeSet<u64>,
+    /// The offers announced (rung, notified), while in the list.
+    announced: BTreeMap<u64, offers::Ringing>,
+    /// Desktop notifications of offers while the window is not focused.
+    notifier: Option<Box<dyn Notifier>>,
+    /// Offers that rang out unanswered, shown until their channel is Ready again.
+    missed: Vec<offers::Missed>,
     tab: Tab,
     selected: Option<u64>,
     views: BTreeMap<u64, View>,
@@ -78,6 +95,7 @@ pub struct Desk {
     palette: Option<String>,
     communicator: Option<communicator::Communicator>,
     search: history::Search,
+    recent: recent::Recent,
     previews: document::Previews,
     plugins: diagnostics::PluginsView,
     inflight: Vec<InFlight>,
@@ -86,6 +104,8 @@ pub struct Desk {
     last_refusal: Option<String>,
     /// A failure with no spot (a query), shown in a bar at the bottom.
     error: Option<String>,
+    /// The window title last set.
+    title: String,
 }
 
 impl std::fmt::Debug for Desk {
@@ -146,7 +166,9 @@ impl Desk {
             connected: false,
             ready_when_connected: false,
             ring,
-            announced: BTreeSet::new(),
+            announced: BTreeMap::new(),
+            notifier: None,
+            missed: Vec::new(),
             tab: Tab::Work,
             selected: None,
             views: BTreeMap::new(),
@@ -155,12 +177,14 @@ impl Desk {
             palette: None,
             communicator: None,
             search: history::Search::default(),
+            recent: recent::Recent::default(),
             previews: document::Previews::default(),
             plugins: diagnostics::PluginsView::default(),
             inflight: Vec::new(),
             refusals: BTreeMap::new(),
             last_refusal: None,
             error,
+            title: String::new(),
         }
     }
 
@@ -181,21 +205,30 @@ impl Desk {
             .collect()
     }
 
-    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`), as soon
-    /// as the agent's channels are known (the first snapshot).
+    /// Logs on to every assigned channel and sets it Ready (`agentdesk run --ready`, and the
+    /// global Ready on all), as soon as the agent's channels are known (the first snapshot).
+    /// Channels already Ready are left alone.
     pub fn ready_on_all_channels(&mut self) {
         if !self.connected {
             self.ready_when_connected = true;
             return;
         }
-        let channels = self.channel_names();
-        for channel in channels {
+        let channels: Vec<(String, ChannelState)> = self
+            .snap
+            .channels
+            .iter()
+            .filter(|c| c.state != ChannelState::Ready)
+            .map(|c| (c.channel.clone(), c.state.clone()))
+            .collect();
+        for (channel, state) in channels {
             let spot = Spot::Channel(channel.clone());
-            let what = format!("Log on {channel}");
-            let log_on = AgentCommand::LogOnChannel {
-                channel: channel.clone(),
-            };
-            self.send(spot.clone(), &what, log_on, After::Nothing);
+            if state == ChannelState::LoggedOff {
+                let what = format!("Log on {channel}");
+                let log_on = AgentCommand::LogOnChannel {
+                    channel: channel.clone(),
+                };
+                self.send(spot.clone(), &what, log_on, After::Nothing);
+            }
             let what = format!("Ready {channel}");
             self.send(
                 spot,
@@ -204,6 +237,11 @@ impl Desk {
                 After::Nothing,
             );
         }
+    }
+
+    /// Raises a desktop notification for each offer that rings while the window is not focused.
+    pub fn set_notifier(&mut self, notifier: Box<dyn Notifier>) {
+        self.notifier = Some(notifier);
     }
 
     /// The latest snapshot shown.
@@ -238,7 +276,7 @@ impl Desk {
         self.settle_answers();
         let open: BTreeSet<u64> = self.snap.interactions.iter().map(|i| i.key).collect();
         self.views.retain(|k, _| open.contains(k));
-        self.announced.retain(|k| open.contains(k));
+        self.offers_left(&open);
         self.refusals.retain(|spot, _| match spot {
             Spot::Interaction(k) | Spot::Composer(k) => open.contains(k),
             Spot::Channel(_) | Spot::Presence | Spot::Communicator => true,
@@ -264,7 +302,9 @@ impl Desk {
     /// Draws one frame.
     pub fn ui(&mut self, ui: &mut egui::Ui) {
         self.poll();
-        self.announce_offers(ui.ctx());
+        self.follow_offers(ui.ctx());
+        self.follow_transcripts();
+        self.update_title(ui.ctx());
         self.handle_keys(ui.ctx());
         // Timers on screen (time in state, ACW countdown, offer countdown) move once a second;
         // nothing else repaints without an event, except answers on their way, looked for often.
@@ -297,8 +337,11 @@ impl Desk {
                 ] {
                     ui.selectable_value(&mut self.tab, tab, label);
                 }
+                ui.separator();
+                self.global_control(ui);
             });
         });
+        self.missed_notices(ui);
         egui::Panel::bottom("status").show(ui, |ui| self.status_bar(ui));
         if let Some(error) = self.error.clone() {
             egui::Panel::bottom("error").show(ui, |ui| {
@@ -319,25 +362,5 @@ impl Desk {
             Tab::History => self.history_tab(ui),
             Tab::Diagnostics => self.diagnostics(ui),
         });
-    }
-
-    fn announce_offers(&mut self, ctx: &egui::Context) {
-        let new: Vec<Ring> = self
-            .offers()
-            .filter(|i| !self.announced.contains(&i.key))
-            .map(|i| Ring {
-                key: i.key,
-                channel: i.channel.clone(),
-                // Internal IM (never saved): a colleague, not a customer, so a soft chime.
-                soft: i.never_saved,
-            })
-            .collect();
-        for ring in new {
-            self.announced.insert(ring.key);
-            self.ring.ring(&ring);
-            ctx.send_viewport_cmd(egui::ViewportCommand::RequestUserAttention(
-                egui::UserAttentionType::Critical,
-            ));
-        }
     }
 }

@@ -2,6 +2,7 @@
 //! with Extend where the policy allows it.
 
 use super::inflight::{After, Spot};
+use super::look::{self, Look};
 use super::{Desk, text};
 use agentdesk_client::{AgentCommand, ChannelState};
 use eframe::egui;
@@ -13,11 +14,8 @@ impl Desk {
         ui.horizontal_wrapped(|ui| {
             for ch in &channels {
                 let since = text::duration(now.saturating_sub(ch.since));
-                ui.label(format!(
-                    "{}: {} {since}",
-                    ch.channel,
-                    text::channel_state(&ch.state)
-                ));
+                let words = format!("{}: {} {since}", ch.channel, text::channel_state(&ch.state));
+                look::coloured(ui, Look::of(&ch.state), words);
                 if let ChannelState::AfterCallWork {
                     ends_at, min_until, ..
                 } = &ch.state
@@ -70,7 +68,7 @@ impl Desk {
                 ui.separator();
             }
             if self.snap.dnd {
-                ui.strong("Do Not Disturb");
+                look::coloured(ui, Look::DoNotDisturb, "Do Not Disturb");
                 ui.separator();
             }
             match &self.snap.forward_to {
