@@ -167,6 +167,25 @@ fn the_composer_counts_characters_where_the_channel_limits_length_and_says_when_
     settle(&mut ann, "replies closed", |h| {
         has_label(h, "Replies are closed: the 24-hour reply window closed")
     });
+    // A read receipt (plugin-api 1.2) shows under the transcript; a later delivery one does not
+    // take it back.
+    for state in [
+        plugin_api::ReceiptState::Read,
+        plugin_api::ReceiptState::Delivered,
+    ] {
+        let receipt = plugin_api::Event::Receipt(plugin_api::Receipt {
+            interaction: plugin_api::InteractionId::new("demo-1"),
+            state,
+            message: None,
+            up_to: Some(1),
+        });
+        rig.core
+            .plugin_event("agentdesk.demo", receipt)
+            .expect("receipt");
+        settle(&mut ann, "the read receipt", |h| {
+            has_label(h, "Read by the customer")
+        });
+    }
 }
 
 /// Picks `item` in the combo box `combo` (opening it unless it is still open: a click through

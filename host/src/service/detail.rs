@@ -365,6 +365,38 @@ mod tests {
     }
 
     #[test]
+    fn conversation_rules_and_the_latest_receipt_are_kept_and_a_read_is_not_taken_back() {
+        let mut details = Details::default();
+        let id = InteractionId::new("c1");
+        let receipt = |state| {
+            Event::Receipt(plugin_api::Receipt {
+                interaction: id.clone(),
+                state,
+                message: None,
+                up_to: Some(5),
+            })
+        };
+        let delivered = receipt(plugin_api::ReceiptState::Delivered);
+        assert_eq!(details.on_plugin_event(7, &delivered, 1), Change::Live);
+        let state = |d: &Details| d.view(7).receipt.map(|r| r.state);
+        assert_eq!(state(&details), Some(plugin_api::ReceiptState::Delivered));
+        details.on_plugin_event(7, &receipt(plugin_api::ReceiptState::Read), 2);
+        details.on_plugin_event(7, &delivered, 3);
+        assert_eq!(state(&details), Some(plugin_api::ReceiptState::Read));
+        let rules = Event::ConversationRules(plugin_api::ConversationRules {
+            interaction: id.clone(),
+            can_reply: false,
+            reason: "closed".into(),
+            window_closes_at: None,
+            max_length: Some(2000),
+            counting: plugin_api::LengthCounting::Characters,
+            public: false,
+        });
+        assert_eq!(details.on_plugin_event(7, &rules, 4), Change::Live);
+        assert!(details.view(7).rules.is_some_and(|r| !r.can_reply));
+    }
+
+    #[test]
     fn messages_typing_case_data_and_actions_update_the_view_and_are_forgotten_on_close() {
         let mut details = Details::default();
         let id = InteractionId::new("c1");

@@ -361,6 +361,7 @@ impl Desk {
                 ui.label(format!("{} typing", i.detail.typing.join(", ")));
             }
             super::limits::notice(ui, rules);
+            super::limits::receipt(ui, i.detail.receipt.as_ref());
             let id = ui.make_persistent_id(("composer", key));
             // Enter sends, Shift+Enter starts a new line: take a plain Enter before the text
             // field sees it. While the composer lists standard responses (`/`), Enter takes the

@@ -4,7 +4,7 @@
 
 use super::look::{self, Look};
 use eframe::egui;
-use plugin_api::{ConversationRules, LengthCounting};
+use plugin_api::{ConversationRules, LengthCounting, Receipt, ReceiptState};
 
 /// How long `text` is for the channel, counted as plugin-api counts it for the plugin too
 /// (characters, or X's weighted length); `None` for a count this build does not know (the
@@ -40,6 +40,22 @@ pub fn counter(ui: &mut egui::Ui, rules: Option<&ConversationRules>, text: &str)
                 .on_hover_text("The channel counts length its own way");
             true
         }
+    }
+}
+
+/// How far the customer got with our messages (plugin-api 1.2 `receipt`), in words.
+pub fn receipt_words(receipt: &Receipt) -> &'static str {
+    match receipt.state {
+        ReceiptState::Read => "Read by the customer",
+        ReceiptState::Delivered => "Delivered to the customer",
+        ReceiptState::Other => "The channel reported on delivery",
+    }
+}
+
+/// Says how far the customer got with our messages, when the channel tells.
+pub fn receipt(ui: &mut egui::Ui, receipt: Option<&Receipt>) {
+    if let Some(receipt) = receipt {
+        ui.weak(receipt_words(receipt));
     }
 }
 
