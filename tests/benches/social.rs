@@ -14,11 +14,14 @@
 //!
 //! Run with `cargo bench -p agentdesk-tests --bench social`; figures go to docs/performance.md.
 
+#[path = "common/line_timing.rs"]
+mod line_timing;
 use agentdesk_host::PluginHost;
 use agentdesk_host::service::{CoreHandle, CoreService};
 use agentdesk_tests::{build_workspace_plugin_release, start_bench_host};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use hmac::{Hmac, Mac};
+use line_timing::Outstanding;
 use serde_json::json;
 use sha2::Sha256;
 use std::collections::HashMap;
@@ -32,9 +35,6 @@ const AGENTS: usize = 10;
 const PAGE: &str = "PAGE1";
 const APP_ID: &str = "4242";
 const APP_SECRET: &str = "bench-app-secret";
-
-/// Send instants of messages not yet seen by their agent, by (core key, line number).
-type Outstanding = Arc<Mutex<HashMap<(u64, usize), Instant>>>;
 
 /// One webhook to send: the customer's index, the core key and line it should become.
 struct Job {
@@ -266,35 +266,13 @@ impl Bench {
 
     /// A thread per agent that takes the agent's snapshots and times every new line.
     fn watch(&self, core: &CoreHandle, agent: &str) {
-        let stream = core.watch(agent).expect("watch");
-        let (outstanding, pending, latencies) = (
+        line_timing::watch_lines(
+            core,
+            agent,
             self.outstanding.clone(),
             self.pending.clone(),
             self.latencies.clone(),
         );
-        std::thread::spawn(move || {
-            let mut seen: HashMap<u64, usize> = HashMap::new();
-            while let Ok(snapshot) = stream.recv() {
-                let now = Instant::now();
-                for i in &snapshot.interactions {
-                    let last = seen.entry(i.key).or_insert(0);
-                    if i.detail.lines <= *last {
-                        continue;
-                    }
-                    let mut outstanding = outstanding.lock().unwrap_or_else(|e| e.into_inner());
-                    for line in *last + 1..=i.detail.lines {
-                        if let Some(sent) = outstanding.remove(&(i.key, line)) {
-                            latencies
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(now - sent);
-                            pending.fetch_sub(1, Ordering::SeqCst);
-                        }
-                    }
-                    *last = i.detail.lines;
-                }
-            }
-        });
     }
 
     /// Queues one message from each of `customers`; returns when every agent's snapshot shows
@@ -361,10 +339,7 @@ impl Bench {
     }
 
     fn take_latencies(&self) -> Vec<Duration> {
-        let mut latencies =
-            std::mem::take(&mut *self.latencies.lock().unwrap_or_else(|e| e.into_inner()));
-        latencies.sort();
-        latencies
+        line_timing::take_sorted(&self.latencies)
     }
 }
 

@@ -7,12 +7,15 @@
 //!
 //! Run with `cargo bench -p agentdesk-tests --bench webchat`; figures go to docs/performance.md.
 
+#[path = "common/line_timing.rs"]
+mod line_timing;
 use agentdesk_host::PluginHost;
 use agentdesk_host::service::{CoreHandle, CoreService};
 use agentdesk_tests::{build_workspace_plugin_release, start_bench_host};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
+use line_timing::Outstanding;
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,9 +29,6 @@ const AGENTS: usize = 10;
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 type Sink = SplitSink<Socket, Message>;
-
-/// Send instants of messages not yet seen by their agent, by (core key, line number).
-type Outstanding = Arc<Mutex<HashMap<(u64, usize), Instant>>>;
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -136,35 +136,13 @@ impl Bench {
 
     /// A thread per agent that takes the agent's snapshots and times every new line.
     fn watch(&self, core: &CoreHandle, agent: &str) {
-        let stream = core.watch(agent).expect("watch");
-        let (outstanding, pending, latencies) = (
+        line_timing::watch_lines(
+            core,
+            agent,
             self.outstanding.clone(),
             self.pending.clone(),
             self.latencies.clone(),
         );
-        std::thread::spawn(move || {
-            let mut seen: HashMap<u64, usize> = HashMap::new();
-            while let Ok(snapshot) = stream.recv() {
-                let now = Instant::now();
-                for i in &snapshot.interactions {
-                    let last = seen.entry(i.key).or_insert(0);
-                    if i.detail.lines <= *last {
-                        continue;
-                    }
-                    let mut outstanding = outstanding.lock().unwrap_or_else(|e| e.into_inner());
-                    for line in *last + 1..=i.detail.lines {
-                        if let Some(sent) = outstanding.remove(&(i.key, line)) {
-                            latencies
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .push(now - sent);
-                            pending.fetch_sub(1, Ordering::SeqCst);
-                        }
-                    }
-                    *last = i.detail.lines;
-                }
-            }
-        });
     }
 
     /// One message on one connection (the next in turn) while all stay open; returns when its
@@ -193,10 +171,7 @@ impl Bench {
     }
 
     fn take_latencies(&self) -> Vec<Duration> {
-        let mut latencies =
-            std::mem::take(&mut *self.latencies.lock().unwrap_or_else(|e| e.into_inner()));
-        latencies.sort();
-        latencies
+        line_timing::take_sorted(&self.latencies)
     }
 
     /// One message on every connection; returns when every agent's snapshot shows them all.

@@ -377,18 +377,7 @@ impl History {
             )
             .map_err(self.err())?;
         let rows = select
-            .query_map(params![contact, fts_query, text, limit as i64], |r| {
-                Ok(HistoryEntry {
-                    key: r.get::<_, i64>(0)? as u64,
-                    channel: r.get(1)?,
-                    contact: r.get(2)?,
-                    subject: r.get(3)?,
-                    arrived_at: r.get::<_, i64>(4)? as u64,
-                    agent: r.get(5)?,
-                    outcome: r.get(6)?,
-                    wrap_up: r.get(7)?,
-                })
-            })
+            .query_map(params![contact, fts_query, text, limit as i64], entry_of)
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
@@ -411,18 +400,7 @@ impl History {
             )
             .map_err(self.err())?;
         let rows = select
-            .query_map(params![agent, channel, outcome, limit as i64], |r| {
-                Ok(HistoryEntry {
-                    key: r.get::<_, i64>(0)? as u64,
-                    channel: r.get(1)?,
-                    contact: r.get(2)?,
-                    subject: r.get(3)?,
-                    arrived_at: r.get::<_, i64>(4)? as u64,
-                    agent: r.get(5)?,
-                    outcome: r.get(6)?,
-                    wrap_up: r.get(7)?,
-                })
-            })
+            .query_map(params![agent, channel, outcome, limit as i64], entry_of)
             .map_err(self.err())?;
         rows.collect::<Result<_, _>>().map_err(self.err())
     }
@@ -701,6 +679,20 @@ fn split_csv(line: &str) -> Vec<String> {
     cells
 }
 
+/// A history entry from a row of `key, channel, contact_id, subject, arrived_at, agent, outcome,
+/// wrap_up` (the listing queries' columns).
+fn entry_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<HistoryEntry> {
+    Ok(HistoryEntry {
+        key: r.get::<_, i64>(0)? as u64,
+        channel: r.get(1)?,
+        contact: r.get(2)?,
+        subject: r.get(3)?,
+        arrived_at: r.get::<_, i64>(4)? as u64,
+        agent: r.get(5)?,
+        outcome: r.get(6)?,
+        wrap_up: r.get(7)?,
+    })
+}
 #[cfg(test)]
 mod tests {
     use super::*;
