@@ -205,6 +205,13 @@ fn voice_bridge_carries_a_customer_call_to_the_agents_registered_phone_both_ways
             .contains("received event: '7' (end=1)")
             .then_some(())
     });
+    // Hold and resume from the desk act on the customer's leg; Ann's phone stays on the call.
+    rig.exec("ann", AgentCommand::Hold { key });
+    rig.wait_media("ann", key, MediaState::Held);
+    assert!(ann_phone.established(), "Ann's phone stays on a held call");
+    rig.resume("ann", key);
+    rig.wait_media("ann", key, MediaState::Connected);
+    std::thread::sleep(Duration::from_secs(1));
     customer.cmd("hangup", "");
     let ended = rig.wait_state("ann", key, InteractionState::Ended);
     until("Ann's phone hung up", || {
@@ -337,11 +344,11 @@ fn voice_bridge_the_desktops_endpoint_registers_answers_and_takes_calls_from_its
     );
 }
 
-#[test]
-fn voice_bridge_consulting_bob_calls_his_phone_and_the_transfer_hands_it_the_customer() {
-    let rig = rig();
-    let ann_phone = phone(&rig, "2001", ANN_PHONE_HZ, ANN_PASSWORD);
-    let bob_phone = phone(&rig, "2002", BOB_PHONE_HZ, BOB_PASSWORD);
+/// Ann takes a customer's call on her phone and consults Bob, whose phone answers: Ann's phone,
+/// Bob's phone, the customer, the call's key and the consultation's.
+fn consulting_bob(rig: &Rig) -> (Baresip, Baresip, Baresip, u64, u64) {
+    let ann_phone = phone(rig, "2001", ANN_PHONE_HZ, ANN_PASSWORD);
+    let bob_phone = phone(rig, "2002", BOB_PHONE_HZ, BOB_PASSWORD);
     let customer = Baresip::start("customer", CUSTOMER_HZ);
     rig.ready("ann");
     rig.ready("bob");
@@ -374,6 +381,13 @@ fn voice_bridge_consulting_bob_calls_his_phone_and_the_transfer_hands_it_the_cus
     until("Bob's phone connected", || {
         bob_phone.established().then_some(())
     });
+    (ann_phone, bob_phone, customer, key, consultation)
+}
+
+#[test]
+fn voice_bridge_consulting_bob_calls_his_phone_and_the_transfer_hands_it_the_customer() {
+    let rig = rig();
+    let (ann_phone, bob_phone, customer, _key, consultation) = consulting_bob(&rig);
     std::thread::sleep(Duration::from_secs(1));
     rig.exec(
         "ann",
@@ -391,5 +405,30 @@ fn voice_bridge_consulting_bob_calls_his_phone_and_the_transfer_hands_it_the_cus
     customer.cmd("hangup", "");
     until("Bob's phone hung up", || {
         (!bob_phone.established()).then_some(())
+    });
+}
+
+#[test]
+fn voice_bridge_a_conference_keeps_both_phones_and_the_customer_hearing_each_other() {
+    let rig = rig();
+    let (ann_phone, bob_phone, customer, key, consultation) = consulting_bob(&rig);
+    rig.exec("ann", AgentCommand::Conference { consultation });
+    rig.wait_media("ann", key, MediaState::Connected);
+    std::thread::sleep(Duration::from_secs(2));
+    for (phone, who) in [(&ann_phone, "Ann's"), (&bob_phone, "Bob's")] {
+        assert!(phone.established(), "{who} phone stays in the conference");
+    }
+    assert!(
+        customer.established(),
+        "the customer stays in the conference"
+    );
+    customer.assert_heard(ANN_PHONE_HZ, "the customer heard Ann's phone");
+    customer.assert_heard(BOB_PHONE_HZ, "the customer heard Bob's phone");
+    bob_phone.assert_heard(CUSTOMER_HZ, "Bob's phone heard the customer");
+    // The customer's hang-up ends the conference for everyone: no phone is left on a call the
+    // desk no longer shows.
+    customer.cmd("hangup", "");
+    until("both phones hung up", || {
+        (!ann_phone.established() && !bob_phone.established()).then_some(())
     });
 }

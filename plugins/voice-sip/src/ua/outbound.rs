@@ -528,6 +528,15 @@ impl Ua {
                 party,
             }));
         }
+        // The customer's call ends a conference for everyone: the colleague's leg (a
+        // consultation the core already merged into this call) is hung up, not left orphaned.
+        if !matches!(call.kind, CallKind::Consultation { .. })
+            && let Some(other) = call.conference_with.take()
+            && self.calls.contains_key(&other)
+        {
+            self.hang_up(&other);
+            self.finish(&other, None);
+        }
         // A consultation that ends without a conference gives the agent back to the customer.
         if let CallKind::Consultation { about } = &call.kind
             && let Some(customer) = self.calls.get_mut(about)
